@@ -1,0 +1,141 @@
+from django.db import models
+from django.utils import timezone
+
+from customers.models import Customer
+from segments.models import Segment
+
+
+class EmailTemplate(models.Model):
+    KIND_CHOICES = [("marketing", "Marketing"), ("transactional", "Transactional")]
+    KEY_CHOICES = [("order_confirmation", "Order confirmation"), ("order_shipped", "Order shipped")]
+
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=15, choices=KIND_CHOICES, default="marketing")
+    key = models.CharField(max_length=50, choices=KEY_CHOICES, null=True, blank=True)
+    subject = models.CharField(max_length=998)
+    html_body = models.TextField(blank=True, default="")
+    text_body = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "email_templates"
+        ordering = ["name", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["key"],
+                condition=models.Q(kind="transactional"),
+                name="transactional_template_key_unique",
+            )
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class Campaign(models.Model):
+    STATUS_CHOICES = [
+        ("draft", "Draft"),
+        ("scheduled", "Scheduled"),
+        ("sending", "Sending"),
+        ("paused", "Paused"),
+        ("sent", "Sent"),
+        ("cancelled", "Cancelled"),
+        ("failed", "Failed"),
+    ]
+
+    name = models.CharField(max_length=200)
+    subject = models.CharField(max_length=998, blank=True, default="")
+    template = models.ForeignKey(EmailTemplate, null=True, blank=True, on_delete=models.SET_NULL)
+    html_body = models.TextField(blank=True, default="")
+    text_body = models.TextField(blank=True, default="")
+    segment = models.ForeignKey(Segment, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    exclude_segment = models.ForeignKey(
+        Segment, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    from_email = models.EmailField(blank=True, default="")
+    from_name = models.CharField(max_length=200, blank=True, default="")
+    reply_to = models.EmailField(blank=True, default="")
+    track_opens = models.BooleanField(default=True)
+    track_clicks = models.BooleanField(default=True)
+    scheduled_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=STATUS_CHOICES, default="draft", db_index=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "campaigns"
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return self.name
+
+
+class CampaignRecipient(models.Model):
+    """One row per recipient, frozen when sending starts; the unit of claiming, sending and tracking."""
+
+    STATUS_CHOICES = [
+        ("pending", "Pending"),
+        ("sending", "Sending"),
+        ("sent", "Sent"),
+        ("delivered", "Delivered"),
+        ("failed", "Failed"),
+        ("bounced", "Bounced"),
+        ("complained", "Complained"),
+    ]
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="recipients")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="campaign_recipients")
+    email = models.CharField(max_length=254)
+    status = models.CharField(max_length=10, choices=STATUS_CHOICES, default="pending")
+    message_id = models.CharField(max_length=255, blank=True, default="")
+    attempts = models.PositiveSmallIntegerField(default=0)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    sent_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    first_opened_at = models.DateTimeField(null=True, blank=True)
+    first_clicked_at = models.DateTimeField(null=True, blank=True)
+    unsubscribed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "campaign_recipients"
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "email"], name="recipient_campaign_email_unique")
+        ]
+        indexes = [
+            models.Index(fields=["campaign", "status"], name="recipient_campaign_status"),
+            models.Index(fields=["customer"], name="recipient_customer"),
+        ]
+
+
+class CampaignLink(models.Model):
+    """A URL that appeared in a campaign's content; click tokens name it, so no other URL is reachable."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="links")
+    url = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "campaign_links"
+        constraints = [models.UniqueConstraint(fields=["campaign", "url"], name="campaign_link_unique")]
+
+
+class Suppression(models.Model):
+    """An address that gets no marketing email again (hard bounce, complaint, or by hand)."""
+
+    REASON_CHOICES = [("hard_bounce", "Hard bounce"), ("complaint", "Complaint"), ("manual", "Manual")]
+
+    email = models.CharField(max_length=254, unique=True)
+    reason = models.CharField(max_length=20, choices=REASON_CHOICES)
+    detail = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "suppressions"
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return self.email

@@ -1,0 +1,131 @@
+"""API conventions shared by every app: pagination, error shapes, auth token endpoint."""
+
+import logging
+
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import exceptions, serializers, status
+from rest_framework.authtoken.models import Token
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.views import APIView
+from rest_framework.views import exception_handler as drf_exception_handler
+
+logger = logging.getLogger(__name__)
+
+
+class Conflict(exceptions.APIException):
+    """A state conflict, e.g. sending a campaign that is already sent."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The object's state does not allow this."
+    default_code = "conflict"
+
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "The request body is too large."
+    default_code = "payload_too_large"
+
+
+def exception_handler(exc, context):
+    """DRF's handler, plus Django's own errors mapped to their 4xx instead of a 500."""
+    if isinstance(exc, DjangoValidationError):
+        detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        exc = exceptions.ValidationError(detail)
+    elif isinstance(exc, RequestDataTooBig):
+        exc = PayloadTooLarge()
+    elif isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+    return drf_exception_handler(exc, context)
+
+
+ERROR_400 = OpenApiResponse(description="Invalid input: `{field: [messages]}`.")
+ERROR_404 = OpenApiResponse(description="Not found (objects of other tenants too).")
+ERROR_409 = OpenApiResponse(description="The object's state does not allow this.")
+
+
+class AuthFailureThrottle(SimpleRateThrottle):
+    """Counts failed logins per client address and username; a burst of failures is a 429."""
+
+    scope = "auth_failures"
+
+    def get_cache_key(self, request, view):
+        username = ""
+        if isinstance(request.data, dict):
+            username = str(request.data.get("username", ""))[:150].lower()
+        return self.cache_format % {"scope": self.scope, "ident": f"{self.get_ident(request)}:{username}"}
+
+    def allow_request(self, request, view):
+        # Only failures are recorded (see record_failure); here we only check the count.
+        if self.rate is None:
+            return True
+        self.key = self.get_cache_key(request, view)
+        self.history = self.cache.get(self.key, [])
+        self.now = self.timer()
+        while self.history and self.history[-1] <= self.now - self.duration:
+            self.history.pop()
+        if len(self.history) >= self.num_requests:
+            return self.throttle_failure()
+        return True
+
+    def record_failure(self):
+        self.history.insert(0, self.now)
+        self.cache.set(self.key, self.history, self.duration)
+
+
+class TokenRequestSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    password = serializers.CharField(max_length=256, trim_whitespace=False)
+
+
+class TokenView(APIView):
+    """`POST /api/auth/token` with username and password returns the user's API token."""
+
+    permission_classes = [AllowAny]
+    authentication_classes = []
+    throttle_classes = [AuthFailureThrottle]
+
+    @extend_schema(
+        request=TokenRequestSerializer,
+        responses={
+            200: inline_serializer("TokenResponse", {"token": serializers.CharField()}),
+            400: ERROR_400,
+            429: OpenApiResponse(description="Too many failed attempts."),
+        },
+        auth=[],
+    )
+    def post(self, request):
+        from django.contrib.auth import authenticate
+
+        serializer = TokenRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        user = authenticate(
+            request=request._request,
+            username=serializer.validated_data["username"].strip().lower(),
+            password=serializer.validated_data["password"],
+        )
+        if user is None or not user.is_active:
+            for throttle in self.get_throttles():
+                if isinstance(throttle, AuthFailureThrottle) and hasattr(throttle, "key"):
+                    throttle.record_failure()
+            raise exceptions.ValidationError(
+                {"non_field_errors": ["Unable to log in with these credentials."]}
+            )
+        token, _ = Token.objects.get_or_create(user=user)
+        return Response({"token": token.key})
+
+
+class TokenRevokeView(APIView):
+    """`DELETE /api/auth/token/current` revokes the token that authenticates the request."""
+
+    @extend_schema(responses={204: None, 401: OpenApiResponse(description="Not authenticated.")})
+    def delete(self, request):
+        if isinstance(request.auth, Token):
+            request.auth.delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,26 @@
+"""The Celery app: tenant-aware (the schema travels in each message's headers), broker Redis."""
+
+import os
+
+from celery.schedules import crontab
+from tenant_schemas_celery.app import CeleryApp
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crm_project.settings")
+
+app = CeleryApp("crm_project")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+# Beat runs these from the public schema; each task loops over the serving tenants itself.
+app.conf.beat_schedule = {
+    # Start campaigns whose scheduled_at has come (every minute: a marketer's "9:00" means 9:00).
+    "campaigns-dispatch-due": {"task": "campaigns.tasks.dispatch_due_campaigns", "schedule": 60.0},
+    # Re-queue recipients whose worker died holding their lease.
+    "campaigns-reclaim-leases": {"task": "campaigns.tasks.reclaim_expired_leases", "schedule": 120.0},
+    # Publish the transactional outbox; changes also kick it after commit, this catches the rest.
+    "events-publish-outbox": {"task": "events.tasks.publish_outbox", "schedule": 10.0},
+    # Prune outbox rows that RabbitMQ confirmed long ago.
+    "events-prune-outbox": {"task": "events.tasks.prune_outbox", "schedule": crontab(minute=17)},
+    # Roll raw open/click hits up into counters, interactions and events.
+    "tracking-rollup": {"task": "tracking.tasks.rollup_all_tenants", "schedule": 15.0},
+}

@@ -1,0 +1,13 @@
+"""URLs of a tenant's host: the marketers' admin, the API, tracking links, health."""
+
+from django.contrib import admin
+from django.urls import include, path
+
+from .health import healthz
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/", include("crm_project.api_urls")),
+    path("", include("tracking.urls")),
+    path("healthz", healthz, name="healthz"),
+]

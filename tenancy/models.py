@@ -1,0 +1,55 @@
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django_tenants.models import DomainMixin, TenantMixin
+
+
+class TenantQuerySet(models.QuerySet):
+    def serving(self):
+        """Tenants that serve traffic and run periodic work (not public, not the template)."""
+        return self.filter(is_active=True, is_template=False).exclude(schema_name="public")
+
+
+class Tenant(TenantMixin):
+    """A webshop business: one PostgreSQL schema, one or more domains, its own settings."""
+
+    name = models.CharField(max_length=200)
+    is_active = models.BooleanField(default=True)
+    is_template = models.BooleanField(default=False, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    deactivated_at = models.DateTimeField(null=True, blank=True)
+
+    # Sending settings (the tenant's settings page in the admin edits these).
+    from_name = models.CharField(max_length=200, blank=True)
+    from_email = models.EmailField(blank=True, help_text="Sender address; empty means MAIL_FROM_ADDRESS.")
+    reply_to = models.EmailField(blank=True)
+    postal_address = models.TextField(blank=True, help_text="Shown in the footer of marketing email.")
+    send_rate_per_second = models.PositiveIntegerField(
+        default=50, validators=[MinValueValidator(1), MaxValueValidator(10000)]
+    )
+    track_opens = models.BooleanField(default=True)
+    track_clicks = models.BooleanField(default=True)
+    machine_open_window_seconds = models.PositiveIntegerField(default=10)
+
+    # Schemas are created by tenancy.services.tenant_create (clone of the template + real migrate).
+    auto_create_schema = False
+    auto_drop_schema = False
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["schema_name"]
+
+    def __str__(self):
+        return f"{self.name} ({self.schema_name})"
+
+    @property
+    def slug(self):
+        return self.schema_name
+
+
+class Domain(DomainMixin):
+    class Meta:
+        ordering = ["domain"]
+
+    def __str__(self):
+        return self.domain

@@ -1,0 +1,147 @@
+"""Test infrastructure (see TENANCY.md): a session-wide public tenant and two test tenants, created
+once and kept with --reuse-db; each test runs in a rolled-back transaction inside tenant A."""
+
+import os
+import socket
+from urllib.parse import urlsplit
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from django_tenants.utils import schema_context
+
+TENANT_A = {"slug": "tenant-a", "domain": "tenant-a.localhost", "name": "Tenant A"}
+TENANT_B = {"slug": "tenant-b", "domain": "tenant-b.localhost", "name": "Tenant B"}
+PASSWORD = "correct-horse-battery"
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    from tenancy.models import Tenant
+    from tenancy.services import public_tenant_ensure, schema_for_slug, tenant_create
+
+    with django_db_blocker.unblock():
+        public_tenant_ensure()
+        for spec in (TENANT_A, TENANT_B):
+            if not Tenant.objects.filter(schema_name=schema_for_slug(spec["slug"])).exists():
+                tenant_create(
+                    slug=spec["slug"],
+                    domain=spec["domain"],
+                    name=spec["name"],
+                    admin_email=f"admin@{spec['domain']}",
+                    admin_password=PASSWORD,
+                )
+        connection.set_schema_to_public()
+
+
+def _tenant(spec):
+    from tenancy.models import Tenant
+    from tenancy.services import schema_for_slug
+
+    return Tenant.objects.get(schema_name=schema_for_slug(spec["slug"]))
+
+
+@pytest.fixture
+def tenant(db):
+    """Tenant A, active on the connection for the whole test."""
+    connection.set_schema_to_public()
+    current = _tenant(TENANT_A)
+    connection.set_tenant(current)
+    yield current
+    connection.set_schema_to_public()
+
+
+@pytest.fixture
+def other_tenant(db, tenant):
+    """Tenant B (the connection stays on tenant A; use `schema_context(other_tenant.schema_name)`)."""
+    with schema_context("public"):
+        return _tenant(TENANT_B)
+
+
+@pytest.fixture
+def admin_user(tenant):
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.get(username=f"admin@{TENANT_A['domain']}")
+
+
+@pytest.fixture
+def marketer(tenant):
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+
+    from tenancy.roles import MARKETER
+
+    user = get_user_model().objects.create_user(
+        username="marketer@tenant-a.localhost",
+        email="marketer@tenant-a.localhost",
+        password=PASSWORD,
+        is_staff=True,
+    )
+    user.groups.add(Group.objects.get(name=MARKETER))
+    return user
+
+
+def make_api_client(tenant_obj, user=None):
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    client = APIClient(HTTP_HOST=tenant_obj.get_primary_domain().domain)
+    if user is not None:
+        with schema_context(tenant_obj.schema_name):
+            token, _ = Token.objects.get_or_create(user=user)
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        client.token = token.key
+    return client
+
+
+@pytest.fixture
+def api(tenant, admin_user):
+    """An API client on tenant A's host, authenticated with the tenant admin's token."""
+    return make_api_client(tenant, admin_user)
+
+
+@pytest.fixture
+def anon_api(tenant):
+    return make_api_client(tenant)
+
+
+@pytest.fixture
+def api_b(other_tenant):
+    """An API client on tenant B's host, authenticated as tenant B's admin."""
+    from django.contrib.auth import get_user_model
+
+    with schema_context(other_tenant.schema_name):
+        user = get_user_model().objects.get(username=f"admin@{TENANT_B['domain']}")
+    return make_api_client(other_tenant, user)
+
+
+def _reachable(url, default_port):
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or default_port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def require_service(name):
+    """A test that needs a real server: in CI a missing one fails the test, elsewhere it skips it."""
+    urls = {"redis": (settings.REDIS_URL, 6379), "rabbitmq": (settings.EVENTS_BROKER_URL, 5672)}
+    url, port = urls[name]
+    if not url or not _reachable(url, port):
+        message = f"{name} is not reachable at {url}"
+        if IN_CI:
+            pytest.fail(message + " (CI must run every test against the real service)")
+        pytest.skip(message)
+
+
+@pytest.fixture
+def redis_service():
+    require_service("redis")
+
+
+@pytest.fixture
+def rabbitmq_service():
+    require_service("rabbitmq")

@@ -41,6 +41,9 @@ SHARED_APPS = [
     "django_tenants",
     "tenancy",
     "events",
+    "unfold",
+    "unfold.contrib.filters",
+    "unfold.contrib.forms",
     "django.contrib.contenttypes",
     "django.contrib.auth",
     "django.contrib.sessions",
@@ -274,3 +277,19 @@ if PRODUCTION and (SECRET_KEY == DEFAULT_SECRET_KEY or len(SECRET_KEY) < 32 or D
     raise ImproperlyConfigured(
         "APP_ENV=production refuses to start with DEBUG on or a default/short SECRET_KEY (>= 32 chars)."
     )
+
+# --- admin theme (django-unfold) -----------------------------------------------------------------
+UNFOLD = {
+    "SITE_TITLE": "CRM",
+    "SITE_HEADER": "CRM",
+    "SITE_SYMBOL": "campaign",
+    "SHOW_HISTORY": True,
+    "SHOW_VIEW_ON_SITE": False,
+    "ENVIRONMENT": "crm_project.admin_site.environment_label",
+    "DASHBOARD_CALLBACK": "crm_project.admin_site.dashboard_callback",
+    "SIDEBAR": {
+        "show_search": True,
+        "show_all_applications": False,
+        "navigation": "crm_project.admin_site.navigation",
+    },
+}

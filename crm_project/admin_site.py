@@ -1,0 +1,97 @@
+"""The marketers' admin: navigation built around their work, the tenant's name, the dashboard."""
+
+from django.urls import NoReverseMatch, reverse
+from django.utils.translation import gettext_lazy as _
+
+
+def environment_label(request):
+    tenant = getattr(request, "tenant", None)
+    if tenant is None or tenant.schema_name == "public":
+        return [_("Platform"), "warning"]
+    return [tenant.name, "info"]
+
+
+def _item(title, icon, url_name, permission=None):
+    def link(request):
+        try:
+            return reverse(url_name)
+        except NoReverseMatch:
+            return "#"
+
+    item = {"title": title, "icon": icon, "link": link}
+    if permission:
+        item["permission"] = lambda request: request.user.has_perm(permission)
+    return item
+
+
+def navigation(request):
+    tenant = getattr(request, "tenant", None)
+    if tenant is None or tenant.schema_name == "public":
+        return [
+            {
+                "title": _("Platform"),
+                "items": [
+                    _item(_("Tenants"), "apartment", "admin:tenancy_tenant_changelist"),
+                    _item(_("Domains"), "language", "admin:tenancy_domain_changelist"),
+                    _item(_("Operators"), "person", "admin:auth_user_changelist"),
+                ],
+            }
+        ]
+    return [
+        {
+            "title": _("CRM"),
+            "items": [
+                _item(_("Dashboard"), "dashboard", "admin:index"),
+                _item(
+                    _("Customers"), "group", "admin:customers_customer_changelist", "customers.view_customer"
+                ),
+                _item(
+                    _("Orders"), "shopping_cart", "admin:customers_order_changelist", "customers.view_order"
+                ),
+                _item(_("Tags"), "sell", "admin:customers_tag_changelist", "customers.view_tag"),
+                _item(
+                    _("Segments"), "filter_alt", "admin:segments_segment_changelist", "segments.view_segment"
+                ),
+            ],
+        },
+        {
+            "title": _("Email"),
+            "items": [
+                _item(
+                    _("Templates"),
+                    "article",
+                    "admin:campaigns_emailtemplate_changelist",
+                    "campaigns.view_emailtemplate",
+                ),
+                _item(
+                    _("Campaigns"),
+                    "campaign",
+                    "admin:campaigns_campaign_changelist",
+                    "campaigns.view_campaign",
+                ),
+                _item(
+                    _("Suppressions"),
+                    "block",
+                    "admin:campaigns_suppression_changelist",
+                    "campaigns.view_suppression",
+                ),
+            ],
+        },
+        {
+            "title": _("Administration"),
+            "items": [
+                _item(_("Users"), "manage_accounts", "admin:auth_user_changelist", "auth.change_user"),
+                _item(_("Roles"), "badge", "admin:auth_group_changelist", "auth.change_group"),
+            ],
+        },
+    ]
+
+
+# Apps register dashboard cards here at start-up: callables (request) -> dict merged into the context.
+DASHBOARD_PROVIDERS = []
+
+
+def dashboard_callback(request, context):
+    for provider in DASHBOARD_PROVIDERS:
+        context.update(provider(request) or {})
+    return context

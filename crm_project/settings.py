@@ -56,6 +56,7 @@ SHARED_APPS = [
     "drf_spectacular",
     "corsheaders",
     "anymail",
+    "crm_project",
 ]
 # Users, sessions, admin log and API tokens exist per tenant: a token or session of one tenant
 # is meaningless on another tenant's host.
@@ -215,6 +216,10 @@ CELERY_TASK_DEFAULT_QUEUE = env("CELERY_QUEUE", "crm")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TIMEZONE = "UTC"
+
+# --- segments -------------------------------------------------------------------------------------
+# How long a segment's customer count is cached (per tenant); `?refresh=true` recomputes it.
+SEGMENT_COUNT_CACHE_SECONDS = int(env("SEGMENT_COUNT_CACHE_SECONDS", "60"))
 
 # --- events (RabbitMQ) ----------------------------------------------------------------------------
 EVENTS_BROKER_URL = env("EVENTS_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")

@@ -10,9 +10,9 @@ from django.core.management import call_command
 from django.core.validators import validate_email
 from django.db import connection, transaction
 from django.utils import timezone
-from django_tenants.clone import CloneSchema
 from django_tenants.utils import schema_context, schema_exists
 
+from .clone import clone_schema
 from .models import Domain, Tenant
 
 SLUG_RE = re.compile(r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$")
@@ -110,6 +110,7 @@ def tenant_create(*, slug, domain, name=None, admin_email=None, admin_password=N
     schema = validate_slug(slug)
     host = validate_domain(domain)
     if admin_email is not None:
+        admin_email = admin_email.strip().lower()
         try:
             validate_email(admin_email)
         except ValidationError:
@@ -123,7 +124,7 @@ def tenant_create(*, slug, domain, name=None, admin_email=None, admin_password=N
         tenant = Tenant(schema_name=schema, name=name or slug.replace("-", " ").title())
         tenant.save()
         domain_row = Domain.objects.create(domain=host, tenant=tenant, is_primary=True)
-        CloneSchema().clone_schema(settings.TENANT_TEMPLATE_SCHEMA, schema, "DATA")
+        clone_schema(source=settings.TENANT_TEMPLATE_SCHEMA, target=schema)
         # A real migrate, not a faked one: applies whatever the template has not got yet.
         call_command(
             "migrate_schemas", schema_name=schema, tenant=True, interactive=False, verbosity=verbosity
@@ -140,11 +141,13 @@ def tenant_provision(*, tenant, admin_email=None, admin_password=None):
 
     from .roles import roles_ensure
 
-    roles_ensure()
     if admin_email:
         user_model = get_user_model()
-        email = admin_email.strip().lower()
-        user_model.objects.create_superuser(username=email, email=email, password=admin_password)
+        user = user_model.objects.create_superuser(
+            username=admin_email, email=admin_email, password=admin_password
+        )
+        user.groups.add(*roles_ensure()[:1])
+    roles_ensure()
     for hook in PROVISION_HOOKS:
         hook(tenant)
 

@@ -1,0 +1,186 @@
+"""Development and test launcher behind `make run` and `make test`.
+
+It decides what the environment lacks and fills it in before Django starts (settings read only the
+environment): a PostgreSQL (the local server if one answers, else an embedded one from the
+`pgserver` package, data under var/), Redis if it answers (else tasks run in-process and mail goes
+to .eml files), and says so.
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR = BASE_DIR / "var"
+PY = sys.executable
+DEMO = {
+    "slug": "demo",
+    "domain": "demo.localhost",
+    "email": "admin@demo.localhost",
+    "password": "demo-admin-2024",
+}
+
+
+def say(message):
+    print(f"[crm] {message}", flush=True)
+
+
+def load_dotenv(path=BASE_DIR / ".env"):
+    if not path.exists():
+        return
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, value = line.split("=", 1)
+            os.environ.setdefault(key.strip(), value.strip().strip('"').strip("'"))
+
+
+def reachable(host, port, timeout=0.5):
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def embedded_postgres(database):
+    """Start (or reuse) the embedded PostgreSQL under var/pgdata; return a DATABASE_URL for it."""
+    import pgserver
+
+    data = VAR / "pgdata"
+    data.mkdir(parents=True, exist_ok=True)
+    server = pgserver.get_server(str(data), cleanup_mode=None)  # keeps running between commands
+    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")
+    if "(1 row)" not in exists:
+        server.psql(f'CREATE DATABASE "{database}";')
+    return f"postgres://postgres@{quote(str(data), safe='')}/{database}"
+
+
+def choose_database(*, prefer_local):
+    if os.environ.get("DATABASE_URL"):
+        return "configured"
+    if prefer_local and reachable("127.0.0.1", 5432):
+        os.environ["DATABASE_URL"] = "postgres://postgres@127.0.0.1:5432/crm"
+        return "local PostgreSQL at 127.0.0.1:5432"
+    os.environ["DATABASE_URL"] = embedded_postgres("crm")
+    return "embedded PostgreSQL (pgserver) with data in var/pgdata"
+
+
+def choose_services():
+    notes = []
+    if "REDIS_URL" not in os.environ:
+        if reachable("127.0.0.1", 6379):
+            os.environ["REDIS_URL"] = "redis://127.0.0.1:6379/0"
+        else:
+            os.environ["REDIS_URL"] = ""
+    if not os.environ["REDIS_URL"]:
+        os.environ.setdefault("CELERY_TASK_ALWAYS_EAGER", "true")
+        os.environ.setdefault("CELERY_BROKER_URL", "memory://")
+        notes.append("no Redis reachable: tasks run in-process (no worker, no beat), cache is in memory")
+    if "MAIL_MAILER" not in os.environ:
+        host, port = os.environ.get("EMAIL_HOST", "127.0.0.1"), int(os.environ.get("EMAIL_PORT", "1025"))
+        if not reachable(host, port):
+            os.environ["MAIL_MAILER"] = "file"
+            notes.append(f"no SMTP server at {host}:{port}: mail is written as .eml files to var/mail/")
+    if not reachable("127.0.0.1", 5672) and "EVENTS_BROKER_URL" not in os.environ:
+        notes.append("no RabbitMQ reachable: events wait in the outbox until one is")
+    return notes
+
+
+def manage(*args, check=True):
+    return subprocess.run([PY, str(BASE_DIR / "manage.py"), *args], cwd=BASE_DIR, check=check)
+
+
+def run():
+    load_dotenv()
+    os.environ.setdefault("APP_URL", "http://localhost:8012")
+    database = choose_database(prefer_local=False)
+    say(f"database: {database}")
+    for note in choose_services():
+        say(note)
+    manage("migrate", "--noinput", "-v", "0")
+    manage(
+        "seed_demo",
+        "--slug",
+        DEMO["slug"],
+        "--domain",
+        DEMO["domain"],
+        "--admin-email",
+        DEMO["email"],
+        "--admin-password",
+        DEMO["password"],
+    )
+    children = []
+    if os.environ.get("REDIS_URL"):
+        celery = shutil.which("celery", path=str(Path(PY).parent)) or "celery"
+        children.append(
+            subprocess.Popen(
+                [
+                    celery,
+                    "-A",
+                    "crm_project",
+                    "worker",
+                    "-l",
+                    "warning",
+                    "-B",
+                    "--concurrency",
+                    "2",
+                    "-Q",
+                    os.environ.get("CELERY_QUEUE", "crm"),
+                ],
+                cwd=BASE_DIR,
+            )
+        )
+        say("Celery worker and beat started")
+    port = os.environ.get("PORT", "8012")
+    say(f"admin:    http://{DEMO['domain']}:{port}/admin/   login {DEMO['email']} / {DEMO['password']}")
+    say(f"API docs: http://{DEMO['domain']}:{port}/api/docs/")
+    say(f"operators (public host): http://localhost:{port}/admin/  (python manage.py createsuperuser)")
+    web = subprocess.Popen(
+        [PY, str(BASE_DIR / "manage.py"), "runserver", f"0.0.0.0:{port}", "--noreload"], cwd=BASE_DIR
+    )
+    children.append(web)
+
+    def stop(*_):
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in children:
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    while all(child.poll() is None for child in children):
+        time.sleep(1)
+    stop()
+
+
+def test(args):
+    load_dotenv(BASE_DIR / ".env.test")
+    database = choose_database(prefer_local=True)
+    say(f"database: {database}")
+    os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
+    os.environ.setdefault("MAIL_MAILER", "locmem")
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    command = [PY, "-m", "pytest", *args]
+    return subprocess.run(command, cwd=BASE_DIR).returncode
+
+
+if __name__ == "__main__":
+    mode = sys.argv[1] if len(sys.argv) > 1 else "run"
+    if mode == "run":
+        run()
+    elif mode == "test":
+        sys.exit(test(sys.argv[2:]))
+    else:
+        sys.exit("usage: python -m crm_project.devenv run|test [pytest args]")

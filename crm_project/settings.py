@@ -224,6 +224,22 @@ SEGMENT_COUNT_CACHE_SECONDS = int(env("SEGMENT_COUNT_CACHE_SECONDS", "60"))
 # --- events (RabbitMQ) ----------------------------------------------------------------------------
 EVENTS_BROKER_URL = env("EVENTS_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
 EVENTS_EXCHANGE = env("EVENTS_EXCHANGE", "crm.events")
+EVENTS_BROKER_CONNECT_TIMEOUT = float(env("EVENTS_BROKER_CONNECT_TIMEOUT", "5"))
+EVENTS_BROKER_HEARTBEAT = int(env("EVENTS_BROKER_HEARTBEAT", "30"))
+EVENTS_PUBLISH_CONFIRM_TIMEOUT = float(env("EVENTS_PUBLISH_CONFIRM_TIMEOUT", "10"))
+EVENTS_PUBLISH_BATCH_SIZE = int(env("EVENTS_PUBLISH_BATCH_SIZE", "200"))
+EVENTS_PUBLISH_MAX_BATCHES = int(env("EVENTS_PUBLISH_MAX_BATCHES", "50"))
+# While the broker is down the waiting event is retried after 2, 4, 8 ... s, at most this often.
+EVENTS_PUBLISH_BACKOFF_BASE = float(env("EVENTS_PUBLISH_BACKOFF_BASE", "2"))
+EVENTS_PUBLISH_BACKOFF_MAX = float(env("EVENTS_PUBLISH_BACKOFF_MAX", "60"))
+EVENTS_OUTBOX_RETENTION_DAYS = int(env("EVENTS_OUTBOX_RETENTION_DAYS", "7"))
+EVENTS_INBOX_RETENTION_DAYS = int(env("EVENTS_INBOX_RETENTION_DAYS", "30"))
+# Inbound: the webshop's exchange and the CRM's queue on it (plus `<queue>.dlx` / `<queue>.dead`).
+WEBSHOP_EVENTS_EXCHANGE = env("WEBSHOP_EVENTS_EXCHANGE", "webshop.events")
+WEBSHOP_EVENTS_QUEUE = env("WEBSHOP_EVENTS_QUEUE", "crm.webshop.ingest")
+WEBSHOP_EVENTS_BATCH_SIZE = int(env("WEBSHOP_EVENTS_BATCH_SIZE", "100"))
+# Order emails for orders placed longer ago than this are not sent (a historic import is no news).
+TRANSACTIONAL_EMAIL_MAX_AGE_HOURS = int(env("TRANSACTIONAL_EMAIL_MAX_AGE_HOURS", "72"))
 
 # --- mail -----------------------------------------------------------------------------------------
 MAIL_MAILER = env("MAIL_MAILER", "smtp")

@@ -1,0 +1,86 @@
+"""Reads of segments: who a segment matches, counted, previewed. One SQL query each, never a loop.
+
+Campaigns build their audience from `segment_customers(...)`/`rules_queryset(...)` inside an
+``INSERT ... SELECT`` (via ``.values("id")``), so these return plain, un-evaluated querysets.
+"""
+
+import logging
+import time
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db.models import Exists, OuterRef, QuerySet
+from django.utils import timezone
+
+from customers.models import Customer
+
+from .models import Segment, SegmentMember
+from .rules import RuleError, compile_rules
+
+logger = logging.getLogger(__name__)
+
+PREVIEW_SAMPLE_SIZE = 10
+
+
+def customers_matchable() -> QuerySet[Customer]:
+    """Every customer a segment may match: erased customers never match anything."""
+    return Customer.objects.filter(erased_at__isnull=True)
+
+
+def rules_queryset(*, rules, now=None) -> QuerySet[Customer]:
+    """Customers matching a react-querybuilder rule tree; raises `RuleError` for invalid rules."""
+    return customers_matchable().filter(compile_rules(rules, now=now))
+
+
+def segment_customers(*, segment: Segment, now=None) -> QuerySet[Customer]:
+    """The customers a segment matches now: compiled rules (dynamic) or its member list (static)."""
+    if segment.kind == "static":
+        members = SegmentMember.objects.filter(segment_id=segment.pk, customer_id=OuterRef("pk"))
+        return customers_matchable().filter(Exists(members))
+    if segment.rules is None:
+        raise RuleError(["rules: a dynamic segment needs rules"])
+    return rules_queryset(rules=segment.rules, now=now)
+
+
+def segment_list() -> QuerySet[Segment]:
+    return Segment.objects.all()
+
+
+def _count_cache_key(segment):
+    # updated_at moves with every edit and every member change, so an edit never shows a stale count.
+    stamp = segment.updated_at.timestamp() if segment.updated_at else 0
+    return f"segments:count:{segment.pk}:{stamp}"
+
+
+def segment_count(*, segment: Segment, refresh=False) -> dict:
+    """``{"count", "counted_at"}`` for a segment, cached briefly per tenant (the cache key function
+    carries the tenant's schema); `refresh` recomputes. A segment whose rules no longer compile
+    (e.g. a field that is gone) counts as None rather than failing the page that shows it."""
+    key = _count_cache_key(segment)
+    if not refresh:
+        try:
+            cached = cache.get(key)
+        except Exception:  # a cache outage costs a query, never a failed request
+            logger.warning("segment count cache unavailable", exc_info=True)
+            cached = None
+        if cached is not None:
+            return cached
+    try:
+        count = segment_customers(segment=segment).count()
+    except RuleError:
+        count = None
+    result = {"count": count, "counted_at": timezone.now()}
+    try:
+        cache.set(key, result, settings.SEGMENT_COUNT_CACHE_SECONDS)
+    except Exception:
+        logger.warning("segment count cache unavailable", exc_info=True)
+    return result
+
+
+def segment_preview(*, rules, sample_size=PREVIEW_SAMPLE_SIZE) -> dict:
+    """``{"count", "sample", "milliseconds"}`` for rules being edited; raises `RuleError`."""
+    started = time.monotonic()
+    matching = rules_queryset(rules=rules)
+    count = matching.count()
+    sample = list(matching.order_by("-id")[:sample_size]) if count else []
+    return {"count": count, "sample": sample, "milliseconds": round((time.monotonic() - started) * 1000)}

@@ -21,6 +21,8 @@ app.conf.beat_schedule = {
     "events-publish-outbox": {"task": "events.tasks.publish_outbox", "schedule": 10.0},
     # Prune outbox rows that RabbitMQ confirmed long ago.
     "events-prune-outbox": {"task": "events.tasks.prune_outbox", "schedule": crontab(minute=17)},
+    # Forget applied webshop message ids once the webshop can no longer redeliver them.
+    "events-prune-inbox": {"task": "events.tasks.prune_inbox", "schedule": crontab(minute=23)},
     # Roll raw open/click hits up into counters, interactions and events.
     "tracking-rollup": {"task": "tracking.tasks.rollup_all_tenants", "schedule": 15.0},
 }

@@ -56,7 +56,6 @@ SHARED_APPS = [
     "drf_spectacular",
     "corsheaders",
     "anymail",
-    "crm_project",
 ]
 # Users, sessions, admin log and API tokens exist per tenant: a token or session of one tenant
 # is meaningless on another tenant's host.
@@ -71,7 +70,8 @@ TENANT_APPS = [
     "campaigns",
     "tracking",
 ]
-INSTALLED_APPS = list(SHARED_APPS) + [app for app in TENANT_APPS if app not in SHARED_APPS]
+# crm_project first: its `migrate` (skips up-to-date tenants) overrides django-tenants' own.
+INSTALLED_APPS = ["crm_project"] + list(SHARED_APPS) + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
 TENANT_MODEL = "tenancy.Tenant"
 TENANT_DOMAIN_MODEL = "tenancy.Domain"

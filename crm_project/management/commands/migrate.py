@@ -15,7 +15,9 @@ def schemas_behind(schemas):
     """The schemas among `schemas` that lack a migration the code has (or have no migrations table)."""
     if not schemas:
         return []
-    expected = sorted(f"{app}.{name}" for app, name in MigrationLoader(None, ignore_no_migrations=True).graph.nodes)
+    expected = sorted(
+        f"{app}.{name}" for app, name in MigrationLoader(None, ignore_no_migrations=True).graph.nodes
+    )
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT table_schema FROM information_schema.tables "

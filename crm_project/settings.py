@@ -263,6 +263,12 @@ EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
 EMAIL_TIMEOUT = int(env("EMAIL_TIMEOUT", "30"))
 DKIM_SELECTOR = env("DKIM_SELECTOR", "")
 DKIM_PRIVATE_KEY_FILE = env("DKIM_PRIVATE_KEY_FILE", "")
+# Campaign sending: recipients per claimed batch, how long a claim holds before it is reclaimed,
+# how many batch tasks share one campaign, and how long one task sends before re-enqueueing itself.
+CAMPAIGN_BATCH_SIZE = int(env("CAMPAIGN_BATCH_SIZE", "200"))
+CAMPAIGN_LEASE_SECONDS = int(env("CAMPAIGN_LEASE_SECONDS", "300"))
+CAMPAIGN_SEND_CONCURRENCY = int(env("CAMPAIGN_SEND_CONCURRENCY", "2"))
+CAMPAIGN_TASK_SECONDS = int(env("CAMPAIGN_TASK_SECONDS", "30"))
 # Any ANYMAIL_<NAME> variable becomes ANYMAIL["<NAME>"] (API keys, webhook secrets).
 ANYMAIL = {key[len("ANYMAIL_") :]: value for key, value in os.environ.items() if key.startswith("ANYMAIL_")}
 DEFAULT_FROM_EMAIL = MAIL_FROM_ADDRESS

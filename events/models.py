@@ -19,6 +19,8 @@ class OutboxEvent(models.Model):
     published_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
+    # Set on the row the publisher stopped at (the broker refused or was down): no attempt before then.
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["id"]
@@ -40,3 +42,66 @@ class OutboxEvent(models.Model):
             "occurred_at": self.occurred_at.isoformat(),
             "data": self.data,
         }
+
+
+class InboxMessage(models.Model):
+    """A webshop message that was applied: its unique key makes a redelivered message a no-op.
+
+    In the public schema beside the outbox, keyed by tenant, so the consumer claims the id inside the
+    same transaction as the change it applies (a rolled-back change leaves no claim behind).
+    """
+
+    tenant = models.CharField(max_length=63)
+    message_id = models.CharField(max_length=255)
+    type = models.CharField(max_length=100)
+    processed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "message_id"], name="inbox_tenant_message_unique")
+        ]
+        indexes = [models.Index(fields=["processed_at"], name="inbox_processed_at")]
+
+    def __str__(self):
+        return f"{self.type} {self.message_id}"
+
+
+class TransactionalEmail(models.Model):
+    """One row per (tenant, order, kind): the unique key that makes an order email go out once.
+
+    The row is claimed with INSERT ... ON CONFLICT DO NOTHING (never check-then-insert), then moved
+    through its states with conditional updates, so two workers or a retry never send it twice.
+    """
+
+    KIND_CHOICES = [("order_confirmation", "Order confirmation"), ("order_shipped", "Order shipped")]
+    STATUS_CHOICES = [
+        ("pending", "Pending"),
+        ("sending", "Sending"),
+        ("sent", "Sent"),
+        ("skipped", "Skipped"),
+        ("failed", "Failed"),
+    ]
+
+    tenant = models.CharField(max_length=63)
+    order_id = models.BigIntegerField()
+    kind = models.CharField(max_length=30, choices=KIND_CHOICES)
+    status = models.CharField(max_length=10, choices=STATUS_CHOICES, default="pending")
+    email = models.CharField(max_length=254, blank=True)
+    message_id = models.CharField(max_length=255, blank=True)
+    reason = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "order_id", "kind"], name="transactional_email_once_per_order_kind"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.kind} for order {self.order_id} ({self.status})"

@@ -1,11 +1,20 @@
-"""The one way to emit a domain event: an outbox row in the caller's transaction."""
+"""Domain events: the one way to emit one (an outbox row in the caller's transaction), the publisher
+that moves outbox rows to RabbitMQ, and the pruning of what is done."""
 
 import json
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
 
+from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connection
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
 
-from .models import OutboxEvent
+from .models import InboxMessage, OutboxEvent
+
+logger = logging.getLogger(__name__)
 
 EVENT_TYPES = {
     "customer.created",
@@ -16,9 +25,16 @@ EVENT_TYPES = {
     "email.clicked",
 }
 
+# One publisher at a time across all processes: that is what keeps the stream in id order.
+PUBLISHER_LOCK_KEY = 0x63726D_6F7574  # "crm" "out"
+
 
 def event_emit(*, type, data, occurred_at=None, tenant=None):
-    """Record an event for publishing. Call inside the transaction of the change it reports."""
+    """Record an event for publishing. Call inside the transaction of the change it reports.
+
+    A rolled-back change takes its event with it; a committed one is published by the worker
+    (at least once, in order). The publisher is kicked once per transaction, after commit.
+    """
     if type not in EVENT_TYPES:
         raise ValueError(f"unknown event type {type!r}")
     # Round-trip through JSON so dates, decimals and UUIDs are stored the way consumers will see them.
@@ -27,22 +43,139 @@ def event_emit(*, type, data, occurred_at=None, tenant=None):
     if occurred_at is not None:
         fields["occurred_at"] = occurred_at
     event = OutboxEvent.objects.create(**fields)
-    _kick_publisher()
+    _kick_publisher_on_commit()
     return event
 
 
+def _kick_publisher_on_commit():
+    # A bulk import emits thousands of events in one transaction: one kick is enough. Looking into
+    # Django's pending callbacks (rather than keeping a flag) stays right after a rollback, which
+    # discards the callback together with the rows.
+    if connection.in_atomic_block and any(func is _kick_publisher for _, func, _ in connection.run_on_commit):
+        return
+    transaction.on_commit(_kick_publisher)
+
+
 def _kick_publisher():
-    """Publish soon after commit; beat catches whatever this misses."""
-    from django.db import transaction
+    """Publish soon after commit; beat (every 10 s) catches whatever a failed kick misses."""
+    from .tasks import publish_outbox
 
-    def kick():
-        try:
-            from events.tasks import publish_outbox
-        except ImportError:  # the publisher is optional until the events worker is wired
-            return
-        try:
-            publish_outbox.delay()
-        except Exception:  # broker down: beat publishes later, nothing is lost
-            pass
+    try:
+        # The publisher serves every tenant from the public schema; a Redis outage must not turn a
+        # committed change into an error, and the row is safe in the outbox anyway.
+        publish_outbox.apply_async(headers={"_schema_name": "public"}, retry=False)
+    except Exception:
+        logger.warning("could not enqueue the outbox publisher; beat will publish", exc_info=True)
 
-    transaction.on_commit(kick)
+
+@dataclass
+class PublishResult:
+    published: int = 0
+    locked: bool = False  # another publisher holds the lock; it publishes what is there
+    backoff_until: object = None  # the broker failed recently: nothing attempted before then
+    error: str = ""
+    more: bool = False  # stopped at the batch limit with rows left
+    event_ids: list = field(default_factory=list)
+
+    @property
+    def retry_in(self):
+        if self.backoff_until is None:
+            return None
+        return max(1.0, (self.backoff_until - timezone.now()).total_seconds())
+
+
+def outbox_publish(*, batch_size=None, max_batches=None):
+    """Publish unpublished outbox rows to RabbitMQ in id order; safe to run anywhere, any time.
+
+    Only one publisher runs at a time (a PostgreSQL advisory lock). Each message is confirmed by the
+    broker before its row is marked published; the first failure stops the run so nothing overtakes
+    an event that is still waiting, and it sets a backoff on that row.
+    """
+    from . import publisher
+
+    batch_size = batch_size or settings.EVENTS_PUBLISH_BATCH_SIZE
+    max_batches = max_batches or settings.EVENTS_PUBLISH_MAX_BATCHES
+    result = PublishResult()
+    while True:
+        if not _publisher_lock():
+            result.locked = True
+            return result
+        try:
+            publisher.publish_pending(result, batch_size=batch_size, max_batches=max_batches)
+        finally:
+            _publisher_unlock()
+        # A kick that arrived while we held the lock gave up; rows it was meant for committed before
+        # we released it, so one look after releasing never strands them until the next beat.
+        if result.error or result.backoff_until or result.more or not _unpublished_ready():
+            return result
+
+
+def _unpublished_ready():
+    now = timezone.now()
+    head = OutboxEvent.objects.filter(published_at__isnull=True).order_by("id").first()
+    return head is not None and (head.next_attempt_at is None or head.next_attempt_at <= now)
+
+
+def _publisher_lock():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [PUBLISHER_LOCK_KEY])
+        return cursor.fetchone()[0]
+
+
+def _publisher_unlock():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_unlock(%s)", [PUBLISHER_LOCK_KEY])
+
+
+def outbox_mark_published(*, ids):
+    if ids:
+        OutboxEvent.objects.filter(id__in=ids).update(
+            published_at=timezone.now(), next_attempt_at=None, last_error=""
+        )
+
+
+def outbox_mark_failed(*, event_id, error):
+    """Record a failed attempt on the row the publisher stopped at and back off exponentially."""
+    event = OutboxEvent.objects.filter(id=event_id).first()
+    if event is None:
+        return None
+    attempts = event.attempts + 1
+    delay = min(
+        settings.EVENTS_PUBLISH_BACKOFF_MAX, settings.EVENTS_PUBLISH_BACKOFF_BASE * 2 ** (attempts - 1)
+    )
+    retry_at = timezone.now() + timedelta(seconds=delay)
+    OutboxEvent.objects.filter(id=event_id).update(
+        attempts=F("attempts") + 1, last_error=error[:2000], next_attempt_at=retry_at
+    )
+    return retry_at
+
+
+def outbox_retry_now():
+    """Clear the backoff (an operator knows the broker is back); returns how many rows it cleared."""
+    return OutboxEvent.objects.filter(published_at__isnull=True, next_attempt_at__isnull=False).update(
+        next_attempt_at=None
+    )
+
+
+def outbox_prune(*, older_than=None, chunk=10000):
+    """Delete rows the broker confirmed longer ago than the retention period; never unpublished ones."""
+    cutoff = timezone.now() - (older_than or timedelta(days=settings.EVENTS_OUTBOX_RETENTION_DAYS))
+    return _delete_in_chunks(OutboxEvent.objects.filter(published_at__lt=cutoff), chunk)
+
+
+def inbox_prune(*, older_than=None, chunk=10000):
+    """Forget applied webshop message ids after the period in which the webshop may redeliver them."""
+    cutoff = timezone.now() - (older_than or timedelta(days=settings.EVENTS_INBOX_RETENTION_DAYS))
+    return _delete_in_chunks(InboxMessage.objects.filter(processed_at__lt=cutoff), chunk)
+
+
+def _delete_in_chunks(queryset, chunk):
+    # Short deletes keep locks and WAL bursts small on a big table.
+    total = 0
+    model = queryset.model
+    while True:
+        ids = list(queryset.order_by("id").values_list("id", flat=True)[:chunk])
+        if not ids:
+            return total
+        deleted, _ = model.objects.filter(id__in=ids).delete()
+        total += deleted

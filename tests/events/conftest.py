@@ -1,0 +1,89 @@
+import json
+import subprocess
+import time
+import uuid
+
+import pytest
+from django.conf import settings
+from kombu import Connection, Queue
+
+from events.broker import events_exchange
+
+
+class EventsQueue:
+    """A durable queue of our own bound to `crm.events`: it survives a broker restart, so the test
+    sees what was published before and after. Other tests publish there too: filter by event id."""
+
+    def __init__(self):
+        self.name = f"test.crm-events.{uuid.uuid4().hex[:12]}"
+        self.queue = Queue(self.name, exchange=events_exchange(), routing_key="#", durable=True)
+
+    def declare(self):
+        with Connection(settings.EVENTS_BROKER_URL) as conn:
+            self.queue(conn.default_channel).declare()
+
+    def drain(self, *, wanted_ids=None, timeout=5.0):
+        """Every message now in the queue (raw kombu messages, acked), waiting until `wanted_ids` all arrived."""
+        wanted = set(wanted_ids or ())
+        messages = []
+        deadline = time.monotonic() + timeout
+        with Connection(settings.EVENTS_BROKER_URL) as conn:
+            channel = conn.default_channel
+            while True:
+                message = self.queue(channel).get(no_ack=False, accept=["json"])
+                if message is not None:
+                    message.ack()
+                    messages.append(message)
+                    continue
+                seen = {json.loads(m.body)["id"] for m in messages}
+                if wanted <= seen or time.monotonic() > deadline:
+                    return messages
+                time.sleep(0.05)
+
+    def delete(self):
+        with Connection(settings.EVENTS_BROKER_URL) as conn:
+            self.queue(conn.default_channel).delete()
+
+
+@pytest.fixture
+def events_queue(rabbitmq_service):
+    queue = EventsQueue()
+    queue.declare()
+    yield queue
+    queue.delete()
+
+
+def rabbitmq_app(action):
+    subprocess.run(["rabbitmqctl", action], check=True, capture_output=True, timeout=60)
+
+
+def wait_for_broker(timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with Connection(settings.EVENTS_BROKER_URL, connect_timeout=1) as conn:
+                conn.ensure_connection(max_retries=1)
+                conn.default_channel.basic_qos(0, 1, False)  # a channel opens: the broker serves
+                return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+@pytest.fixture
+def stopped_rabbitmq(rabbitmq_service):
+    """Stops RabbitMQ's application; whatever happens, it is started again after the test."""
+    started = []
+
+    def start():
+        if not started:
+            rabbitmq_app("start_app")
+            wait_for_broker()
+            started.append(True)
+
+    rabbitmq_app("stop_app")
+    try:
+        yield start
+    finally:
+        start()

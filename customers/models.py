@@ -1,3 +1,5 @@
+import uuid
+
 from django.conf import settings
 from django.db import models
 from django.db.models.functions import Lower
@@ -58,10 +60,12 @@ class Customer(models.Model):
     class Meta:
         ordering = ["-id"]
         indexes = [
-            models.Index(fields=["created_at"], name="customer_created_at"),
-            models.Index(fields=["total_spent"], name="customer_total_spent"),
-            models.Index(fields=["order_count"], name="customer_order_count"),
-            models.Index(fields=["last_order_at"], name="customer_last_order_at"),
+            # (column, id): ordering by the column with the id as tie-breaker (the API's stable
+            # pagination) reads the first page straight from the index, in both directions.
+            models.Index(fields=["created_at", "id"], name="customer_created_at_id"),
+            models.Index(fields=["total_spent", "id"], name="customer_total_spent_id"),
+            models.Index(fields=["order_count", "id"], name="customer_order_count_id"),
+            models.Index(fields=["last_order_at", "id"], name="customer_last_order_at_id"),
             models.Index(fields=["first_order_at"], name="customer_first_order_at"),
             models.Index(Lower("city"), name="customer_city_lower"),
             models.Index(Lower("country"), name="customer_country_lower"),
@@ -176,3 +180,46 @@ class Interaction(models.Model):
     class Meta:
         ordering = ["-occurred_at", "-id"]
         indexes = [models.Index(fields=["customer", "-occurred_at"], name="interaction_customer_time")]
+
+
+def _import_upload_to(instance, filename):
+    from django.db import connection
+
+    return f"imports/{connection.schema_name}/{uuid.uuid4().hex}.csv"
+
+
+class ImportJob(models.Model):
+    """A CSV import started from the admin: runs on a worker, its progress saved here as it goes."""
+
+    STATUS_CHOICES = [("queued", "Queued"), ("running", "Running"), ("done", "Done"), ("failed", "Failed")]
+
+    file = models.FileField(upload_to=_import_upload_to)
+    filename = models.CharField(max_length=255, blank=True, default="")
+    status = models.CharField(max_length=10, choices=STATUS_CHOICES, default="queued")
+    total_bytes = models.BigIntegerField(default=0)
+    processed_bytes = models.BigIntegerField(default=0)
+    rows = models.PositiveIntegerField(default=0)
+    created = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    unchanged = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    # [[line, reason], ...] for the first bad rows (the count of all of them is `failed`).
+    errors = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True, default="", help_text="Why the whole import failed, if it did.")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "customer import"
+
+    def __str__(self):
+        return f"{self.filename or 'import'} ({self.get_status_display()})"
+
+    @property
+    def percent(self):
+        if self.status == "done":
+            return 100
+        return int(100 * self.processed_bytes / self.total_bytes) if self.total_bytes else 0

@@ -1,0 +1,51 @@
+"""Query-string filters of GET /api/customers (django-filter): invalid values are a 400 naming them."""
+
+import django_filters
+from django import forms
+
+from . import selectors
+from .countries import country_normalize
+from .models import Customer
+
+
+class CountryFormField(forms.CharField):
+    def clean(self, value):
+        value = super().clean(value)
+        try:
+            return country_normalize(value)
+        except ValueError as error:
+            raise forms.ValidationError(str(error))
+
+
+class CountryFilter(django_filters.CharFilter):
+    field_class = CountryFormField
+
+
+class CustomerFilter(django_filters.FilterSet):
+    tag = django_filters.CharFilter(
+        method="filter_tag", help_text="Tag name(s), comma-separated: customers having all of them."
+    )
+    city = django_filters.CharFilter(method="filter_city", help_text="City, ignoring case.")
+    country = CountryFilter(method="filter_country", help_text="ISO 3166-1 alpha-2 code, any case.")
+    email_marketing = django_filters.BooleanFilter(field_name="email_marketing")
+    total_spent_min = django_filters.NumberFilter(field_name="total_spent", lookup_expr="gte")
+    total_spent_max = django_filters.NumberFilter(field_name="total_spent", lookup_expr="lte")
+    created_after = django_filters.IsoDateTimeFilter(
+        field_name="created_at", lookup_expr="gte", help_text="ISO 8601; created at or after."
+    )
+    created_before = django_filters.IsoDateTimeFilter(
+        field_name="created_at", lookup_expr="lt", help_text="ISO 8601; created before."
+    )
+
+    class Meta:
+        model = Customer
+        fields = []
+
+    def filter_tag(self, queryset, name, value):
+        return selectors.customers_with_tags(queryset, names=value.split(","))
+
+    def filter_city(self, queryset, name, value):
+        return selectors.customers_in_city(queryset, city=value)
+
+    def filter_country(self, queryset, name, value):
+        return selectors.customers_in_country(queryset, country=value)

@@ -1,0 +1,301 @@
+"""The customers API (PRODUCT.md "Customers"): validate, call one service or selector, serialize."""
+
+from django.http import StreamingHttpResponse
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import filters, generics, status
+from rest_framework.exceptions import ValidationError
+from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from crm_project.api import ERROR_400, ERROR_404, ERROR_409, Conflict
+
+from . import selectors, services
+from .filters import CustomerFilter
+from .models import Customer, Order
+from .serializers import (
+    MAX_BULK_ITEMS,
+    BulkResponseSerializer,
+    CustomerInputSerializer,
+    CustomerSerializer,
+    InteractionInputSerializer,
+    InteractionSerializer,
+    OrderInputSerializer,
+    OrderSerializer,
+    OrderStatusInputSerializer,
+)
+
+ERROR_413 = OpenApiResponse(description="The request body is too large.")
+ERROR_415 = OpenApiResponse(description="The body is not JSON.")
+WRITE_ERRORS = {400: ERROR_400, 413: ERROR_413, 415: ERROR_415}
+
+
+class CSVRenderer(BaseRenderer):
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        # Only errors reach here (the list streams its rows itself); finalize_response makes them JSON.
+        return JSONRenderer().render(data)
+
+
+class CustomerSearchFilter(filters.SearchFilter):
+    """`?search=`: every word must occur in the email, "first last" name or phone (trigram index)."""
+
+    search_description = "Words that must all occur in the email, the name (first last) or the phone."
+
+    def get_search_fields(self, view, request):
+        return ["email"]  # for the schema only; filtering is selectors.customers_search
+
+    def filter_queryset(self, request, queryset, view):
+        term = request.query_params.get(self.search_param, "")
+        if "\x00" in term:
+            raise ValidationError({"search": ["NUL characters are not allowed."]})
+        return selectors.customers_search(queryset, term=term)
+
+
+class StrictOrderingFilter(filters.OrderingFilter):
+    """`?ordering=`: an unknown field is a 400; the id breaks ties so pages never overlap."""
+
+    def get_ordering(self, request, queryset, view):
+        params = request.query_params.get(self.ordering_param)
+        if not params:
+            return self.get_default_ordering(view)
+        fields = [param.strip() for param in params.split(",") if param.strip()]
+        allowed = set(view.ordering_fields)
+        unknown = [field for field in fields if field.lstrip("-") not in allowed]
+        if unknown:
+            raise ValidationError(
+                {
+                    "ordering": [
+                        f"Unknown ordering field(s): {', '.join(unknown)}. Allowed: {', '.join(view.ordering_fields)}."
+                    ]
+                }
+            )
+        if not any(field.lstrip("-") == "id" for field in fields):
+            fields.append("-id" if fields[-1].startswith("-") else "id")
+        return fields
+
+
+def _validated(serializer_class, request, **kwargs):
+    serializer = serializer_class(data=request.data, **kwargs)
+    serializer.is_valid(raise_exception=True)
+    return serializer
+
+
+def _customer_response(customer_id, status_code=status.HTTP_200_OK):
+    return Response(CustomerSerializer(selectors.customer_get(pk=customer_id)).data, status=status_code)
+
+
+class CustomerListView(generics.ListAPIView):
+    serializer_class = CustomerSerializer
+    filter_backends = [DjangoFilterBackend, CustomerSearchFilter, StrictOrderingFilter]
+    filterset_class = CustomerFilter
+    ordering_fields = [
+        "id",
+        "email",
+        "first_name",
+        "last_name",
+        "city",
+        "country",
+        "total_spent",
+        "order_count",
+        "first_order_at",
+        "last_order_at",
+        "created_at",
+        "updated_at",
+    ]
+    ordering = ["-id"]
+    renderer_classes = [*generics.ListAPIView.renderer_classes, CSVRenderer]
+
+    def get_queryset(self):
+        return selectors.customer_list()
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        if (
+            response.status_code >= 400
+            and getattr(request, "accepted_renderer", None).__class__ is CSVRenderer
+        ):
+            request.accepted_renderer, request.accepted_media_type = JSONRenderer(), "application/json"
+        return super().finalize_response(request, response, *args, **kwargs)
+
+    @extend_schema(
+        summary="List customers (paginated JSON, or every matching row as CSV with ?format=csv)",
+        parameters=[OpenApiParameter("format", OpenApiTypes.STR, enum=["json", "csv"])],
+        responses={200: CustomerSerializer(many=True), 400: ERROR_400},
+    )
+    def get(self, request, *args, **kwargs):
+        if request.accepted_renderer.format == "csv":
+            queryset = self.filter_queryset(Customer.objects.all())
+            response = StreamingHttpResponse(
+                selectors.customers_csv_rows(queryset), content_type="text/csv; charset=utf-8"
+            )
+            response["Content-Disposition"] = 'attachment; filename="customers.csv"'
+            return response
+        return self.list(request, *args, **kwargs)
+
+    @extend_schema(request=CustomerInputSerializer, responses={201: CustomerSerializer, **WRITE_ERRORS})
+    def post(self, request):
+        serializer = _validated(CustomerInputSerializer, request)
+        customer = services.customer_create(data=serializer.complete(), author=request.user)
+        return _customer_response(customer.pk, status.HTTP_201_CREATED)
+
+
+class CustomerDetailView(APIView):
+    def get_object(self):
+        return generics.get_object_or_404(Customer.objects.all(), pk=self.kwargs["pk"])
+
+    @extend_schema(responses={200: CustomerSerializer, 404: ERROR_404})
+    def get(self, request, pk):
+        return _customer_response(self.get_object().pk)
+
+    def _update(self, request, *, partial):
+        customer = self.get_object()
+        if customer.erased_at is not None:
+            raise Conflict("This customer's personal data was erased; it cannot be edited.")
+        serializer = _validated(CustomerInputSerializer, request, partial=partial)
+        data = serializer.validated_data if partial else serializer.complete()
+        services.customer_update(customer=customer, data=data, author=request.user)
+        return _customer_response(customer.pk)
+
+    @extend_schema(
+        request=CustomerInputSerializer,
+        responses={200: CustomerSerializer, 404: ERROR_404, 409: ERROR_409, **WRITE_ERRORS},
+    )
+    def put(self, request, pk):
+        return self._update(request, partial=False)
+
+    @extend_schema(
+        request=CustomerInputSerializer,
+        responses={200: CustomerSerializer, 404: ERROR_404, 409: ERROR_409, **WRITE_ERRORS},
+    )
+    def patch(self, request, pk):
+        return self._update(request, partial=True)
+
+    @extend_schema(
+        summary="Erase the customer's personal data (GDPR); orders and history stay without PII",
+        responses={204: None, 404: ERROR_404},
+    )
+    def delete(self, request, pk):
+        services.customer_erase(customer=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class CustomerOrdersView(generics.ListAPIView):
+    serializer_class = OrderSerializer
+    filter_backends = []
+
+    def get_queryset(self):
+        customer = generics.get_object_or_404(Customer.objects.all(), pk=self.kwargs["pk"])
+        return selectors.customer_orders(customer=customer)
+
+    @extend_schema(
+        summary="Purchase history, newest first", responses={200: OrderSerializer(many=True), 404: ERROR_404}
+    )
+    def get(self, request, *args, **kwargs):
+        return self.list(request, *args, **kwargs)
+
+
+class CustomerActivityView(generics.ListAPIView):
+    serializer_class = InteractionSerializer
+    filter_backends = []
+
+    def get_customer(self):
+        return generics.get_object_or_404(Customer.objects.all(), pk=self.kwargs["pk"])
+
+    def get_queryset(self):
+        return selectors.customer_activity(customer=self.get_customer())
+
+    @extend_schema(
+        summary="Interaction log, newest first",
+        responses={200: InteractionSerializer(many=True), 404: ERROR_404},
+    )
+    def get(self, request, *args, **kwargs):
+        return self.list(request, *args, **kwargs)
+
+    @extend_schema(
+        summary="Add a note, call or meeting",
+        request=InteractionInputSerializer,
+        responses={201: InteractionSerializer, 404: ERROR_404, **WRITE_ERRORS},
+    )
+    def post(self, request, pk):
+        customer = self.get_customer()
+        data = _validated(InteractionInputSerializer, request).validated_data
+        interaction = services.interaction_add(customer=customer, author=request.user, **data)
+        return Response(InteractionSerializer(interaction).data, status=status.HTTP_201_CREATED)
+
+
+def _bulk_items(request):
+    items = request.data
+    if not isinstance(items, list):
+        raise ValidationError({"non_field_errors": ["Expected a JSON array of items."]})
+    if not items:
+        raise ValidationError({"non_field_errors": ["Expected at least one item."]})
+    if len(items) > MAX_BULK_ITEMS:
+        raise ValidationError(
+            {"non_field_errors": [f"At most {MAX_BULK_ITEMS} items per request, got {len(items)}."]}
+        )
+    return items
+
+
+BULK_REQUEST = {
+    "application/json": {"type": "array", "maxItems": MAX_BULK_ITEMS, "items": {"type": "object"}}
+}
+
+
+class CustomerBulkView(APIView):
+    @extend_schema(
+        summary="Upsert up to 1000 customers (by external_id, else email); a result per item",
+        request=BULK_REQUEST,
+        responses={200: BulkResponseSerializer, **WRITE_ERRORS},
+    )
+    def post(self, request):
+        return Response(services.customers_bulk_upsert(items=_bulk_items(request)))
+
+
+class OrderUpsertView(APIView):
+    @extend_schema(
+        summary="Record an order (idempotent by external_id; 201 when new, 200 when re-delivered)",
+        request=OrderInputSerializer,
+        responses={200: OrderSerializer, 201: OrderSerializer, **WRITE_ERRORS},
+    )
+    def post(self, request):
+        data = _validated(OrderInputSerializer, request).validated_data
+        order, created = services.order_upsert(data=data)
+        order = Order.objects.prefetch_related("items").get(pk=order.pk)
+        return Response(
+            OrderSerializer(order).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )
+
+
+class OrderDetailView(APIView):
+    def get_object(self):
+        return generics.get_object_or_404(Order.objects.prefetch_related("items"), pk=self.kwargs["pk"])
+
+    @extend_schema(responses={200: OrderSerializer, 404: ERROR_404})
+    def get(self, request, pk):
+        return Response(OrderSerializer(self.get_object()).data)
+
+    @extend_schema(
+        summary="Change an order's status",
+        request=OrderStatusInputSerializer,
+        responses={200: OrderSerializer, 404: ERROR_404, **WRITE_ERRORS},
+    )
+    def patch(self, request, pk):
+        order = self.get_object()
+        data = _validated(OrderStatusInputSerializer, request).validated_data
+        services.order_set_status(order=order, status=data["status"])
+        return Response(OrderSerializer(self.get_object()).data)
+
+
+class OrderBulkView(APIView):
+    @extend_schema(
+        summary="Upsert up to 1000 orders; a result per item",
+        request=BULK_REQUEST,
+        responses={200: BulkResponseSerializer, **WRITE_ERRORS},
+    )
+    def post(self, request):
+        return Response(services.orders_bulk_upsert(items=_bulk_items(request)))

@@ -1,0 +1,271 @@
+"""The segments API (PRODUCT.md "Segments"): views validate, call one service or selector, serialize."""
+
+import json
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import Prefetch
+from django.shortcuts import get_object_or_404
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import exceptions, generics, status
+from rest_framework.filters import OrderingFilter, SearchFilter
+from rest_framework.parsers import JSONParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from crm_project.api import ERROR_400, ERROR_404, ERROR_409, Conflict
+from customers.models import Tag
+
+from . import selectors, services
+from .filters import SegmentCustomerFilter
+from .rules import RuleError
+from .serializers import (
+    FreezeSerializer,
+    MembersChangedSerializer,
+    MembersChangeSerializer,
+    PreviewResultSerializer,
+    PreviewSerializer,
+    SegmentCreateSerializer,
+    SegmentCustomerSerializer,
+    SegmentDetailSerializer,
+    SegmentSerializer,
+    SegmentUpdateSerializer,
+)
+
+MAX_BODY_BYTES = 4 * 1024 * 1024
+
+
+class RulesJSONParser(JSONParser):
+    """JSON with a size cap and no RecursionError: rule trees come from builders and from attackers.
+
+    The cap is above the rules' own 1 MB limit so that an oversized value is reported at its path
+    by the rule validator; past the cap the body is refused unread.
+    """
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        if stream is None:
+            return {}
+        raw = stream.read(MAX_BODY_BYTES + 1)
+        if len(raw) > MAX_BODY_BYTES:
+            raise exceptions.ValidationError(
+                {
+                    "non_field_errors": [
+                        f"The request body is larger than {MAX_BODY_BYTES // (1024 * 1024)} MB."
+                    ]
+                }
+            )
+        try:
+            return json.loads(raw.decode("utf-8"))
+        except RecursionError:
+            raise exceptions.ValidationError({"non_field_errors": ["The JSON nests too deeply."]})
+        except (ValueError, UnicodeDecodeError) as error:
+            raise exceptions.ParseError(f"JSON parse error - {error}")
+
+
+def _validation(error):
+    """A Django ValidationError from a service as DRF's 400."""
+    if hasattr(error, "error_dict"):
+        return exceptions.ValidationError(error.message_dict)
+    return exceptions.ValidationError({"non_field_errors": error.messages})
+
+
+def _segment(pk):
+    return get_object_or_404(selectors.segment_list(), pk=pk)
+
+
+def _detail(segment, request, refresh=False):
+    count = selectors.segment_count(segment=segment, refresh=refresh)
+    return SegmentDetailSerializer(segment, context={"request": request, "count": count}).data
+
+
+REFRESH = OpenApiParameter(
+    "refresh", OpenApiTypes.BOOL, description="Recompute customer_count instead of using the cached one."
+)
+
+
+def _refresh_flag(request):
+    value = request.query_params.get("refresh", "").strip().lower()
+    if value in ("", "0", "false", "no"):
+        return False
+    if value in ("1", "true", "yes"):
+        return True
+    raise exceptions.ValidationError({"refresh": ["Must be true or false."]})
+
+
+class SegmentListView(generics.GenericAPIView):
+    parser_classes = [RulesJSONParser]
+    serializer_class = SegmentSerializer
+    filter_backends = [SearchFilter, OrderingFilter]
+    search_fields = ["name", "description"]
+    ordering_fields = ["id", "name", "created_at", "updated_at"]
+
+    def get_queryset(self):
+        return selectors.segment_list()
+
+    @extend_schema(responses={200: SegmentSerializer(many=True), 400: ERROR_400})
+    def get(self, request):
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        return self.get_paginated_response(SegmentSerializer(page, many=True).data)
+
+    @extend_schema(request=SegmentCreateSerializer, responses={201: SegmentDetailSerializer, 400: ERROR_400})
+    def post(self, request):
+        data = SegmentCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            segment = services.segment_create(**data.validated_data)
+        except DjangoValidationError as error:
+            raise _validation(error)
+        return Response(_detail(segment, request), status=status.HTTP_201_CREATED)
+
+
+class SegmentDetailView(APIView):
+    parser_classes = [RulesJSONParser]
+
+    @extend_schema(
+        parameters=[REFRESH], responses={200: SegmentDetailSerializer, 400: ERROR_400, 404: ERROR_404}
+    )
+    def get(self, request, pk):
+        segment = _segment(pk)
+        return Response(_detail(segment, request, refresh=_refresh_flag(request)))
+
+    def _update(self, request, pk, partial):
+        segment = _segment(pk)
+        data = SegmentUpdateSerializer(data=request.data, partial=partial)
+        data.is_valid(raise_exception=True)
+        try:
+            segment = services.segment_update(segment=segment, **data.validated_data)
+        except DjangoValidationError as error:
+            raise _validation(error)
+        return Response(_detail(segment, request))
+
+    @extend_schema(
+        request=SegmentUpdateSerializer,
+        responses={200: SegmentDetailSerializer, 400: ERROR_400, 404: ERROR_404},
+    )
+    def put(self, request, pk):
+        return self._update(request, pk, partial=False)
+
+    @extend_schema(
+        request=SegmentUpdateSerializer,
+        responses={200: SegmentDetailSerializer, 400: ERROR_400, 404: ERROR_404},
+    )
+    def patch(self, request, pk):
+        return self._update(request, pk, partial=True)
+
+    @extend_schema(responses={204: None, 404: ERROR_404, 409: ERROR_409})
+    def delete(self, request, pk):
+        segment = _segment(pk)
+        try:
+            services.segment_delete(segment=segment)
+        except DjangoValidationError as error:
+            raise Conflict(" ".join(error.messages))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class SegmentCustomersView(generics.GenericAPIView):
+    """The customers the segment matches now, paginated, with the customer list's filters."""
+
+    serializer_class = SegmentCustomerSerializer
+    filter_backends = [DjangoFilterBackend, SearchFilter, OrderingFilter]
+    filterset_class = SegmentCustomerFilter
+    search_fields = ["first_name", "last_name", "email", "phone"]
+    ordering_fields = [
+        "id",
+        "email",
+        "first_name",
+        "last_name",
+        "city",
+        "country",
+        "total_spent",
+        "order_count",
+        "first_order_at",
+        "last_order_at",
+        "created_at",
+    ]
+    ordering = ["-id"]
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return selectors.customers_matchable().none()
+        segment = _segment(self.kwargs["pk"])
+        try:
+            customers = selectors.segment_customers(segment=segment)
+        except RuleError as error:
+            raise Conflict(f"The segment's stored rules no longer compile: {'; '.join(error.messages)}")
+        return customers.prefetch_related(Prefetch("tags", queryset=Tag.objects.order_by("name")))
+
+    @extend_schema(
+        responses={
+            200: SegmentCustomerSerializer(many=True),
+            400: ERROR_400,
+            404: ERROR_404,
+            409: OpenApiResponse(description="The segment's stored rules no longer compile."),
+        }
+    )
+    def get(self, request, pk):
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        return self.get_paginated_response(SegmentCustomerSerializer(page, many=True).data)
+
+
+class SegmentPreviewView(APIView):
+    """Count and a sample of up to 10 customers for rules being edited (query builders)."""
+
+    parser_classes = [RulesJSONParser]
+
+    @extend_schema(request=PreviewSerializer, responses={200: PreviewResultSerializer, 400: ERROR_400})
+    def post(self, request):
+        data = PreviewSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            preview = selectors.segment_preview(rules=data.validated_data["rules"])
+        except RuleError as error:
+            raise exceptions.ValidationError({"rules": error.messages})
+        return Response(PreviewResultSerializer(preview).data)
+
+
+class SegmentMembersView(APIView):
+    """Add and remove customers of a static segment: ``{"add": [ids], "remove": [ids]}``."""
+
+    parser_classes = [RulesJSONParser]
+
+    @extend_schema(
+        request=MembersChangeSerializer,
+        responses={
+            200: MembersChangedSerializer,
+            400: ERROR_400,
+            404: ERROR_404,
+            409: OpenApiResponse(description="The segment is dynamic: it has no member list."),
+        },
+    )
+    def post(self, request, pk):
+        segment = _segment(pk)
+        data = MembersChangeSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            result = services.segment_members_change(segment=segment, **data.validated_data)
+        except services.SegmentStateError as error:
+            raise Conflict(str(error))
+        except DjangoValidationError as error:
+            raise _validation(error)
+        result["member_count"] = selectors.segment_customers(segment=segment).count()
+        return Response(MembersChangedSerializer(result).data)
+
+
+class SegmentFreezeView(APIView):
+    """Save who the segment matches now as a new static segment."""
+
+    parser_classes = [RulesJSONParser]
+
+    @extend_schema(
+        request=FreezeSerializer, responses={201: SegmentDetailSerializer, 400: ERROR_400, 404: ERROR_404}
+    )
+    def post(self, request, pk):
+        segment = _segment(pk)
+        data = FreezeSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            frozen = services.segment_freeze(segment=segment, **data.validated_data)
+        except DjangoValidationError as error:
+            raise _validation(error)
+        return Response(_detail(frozen, request, refresh=True), status=status.HTTP_201_CREATED)

@@ -246,6 +246,9 @@ MAIL_MAILER = env("MAIL_MAILER", "smtp")
 MAIL_FROM_ADDRESS = env("MAIL_FROM_ADDRESS", "noreply@vecton.hu")
 MAIL_FILE_PATH = Path(env("MAIL_FILE_PATH", str(BASE_DIR / "var" / "mail")))
 MAIL_UNSUBSCRIBE_MAILTO = env("MAIL_UNSUBSCRIBE_MAILTO", "")
+# --- tracking -------------------------------------------------------------------------------------
+# Behind our own reverse proxy, the client address of a tracking hit is the last X-Forwarded-For entry.
+TRACKING_TRUST_X_FORWARDED_FOR = env_bool("TRACKING_TRUST_X_FORWARDED_FOR", False)
 EMAIL_BACKENDS = {
     "smtp": "django.core.mail.backends.smtp.EmailBackend",
     "console": "django.core.mail.backends.console.EmailBackend",

@@ -1,0 +1,214 @@
+"""The inbound consumer against the real RabbitMQ: batches, exactly-once effects, a dead-letter queue."""
+
+import json
+import uuid
+from decimal import Decimal
+
+import pytest
+from django.core.management import CommandError, call_command
+from django_tenants.utils import schema_context
+from kombu import Connection, Exchange
+
+from customers.models import Customer, Order
+from events.broker import webshop_dead_letter_exchange, webshop_dead_letter_queue, webshop_queue
+from events.models import InboxMessage
+
+
+@pytest.fixture
+def webshop(rabbitmq_service, settings):
+    """A private exchange and queue (as configured for one deployment), removed after the test."""
+    suffix = uuid.uuid4().hex[:10]
+    settings.WEBSHOP_EVENTS_EXCHANGE = f"test.webshop.events.{suffix}"
+    settings.WEBSHOP_EVENTS_QUEUE = f"crm.webshop.test-{suffix}"
+    bus = WebshopBus(settings.WEBSHOP_EVENTS_EXCHANGE)
+    yield bus
+    with Connection(settings.EVENTS_BROKER_URL) as conn:
+        channel = conn.default_channel
+        for queue in (webshop_queue(), webshop_dead_letter_queue()):
+            queue(channel).delete()
+        webshop_dead_letter_exchange()(channel).delete()
+        Exchange(settings.WEBSHOP_EVENTS_EXCHANGE)(channel).delete()
+
+
+class WebshopBus:
+    def __init__(self, exchange):
+        self.exchange = Exchange(exchange, type="topic", durable=True)
+
+    def publish(self, *messages):
+        """Each message: a dict (sent as JSON) or raw bytes; routing key = its type."""
+        from django.conf import settings
+
+        with Connection(settings.EVENTS_BROKER_URL, transport_options={"confirm_publish": True}) as conn:
+            channel = conn.channel()
+            self.exchange(channel).declare()
+            webshop_queue()(channel).declare()  # the consumer's queue exists before the webshop publishes
+            webshop_dead_letter_exchange()(channel).declare()
+            producer = conn.Producer(channel=channel, exchange=self.exchange)
+            for message in messages:
+                body = message if isinstance(message, bytes) else json.dumps(message).encode()
+                key = message.get("type", "x") if isinstance(message, dict) else "order.created"
+                producer.publish(
+                    body,
+                    routing_key=key,
+                    content_type="application/json",
+                    content_encoding="utf-8",
+                    delivery_mode=2,
+                )
+
+    def dead_letters(self):
+        from django.conf import settings
+
+        found = []
+        with Connection(settings.EVENTS_BROKER_URL) as conn:
+            queue = webshop_dead_letter_queue()(conn.default_channel)
+            while (message := queue.get(no_ack=True)) is not None:
+                found.append(message)
+        return found
+
+    def pending(self):
+        from django.conf import settings
+
+        with Connection(settings.EVENTS_BROKER_URL) as conn:
+            return webshop_queue()(conn.default_channel).queue_declare(passive=True).message_count
+
+
+def order(external_id, email, total, status="paid", **extra):
+    return {
+        "external_id": external_id,
+        "customer_email": email,
+        "number": external_id.upper(),
+        "status": status,
+        "currency": "HUF",
+        "total": total,
+        "placed_at": "2026-11-01T10:00:00+00:00",
+        **extra,
+    }
+
+
+def message(type, data, tenant="tenant_a", id=None):
+    return {"id": id or str(uuid.uuid4()), "type": type, "tenant": tenant, "data": data}
+
+
+def consume(**options):
+    call_command("consume_webshop_events", once=True, **options)
+
+
+def test_it_applies_orders_exactly_once_and_dead_letters_the_malformed_one(tenant, webshop, capsys):
+    repeated = message("order.created", order("o-2", "bob@example.com", "250.00"))
+    webshop.publish(
+        message("customer.upserted", {"email": "Ann@Example.com", "first_name": "Ann", "city": "Győr"}),
+        message("order.created", order("o-1", "ann@example.com", "100.00")),
+        repeated,
+        message("order.created", order("o-3", "ann@example.com", "50.50")),
+        repeated,  # the same message again (a webshop retry)
+        message("order.created", order("o-1", "ann@example.com", "100.00")),  # same order, new message id
+        b'{"id": "m-broken", "type": "order.created", "tenant": "tenant_a", "data": {',
+        message("order.created", order("o-4", "bob@example.com", "75.00")),
+        message("order.updated", {"external_id": "o-4", "status": "cancelled"}),
+        message("order.created", order("o-5", "ann@example.com", "20.00", status="refunded")),
+    )
+
+    consume(batch_size=4)
+
+    ann = Customer.objects.get(email="ann@example.com")
+    bob = Customer.objects.get(email="bob@example.com")
+    assert (ann.first_name, ann.city, ann.total_spent, ann.order_count) == (
+        "Ann",
+        "Győr",
+        Decimal("150.50"),
+        2,
+    )
+    assert (bob.total_spent, bob.order_count) == (Decimal("250.00"), 1)
+    assert Order.objects.get(external_id="o-4").status == "cancelled"
+    assert Order.objects.filter(external_id__in=["o-1", "o-2", "o-3", "o-4", "o-5"]).count() == 5
+    dead = webshop.dead_letters()
+    assert len(dead) == 1
+    body = dead[0].body if isinstance(dead[0].body, bytes) else dead[0].body.encode()
+    assert body == b'{"id": "m-broken", "type": "order.created", "tenant": "tenant_a", "data": {'
+    assert dead[0].headers["x-crm-error-kind"] == "invalid_json"
+    assert dead[0].headers["x-crm-error"].startswith("The body is not JSON: ")
+    assert dead[0].headers["x-crm-original-routing-key"] == "order.created"
+    assert webshop.pending() == 0
+    assert "applied 8, duplicates 1, dead-lettered 1" in capsys.readouterr().out
+
+
+def test_it_dead_letters_invalid_data_unknown_tenants_and_types_with_the_reason(tenant, webshop):
+    before = Customer.objects.count()
+    webshop.publish(
+        message("order.created", {"external_id": "x-1", "total": "10.00"}),
+        message("customer.upserted", {"email": "zed@example.com"}, tenant="no-such-shop.example.com"),
+        message("customer.deleted", {"id": 1}),
+        {"id": "m-1", "type": "order.created", "data": {}},
+        message("order.updated", {"external_id": "missing", "status": "shipped"}),
+        message("order.updated", {"external_id": "missing", "status": "lost"}),
+    )
+
+    consume()
+
+    reasons = {
+        json.loads(m.body)["id"] if m.headers["x-crm-error-kind"] != "invalid_envelope" else "envelope": (
+            m.headers["x-crm-error-kind"],
+            m.headers["x-crm-error"],
+        )
+        for m in webshop.dead_letters()
+    }
+    kinds = sorted(kind for kind, _ in reasons.values())
+    assert kinds == ["invalid_data", "invalid_data", "invalid_data", "invalid_envelope", "unknown_tenant"]
+    assert reasons["envelope"] == ("invalid_envelope", "(root): 'tenant' is a required property")
+    texts = sorted(text for _, text in reasons.values())
+    assert '{"customer": ["Give `customer` (an id), `customer_email` or `customer_external_id`."]}' in texts
+    assert "No active tenant is named 'no-such-shop.example.com'." in texts
+    assert '{"external_id": ["There is no order with external_id \'missing\'."]}' in texts
+    assert '{"status": ["\\"lost\\" is not a valid choice."]}' in texts
+    assert Customer.objects.count() == before
+    assert InboxMessage.objects.filter(tenant="tenant_a", message_id="m-1").count() == 0
+    assert webshop.pending() == 0
+
+
+def test_it_routes_each_message_to_its_tenant_by_schema_or_domain(tenant, other_tenant, webshop):
+    webshop.publish(
+        message("customer.upserted", {"email": "a@example.com", "first_name": "A"}, tenant="tenant_a"),
+        message(
+            "customer.upserted", {"email": "b@example.com", "first_name": "B"}, tenant="tenant-b.localhost"
+        ),
+    )
+
+    consume()
+
+    assert Customer.objects.filter(email="a@example.com").exists()
+    assert not Customer.objects.filter(email="b@example.com").exists()
+    with schema_context(other_tenant.schema_name):
+        assert Customer.objects.get(email="b@example.com").first_name == "B"
+        assert not Customer.objects.filter(email="a@example.com").exists()
+
+
+def test_a_redelivered_message_changes_nothing(tenant, webshop):
+    first = message("order.created", order("o-9", "cy@example.com", "10.00"))
+    webshop.publish(first)
+    consume()
+    customer = Customer.objects.get(email="cy@example.com")
+    webshop.publish(message("order.updated", {"external_id": "o-9", "status": "cancelled"}))
+    consume()
+
+    webshop.publish(first)  # the broker redelivers the old message after a crash before the ack
+    consume()
+
+    customer.refresh_from_db()
+    assert Order.objects.get(external_id="o-9").status == "cancelled"
+    assert (customer.total_spent, customer.order_count) == (Decimal("0.00"), 0)
+    assert InboxMessage.objects.filter(tenant="tenant_a", message_id=first["id"]).count() == 1
+
+
+def test_it_stops_after_max_messages_and_leaves_the_rest_queued(tenant, webshop):
+    webshop.publish(*[message("customer.upserted", {"email": f"m{n}@example.com"}) for n in range(5)])
+
+    call_command("consume_webshop_events", max_messages=2)
+
+    assert Customer.objects.filter(email__startswith="m", email__endswith="@example.com").count() == 2
+    assert webshop.pending() == 3
+
+
+@pytest.mark.parametrize("option", [{"max_messages": 0}, {"batch_size": 0}])
+def test_it_refuses_bounds_that_make_no_sense(tenant, webshop, option):
+    with pytest.raises(CommandError):
+        call_command("consume_webshop_events", **option)

@@ -64,10 +64,15 @@ class Campaign(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     started_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
+    # Why the campaign failed (or could not start when its time came); shown in the admin.
+    error = models.TextField(blank=True, default="")
 
     class Meta:
         db_table = "campaigns"
         ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["scheduled_at"], name="campaign_due", condition=models.Q(status="scheduled"))
+        ]
 
     def __str__(self):
         return self.name
@@ -108,6 +113,15 @@ class CampaignRecipient(models.Model):
         indexes = [
             models.Index(fields=["campaign", "status"], name="recipient_campaign_status"),
             models.Index(fields=["customer"], name="recipient_customer"),
+            # Claiming walks pending rows of one campaign in id order; without this partial index
+            # every claim would sort all pending rows (500k) to take the first 200.
+            models.Index(
+                fields=["campaign", "id"], name="recipient_pending", condition=models.Q(status="pending")
+            ),
+            # The lease reclaimer looks only at rows a worker holds.
+            models.Index(
+                fields=["lease_until"], name="recipient_leased", condition=models.Q(status="sending")
+            ),
         ]
 
 

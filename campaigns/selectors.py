@@ -1,0 +1,154 @@
+"""Reads of the campaigns app: audiences, content, progress, recipients, due campaigns."""
+
+from django.conf import settings
+from django.db import connection
+from django.db.models import Count, Exists, OuterRef
+from django.utils import timezone
+
+from customers.models import Customer
+
+from .models import Campaign, CampaignLink, CampaignRecipient, Suppression
+
+# What the sender accepts as an address: one @, no whitespace, a dot in the domain. Addresses are
+# stored trimmed and lower-case; this keeps out the obviously broken ones imported from elsewhere.
+VALID_EMAIL_SQL_RE = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+
+ACTIVE_RECIPIENT_STATUSES = ("pending", "sending")
+
+
+def segment_customers(*, segment):
+    """The customers a segment matches now, as one SQL-shaped queryset (segments owns the rules)."""
+    from django.core.exceptions import ValidationError
+
+    from segments.rules import RuleError
+    from segments.selectors import segment_customers as select
+
+    try:
+        return select(segment=segment)
+    except RuleError as exc:
+        raise ValidationError({"segment": [f"The segment '{segment.name}' cannot be evaluated: {exc}"]})
+
+
+def audience_queryset(*, campaign):
+    """Customers who get this campaign: the segment minus the exclude segment, minus everyone who may
+    not or cannot receive marketing email. Never evaluated in Python for the send; see audience_freeze."""
+    if campaign.segment_id is None:
+        return Customer.objects.none()
+    audience = segment_customers(segment=campaign.segment).filter(
+        email_marketing=True,
+        unsubscribed_at__isnull=True,
+        erased_at__isnull=True,
+        email__isnull=False,
+        email__regex=VALID_EMAIL_SQL_RE,
+    )
+    audience = audience.filter(~Exists(Suppression.objects.filter(email=OuterRef("email"))))
+    if campaign.exclude_segment_id is not None:
+        excluded = segment_customers(segment=campaign.exclude_segment).filter(pk=OuterRef("pk"))
+        audience = audience.filter(~Exists(excluded))
+    return audience
+
+
+def audience_count(*, campaign):
+    return audience_queryset(campaign=campaign).count()
+
+
+def campaign_content(*, campaign):
+    """The subject and bodies a campaign sends: its own, else its template's (a blank field falls back)."""
+    template = campaign.template
+    return {
+        "subject": campaign.subject or (template.subject if template else ""),
+        "html": campaign.html_body or (template.html_body if template else ""),
+        "text": campaign.text_body or (template.text_body if template else ""),
+    }
+
+
+def campaign_sender(*, campaign, tenant=None):
+    """From, Reply-To and the footer's postal address: the campaign's, else the tenant's, else settings."""
+    tenant = tenant or connection.tenant
+    return {
+        "from_email": campaign.from_email or getattr(tenant, "from_email", "") or settings.MAIL_FROM_ADDRESS,
+        "from_name": campaign.from_name or getattr(tenant, "from_name", ""),
+        "reply_to": campaign.reply_to or getattr(tenant, "reply_to", ""),
+        "postal_address": getattr(tenant, "postal_address", ""),
+    }
+
+
+def campaign_links(*, campaign_id):
+    return dict(CampaignLink.objects.filter(campaign_id=campaign_id).values_list("url", "id"))
+
+
+def campaign_progress(*, campaign):
+    """Recipient counts by status plus totals, for the progress bar and the API."""
+    counts = dict(
+        CampaignRecipient.objects.filter(campaign=campaign)
+        .values_list("status")
+        .annotate(n=Count("id"))
+        .values_list("status", "n")
+    )
+    progress = {status: counts.get(status, 0) for status, _ in CampaignRecipient.STATUS_CHOICES}
+    total = sum(progress.values())
+    done = total - progress["pending"] - progress["sending"]
+    progress["total"] = total
+    progress["done"] = done
+    progress["percent"] = round(100 * done / total, 1) if total else 0.0
+    return progress
+
+
+def campaign_final_counts(*, campaign):
+    progress = campaign_progress(campaign=campaign)
+    return {
+        "recipients": progress["total"],
+        "sent": progress["sent"] + progress["delivered"] + progress["bounced"] + progress["complained"],
+        "failed": progress["failed"],
+        "pending": progress["pending"] + progress["sending"],
+    }
+
+
+def campaign_recipients(*, campaign, status=None):
+    recipients = CampaignRecipient.objects.filter(campaign=campaign).order_by("id")
+    if status:
+        recipients = recipients.filter(status=status)
+    return recipients
+
+
+def campaigns_due(*, now=None):
+    return Campaign.objects.filter(status="scheduled", scheduled_at__lte=now or timezone.now()).order_by(
+        "scheduled_at", "id"
+    )
+
+
+def campaigns_with_expired_leases(*, now=None):
+    expired = CampaignRecipient.objects.filter(
+        campaign=OuterRef("pk"), status="sending", lease_until__lt=now or timezone.now()
+    )
+    return Campaign.objects.filter(Exists(expired))
+
+
+def campaign_work_left(*, campaign_id):
+    """(pending, sending, seconds until the earliest pending recipient is due or None)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT count(*) FILTER (WHERE status = 'pending'),
+                   count(*) FILTER (WHERE status = 'sending'),
+                   EXTRACT(EPOCH FROM min(coalesce(lease_until, clock_timestamp())) FILTER (WHERE status = 'pending') - clock_timestamp())
+            FROM campaign_recipients
+            WHERE campaign_id = %s AND status IN ('pending', 'sending')
+            """,
+            [campaign_id],
+        )
+        pending, sending, due_in = cursor.fetchone()
+    return pending, sending, (max(0.0, float(due_in)) if due_in is not None else None)
+
+
+def customers_for_sending(*, ids):
+    """{customer id: Customer} with only the fields templates can read."""
+    fields = ("id", "email", "first_name", "last_name", "city", "country", "attributes")
+    return {customer.id: customer for customer in Customer.objects.filter(id__in=ids).only(*fields)}
+
+
+def campaigns_list(*, status=None):
+    campaigns = Campaign.objects.select_related("template", "segment", "exclude_segment")
+    if status:
+        campaigns = campaigns.filter(status=status)
+    return campaigns

@@ -1,0 +1,316 @@
+"""The sending engine: claim a batch, render it, send it over one connection, record the results.
+
+Small and separate (listmonk's shape): it talks to the database through `Store` and to the mail
+transport through `Messenger`, and keeps its progress in the database, so any worker can pick up
+where another stopped. The promises it keeps, and how:
+
+- exactly once: a recipient is claimed by one worker at a time (`FOR UPDATE SKIP LOCKED` + a lease);
+  only a worker that dies between the SMTP hand-off and recording the batch leaves rows that are
+  sent again once their lease expires, carrying the same deterministic Message-ID;
+- transient errors (4xx, lost connections) put the recipient back with a growing delay, permanent
+  ones (5xx) mark it failed with the reason;
+- pause, resume and cancel act between batches: each batch starts by reading the campaign's state;
+- the tenant's rate is reserved in Redis before each batch and paced within it.
+"""
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import connection, transaction
+
+from . import selectors
+from .mail import delivery_error, mail_connection
+from .messages import CampaignComposer
+from .models import Campaign, CampaignRecipient
+from .ratelimit import RateLimiter
+from .rendering import customer_context
+
+logger = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 5
+# Two broken connections in a row within one batch: the server is down; give the rest back untried.
+MAX_BROKEN_IN_A_ROW = 2
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: int
+    customer_id: int
+    email: str
+    attempts: int
+
+
+@dataclass
+class BatchResult:
+    sent: list = field(default_factory=list)  # (recipient id, message id)
+    retry: list = field(default_factory=list)  # (recipient id, reason, delay seconds)
+    failed: list = field(default_factory=list)  # (recipient id, reason)
+    released: list = field(default_factory=list)  # recipient ids not tried (connection down)
+
+    @property
+    def claimed(self):
+        return len(self.sent) + len(self.retry) + len(self.failed) + len(self.released)
+
+
+def retry_delay_seconds(attempts):
+    """Backoff after the n-th failed attempt: 1, 2, 4, 8 ... minutes, at most an hour."""
+    return min(60 * 2 ** max(attempts - 1, 0), 3600)
+
+
+class Store:
+    """The database side of sending one campaign (the connection's current tenant schema)."""
+
+    table = CampaignRecipient._meta.db_table
+
+    def __init__(self, campaign_id):
+        self.campaign_id = campaign_id
+
+    def status(self):
+        return Campaign.objects.filter(pk=self.campaign_id).values_list("status", flat=True).first()
+
+    def claim(self, *, limit, lease_seconds):
+        """Take up to `limit` due pending recipients for `lease_seconds`; committed before returning."""
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""
+                UPDATE {self.table} AS r
+                SET status = 'sending', attempts = r.attempts + 1,
+                    lease_until = clock_timestamp() + make_interval(secs => %s)
+                WHERE r.id IN (
+                    SELECT id FROM {self.table}
+                    WHERE campaign_id = %s AND status = 'pending'
+                      AND (lease_until IS NULL OR lease_until <= clock_timestamp())
+                    ORDER BY id
+                    LIMIT %s
+                    FOR UPDATE SKIP LOCKED
+                )
+                RETURNING r.id, r.customer_id, r.email, r.attempts
+                """,
+                [lease_seconds, self.campaign_id, limit],
+            )
+            rows = cursor.fetchall()
+        return [Claim(*row) for row in sorted(rows)]
+
+    def customers(self, ids):
+        return selectors.customers_for_sending(ids=ids)
+
+    def record(self, result, *, campaign_name=""):
+        """Write a batch's outcome set-based, in one transaction; sent ones also log an interaction."""
+        from customers.models import Interaction
+
+        interaction_table = Interaction._meta.db_table
+        with transaction.atomic(), connection.cursor() as cursor:
+            if result.sent:
+                ids, mids = zip(*result.sent, strict=True)
+                cursor.execute(
+                    f"""
+                    WITH done AS (
+                        UPDATE {self.table} AS r
+                        SET status = 'sent', sent_at = clock_timestamp(), message_id = v.mid, lease_until = NULL, error = ''
+                        FROM unnest(%s::bigint[], %s::text[]) AS v (id, mid)
+                        WHERE r.id = v.id AND r.status = 'sending'
+                        RETURNING r.id, r.customer_id, r.message_id
+                    )
+                    INSERT INTO {interaction_table} (customer_id, kind, body, data, occurred_at, created_at)
+                    SELECT done.customer_id, 'email_sent', %s,
+                           jsonb_build_object('campaign', %s::bigint, 'recipient', done.id,
+                                              'message_id', done.message_id),
+                           clock_timestamp(), clock_timestamp()
+                    FROM done
+                    """,
+                    [list(ids), list(mids), f"Campaign: {campaign_name}"[:500], self.campaign_id],
+                )
+            if result.retry:
+                ids, reasons, delays = zip(*result.retry, strict=True)
+                cursor.execute(
+                    f"""
+                    UPDATE {self.table} AS r
+                    SET status = 'pending', error = v.reason,
+                        lease_until = clock_timestamp() + make_interval(secs => v.delay)
+                    FROM unnest(%s::bigint[], %s::text[], %s::float8[]) AS v (id, reason, delay)
+                    WHERE r.id = v.id AND r.status = 'sending'
+                    """,
+                    [list(ids), list(reasons), list(delays)],
+                )
+            if result.failed:
+                ids, reasons = zip(*result.failed, strict=True)
+                cursor.execute(
+                    f"""
+                    UPDATE {self.table} AS r
+                    SET status = 'failed', error = v.reason, lease_until = NULL
+                    FROM unnest(%s::bigint[], %s::text[]) AS v (id, reason)
+                    WHERE r.id = v.id AND r.status = 'sending'
+                    """,
+                    [list(ids), list(reasons)],
+                )
+            if result.released:
+                # Never tried: the attempt does not count.
+                cursor.execute(
+                    f"""
+                    UPDATE {self.table}
+                    SET status = 'pending', attempts = greatest(attempts - 1, 0),
+                        lease_until = clock_timestamp() + interval '30 seconds'
+                    WHERE id = ANY(%s) AND status = 'sending'
+                    """,
+                    [list(result.released)],
+                )
+
+
+class Messenger:
+    """The mail side: one backend connection, opened lazily, reopened after it broke."""
+
+    def __init__(self, connection_factory=mail_connection):
+        self.factory = connection_factory
+        self.connection = None
+
+    def send(self, message):
+        if self.connection is None:
+            self.connection = self.factory()
+            self.connection.open()
+        if self.connection.send_messages([message]) != 1:
+            raise OSError("the mail backend did not accept the message")
+
+    def reset(self):
+        if self.connection is not None:
+            try:
+                self.connection.close()
+            except Exception:  # the connection is already gone; that is why we reset
+                pass
+        self.connection = None
+
+    close = reset
+
+
+def send_batch(*, claims, customers, composer, messenger, pacer):
+    """Compose and send each claimed recipient; classify every failure. Pure of the database."""
+    result = BatchResult()
+    broken_in_a_row = 0
+    for index, claim in enumerate(claims):
+        customer = customers.get(claim.customer_id)
+        if customer is None:
+            result.failed.append((claim.id, "the customer no longer exists"))
+            continue
+        try:
+            message, mid = composer.compose(
+                recipient_id=claim.id,
+                email=claim.email,
+                customer_id=claim.customer_id,
+                customer=customer_context(customer),
+            )
+        except Exception as exc:  # a template that fails for this customer's data fails only them
+            result.failed.append((claim.id, f"could not render: {type(exc).__name__}: {exc}"[:1000]))
+            continue
+        pacer.wait(index)
+        try:
+            messenger.send(message)
+        except Exception as exc:
+            error = delivery_error(exc)
+            if error.permanent:
+                result.failed.append((claim.id, error.reason[:1000]))
+            elif claim.attempts >= MAX_ATTEMPTS:
+                result.failed.append(
+                    (claim.id, f"gave up after {claim.attempts} attempts: {error.reason}"[:1000])
+                )
+            else:
+                result.retry.append((claim.id, error.reason[:1000], retry_delay_seconds(claim.attempts)))
+            if error.broken:
+                messenger.reset()
+                broken_in_a_row += 1
+                if broken_in_a_row >= MAX_BROKEN_IN_A_ROW:
+                    result.released.extend(c.id for c in claims[index + 1 :])
+                    break
+            continue
+        broken_in_a_row = 0
+        result.sent.append((claim.id, mid))
+    return result
+
+
+@dataclass
+class RunOutcome:
+    sent: int = 0
+    failed: int = 0
+    retried: int = 0
+    batches: int = 0
+    # Whether this campaign needs another run, and after how many seconds.
+    more: bool = False
+    delay: float = 0.0
+    finished: bool = False
+
+
+def composer_for(*, campaign, test=False):
+    from .tokens import tenant_base_url
+
+    return CampaignComposer(
+        campaign=campaign,
+        content=selectors.campaign_content(campaign=campaign),
+        sender=selectors.campaign_sender(campaign=campaign),
+        links=selectors.campaign_links(campaign_id=campaign.pk),
+        base_url=tenant_base_url(),
+        test=test,
+    )
+
+
+def run(
+    *,
+    campaign_id,
+    time_budget=None,
+    batch_size=None,
+    lease_seconds=None,
+    messenger=None,
+    limiter=None,
+    max_batches=None,
+):
+    """Send batches of one campaign until it is done, stopped, or `time_budget` seconds are used."""
+    from .services import campaign_finish_if_done
+
+    time_budget = settings.CAMPAIGN_TASK_SECONDS if time_budget is None else time_budget
+    batch_size = batch_size or settings.CAMPAIGN_BATCH_SIZE
+    lease_seconds = lease_seconds or settings.CAMPAIGN_LEASE_SECONDS
+    outcome = RunOutcome()
+    campaign = Campaign.objects.filter(pk=campaign_id).select_related("template").first()
+    if campaign is None or campaign.status != "sending":
+        return outcome
+    store = Store(campaign_id)
+    composer = composer_for(campaign=campaign)
+    limiter = limiter or RateLimiter(rate_per_second=getattr(connection.tenant, "send_rate_per_second", 50))
+    own_messenger = messenger is None
+    messenger = messenger or Messenger()
+    deadline = time.monotonic() + time_budget
+    try:
+        while True:
+            if store.status() != "sending":  # paused or cancelled: stop between batches
+                return outcome
+            claims = store.claim(limit=batch_size, lease_seconds=lease_seconds)
+            if not claims:
+                break
+            result = send_batch(
+                claims=claims,
+                customers=store.customers([claim.customer_id for claim in claims]),
+                composer=composer,
+                messenger=messenger,
+                pacer=limiter.reserve(len(claims)),
+            )
+            store.record(result, campaign_name=campaign.name)
+            outcome.batches += 1
+            outcome.sent += len(result.sent)
+            outcome.failed += len(result.failed)
+            outcome.retried += len(result.retry) + len(result.released)
+            if result.released:  # the server is down: come back later rather than spin
+                outcome.more, outcome.delay = True, 30.0
+                return outcome
+            if time.monotonic() >= deadline or (max_batches and outcome.batches >= max_batches):
+                outcome.more = True
+                return outcome
+    finally:
+        if own_messenger:
+            messenger.close()
+    pending, sending, due_in = selectors.campaign_work_left(campaign_id=campaign_id)
+    if pending:
+        # Only recipients waiting for their retry time are left: come back then.
+        outcome.more, outcome.delay = True, max(1.0, due_in or 0.0)
+    elif not sending:
+        outcome.finished = campaign_finish_if_done(campaign_id=campaign_id)
+    # Rows another worker holds: that worker finishes the campaign; if it died, the reclaimer does.
+    return outcome

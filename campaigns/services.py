@@ -1,0 +1,526 @@
+"""Writes of the campaigns app: templates, campaigns and every change of a campaign's state."""
+
+import logging
+
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import connection, transaction
+from django.utils import timezone
+
+from events.services import event_emit
+
+from . import selectors
+from .messages import trackable_urls
+from .models import Campaign, CampaignLink, CampaignRecipient, EmailTemplate
+from .rendering import customer_context, sample_context, validate_sources
+
+logger = logging.getLogger(__name__)
+
+# Every state change of a campaign goes through campaign_transition(), against this table.
+ALLOWED_TRANSITIONS = {
+    "draft": {"scheduled", "sending", "cancelled"},
+    "scheduled": {"draft", "sending", "cancelled", "failed"},
+    "sending": {"paused", "sent", "cancelled", "failed"},
+    # A campaign paused after its last batch went out is finished, not stuck.
+    "paused": {"sending", "sent", "cancelled"},
+    "sent": set(),
+    "cancelled": set(),
+    "failed": set(),
+}
+EDITABLE_STATUSES = ("draft", "scheduled")
+TEST_SEND_MAX = 10
+
+
+class CampaignStateError(Exception):
+    """The campaign's state does not allow the change (the API answers 409, the admin shows it)."""
+
+
+def campaign_transition(*, campaign, to, **fields):
+    """Move `campaign` to state `to`, atomically, only from the state it was read in.
+
+    The UPDATE is conditional on that state, so of two concurrent callers exactly one wins; the other
+    gets CampaignStateError (a double /send is a 409, not a double send). `fields` are saved with it.
+    """
+    current = campaign.status
+    if to not in ALLOWED_TRANSITIONS.get(current, set()):
+        raise CampaignStateError(f"A campaign that is {current} cannot become {to}.")
+    now = timezone.now()
+    changed = Campaign.objects.filter(pk=campaign.pk, status=current).update(
+        status=to, updated_at=now, **fields
+    )
+    if changed != 1:
+        actual = Campaign.objects.filter(pk=campaign.pk).values_list("status", flat=True).first()
+        raise CampaignStateError(
+            f"The campaign changed meanwhile: it is {actual} now and cannot become {to}."
+        )
+    campaign.status = to
+    campaign.updated_at = now
+    for name, value in fields.items():
+        setattr(campaign, name, value)
+    logger.info("campaign %s: %s -> %s", campaign.pk, current, to)
+    return campaign
+
+
+# --- templates ---------------------------------------------------------------------------------------
+
+
+def _template_check(*, kind, key, subject, html_body, text_body, instance=None):
+    errors = {}
+    if kind == "transactional":
+        if not key:
+            errors["key"] = ["A transactional template needs a key (order_confirmation or order_shipped)."]
+        elif (
+            EmailTemplate.objects.filter(kind="transactional", key=key)
+            .exclude(pk=getattr(instance, "pk", None))
+            .exists()
+        ):
+            errors["key"] = [f"There is already a transactional template for '{key}'."]
+    elif key:
+        errors["key"] = ["Only transactional templates have a key."]
+    if not (subject or "").strip():
+        errors["subject"] = ["A template needs a subject."]
+    try:
+        validate_sources(subject=subject or "", html_body=html_body or "", text_body=text_body or "")
+    except ValidationError as exc:
+        for field, messages in exc.message_dict.items():
+            errors.setdefault(field, []).extend(messages)
+    if not (html_body or "").strip() and not (text_body or "").strip():
+        errors.setdefault("html_body", []).append("A template needs an HTML or a text body.")
+    if errors:
+        raise ValidationError(errors)
+
+
+def template_create(*, name, subject, html_body="", text_body="", kind="marketing", key=None):
+    key = key or None
+    _template_check(kind=kind, key=key, subject=subject, html_body=html_body, text_body=text_body)
+    return EmailTemplate.objects.create(
+        name=name, subject=subject, html_body=html_body, text_body=text_body, kind=kind, key=key
+    )
+
+
+def template_update(*, template, **changes):
+    values = {
+        field: changes.get(field, getattr(template, field))
+        for field in ("name", "subject", "html_body", "text_body", "kind", "key")
+    }
+    values["key"] = values["key"] or None
+    _template_check(
+        kind=values["kind"],
+        key=values["key"],
+        subject=values["subject"],
+        html_body=values["html_body"],
+        text_body=values["text_body"],
+        instance=template,
+    )
+    for field, value in values.items():
+        setattr(template, field, value)
+    template.save()
+    return template
+
+
+def template_delete(*, template):
+    """Campaigns that used it keep their frozen content; drafts lose their content and must pick another."""
+    template.delete()
+
+
+def preview_links(*, customer_id=None):
+    """Links for a preview: real-looking, but they name no recipient."""
+    from .tokens import preferences_url, tenant_base_url
+
+    base = tenant_base_url()
+    return {
+        "unsubscribe_url": f"{base}/u/preview",
+        "preferences_url": preferences_url(base, customer_id) if customer_id else f"{base}/p/preview",
+    }
+
+
+def template_preview(*, subject, html_body, text_body, customer=None, campaign_name=""):
+    """Rendered subject, html, text of a template against a customer (or sample values)."""
+    from .rendering import render_message
+
+    context = {
+        "customer": customer_context(customer) if customer is not None else sample_context(),
+        "campaign": {"name": campaign_name},
+        **preview_links(customer_id=getattr(customer, "pk", None)),
+    }
+    return render_message(subject=subject, html=html_body, text=text_body, context=context)
+
+
+# --- campaigns: content ------------------------------------------------------------------------------
+
+
+def _campaign_check(*, campaign):
+    errors = {}
+    if campaign.template_id and campaign.template.kind != "marketing":
+        errors["template"] = ["A campaign uses a marketing template, not a transactional one."]
+    try:
+        validate_sources(subject=campaign.subject, html_body=campaign.html_body, text_body=campaign.text_body)
+    except ValidationError as exc:
+        errors.update(exc.message_dict)
+    for field in ("from_email", "reply_to"):
+        value = getattr(campaign, field)
+        if value:
+            try:
+                validate_email(value)
+            except ValidationError:
+                errors[field] = [f"'{value}' is not a valid email address."]
+    if errors:
+        raise ValidationError(errors)
+
+
+CAMPAIGN_FIELDS = (
+    "name",
+    "subject",
+    "template",
+    "html_body",
+    "text_body",
+    "segment",
+    "exclude_segment",
+    "from_email",
+    "from_name",
+    "reply_to",
+    "track_opens",
+    "track_clicks",
+)
+
+
+def campaign_create(*, name, scheduled_at=None, **fields):
+    campaign = Campaign(name=name, **{key: value for key, value in fields.items() if key in CAMPAIGN_FIELDS})
+    if scheduled_at is not None:
+        _check_future(scheduled_at)
+        campaign.scheduled_at = scheduled_at
+    _campaign_check(campaign=campaign)
+    campaign.save()
+    return campaign
+
+
+def campaign_update(*, campaign, **changes):
+    """Edit a draft or scheduled campaign. On a scheduled one, a new `scheduled_at` reschedules it
+    and `scheduled_at=None` takes it back to draft."""
+    with transaction.atomic():
+        campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
+        if campaign.status not in EDITABLE_STATUSES:
+            raise CampaignStateError(f"A campaign that is {campaign.status} cannot be edited.")
+        for key, value in changes.items():
+            if key in CAMPAIGN_FIELDS:
+                setattr(campaign, key, value)
+        _campaign_check(campaign=campaign)
+        if "scheduled_at" in changes:
+            scheduled_at = changes["scheduled_at"]
+            if scheduled_at is not None:
+                _check_future(scheduled_at)
+            campaign.scheduled_at = scheduled_at
+        campaign.save()
+        if campaign.status == "scheduled" and campaign.scheduled_at is None:
+            campaign_transition(campaign=campaign, to="draft")
+        elif campaign.status == "scheduled":
+            _preflight(campaign=campaign)
+    return campaign
+
+
+def _check_future(scheduled_at):
+    if scheduled_at <= timezone.now():
+        raise ValidationError({"scheduled_at": ["must be in the future."]})
+
+
+def _preflight(*, campaign, count_audience=True):
+    """Everything that makes a campaign unsendable, as {field: [messages]}; raises ValidationError."""
+    errors = {}
+    if campaign.segment_id is None:
+        errors["segment"] = ["Choose a segment to send to."]
+    content = selectors.campaign_content(campaign=campaign)
+    if not content["html"].strip() and not content["text"].strip():
+        errors["template"] = [
+            "The campaign has no content: choose a template (a deleted one is gone) or write an HTML body."
+        ]
+    if not content["subject"].strip():
+        errors["subject"] = ["The campaign has no subject."]
+    sender = selectors.campaign_sender(campaign=campaign)
+    try:
+        validate_email(sender["from_email"])
+    except ValidationError:
+        errors["from_email"] = [f"'{sender['from_email']}' is not a valid sender address."]
+    if not errors:
+        try:
+            validate_sources(subject=content["subject"], html_body=content["html"], text_body=content["text"])
+        except ValidationError as exc:
+            errors.update(exc.message_dict)
+    if not errors and count_audience and selectors.audience_count(campaign=campaign) == 0:
+        errors["segment"] = [
+            "Nobody would receive this campaign: the segment has no customers with marketing consent "
+            "and a deliverable address."
+        ]
+    if errors:
+        raise ValidationError(errors)
+    return content
+
+
+def campaign_checklist(*, campaign):
+    """The pre-send checklist for the admin: [(label, ok, detail)]."""
+    try:
+        _preflight(campaign=campaign, count_audience=False)
+        problems = {}
+    except ValidationError as exc:
+        problems = exc.message_dict
+    audience = selectors.audience_count(campaign=campaign) if campaign.segment_id else 0
+    sender = selectors.campaign_sender(campaign=campaign)
+    return [
+        (
+            "segment",
+            "Segment chosen",
+            "segment" not in problems,
+            campaign.segment.name if campaign.segment_id else "",
+        ),
+        ("audience", "Audience not empty", audience > 0, f"{audience} recipients"),
+        (
+            "content",
+            "Content present and valid",
+            not ({"template", "html_body", "text_body"} & set(problems)),
+            "",
+        ),
+        ("subject", "Subject present and valid", "subject" not in problems, ""),
+        ("sender", "Valid sender address", "from_email" not in problems, sender["from_email"]),
+    ]
+
+
+# --- campaigns: sending ------------------------------------------------------------------------------
+
+
+def campaign_schedule(*, campaign, scheduled_at):
+    """Schedule a draft for `scheduled_at` (in the future); beat starts it when it is due."""
+    with transaction.atomic():
+        campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
+        _require(campaign, "scheduled")
+        _check_future(scheduled_at)
+        _preflight(campaign=campaign)
+        campaign_transition(campaign=campaign, to="scheduled", scheduled_at=scheduled_at, error="")
+    return campaign
+
+
+def campaign_send_now(*, campaign):
+    """Start sending now: freeze the audience and hand the work to the batch workers (after commit)."""
+    return campaign_start(campaign=campaign)
+
+
+def _require(campaign, to):
+    if to not in ALLOWED_TRANSITIONS.get(campaign.status, set()):
+        raise CampaignStateError(f"A campaign that is {campaign.status} cannot become {to}.")
+
+
+def campaign_start(*, campaign):
+    """draft/scheduled -> sending: snapshot the content, freeze the audience, enqueue the senders.
+
+    All in one transaction: when anything is wrong (no segment, empty audience, broken content) it
+    raises and nothing was written.
+    """
+    with transaction.atomic():
+        campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
+        _require(campaign, "sending")
+        content = _preflight(campaign=campaign, count_audience=False)
+        # The content is frozen into the campaign: editing or deleting the template later changes nothing.
+        campaign_transition(
+            campaign=campaign,
+            to="sending",
+            started_at=timezone.now(),
+            subject=content["subject"],
+            html_body=content["html"],
+            text_body=content["text"],
+            error="",
+        )
+        count = audience_freeze(campaign=campaign)
+        if count == 0:
+            raise ValidationError(
+                {
+                    "segment": [
+                        "Nobody would receive this campaign: the segment has no customers with marketing "
+                        "consent and a deliverable address."
+                    ]
+                }
+            )
+        links_ensure(campaign=campaign)
+        senders_enqueue(campaign_id=campaign.pk)
+    return campaign
+
+
+def audience_freeze(*, campaign):
+    """One INSERT ... SELECT of the campaign's audience into campaign_recipients; returns the rows added.
+
+    ON CONFLICT makes it idempotent: one message per address, however often it runs.
+    """
+    select_sql, params = (
+        selectors.audience_queryset(campaign=campaign)
+        .order_by()
+        .values_list("id", "email")
+        .query.sql_with_params()
+    )
+    table = CampaignRecipient._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            INSERT INTO {table} (campaign_id, customer_id, email, status, message_id, attempts, error)
+            SELECT %s, audience.id, audience.email, 'pending', '', 0, ''
+            FROM ({select_sql}) AS audience (id, email)
+            ON CONFLICT (campaign_id, email) DO NOTHING
+            """,
+            [campaign.pk, *params],
+        )
+        return cursor.rowcount
+
+
+def links_ensure(*, campaign):
+    """One CampaignLink per distinct trackable URL of the campaign's HTML (click tokens name these ids)."""
+    urls = trackable_urls(campaign.html_body)
+    CampaignLink.objects.bulk_create(
+        [CampaignLink(campaign=campaign, url=url) for url in urls], ignore_conflicts=True
+    )
+    return selectors.campaign_links(campaign_id=campaign.pk)
+
+
+def senders_enqueue(*, campaign_id, countdown=0):
+    """Start CAMPAIGN_SEND_CONCURRENCY batch tasks for a campaign once the transaction commits."""
+    from django.conf import settings
+
+    from .tasks import send_campaign_batches
+
+    def enqueue():
+        for _ in range(max(1, settings.CAMPAIGN_SEND_CONCURRENCY)):
+            send_campaign_batches.apply_async((campaign_id,), countdown=countdown)
+
+    transaction.on_commit(enqueue)
+
+
+def campaign_pause(*, campaign):
+    """Stops after the batches in flight; nothing already claimed is lost."""
+    with transaction.atomic():
+        campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
+        return campaign_transition(campaign=campaign, to="paused")
+
+
+def campaign_resume(*, campaign):
+    with transaction.atomic():
+        campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
+        campaign_transition(campaign=campaign, to="sending")
+        senders_enqueue(campaign_id=campaign.pk)
+    return campaign
+
+
+def campaign_cancel(*, campaign):
+    """Nobody else receives it; recipients not sent yet stay pending (and count as not sent)."""
+    with transaction.atomic():
+        campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
+        return campaign_transition(campaign=campaign, to="cancelled")
+
+
+def campaign_finish_if_done(*, campaign_id):
+    """sending/paused -> sent when no recipient is pending or in flight; publishes campaign.sent once."""
+    with transaction.atomic():
+        campaign = Campaign.objects.select_for_update().filter(pk=campaign_id).first()
+        if campaign is None or campaign.status not in ("sending", "paused"):
+            return False
+        pending, sending, _ = selectors.campaign_work_left(campaign_id=campaign_id)
+        if pending or sending:
+            return False
+        campaign_transition(campaign=campaign, to="sent", sent_at=timezone.now())
+        counts = selectors.campaign_final_counts(campaign=campaign)
+        event_emit(type="campaign.sent", data={"id": campaign.pk, "name": campaign.name, **counts})
+    return True
+
+
+def campaign_fail(*, campaign, reason):
+    with transaction.atomic():
+        campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
+        return campaign_transition(campaign=campaign, to="failed", error=reason[:2000])
+
+
+def campaigns_start_due(*, now=None):
+    """Start every scheduled campaign whose time has come (this tenant); one that cannot start fails
+    with the reason. Returns the ids started."""
+    started = []
+    for campaign in selectors.campaigns_due(now=now):
+        try:
+            campaign_start(campaign=campaign)
+            started.append(campaign.pk)
+        except ValidationError as exc:
+            reasons = "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in exc.message_dict.items())
+            try:
+                campaign_fail(campaign=campaign, reason=f"Could not start: {reasons}")
+            except CampaignStateError:
+                pass
+        except CampaignStateError:
+            continue  # someone else started, edited or cancelled it meanwhile
+    return started
+
+
+def leases_reclaim(*, now=None):
+    """Recipients whose worker died holding them go back to pending; returns the campaign ids affected."""
+    now = now or timezone.now()
+    campaign_ids = list(selectors.campaigns_with_expired_leases(now=now).values_list("id", flat=True))
+    if campaign_ids:
+        CampaignRecipient.objects.filter(
+            campaign_id__in=campaign_ids, status="sending", lease_until__lt=now
+        ).update(status="pending", lease_until=None)
+        for campaign_id in Campaign.objects.filter(id__in=campaign_ids, status="sending").values_list(
+            "id", flat=True
+        ):
+            senders_enqueue(campaign_id=campaign_id)
+    return campaign_ids
+
+
+def campaign_test_send(*, campaign, emails):
+    """Send a test copy to up to TEST_SEND_MAX addresses: marked [Test], no recipient rows, no tracking.
+
+    Returns [{"email", "sent", "error"}]."""
+    from .mail import delivery_error, mail_connection
+    from .messages import CampaignComposer
+
+    errors = {}
+    if not isinstance(emails, list | tuple) or not emails:
+        errors["emails"] = ["Give a list of 1 to 10 email addresses."]
+    elif len(emails) > TEST_SEND_MAX:
+        errors["emails"] = [f"At most {TEST_SEND_MAX} addresses."]
+    else:
+        bad = []
+        for email in emails:
+            try:
+                validate_email(email)
+            except (ValidationError, TypeError):
+                bad.append(f"'{email}' is not a valid email address.")
+        if bad:
+            errors["emails"] = bad
+    if errors:
+        raise ValidationError(errors)
+    content = _preflight(campaign=campaign, count_audience=False)
+    from .tokens import tenant_base_url
+
+    composer = CampaignComposer(
+        campaign=campaign,
+        content=content,
+        sender=selectors.campaign_sender(campaign=campaign),
+        base_url=tenant_base_url(),
+        test=True,
+    )
+    from customers.models import Customer
+
+    results = []
+    mail = mail_connection()
+    try:
+        for email in emails:
+            address = email.strip().lower()
+            customer = Customer.objects.filter(email=address).first()
+            message, _ = composer.compose(
+                recipient_id=0,
+                email=address,
+                customer_id=customer.pk if customer else 0,
+                customer=customer_context(customer) if customer else sample_context(),
+            )
+            try:
+                mail.send_messages([message])
+                results.append({"email": address, "sent": True, "error": ""})
+            except Exception as exc:  # reported per address; a test send never changes state
+                results.append({"email": address, "sent": False, "error": delivery_error(exc).reason})
+    finally:
+        try:
+            mail.close()
+        except Exception:
+            pass
+    return results

@@ -1,0 +1,60 @@
+"""Celery tasks of the campaigns app: thin, id-taking, safe to run twice (STYLE 4).
+
+`send_campaign_batches` runs in the tenant's schema (tenant-schemas-celery carries it in the message);
+the beat tasks run in public and loop over the serving tenants themselves.
+"""
+
+import logging
+
+from celery import shared_task
+from django_tenants.utils import tenant_context
+
+from tenancy.models import Tenant
+
+from . import sender, services
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(ignore_result=True, acks_late=True)
+def send_campaign_batches(campaign_id):
+    """Send batches of one campaign for a while, then re-enqueue itself while work is left."""
+    outcome = sender.run(campaign_id=campaign_id)
+    if outcome.more:
+        send_campaign_batches.apply_async((campaign_id,), countdown=outcome.delay)
+    return {"sent": outcome.sent, "failed": outcome.failed, "retried": outcome.retried}
+
+
+def _each_tenant(work):
+    for tenant in Tenant.objects.serving():
+        try:
+            with tenant_context(tenant):
+                work(tenant)
+        except Exception:  # one tenant's trouble never stops the others
+            logger.exception("campaigns: periodic work failed for tenant %s", tenant.schema_name)
+
+
+@shared_task(ignore_result=True)
+def dispatch_due_campaigns():
+    """Beat, every minute: start every tenant's scheduled campaigns whose time has come."""
+
+    def work(tenant):
+        started = services.campaigns_start_due()
+        if started:
+            logger.info("campaigns: started %s in %s", started, tenant.schema_name)
+
+    _each_tenant(work)
+
+
+@shared_task(ignore_result=True)
+def reclaim_expired_leases():
+    """Beat: recipients held by a worker that died go back to pending, and their campaign resumes."""
+
+    def work(tenant):
+        campaign_ids = services.leases_reclaim()
+        if campaign_ids:
+            logger.warning(
+                "campaigns: reclaimed expired leases of %s in %s", campaign_ids, tenant.schema_name
+            )
+
+    _each_tenant(work)

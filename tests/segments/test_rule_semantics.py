@@ -37,8 +37,9 @@ def _with_campaign_ids(node, campaigns):
         return {key: _with_campaign_ids(value, campaigns) for key, value in node.items()}
     if isinstance(node, list):
         return [_with_campaign_ids(value, campaigns) for value in node]
-    if isinstance(node, str) and node in campaigns:
-        return campaigns[node]
+    if isinstance(node, str) and any(key in node for key in campaigns):
+        # "c1" and "c1, c2" become the ids as text, the way a query builder sends them.
+        return ",".join(str(campaigns.get(item.strip(), item)) for item in node.split(","))
     return node
 
 

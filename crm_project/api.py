@@ -111,9 +111,9 @@ class TokenView(APIView):
             password=serializer.validated_data["password"],
         )
         if user is None or not user.is_active:
-            for throttle in self.get_throttles():
-                if isinstance(throttle, AuthFailureThrottle) and hasattr(throttle, "key"):
-                    throttle.record_failure()
+            throttle = AuthFailureThrottle()
+            throttle.allow_request(request, self)  # loads this client's history
+            throttle.record_failure()
             raise exceptions.ValidationError(
                 {"non_field_errors": ["Unable to log in with these credentials."]}
             )

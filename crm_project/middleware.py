@@ -1,0 +1,58 @@
+"""Request guards that apply to every host: body size for the API, brute force on the admin login."""
+
+import time
+
+from django.conf import settings
+from django.core.cache import cache
+from django.http import JsonResponse
+
+
+class ApiBodySizeLimitMiddleware:
+    """Refuse API bodies over API_MAX_BODY_BYTES with 413 before anything reads them.
+
+    DRF parses from the raw WSGI stream, which bypasses DATA_UPLOAD_MAX_MEMORY_SIZE.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.path.startswith("/api/"):
+            try:
+                length = int(request.META.get("CONTENT_LENGTH") or 0)
+            except ValueError:
+                return JsonResponse({"detail": "Invalid Content-Length header."}, status=400)
+            if length > settings.API_MAX_BODY_BYTES:
+                return JsonResponse(
+                    {"detail": f"The request body is too large (limit {settings.API_MAX_BODY_BYTES} bytes)."},
+                    status=413,
+                )
+        return self.get_response(request)
+
+
+class AdminLoginThrottleMiddleware:
+    """After a burst of failed admin logins from one address for one username, answer 429 for a while.
+
+    A failed login re-renders the form (200); a successful one redirects. Cache keys carry the
+    tenant's schema (django-tenants' key function), so tenants never share counters.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.method != "POST" or not request.path.endswith("/admin/login/"):
+            return self.get_response(request)
+        username = str(request.POST.get("username", ""))[:150].strip().lower()
+        key = f"admin-login-failures:{request.META.get('REMOTE_ADDR', '')}:{username}"
+        window = settings.ADMIN_LOGIN_FAILURE_WINDOW
+        now = time.time()
+        failures = [t for t in (cache.get(key) or []) if t > now - window]
+        if len(failures) >= settings.ADMIN_LOGIN_MAX_FAILURES:
+            response = JsonResponse({"detail": "Too many failed logins; try again later."}, status=429)
+            response["Retry-After"] = str(int(window - (now - min(failures))) + 1)
+            return response
+        response = self.get_response(request)
+        if response.status_code == 200:
+            cache.set(key, failures + [now], window)
+        return response

@@ -1,0 +1,171 @@
+"""The marketers' view of campaign results: a list of campaign reports and a stats page per campaign.
+
+`admin:tracking_campaign_stats` (campaign id) is the stats page; the campaign admin links to it.
+"""
+
+import json
+
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+from unfold.admin import ModelAdmin
+
+from . import selectors
+from .models import CampaignReport, CampaignStats
+
+
+def _percent(part, whole):
+    return round(100 * part / whole, 1) if whole else 0.0
+
+
+def stats_page_context(stats):
+    """What the stats template draws: the timeline chart, the funnel bars, the link table."""
+    timeline = stats["timeline"]
+    chart = {
+        "labels": [row["hour"].strftime("%b %d %H:00") for row in timeline],
+        "datasets": [
+            {
+                "label": str(_("Opens")),
+                "data": [row["opens"] for row in timeline],
+                "borderColor": "var(--color-primary-600)",
+                "backgroundColor": "var(--color-primary-600)",
+                "displayYAxis": True,
+            },
+            {
+                "label": str(_("Clicks")),
+                "data": [row["clicks"] for row in timeline],
+                "borderColor": "#f59e0b",
+                "backgroundColor": "#f59e0b",
+            },
+        ],
+    }
+    sent = stats["sent"]
+    delivered_label = _("Delivered") if stats["delivered"] else _("Delivered (no delivery data)")
+    funnel = [
+        {"label": _("Sent"), "value": sent, "percent": 100.0 if sent else 0.0},
+        {
+            "label": delivered_label,
+            "value": stats["delivered"],
+            "percent": _percent(stats["delivered"], sent),
+        },
+        {
+            "label": _("Opened"),
+            "value": stats["unique_opens"],
+            "percent": _percent(stats["unique_opens"], sent),
+        },
+        {
+            "label": _("Clicked"),
+            "value": stats["unique_clicks"],
+            "percent": _percent(stats["unique_clicks"], sent),
+        },
+    ]
+    cards = [
+        {
+            "label": _("Recipients"),
+            "value": stats["recipients"],
+            "note": _("%(n)s pending") % {"n": stats["pending"]},
+        },
+        {
+            "label": _("Open rate"),
+            "value": f"{100 * stats['open_rate']:.1f}%",
+            "note": _("%(u)s unique · %(t)s total · %(m)s machine")
+            % {"u": stats["unique_opens"], "t": stats["opens"], "m": stats["machine_opens"]},
+        },
+        {
+            "label": _("Click rate"),
+            "value": f"{100 * stats['click_rate']:.1f}%",
+            "note": _("%(u)s unique · %(t)s total") % {"u": stats["unique_clicks"], "t": stats["clicks"]},
+        },
+        {
+            "label": _("Click-to-open"),
+            "value": f"{100 * stats['click_to_open_rate']:.1f}%",
+            "note": _("of openers clicked"),
+        },
+        {
+            "label": _("Unsubscribes"),
+            "value": stats["unsubscribes"],
+            "note": _("%(b)s bounced · %(c)s complaints · %(f)s failed")
+            % {"b": stats["bounced"], "c": stats["complained"], "f": stats["failed"]},
+        },
+    ]
+    links = [{**row, "percent": _percent(row["clicks"], stats["clicks"])} for row in stats["links"]]
+    return {"chart": json.dumps(chart), "funnel": funnel, "cards": cards, "links": links, "stats": stats}
+
+
+@admin.register(CampaignReport)
+class CampaignReportAdmin(ModelAdmin):
+    list_display = ("name", "status", "sent_at", "unique_opens", "unique_clicks", "unsubscribes", "report")
+    list_filter = ("status",)
+    search_fields = ("name",)
+    ordering = ("-created_at",)
+    list_select_related = ("tracking_stats",)
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.has_perm("campaigns.view_campaign")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def _counter(self, obj, name):
+        try:
+            return getattr(obj.tracking_stats, name)
+        except CampaignStats.DoesNotExist:
+            return 0
+
+    @admin.display(description=_("Opened"))
+    def unique_opens(self, obj):
+        return self._counter(obj, "unique_opens")
+
+    @admin.display(description=_("Clicked"))
+    def unique_clicks(self, obj):
+        return self._counter(obj, "unique_clicks")
+
+    @admin.display(description=_("Unsubscribed"))
+    def unsubscribes(self, obj):
+        return self._counter(obj, "unsubscribes")
+
+    @admin.display(description=_("Report"))
+    def report(self, obj):
+        return format_html(
+            '<a href="{}">{}</a>', reverse("admin:tracking_campaign_stats", args=[obj.pk]), _("Stats")
+        )
+
+    def get_urls(self):
+        stats = path(
+            "<int:campaign_id>/stats/",
+            self.admin_site.admin_view(self.stats_view),
+            name="tracking_campaign_stats",
+        )
+        return [stats, *super().get_urls()]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        # A report has nothing to edit: its page is the stats page.
+        if not str(object_id).isdigit():
+            raise Http404
+        return redirect("admin:tracking_campaign_stats", int(object_id))
+
+    def stats_view(self, request, campaign_id):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        campaign = selectors.campaign_for_stats(campaign_id=campaign_id)
+        if campaign is None:
+            raise Http404
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": _("Results of “%(name)s”") % {"name": campaign.name},
+            "campaign": campaign,
+            **stats_page_context(selectors.campaign_stats(campaign=campaign)),
+        }
+        return TemplateResponse(request, "tracking/admin/campaign_stats.html", context)

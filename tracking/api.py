@@ -1,0 +1,66 @@
+"""`GET /api/campaigns/{id}/stats`."""
+
+from django.http import Http404
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from crm_project.api import ERROR_404
+
+from . import selectors
+
+
+class LinkStatsSerializer(serializers.Serializer):
+    url = serializers.CharField()
+    clicks = serializers.IntegerField()
+    unique_clicks = serializers.IntegerField()
+
+
+class HourStatsSerializer(serializers.Serializer):
+    hour = serializers.DateTimeField(help_text="Start of the hour, UTC.")
+    opens = serializers.IntegerField()
+    clicks = serializers.IntegerField()
+
+
+class CampaignStatsSerializer(serializers.Serializer):
+    status = serializers.CharField()
+    recipients = serializers.IntegerField()
+    pending = serializers.IntegerField(help_text="Not sent yet (pending or being sent).")
+    sent = serializers.IntegerField(help_text="Left us: sent, delivered, bounced or complained.")
+    delivered = serializers.IntegerField(help_text="Confirmed by the ESP (complaints included).")
+    failed = serializers.IntegerField()
+    bounced = serializers.IntegerField()
+    complained = serializers.IntegerField()
+    opens = serializers.IntegerField(
+        help_text="Human opens: pixel loads, plus one for a recipient whose first sign is a click."
+    )
+    unique_opens = serializers.IntegerField(help_text="Recipients who opened or clicked (humans).")
+    machine_opens = serializers.IntegerField(help_text="Pixel loads by prefetchers, scanners and bots.")
+    clicks = serializers.IntegerField(help_text="Human clicks.")
+    unique_clicks = serializers.IntegerField(help_text="Recipients who clicked (humans).")
+    unsubscribes = serializers.IntegerField()
+    open_rate = serializers.FloatField(
+        help_text="unique_opens / delivered (or / sent without delivery data)."
+    )
+    click_rate = serializers.FloatField(help_text="unique_clicks / delivered (or / sent).")
+    click_to_open_rate = serializers.FloatField(help_text="unique_clicks / unique_opens.")
+    links = LinkStatsSerializer(many=True)
+    timeline = HourStatsSerializer(many=True, help_text="Hourly, UTC, first to last active hour.")
+
+
+class CampaignStatsView(APIView):
+    @extend_schema(
+        operation_id="campaigns_stats",
+        tags=["campaigns"],
+        responses={
+            200: CampaignStatsSerializer,
+            401: OpenApiResponse(description="Not authenticated."),
+            404: ERROR_404,
+        },
+    )
+    def get(self, request, pk):
+        campaign = selectors.campaign_for_stats(campaign_id=pk)
+        if campaign is None:
+            raise Http404
+        return Response(CampaignStatsSerializer(selectors.campaign_stats(campaign=campaign)).data)

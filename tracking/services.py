@@ -1,0 +1,507 @@
+"""Writes of the tracking app: hits, their roll-up, unsubscribes, preferences and delivery events."""
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+
+from django.db import connection, transaction
+from django.db.models import F, Q
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from campaigns.models import Campaign, CampaignRecipient, Suppression
+from customers.models import Customer, Interaction
+from customers.services import customer_payload, customer_update, interaction_add
+from events.services import event_emit
+
+from .machine import is_machine_agent
+from .models import CampaignStats
+
+logger = logging.getLogger(__name__)
+
+USER_AGENT_MAX = 512
+
+# --- the hit path -------------------------------------------------------------------------------
+# One round trip each. A lost hit costs one count, a slow one costs every hit behind it, so the
+# commit does not wait for the WAL flush (synchronous_commit off for this implicit transaction
+# only: a crash of PostgreSQL itself may lose the last fraction of a second of hits, nothing else).
+# The recipient's sent_at decides in the same statement whether the hit came too soon after
+# sending to be a person.
+
+_OPEN_SQL = """
+SET LOCAL synchronous_commit TO OFF;
+INSERT INTO tracking_hits (kind, campaign_id, recipient_id, link_id, is_machine, ip, user_agent, occurred_at)
+SELECT 'o', r.campaign_id, r.id, NULL,
+       %(machine)s OR r.sent_at IS NULL OR %(at)s < r.sent_at + %(window)s * interval '1 second',
+       %(ip)s, %(agent)s, %(at)s
+FROM campaign_recipients r
+WHERE r.id = %(recipient)s
+"""
+
+_CLICK_SQL = """
+SET LOCAL synchronous_commit TO OFF;
+WITH target AS (
+    SELECT r.id, r.campaign_id, r.sent_at, l.id AS link_id, l.url
+    FROM campaign_recipients r
+    JOIN campaign_links l ON l.campaign_id = r.campaign_id
+    WHERE r.id = %(recipient)s AND l.id = %(link)s
+), hit AS (
+    INSERT INTO tracking_hits (kind, campaign_id, recipient_id, link_id, is_machine, ip, user_agent, occurred_at)
+    SELECT 'c', t.campaign_id, t.id, t.link_id,
+           %(machine)s OR t.sent_at IS NULL OR %(at)s < t.sent_at + %(window)s * interval '1 second',
+           %(ip)s, %(agent)s, %(at)s
+    FROM target t
+)
+SELECT url FROM target
+"""
+
+
+def _hit_params(*, tenant, recipient_id, ip, user_agent, occurred_at):
+    agent = (user_agent or "").replace("\x00", "")[:USER_AGENT_MAX]
+    return {
+        "recipient": recipient_id,
+        "machine": is_machine_agent(user_agent=agent, ip=ip),
+        "window": tenant.machine_open_window_seconds,
+        "ip": ip,
+        "agent": agent,
+        "at": occurred_at or timezone.now(),
+    }
+
+
+def hit_record_open(*, tenant, recipient_id, ip=None, user_agent="", occurred_at=None):
+    """Append one open hit; False when the recipient does not exist (nothing is written then)."""
+    params = _hit_params(
+        tenant=tenant, recipient_id=recipient_id, ip=ip, user_agent=user_agent, occurred_at=occurred_at
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(_OPEN_SQL, params)
+        cursor.cursor.nextset()
+        return cursor.rowcount == 1
+
+
+def hit_record_click(*, tenant, recipient_id, link_id, ip=None, user_agent="", occurred_at=None):
+    """Append one click hit and return the link's URL, or None (nothing written) when the link is not
+    one of the recipient's campaign."""
+    params = _hit_params(
+        tenant=tenant, recipient_id=recipient_id, ip=ip, user_agent=user_agent, occurred_at=occurred_at
+    )
+    params["link"] = link_id
+    with connection.cursor() as cursor:
+        cursor.execute(_CLICK_SQL, params)
+        cursor.cursor.nextset()
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+# --- the roll-up ----------------------------------------------------------------------------------
+ROLLUP_LOCK_NAMESPACE = 7_100_001  # pg advisory lock key (namespace, hash of the schema)
+ROLLUP_BATCH_SIZE = 2000
+
+
+@dataclass
+class RollupResult:
+    hits: int = 0
+    batches: int = 0
+    new_opens: int = 0
+    new_clicks: int = 0
+    locked_out: bool = False
+    campaigns: set = field(default_factory=set)
+
+
+def hits_rollup(*, batch_size=ROLLUP_BATCH_SIZE, max_batches=None):
+    """Roll unprocessed hits of the current tenant up, batch by batch, until none are left.
+
+    Each batch is one transaction: its hits are marked processed together with every effect they
+    have, so a crash repeats a batch whole or not at all. A transaction-level advisory lock per
+    schema keeps two roll-ups of one tenant from overlapping (the second one returns at once).
+    """
+    result = RollupResult()
+    while max_batches is None or result.batches < max_batches:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_try_advisory_xact_lock(%s, hashtext(current_schema()))",
+                    [ROLLUP_LOCK_NAMESPACE],
+                )
+                if not cursor.fetchone()[0]:
+                    result.locked_out = True
+                    return result
+            done = _rollup_batch(batch_size=batch_size, result=result)
+        if done < batch_size:
+            break
+    return result
+
+
+_BATCH_TABLE_SQL = """
+CREATE TEMP TABLE IF NOT EXISTS tracking_batch (
+    id bigint, kind char(1), campaign_id bigint, recipient_id bigint, link_id bigint,
+    is_machine boolean, occurred_at timestamptz
+) ON COMMIT DELETE ROWS;
+TRUNCATE tracking_batch;
+"""
+
+_CLAIM_SQL = """
+WITH claimed AS (
+    UPDATE tracking_hits h SET processed_at = %(now)s
+    WHERE h.id IN (
+        SELECT id FROM tracking_hits WHERE processed_at IS NULL ORDER BY id LIMIT %(limit)s
+    )
+    RETURNING h.id, h.kind, h.campaign_id, h.recipient_id, h.link_id, h.is_machine, h.occurred_at
+)
+INSERT INTO tracking_batch SELECT * FROM claimed
+"""
+
+# A recipient's first human open or click sets first_opened_at (a click counts as an open). When that
+# first sign is a click, the click also stands for one open (kind 'i' in the batch), in its hour.
+_FIRST_OPENS_SQL = """
+WITH firsts AS (
+    SELECT recipient_id,
+           min(occurred_at) AS first_at,
+           min(occurred_at) FILTER (WHERE kind = 'o') AS first_pixel,
+           min(occurred_at) FILTER (WHERE kind = 'c') AS first_click
+    FROM tracking_batch WHERE NOT is_machine GROUP BY recipient_id
+), opened AS (
+    UPDATE campaign_recipients r SET first_opened_at = f.first_at
+    FROM firsts f
+    WHERE r.id = f.recipient_id AND r.first_opened_at IS NULL
+    RETURNING r.id, r.campaign_id, r.customer_id, r.email, f.first_at,
+              (f.first_pixel IS NULL OR f.first_click < f.first_pixel) AS implied
+), implied AS (
+    INSERT INTO tracking_batch (id, kind, campaign_id, recipient_id, link_id, is_machine, occurred_at)
+    SELECT 0, 'i', campaign_id, id, NULL, false, first_at FROM opened WHERE implied
+), counted AS (
+    INSERT INTO tracking_campaign_stats AS s (campaign_id, unique_opens)
+    SELECT campaign_id, count(*) FROM opened GROUP BY campaign_id
+    ON CONFLICT (campaign_id) DO UPDATE SET unique_opens = s.unique_opens + EXCLUDED.unique_opens
+)
+SELECT id, campaign_id, customer_id, email, first_at FROM opened
+"""
+
+_FIRST_CLICKS_SQL = """
+WITH firsts AS (
+    SELECT recipient_id, min(occurred_at) AS first_at
+    FROM tracking_batch WHERE kind = 'c' AND NOT is_machine GROUP BY recipient_id
+), clicked AS (
+    UPDATE campaign_recipients r SET first_clicked_at = f.first_at
+    FROM firsts f
+    WHERE r.id = f.recipient_id AND r.first_clicked_at IS NULL
+    RETURNING r.campaign_id
+)
+INSERT INTO tracking_campaign_stats AS s (campaign_id, unique_clicks)
+SELECT campaign_id, count(*) FROM clicked GROUP BY campaign_id
+ON CONFLICT (campaign_id) DO UPDATE SET unique_clicks = s.unique_clicks + EXCLUDED.unique_clicks
+"""
+
+# Per (recipient, link): the first human click of each link is a new unique click of that link
+# (xmax = 0 tells a fresh insert from an update of an existing row).
+_LINK_CLICKS_SQL = """
+WITH agg AS (
+    SELECT recipient_id, link_id, campaign_id, min(occurred_at) AS first_at, count(*) AS n
+    FROM tracking_batch WHERE kind = 'c' AND NOT is_machine
+    GROUP BY recipient_id, link_id, campaign_id
+), upserted AS (
+    INSERT INTO tracking_link_clicks AS lc (recipient_id, link_id, campaign_id, first_clicked_at, clicks)
+    SELECT recipient_id, link_id, campaign_id, first_at, n FROM agg
+    ON CONFLICT (recipient_id, link_id) DO UPDATE SET clicks = lc.clicks + EXCLUDED.clicks
+    RETURNING lc.recipient_id, lc.link_id, lc.campaign_id, lc.first_clicked_at, (lc.xmax = 0) AS inserted
+), link_counted AS (
+    INSERT INTO tracking_link_stats AS s (link_id, campaign_id, clicks, unique_clicks)
+    SELECT u.link_id, u.campaign_id, sum(a.n), count(*) FILTER (WHERE u.inserted)
+    FROM upserted u JOIN agg a ON a.recipient_id = u.recipient_id AND a.link_id = u.link_id
+    GROUP BY u.link_id, u.campaign_id
+    ON CONFLICT (link_id) DO UPDATE SET clicks = s.clicks + EXCLUDED.clicks,
+                                        unique_clicks = s.unique_clicks + EXCLUDED.unique_clicks
+)
+SELECT u.recipient_id, u.campaign_id, r.customer_id, r.email, l.url, u.first_clicked_at, u.link_id
+FROM upserted u
+JOIN campaign_recipients r ON r.id = u.recipient_id
+JOIN campaign_links l ON l.id = u.link_id
+WHERE u.inserted
+"""
+
+_TOTALS_SQL = """
+WITH totals AS (
+    INSERT INTO tracking_campaign_stats AS s (campaign_id, opens, machine_opens, clicks, updated_at)
+    SELECT campaign_id,
+           count(*) FILTER (WHERE kind IN ('o', 'i') AND NOT is_machine),
+           count(*) FILTER (WHERE kind = 'o' AND is_machine),
+           count(*) FILTER (WHERE kind = 'c' AND NOT is_machine),
+           %(now)s
+    FROM tracking_batch GROUP BY campaign_id
+    ON CONFLICT (campaign_id) DO UPDATE SET opens = s.opens + EXCLUDED.opens,
+                                            machine_opens = s.machine_opens + EXCLUDED.machine_opens,
+                                            clicks = s.clicks + EXCLUDED.clicks,
+                                            updated_at = EXCLUDED.updated_at
+    RETURNING s.campaign_id
+)
+INSERT INTO tracking_hourly_stats AS h (campaign_id, hour, opens, clicks)
+SELECT campaign_id, date_trunc('hour', occurred_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC',
+       count(*) FILTER (WHERE kind IN ('o', 'i')), count(*) FILTER (WHERE kind = 'c')
+FROM tracking_batch WHERE NOT is_machine
+GROUP BY 1, 2
+ON CONFLICT (campaign_id, hour) DO UPDATE SET opens = h.opens + EXCLUDED.opens,
+                                              clicks = h.clicks + EXCLUDED.clicks
+"""
+
+
+def _rollup_batch(*, batch_size, result):
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(_BATCH_TABLE_SQL)
+        cursor.execute(_CLAIM_SQL, {"now": now, "limit": batch_size})
+        claimed = cursor.rowcount
+        if claimed == 0:
+            return 0
+        cursor.execute(_FIRST_OPENS_SQL)
+        opened = cursor.fetchall()
+        cursor.execute(_FIRST_CLICKS_SQL)
+        cursor.execute(_LINK_CLICKS_SQL)
+        clicked = cursor.fetchall()
+        cursor.execute(_TOTALS_SQL, {"now": now})
+        cursor.execute("SELECT DISTINCT campaign_id FROM tracking_batch")
+        campaign_ids = {row[0] for row in cursor.fetchall()}
+    _interactions_and_events(opened=opened, clicked=clicked)
+    result.hits += claimed
+    result.batches += 1
+    result.new_opens += len(opened)
+    result.new_clicks += len(clicked)
+    result.campaigns |= campaign_ids
+    return claimed
+
+
+def _interactions_and_events(*, opened, clicked):
+    """One `email_opened` interaction and `email.opened` event per recipient's first human open;
+    one `email_clicked` interaction and `email.clicked` event per recipient's first click of each link."""
+    campaign_ids = {row[1] for row in opened} | {row[1] for row in clicked}
+    names = dict(Campaign.objects.filter(pk__in=campaign_ids).values_list("pk", "name"))
+    interactions = []
+    for recipient_id, campaign_id, customer_id, email, first_at in opened:
+        name = names.get(campaign_id, "")
+        interactions.append(
+            Interaction(
+                customer_id=customer_id,
+                kind="email_opened",
+                body=f"Opened “{name}”",
+                data={"campaign_id": campaign_id, "campaign": name, "recipient_id": recipient_id},
+                occurred_at=first_at,
+            )
+        )
+        event_emit(
+            type="email.opened",
+            data={"campaign_id": campaign_id, "customer_id": customer_id, "email": email},
+            occurred_at=first_at,
+        )
+    for recipient_id, campaign_id, customer_id, email, url, first_at, link_id in clicked:
+        name = names.get(campaign_id, "")
+        interactions.append(
+            Interaction(
+                customer_id=customer_id,
+                kind="email_clicked",
+                body=f"Clicked {url} in “{name}”",
+                data={
+                    "campaign_id": campaign_id,
+                    "campaign": name,
+                    "recipient_id": recipient_id,
+                    "link_id": link_id,
+                    "url": url,
+                },
+                occurred_at=first_at,
+            )
+        )
+        event_emit(
+            type="email.clicked",
+            data={"campaign_id": campaign_id, "customer_id": customer_id, "email": email, "url": url},
+            occurred_at=first_at,
+        )
+    Interaction.objects.bulk_create(interactions, batch_size=1000)
+
+
+# --- unsubscribe and preferences ------------------------------------------------------------------
+def _customer_unsubscribe(*, customer_id, now, source, data):
+    """Withdraw marketing consent; True when the customer's state changed (then logged and emitted)."""
+    changed = (
+        Customer.objects.filter(pk=customer_id, erased_at__isnull=True)
+        .filter(Q(email_marketing=True) | Q(unsubscribed_at__isnull=True))
+        .update(email_marketing=False, unsubscribed_at=Coalesce(F("unsubscribed_at"), now), updated_at=now)
+    )
+    if not changed:
+        return False
+    interaction_add(
+        customer=Customer(pk=customer_id),
+        kind="unsubscribed",
+        body=f"Unsubscribed from marketing email ({source}).",
+        data={"source": source, **data},
+        occurred_at=now,
+    )
+    event_emit(type="customer.unsubscribed", data=customer_payload(customer_id=customer_id), occurred_at=now)
+    return True
+
+
+@transaction.atomic
+def recipient_unsubscribe(*, recipient, source="link"):
+    """Unsubscribe a recipient's customer from marketing through this campaign's link.
+
+    Idempotent: a second call changes nothing, logs nothing and emits nothing.
+    Returns True when something changed.
+    """
+    now = timezone.now()
+    first_time = CampaignRecipient.objects.filter(pk=recipient.pk, unsubscribed_at__isnull=True).update(
+        unsubscribed_at=now
+    )
+    if first_time:
+        _stats_add(campaign_id=recipient.campaign_id, unsubscribes=1)
+    changed = _customer_unsubscribe(
+        customer_id=recipient.customer_id,
+        now=now,
+        source=source,
+        data={"campaign_id": recipient.campaign_id, "recipient_id": recipient.pk},
+    )
+    return bool(first_time) or changed
+
+
+def _stats_add(*, campaign_id, **deltas):
+    stats, _ = CampaignStats.objects.get_or_create(campaign_id=campaign_id)
+    CampaignStats.objects.filter(pk=stats.pk).update(
+        **{name: F(name) + value for name, value in deltas.items()}, updated_at=timezone.now()
+    )
+
+
+@transaction.atomic
+def customer_preferences_update(*, customer, email_marketing, email_transactional, source="preferences"):
+    """Set a customer's own email choices (the preference centre). Returns the names that changed.
+
+    Turning marketing off is an unsubscribe (`customer.unsubscribed`); turning it on again or changing
+    transactional email is a customer update (`customer.updated`, through customers' own service).
+    """
+    now = timezone.now()
+    changed = []
+    if not email_marketing and _customer_unsubscribe(
+        customer_id=customer.pk, now=now, source=source, data={}
+    ):
+        changed += ["email_marketing", "unsubscribed_at"]
+    customer = Customer.objects.get(pk=customer.pk)
+    updates = {}
+    if email_marketing and (not customer.email_marketing or customer.unsubscribed_at is not None):
+        updates.update(email_marketing=True, unsubscribed_at=None)
+    if email_transactional != customer.email_transactional:
+        updates["email_transactional"] = email_transactional
+    if updates:
+        customer, updated = customer_update(customer=customer, data=updates)
+        changed += updated
+    if updates and changed:
+        interaction_add(
+            customer=customer,
+            kind="preferences",
+            body="Email preferences: marketing {}, transactional {}.".format(
+                "on" if email_marketing else "off", "on" if email_transactional else "off"
+            ),
+            data={"source": source, "changed": sorted(set(changed))},
+            occurred_at=now,
+        )
+    return sorted(set(changed))
+
+
+# --- ESP delivery events --------------------------------------------------------------------------
+DELIVERED, BOUNCED, SOFT_BOUNCED, COMPLAINED, REJECTED, UNSUBSCRIBED = (
+    "delivered",
+    "bounced",
+    "soft_bounced",
+    "complained",
+    "rejected",
+    "unsubscribed",
+)
+# From which recipient states each outcome may move a recipient (never back from a final bad one).
+_FROM_STATES = {
+    DELIVERED: ("pending", "sending", "sent"),
+    BOUNCED: ("pending", "sending", "sent", "delivered"),
+    SOFT_BOUNCED: ("pending", "sending", "sent"),
+    COMPLAINED: ("pending", "sending", "sent", "delivered"),
+    REJECTED: ("pending", "sending", "sent"),
+}
+_STATUS_FOR = {
+    DELIVERED: "delivered",
+    BOUNCED: "bounced",
+    SOFT_BOUNCED: "bounced",
+    COMPLAINED: "complained",
+    REJECTED: "failed",
+}
+_SUPPRESSION_FOR = {BOUNCED: "hard_bounce", COMPLAINED: "complaint"}
+
+
+@dataclass
+class DeliveryOutcome:
+    recipient_id: int | None = None
+    status_changed: bool = False
+    suppressed: bool = False
+    counted: Counter = field(default_factory=Counter)
+
+
+def _recipient_for(*, recipient_id=None, message_id=None, email=None):
+    queryset = CampaignRecipient.objects.all()
+    if email:
+        queryset = queryset.filter(email=email)
+    if recipient_id:
+        return queryset.filter(pk=recipient_id).first()
+    if message_id:
+        bare = message_id.strip().strip("<>")
+        if bare:
+            return queryset.filter(message_id__in=[bare, f"<{bare}>"]).order_by("-id").first()
+    return None
+
+
+@transaction.atomic
+def delivery_event_apply(
+    *, outcome, email=None, message_id=None, recipient_id=None, occurred_at=None, detail=""
+):
+    """Apply one ESP delivery outcome (delivered, bounced, soft_bounced, complained, rejected,
+    unsubscribed) to the recipient it concerns; a hard bounce or complaint suppresses the address
+    whether or not the message was a campaign's. Safe to apply twice (ESPs retry webhooks)."""
+    now = timezone.now()
+    at = occurred_at or now
+    email = (email or "").strip().lower() or None
+    result = DeliveryOutcome()
+    recipient = _recipient_for(recipient_id=recipient_id, message_id=message_id, email=email)
+    if recipient is not None:
+        result.recipient_id = recipient.pk
+        email = email or recipient.email
+    detail = (detail or "")[:2000]
+
+    if recipient is not None and outcome in _FROM_STATES:
+        updates = {"status": _STATUS_FOR[outcome]}
+        if outcome == DELIVERED:
+            updates["delivered_at"] = at
+        else:
+            updates["error"] = f"{outcome.replace('_', ' ')}: {detail}".strip().rstrip(":")
+        result.status_changed = bool(
+            CampaignRecipient.objects.filter(pk=recipient.pk, status__in=_FROM_STATES[outcome]).update(
+                **updates
+            )
+        )
+        if result.status_changed and outcome != DELIVERED:
+            kind = "email_complained" if outcome == COMPLAINED else "email_bounced"
+            Interaction.objects.create(
+                customer_id=recipient.customer_id,
+                kind=kind,
+                body={
+                    BOUNCED: "Email bounced (hard).",
+                    SOFT_BOUNCED: "Email bounced (soft).",
+                    REJECTED: "Email rejected by the sending service.",
+                    COMPLAINED: "Marked the email as spam.",
+                }[outcome],
+                data={
+                    "campaign_id": recipient.campaign_id,
+                    "recipient_id": recipient.pk,
+                    "outcome": outcome,
+                    "detail": detail,
+                },
+                occurred_at=at,
+            )
+
+    reason = _SUPPRESSION_FOR.get(outcome)
+    if reason and email:
+        _, result.suppressed = Suppression.objects.get_or_create(
+            email=email, defaults={"reason": reason, "detail": detail, "created_at": now}
+        )
+    if outcome == UNSUBSCRIBED and recipient is not None:
+        recipient_unsubscribe(recipient=recipient, source="esp")
+    return result

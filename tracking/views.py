@@ -1,0 +1,214 @@
+"""The links in our emails: open pixel, click redirect, unsubscribe page, preference centre.
+
+The pixel and the redirect are the hot path: one statement each (see services), no session, no
+template. The pages are plain HTML that works without JavaScript and reflect nothing from the request.
+"""
+
+import base64
+import ipaddress
+import logging
+from functools import wraps
+
+from django import forms
+from django.conf import settings
+from django.db import DatabaseError
+from django.http import HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
+from django.views.decorators.http import require_http_methods
+
+from campaigns.tokens import make_token, read_token
+
+from . import selectors, services
+
+logger = logging.getLogger(__name__)
+
+PIXEL_GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
+NO_STORE = "no-store, no-cache, must-revalidate, max-age=0, private"
+
+
+def client_ip(request):
+    """The client's address: REMOTE_ADDR, or the address our own proxy appended to X-Forwarded-For."""
+    candidate = request.META.get("REMOTE_ADDR", "")
+    if settings.TRACKING_TRUST_X_FORWARDED_FOR:
+        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+        if forwarded:
+            candidate = forwarded.split(",")[-1].strip()
+    try:
+        return str(ipaddress.ip_address(candidate))
+    except ValueError:
+        return None
+
+
+def _pixel():
+    response = HttpResponse(PIXEL_GIF, content_type="image/gif")
+    response["Cache-Control"] = NO_STORE
+    response["Pragma"] = "no-cache"
+    response["Expires"] = "0"
+    return response
+
+
+@csrf_exempt
+def open_pixel(request, token):
+    """`GET /t/o/<token>`: always the 1x1 GIF; a valid token's GET is recorded as an open."""
+    if request.method == "GET":
+        ids = read_token("o", token)
+        if ids and len(ids) == 1:
+            try:
+                services.hit_record_open(
+                    tenant=request.tenant,
+                    recipient_id=ids[0],
+                    ip=client_ip(request),
+                    user_agent=request.META.get("HTTP_USER_AGENT", ""),
+                )
+            except Exception:  # the pixel is an image whatever happens behind it
+                logger.exception("open hit not recorded")
+    return _pixel()
+
+
+class _Redirect(HttpResponseRedirect):
+    allowed_schemes = ["http", "https"]
+
+
+def _page_headers(view):
+    """Pages behind our email links: never cached, never indexed, never framed, no referrer leaks
+    the token, no script runs."""
+
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        response = view(request, *args, **kwargs)
+        response["Cache-Control"] = NO_STORE
+        response["Referrer-Policy"] = "no-referrer"
+        response["X-Robots-Tag"] = "noindex, nofollow"
+        response["Content-Security-Policy"] = (
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; "
+            "base-uri 'none'"
+        )
+        return response
+
+    return wrapped
+
+
+def _page(request, template, context=None, status=200):
+    tenant = request.tenant
+    return render(
+        request, f"tracking/{template}", {"tenant_name": tenant.name, **(context or {})}, status=status
+    )
+
+
+def _invalid_link(request):
+    return _page(request, "invalid_link.html", status=404)
+
+
+@_page_headers
+@csrf_exempt
+def click_redirect(request, token):
+    """`GET /t/c/<token>`: 302 to the link's URL, only if the link is in the recipient's campaign."""
+    ids = read_token("c", token)
+    if not ids or len(ids) != 2 or request.method not in ("GET", "HEAD"):
+        return _invalid_link(request)
+    try:
+        url = services.hit_record_click(
+            tenant=request.tenant,
+            recipient_id=ids[0],
+            link_id=ids[1],
+            ip=client_ip(request),
+            user_agent=request.META.get("HTTP_USER_AGENT", ""),
+        )
+    except DatabaseError:
+        logger.exception("click not resolved")
+        return _page(request, "unavailable.html", status=503)
+    if not url or not url.lower().startswith(("http://", "https://")):
+        return _invalid_link(request)
+    return _Redirect(url)
+
+
+def _mask(email):
+    local, _, domain = (email or "").partition("@")
+    if not domain:
+        return ""
+    return f"{local[:1]}{'•' * 3}@{domain}"
+
+
+def _consent_context(customer, unsubscribe_token=None):
+    return {
+        "masked_email": _mask(customer.email),
+        "subscribed": customer.email_marketing and customer.unsubscribed_at is None,
+        "preferences_path": f"/p/{make_token('p', customer.pk)}",
+        "unsubscribe_path": f"/u/{unsubscribe_token}" if unsubscribe_token else None,
+    }
+
+
+# RFC 8058: the mail client POSTs "List-Unsubscribe=One-Click" form-encoded, without cookies or a CSRF
+# token. A forged request needs the signed token, which only the recipient has, so CSRF does not apply.
+@_page_headers
+@csrf_exempt
+@require_http_methods(["GET", "HEAD", "POST"])
+def unsubscribe(request, token):
+    """`GET /u/<token>` shows the choice (a GET never unsubscribes); `POST` unsubscribes, or with
+    `action=resubscribe` undoes it."""
+    recipient = selectors.recipient_for_token(token=token)
+    if recipient is None:
+        return _invalid_link(request)
+    customer = recipient.customer
+    if request.method == "POST":
+        one_click = request.POST.get("List-Unsubscribe") == "One-Click"
+        action = "unsubscribe" if one_click else request.POST.get("action", "unsubscribe")
+        if action not in ("unsubscribe", "resubscribe"):
+            return _page(request, "bad_request.html", status=400)
+        if action == "resubscribe":
+            services.customer_preferences_update(
+                customer=customer,
+                email_marketing=True,
+                email_transactional=customer.email_transactional,
+                source="unsubscribe page",
+            )
+            customer.refresh_from_db()
+            return _page(request, "resubscribed.html", _consent_context(customer, token))
+        services.recipient_unsubscribe(recipient=recipient, source="one-click" if one_click else "link")
+        if one_click:
+            return HttpResponse("Unsubscribed.\n", content_type="text/plain; charset=utf-8")
+        customer.refresh_from_db()
+        return _page(
+            request,
+            "unsubscribed.html",
+            {"campaign_name": recipient.campaign.name, **_consent_context(customer, token)},
+        )
+    context = {"campaign_name": recipient.campaign.name, **_consent_context(customer, token)}
+    return _page(request, "unsubscribe.html" if context["subscribed"] else "unsubscribed.html", context)
+
+
+class PreferencesForm(forms.Form):
+    email_marketing = forms.BooleanField(required=False, label="News and offers (marketing email)")
+    email_transactional = forms.BooleanField(
+        required=False, label="Messages about my orders (confirmations, shipping)"
+    )
+
+
+@_page_headers
+@csrf_protect
+@require_http_methods(["GET", "HEAD", "POST"])
+def preferences(request, token):
+    """`/p/<token>`: the customer's own choices, marketing and transactional email on or off."""
+    customer = selectors.customer_for_token(token=token)
+    if customer is None:
+        return _invalid_link(request)
+    saved = False
+    if request.method == "POST":
+        form = PreferencesForm(request.POST)
+        if not form.is_valid():  # unreachable with booleans, kept for the shape of a form view
+            return _page(request, "bad_request.html", status=400)
+        services.customer_preferences_update(
+            customer=customer,
+            email_marketing=form.cleaned_data["email_marketing"],
+            email_transactional=form.cleaned_data["email_transactional"],
+        )
+        customer.refresh_from_db()
+        saved = True
+    form = PreferencesForm(
+        initial={
+            "email_marketing": customer.email_marketing and customer.unsubscribed_at is None,
+            "email_transactional": customer.email_transactional,
+        }
+    )
+    return _page(request, "preferences.html", {"form": form, "saved": saved, **_consent_context(customer)})

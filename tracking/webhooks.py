@@ -1,0 +1,78 @@
+"""ESP delivery events, through django-anymail's `tracking` signal (anymail's documented interface).
+
+Anymail has already authenticated the webhook (WEBHOOK_SECRET basic auth, plus the ESP's signature
+where it has one) and normalised the ESP's payload; this maps the event to our outcome and finds the
+recipient by the metadata the sender attached, or by Message-ID.
+"""
+
+import logging
+
+from anymail.signals import EventType, RejectReason, tracking
+from django.db import connection
+from django.dispatch import receiver
+from django_tenants.utils import schema_context
+
+from . import services
+
+logger = logging.getLogger(__name__)
+
+# ESP-specific bounce types that are temporary although anymail files them as "bounced".
+SOFT_BOUNCE_TYPES = {"SoftBounce", "Transient", "DnsError"}
+
+
+def outcome_for(event):
+    """Our delivery outcome for an anymail tracking event, or None for events we leave alone."""
+    kind = event.event_type
+    if kind == EventType.DELIVERED:
+        return services.DELIVERED
+    if kind == EventType.BOUNCED:
+        esp_type = event.esp_event.get("Type") if isinstance(event.esp_event, dict) else None
+        return services.SOFT_BOUNCED if esp_type in SOFT_BOUNCE_TYPES else services.BOUNCED
+    if kind == EventType.COMPLAINED:
+        return services.COMPLAINED
+    if kind == EventType.REJECTED:
+        # The ESP refused to send because the address bounced or complained before: same as that.
+        if event.reject_reason == RejectReason.BOUNCED:
+            return services.BOUNCED
+        if event.reject_reason == RejectReason.SPAM:
+            return services.COMPLAINED
+        return services.REJECTED
+    if kind == EventType.UNSUBSCRIBED:
+        return services.UNSUBSCRIBED
+    return None  # queued, sent, deferred, opened, clicked (we track those ourselves), ...
+
+
+def _recipient_id(metadata):
+    try:
+        return int(metadata.get("recipient_id"))
+    except (TypeError, ValueError):
+        return None
+
+
+@receiver(tracking, dispatch_uid="tracking.webhooks.on_tracking_event")
+def on_tracking_event(sender, event, esp_name, **kwargs):
+    outcome = outcome_for(event)
+    if outcome is None:
+        return
+    metadata = event.metadata if isinstance(event.metadata, dict) else {}
+    arguments = {
+        "outcome": outcome,
+        "email": event.recipient,
+        "message_id": event.message_id,
+        "recipient_id": _recipient_id(metadata),
+        "occurred_at": event.timestamp,
+        "detail": event.description or event.mta_response or "",
+    }
+    if connection.schema_name != "public":
+        services.delivery_event_apply(**arguments)
+        return
+    # An ESP account shared by all tenants may post to the public host: the sender's metadata names
+    # the tenant's schema.
+    schema = metadata.get("tenant")
+    from tenancy.models import Tenant
+
+    if not schema or not Tenant.objects.serving().filter(schema_name=schema).exists():
+        logger.warning("%s %s event for an unknown tenant ignored", esp_name, outcome)
+        return
+    with schema_context(schema):
+        services.delivery_event_apply(**arguments)

@@ -14,7 +14,16 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(PY) -m crm_project.devenv run
 
-test: $(STAMP)
+# The admin's browser tests drive Debian's chromium through Playwright (pinned in the dev extras);
+# Playwright's own browser download is never used.
+CHROMIUM := /usr/lib/chromium/chromium
+
+$(CHROMIUM):
+	@command -v apt-get >/dev/null || { echo "chromium missing at $(CHROMIUM) and no apt-get: install Chromium"; exit 1; }
+	SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium fonts-liberation
+
+test: $(STAMP) $(CHROMIUM)
 	$(PY) -m crm_project.devenv test $(ARGS)
 
 lint: $(STAMP)

@@ -36,7 +36,9 @@ def customers_search(queryset, *, term):
 
 def tag_ids_named(*, names):
     lowered = [name.strip().lower() for name in names if name.strip()]
-    return dict(Tag.objects.alias(lname=Lower("name")).filter(lname__in=lowered).values_list("lname", "id"))
+    return dict(
+        Tag.objects.annotate(lname=Lower("name")).filter(lname__in=lowered).values_list("lname", "id")
+    )
 
 
 def customers_with_tags(queryset, *, names):

@@ -164,8 +164,14 @@ def customer_update(*, customer, data, author=None):
             data["unsubscribed_at"] = None
         profile = {key: value for key, value in data.items() if key in PROFILE_FIELDS}
         dirty = [key for key, value in profile.items() if getattr(customer, key) != value]
-        for key in dirty:
-            setattr(customer, key, profile[key])
+        if dirty:
+            for key in dirty:
+                setattr(customer, key, profile[key])
+            try:
+                with transaction.atomic():
+                    customer.save(update_fields=[*dirty, "updated_at"])
+            except IntegrityError as error:
+                raise _integrity_error(error, email=data.get("email"), external_id=data.get("external_id"))
         if "tags" in data:
             _tags_set(customer, data["tags"])
         if "addresses" in data:
@@ -174,14 +180,10 @@ def customer_update(*, customer, data, author=None):
         changed = _changed(before, after)
         if not changed:
             return customer, []
-        try:
-            with transaction.atomic():
-                customer.save()  # also when only tags/addresses changed: updated_at moves
-        except IntegrityError as error:
-            raise _integrity_error(error, email=data.get("email"), external_id=data.get("external_id"))
-        event_emit(
-            type="customer.updated", data={**customer_payload(customer_id=customer.pk), "changed": changed}
-        )
+        if not dirty:  # only tags or addresses changed: the customer still counts as updated
+            Customer.objects.filter(pk=customer.pk).update(updated_at=timezone.now())
+            after = customer_payload(customer_id=customer.pk)
+        event_emit(type="customer.updated", data={**after, "changed": changed})
     return customer, changed
 
 

@@ -1,0 +1,578 @@
+"""CSV import of customers: COPY into a staging table, then set-based upserts, chunk by chunk.
+
+One entry point, `import_customers_csv(path_or_file=..., progress=...)`, used by the management
+command `import_customers`, the admin upload (a Celery task) and the benchmark.
+
+- The file is read as bytes, one line at a time, so memory stays flat whatever its size. A line that
+  is not UTF-8, holds a NUL, has broken quoting or the wrong number of columns is reported with its
+  line number and skipped; the good rows are kept.
+- Columns are mapped by header (any case): email (required), external_id, first_name, last_name,
+  phone, city, country, tags (comma-separated names, added to the customer's tags), email_marketing,
+  email_transactional (true/false/yes/no/1/0), unsubscribed_at (ISO 8601), attributes (a JSON object)
+  and attributes.<key> (one attribute per column). The read-only columns of the CSV export (id,
+  total_spent, ...) are ignored, so an export can be imported back; any other column is refused.
+- Upsert on email: a new email creates a customer; a known one is updated with the non-empty cells
+  (an empty cell never wipes a value); attributes are merged. When an email repeats, the later row wins.
+- Validation happens in SQL over the whole chunk (email shape, country code, booleans, lengths,
+  external_id taken by another customer); each chunk commits on its own.
+- customer.created / customer.updated events are written set-based into the outbox, in the chunk's
+  transaction, with the same payload as GET /api/customers/{id} (as customers.services emits them).
+"""
+
+import csv
+import io
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from django.db import connection, transaction
+
+from events.models import OutboxEvent
+
+from .countries import COUNTRY_CODES
+from .models import Address, Customer, CustomerTag, Tag
+
+CHUNK_ROWS = 50_000
+MAX_REPORTED_ERRORS = 1000
+TEXT_COLUMNS = {"external_id": 255, "first_name": 150, "last_name": 150, "phone": 50, "city": 150}
+BOOL_COLUMNS = ("email_marketing", "email_transactional")
+COLUMNS = ("email", *TEXT_COLUMNS, "country", "tags", *BOOL_COLUMNS, "unsubscribed_at", "attributes")
+IGNORED_COLUMNS = {
+    "id",
+    "total_spent",
+    "order_count",
+    "first_order_at",
+    "last_order_at",
+    "created_at",
+    "updated_at",
+}
+TRUE_WORDS = ("true", "1", "yes", "y")
+FALSE_WORDS = ("false", "0", "no", "n")
+# Close to Django's EmailValidator for the common case (ASCII local part and domain).
+EMAIL_RE = r"^[a-z0-9.!#$%&'*+/=?^_`{|}~-]+@([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
+
+STAGING = "customer_import_staging"
+ERRORS = "customer_import_errors"
+TOUCHED = "customer_import_touched"
+
+
+class ImportFileError(ValueError):
+    """The file as a whole cannot be imported (no header, unknown columns, ...): nothing was written."""
+
+
+@dataclass
+class ImportReport:
+    rows: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    failed: int = 0
+    duplicates: int = 0
+    errors: list = field(default_factory=list)  # [(line, reason)], the first MAX_REPORTED_ERRORS
+    ignored_columns: list = field(default_factory=list)
+    seconds: float = 0.0
+
+    def add_errors(self, rows):
+        self.failed += len(rows)
+        room = MAX_REPORTED_ERRORS - len(self.errors)
+        if room > 0:
+            self.errors.extend(rows[:room])
+
+    def as_dict(self):
+        return {
+            "rows": self.rows,
+            "created": self.created,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "failed": self.failed,
+            "duplicates": self.duplicates,
+            "errors": [list(error) for error in self.errors],
+            "ignored_columns": self.ignored_columns,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+class _BrokenRecord(Exception):
+    pass
+
+
+class _Lines:
+    """Decoded lines of a binary file, one record per physical line.
+
+    A quoted field left open at the end of its line would swallow the rest of the file into one
+    cell; refusing to hand the csv reader a continuation line keeps the damage to that one line.
+    """
+
+    def __init__(self, binary, report_error):
+        self.binary = binary
+        self.report_error = report_error
+        self.line_no = 0
+        self.bytes_read = 0
+        self.pending = False
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self.pending:
+            self.pending = False
+            raise _BrokenRecord()
+        while True:
+            raw = self.binary.readline()
+            if not raw:
+                raise StopIteration
+            self.line_no += 1
+            self.bytes_read += len(raw)
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                self.report_error(
+                    self.line_no,
+                    f"not UTF-8 (byte 0x{raw[error.start]:02x} at position {error.start + 1}); save the file as UTF-8",
+                )
+                continue
+            if self.line_no == 1:
+                text = text.lstrip("\ufeff")
+            if "\x00" in text:
+                self.report_error(self.line_no, "contains a NUL character")
+                continue
+            self.pending = True
+            return text
+
+
+def _header_mapping(header):
+    names = [name.strip().lower() for name in header]
+    seen, duplicates, unknown, ignored = set(), [], [], []
+    mapping = {}  # staging column or "attr:<key>" -> position in the row
+    for position, name in enumerate(names):
+        if name in seen:
+            duplicates.append(name)
+        seen.add(name)
+        if name in COLUMNS:
+            mapping[name] = position
+        elif name.startswith("attributes.") and len(name) > len("attributes."):
+            mapping["attr:" + header[position].strip()[len("attributes.") :]] = position
+        elif name in IGNORED_COLUMNS or name == "":
+            ignored.append(name)
+        else:
+            unknown.append(header[position].strip())
+    if duplicates:
+        raise ImportFileError(f"Repeated column(s): {', '.join(duplicates)}.")
+    if unknown:
+        known = ", ".join([*COLUMNS, "attributes.<key>"])
+        raise ImportFileError(f"Unknown column(s): {', '.join(unknown)}. Known columns: {known}.")
+    if "email" not in mapping:
+        raise ImportFileError("The file has no 'email' column (the header is its first line).")
+    return mapping, ignored
+
+
+def _row_values(row, mapping, attribute_columns):
+    """The staging tuple of one CSV row (normalised), or raise ValueError with the reason."""
+    values = []
+    for column in COLUMNS:
+        position = mapping.get(column)
+        value = row[position].strip() if position is not None else None
+        if column == "email" and value is not None:
+            value = value.lower()
+        elif column == "country" and value:
+            value = value.upper()
+        elif column == "unsubscribed_at" and value:
+            try:
+                parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                raise ValueError(f"unsubscribed_at '{value}' is not an ISO 8601 date-time")
+            if parsed.tzinfo is None:
+                raise ValueError(f"unsubscribed_at '{value}' needs a UTC offset (e.g. Z or +01:00)")
+            value = parsed.isoformat()
+        elif column == "attributes" and (value or attribute_columns):
+            attributes = {}
+            if value:
+                try:
+                    attributes = json.loads(value)
+                except ValueError:
+                    raise ValueError("attributes is not valid JSON")
+                if not isinstance(attributes, dict):
+                    raise ValueError("attributes is not a JSON object")
+            for key, position in attribute_columns:
+                if row[position].strip():
+                    attributes[key] = row[position].strip()
+            value = json.dumps(attributes, ensure_ascii=False) if attributes else None
+        values.append(value)
+    return values
+
+
+def _drf_datetime(column):
+    """SQL rendering a timestamptz exactly as DRF does (isoformat, UTC as 'Z', no '.000000')."""
+    utc = f"({column} AT TIME ZONE 'UTC')"
+    return (
+        f"CASE WHEN {column} IS NULL THEN NULL ELSE to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS') || "
+        f"CASE WHEN mod(extract(microseconds FROM {column})::bigint, 1000000) = 0 THEN '' "
+        f"ELSE to_char({utc}, '.US') END || 'Z' END"
+    )
+
+
+def _bool_sql(column):
+    return (
+        f"CASE WHEN lower(s.{column}) IN ({', '.join(repr(w) for w in TRUE_WORDS)}) THEN true "
+        f"WHEN lower(s.{column}) IN ({', '.join(repr(w) for w in FALSE_WORDS)}) THEN false END"
+    )
+
+
+class _Importer:
+    def __init__(self, *, progress=None, chunk_rows=CHUNK_ROWS):
+        self.progress = progress
+        self.chunk_rows = chunk_rows
+        self.report = ImportReport()
+        self.customers = Customer._meta.db_table
+        self.tags = Tag._meta.db_table
+        self.customer_tags = CustomerTag._meta.db_table
+        self.addresses = Address._meta.db_table
+        self.outbox = OutboxEvent._meta.db_table
+        self.pending_errors = []
+
+    def _error(self, line, reason):
+        self.pending_errors.append((line, reason))
+
+    def run(self, binary, total_bytes):
+        started = time.monotonic()
+        lines = _Lines(binary, self._error)
+        reader = csv.reader(lines, strict=True)
+        header = self._header(reader, lines)
+        mapping, self.report.ignored_columns = _header_mapping(header)
+        self.present = {column for column in COLUMNS if column in mapping}
+        attribute_columns = [(key[5:], pos) for key, pos in mapping.items() if key.startswith("attr:")]
+        if attribute_columns:
+            self.present.add("attributes")
+        width = len(header)
+        with connection.cursor() as cursor:
+            self._create_temp_tables(cursor)
+            done = False
+            while not done:
+                with transaction.atomic():
+                    cursor.execute(f"TRUNCATE {STAGING}, {ERRORS}, {TOUCHED}")
+                    done = self._copy_chunk(cursor, reader, lines, mapping, attribute_columns, width)
+                    self._process_chunk(cursor)
+                if self.progress:
+                    self.progress(lines.bytes_read, total_bytes, self.report)
+            cursor.execute(f"DROP TABLE IF EXISTS {STAGING}, {ERRORS}, {TOUCHED}")
+        self.report.errors.sort()
+        r = self.report
+        r.rows = r.created + r.updated + r.unchanged + r.failed + r.duplicates
+        self.report.seconds = time.monotonic() - started
+        return self.report
+
+    def _header(self, reader, lines):
+        while True:
+            try:
+                header = next(reader)
+            except StopIteration:
+                raise ImportFileError("The file is empty: the first line must name the columns.")
+            except (csv.Error, _BrokenRecord) as error:
+                raise ImportFileError(f"The header (line {lines.line_no}) is not valid CSV: {error}.")
+            lines.pending = False
+            if self.pending_errors:
+                line, reason = self.pending_errors[0]
+                raise ImportFileError(f"The header (line {line}) cannot be read: {reason}.")
+            if header:
+                return header
+
+    def _create_temp_tables(self, cursor):
+        text_columns = ", ".join(f"{column} text" for column in COLUMNS)
+        cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {STAGING} (line bigint, {text_columns})")
+        cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {ERRORS} (line bigint, reason text)")
+        cursor.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {TOUCHED} (id bigint PRIMARY KEY, created boolean, changed text[])"
+        )
+
+    def _copy_chunk(self, cursor, reader, lines, mapping, attribute_columns, width):
+        """Stream up to chunk_rows good rows into the staging table; True when the file is done."""
+        rows = 0
+        with cursor.cursor.copy(f"COPY {STAGING} (line, {', '.join(COLUMNS)}) FROM STDIN") as copy:
+            while rows < self.chunk_rows:
+                try:
+                    row = next(reader)
+                except StopIteration:
+                    return True
+                except _BrokenRecord:
+                    self._error(lines.line_no, "a quoted field is not closed on this line")
+                    continue
+                except csv.Error as error:
+                    lines.pending = False
+                    self._error(lines.line_no, f"broken CSV quoting ({error})")
+                    continue
+                lines.pending = False
+                if not row or (len(row) == 1 and not row[0].strip()):
+                    continue  # blank line
+                if len(row) != width:
+                    self._error(lines.line_no, f"expected {width} columns, found {len(row)}")
+                    continue
+                try:
+                    values = _row_values(row, mapping, attribute_columns)
+                except ValueError as error:
+                    self._error(lines.line_no, str(error))
+                    continue
+                copy.write_row((lines.line_no, *values))
+                rows += 1
+        return False
+
+    def _process_chunk(self, cursor):
+        cursor.execute(f"ANALYZE {STAGING}")
+        self._validate(cursor)
+        self._dedupe(cursor)
+        self._update_existing(cursor)
+        self._insert_new(cursor)
+        if "tags" in self.present:
+            self._add_tags(cursor)
+        self._emit_events(cursor)
+        cursor.execute(f"SELECT line, reason FROM {ERRORS} ORDER BY line")
+        self.report.add_errors(sorted(self.pending_errors + list(cursor.fetchall())))
+        self.pending_errors = []
+
+    def _validate(self, cursor):
+        checks = [
+            ("s.email IS NULL OR s.email = ''", "'email is missing'"),
+            ("length(s.email) > 254", "'email is longer than 254 characters'"),
+            ("s.email !~ %(email_re)s", "'email ''' || s.email || ''' is not a valid address'"),
+            (
+                "s.country <> '' AND NOT (s.country = ANY(%(codes)s))",
+                "'country ''' || s.country || ''' is not an ISO 3166-1 alpha-2 code'",
+            ),
+        ]
+        for column, limit in TEXT_COLUMNS.items():
+            checks.append((f"length(s.{column}) > {limit}", f"'{column} is longer than {limit} characters'"))
+        for column in BOOL_COLUMNS:
+            checks.append(
+                (
+                    f"s.{column} <> '' AND ({_bool_sql(column)}) IS NULL",
+                    f"'{column} ''' || s.{column} || ''' is not true or false'",
+                )
+            )
+        checks.append(
+            (
+                "EXISTS (SELECT 1 FROM unnest(string_to_array(s.tags, ',')) AS t(name) WHERE length(btrim(t.name)) > 100)",
+                "'a tag name is longer than 100 characters'",
+            )
+        )
+        checks.append(
+            (
+                f"s.external_id <> '' AND EXISTS (SELECT 1 FROM {self.customers} c "
+                "WHERE c.external_id = s.external_id AND c.email IS DISTINCT FROM s.email)",
+                "'external_id ''' || s.external_id || ''' belongs to another customer'",
+            )
+        )
+        checks.append(
+            (
+                f"s.external_id <> '' AND EXISTS (SELECT 1 FROM {STAGING} t "
+                "WHERE t.external_id = s.external_id AND t.email <> s.email AND t.line < s.line)",
+                "'external_id ''' || s.external_id || ''' is also used by an earlier row with another email'",
+            )
+        )
+        case = " ".join(f"WHEN {condition} THEN {reason}" for condition, reason in checks)
+        cursor.execute(
+            f"WITH bad AS (INSERT INTO {ERRORS} (line, reason) "
+            f"SELECT line, reason FROM (SELECT s.line, CASE {case} END AS reason FROM {STAGING} s) v "
+            "WHERE reason IS NOT NULL RETURNING line) "
+            f"DELETE FROM {STAGING} s USING bad WHERE s.line = bad.line",
+            {"codes": sorted(COUNTRY_CODES), "email_re": EMAIL_RE},
+        )
+
+    def _dedupe(self, cursor):
+        """Rows repeating an email merge into one, as if applied in order: for each column the last
+        non-empty cell wins, tags add up. (Across chunks the upsert itself gives the same result.)"""
+        merged = []
+        for column in COLUMNS:
+            if column == "email":
+                continue
+            if column == "tags":
+                merged.append("string_agg(s.tags, ',' ORDER BY s.line) FILTER (WHERE s.tags <> '')")
+            else:
+                merged.append(f"(array_agg(s.{column} ORDER BY s.line DESC) FILTER (WHERE s.{column} <> ''))[1]")
+        cursor.execute(
+            f"""
+            WITH repeated AS (SELECT email FROM {STAGING} GROUP BY email HAVING count(*) > 1),
+            merged AS (
+                SELECT max(s.line) AS line, s.email, {", ".join(merged)}
+                  FROM {STAGING} s JOIN repeated r ON r.email = s.email GROUP BY s.email
+            ), removed AS (
+                DELETE FROM {STAGING} s USING repeated r WHERE s.email = r.email RETURNING 1
+            ), added AS (
+                INSERT INTO {STAGING} (line, {", ".join(COLUMNS)}) SELECT * FROM merged RETURNING 1
+            )
+            SELECT (SELECT count(*) FROM removed) - (SELECT count(*) FROM added)
+            """
+        )
+        self.report.duplicates += cursor.fetchone()[0]
+
+    def _new_value_sql(self, column):
+        """The value a present column writes over the customer's current one (c.<column>)."""
+        if column in BOOL_COLUMNS:
+            return f"COALESCE({_bool_sql(column)}, c.{column})"
+        if column == "unsubscribed_at":
+            return "COALESCE(NULLIF(s.unsubscribed_at, '')::timestamptz, c.unsubscribed_at)"
+        if column == "attributes":
+            return "c.attributes || COALESCE(s.attributes::jsonb, '{}'::jsonb)"
+        return f"COALESCE(NULLIF(s.{column}, ''), c.{column})"
+
+    def _update_existing(self, cursor):
+        columns = [column for column in COLUMNS if column in self.present and column not in ("email", "tags")]
+        cursor.execute(f"SELECT count(*) FROM {STAGING} s JOIN {self.customers} c ON c.email = s.email")
+        matched = cursor.fetchone()[0]
+        if not matched:
+            return
+        if not columns:
+            self.report.unchanged += matched
+            return
+        news = ", ".join(f"{self._new_value_sql(column)} AS n_{column}" for column in columns)
+        olds = ", ".join(f"c.{column} AS o_{column}" for column in columns)
+        sets = ", ".join(f"{column} = src.n_{column}" for column in columns)
+        differs = " OR ".join(f"src.n_{column} IS DISTINCT FROM src.o_{column}" for column in columns)
+        changed = ", ".join(
+            f"CASE WHEN src.n_{column} IS DISTINCT FROM src.o_{column} THEN '{column}' END"
+            for column in columns
+        )
+        cursor.execute(
+            f"""
+            WITH src AS (
+                SELECT c.id, {news}, {olds} FROM {STAGING} s JOIN {self.customers} c ON c.email = s.email
+            ), upd AS (
+                UPDATE {self.customers} c SET {sets}, updated_at = now() FROM src
+                 WHERE c.id = src.id AND ({differs})
+                RETURNING c.id, array_remove(ARRAY[{changed}]::text[], NULL) AS changed
+            )
+            INSERT INTO {TOUCHED} (id, created, changed) SELECT id, false, changed FROM upd
+            """
+        )
+        self.report.updated += cursor.rowcount
+        self.report.unchanged += matched - cursor.rowcount
+
+    def _insert_new(self, cursor):
+        text = [column for column in TEXT_COLUMNS if column != "external_id"]
+        cursor.execute(
+            f"""
+            WITH ins AS (
+                INSERT INTO {self.customers} (email, external_id, {", ".join(text)}, country, attributes,
+                    email_marketing, email_transactional, unsubscribed_at, total_spent, order_count,
+                    created_at, updated_at)
+                SELECT s.email, NULLIF(s.external_id, ''), {", ".join(f"COALESCE(s.{c}, '')" for c in text)},
+                    COALESCE(s.country, ''), COALESCE(s.attributes::jsonb, '{{}}'::jsonb),
+                    COALESCE({_bool_sql("email_marketing")}, false), COALESCE({_bool_sql("email_transactional")}, true),
+                    NULLIF(s.unsubscribed_at, '')::timestamptz, 0, 0, now(), now()
+                  FROM {STAGING} s
+                 WHERE NOT EXISTS (SELECT 1 FROM {self.customers} c WHERE c.email = s.email)
+                 ORDER BY s.line
+                ON CONFLICT DO NOTHING
+                RETURNING id
+            )
+            INSERT INTO {TOUCHED} (id, created, changed) SELECT id, true, '{{}}' FROM ins
+            """
+        )
+        self.report.created += cursor.rowcount
+        # Rows a concurrent writer got in first (same email or external_id): reported, not lost silently.
+        cursor.execute(
+            f"INSERT INTO {ERRORS} (line, reason) SELECT s.line, 'conflicts with a customer written during the import; "
+            f"import this row again' FROM {STAGING} s WHERE NOT EXISTS (SELECT 1 FROM {self.customers} c WHERE c.email = s.email)"
+        )
+        if cursor.rowcount:
+            cursor.execute(f"DELETE FROM {STAGING} s USING {ERRORS} e WHERE s.line = e.line")
+
+    def _add_tags(self, cursor):
+        cursor.execute(
+            f"""
+            INSERT INTO {self.tags} (name, created_at)
+            SELECT DISTINCT ON (lower(btrim(t.name))) btrim(t.name), now()
+              FROM {STAGING} s CROSS JOIN LATERAL unnest(string_to_array(s.tags, ',')) AS t(name)
+             WHERE s.tags <> '' AND btrim(t.name) <> ''
+            ON CONFLICT ((lower(name))) DO NOTHING
+            """
+        )
+        cursor.execute(
+            f"""
+            WITH added AS (
+                INSERT INTO {self.customer_tags} (customer_id, tag_id, created_at)
+                SELECT DISTINCT c.id, g.id, now()
+                  FROM {STAGING} s
+                  JOIN {self.customers} c ON c.email = s.email
+                 CROSS JOIN LATERAL unnest(string_to_array(s.tags, ',')) AS t(name)
+                  JOIN {self.tags} g ON lower(g.name) = lower(btrim(t.name))
+                 WHERE s.tags <> '' AND btrim(t.name) <> ''
+                ON CONFLICT DO NOTHING
+                RETURNING customer_id
+            ), customers AS (SELECT DISTINCT customer_id AS id FROM added),
+            marked AS (
+                INSERT INTO {TOUCHED} (id, created, changed) SELECT id, false, ARRAY['tags'] FROM customers
+                ON CONFLICT (id) DO UPDATE SET changed = CASE WHEN {TOUCHED}.created THEN {TOUCHED}.changed
+                    ELSE {TOUCHED}.changed || ARRAY['tags'] END
+                RETURNING id, (xmax = 0) AS fresh
+            )
+            UPDATE {self.customers} c SET updated_at = now() FROM marked WHERE c.id = marked.id AND marked.fresh
+            """
+        )
+        # Customers whose only change is a new tag were counted as unchanged above.
+        self.report.updated += cursor.rowcount
+        self.report.unchanged -= cursor.rowcount
+
+    def _emit_events(self, cursor):
+        a = "a"
+        address = (
+            f"jsonb_build_object('id', {a}.id, 'kind', {a}.kind, 'line1', {a}.line1, 'line2', {a}.line2, "
+            f"'city', {a}.city, 'postal_code', {a}.postal_code, 'country', {a}.country, 'is_default', {a}.is_default)"
+        )
+        payload = f"""jsonb_build_object(
+            'id', c.id, 'external_id', c.external_id, 'email', c.email, 'first_name', c.first_name,
+            'last_name', c.last_name, 'phone', c.phone, 'city', c.city, 'country', c.country,
+            'tags', COALESCE(tg.names, '[]'::jsonb), 'attributes', c.attributes,
+            'email_marketing', c.email_marketing, 'email_transactional', c.email_transactional,
+            'unsubscribed_at', {_drf_datetime("c.unsubscribed_at")}, 'addresses', COALESCE(ad.list, '[]'::jsonb))
+          || jsonb_build_object(
+            'total_spent', c.total_spent::text, 'order_count', c.order_count,
+            'first_order_at', {_drf_datetime("c.first_order_at")}, 'last_order_at', {_drf_datetime("c.last_order_at")},
+            'created_at', {_drf_datetime("c.created_at")}, 'updated_at', {_drf_datetime("c.updated_at")})
+          || CASE WHEN t.created THEN '{{}}'::jsonb ELSE jsonb_build_object('changed', to_jsonb(t.changed)) END"""
+        cursor.execute(
+            f"""
+            INSERT INTO {self.outbox} (event_id, tenant, type, occurred_at, data, attempts, last_error)
+            SELECT gen_random_uuid(), %s, CASE WHEN t.created THEN 'customer.created' ELSE 'customer.updated' END,
+                   now(), {payload}, 0, ''
+              FROM {TOUCHED} t
+              JOIN {self.customers} c ON c.id = t.id
+              LEFT JOIN LATERAL (
+                  SELECT jsonb_agg(g.name ORDER BY lower(g.name)) AS names
+                    FROM {self.customer_tags} ct JOIN {self.tags} g ON g.id = ct.tag_id WHERE ct.customer_id = c.id
+              ) tg ON true
+              LEFT JOIN LATERAL (
+                  SELECT jsonb_agg({address} ORDER BY a.id) AS list FROM {self.addresses} a WHERE a.customer_id = c.id
+              ) ad ON true
+             ORDER BY t.id
+            """,
+            [connection.schema_name],
+        )
+
+
+def import_customers_csv(*, path_or_file, progress=None, chunk_rows=CHUNK_ROWS):
+    """Import customers from a CSV file (a path, or a binary file object) into the current tenant.
+
+    `progress(bytes_done, bytes_total, report)` is called after each chunk. Returns an ImportReport;
+    raises ImportFileError when the file as a whole cannot be imported (then nothing is written).
+    """
+    importer = _Importer(progress=progress, chunk_rows=chunk_rows)
+    if isinstance(path_or_file, str | Path):
+        path = Path(path_or_file)
+        with path.open("rb") as binary:
+            return importer.run(binary, path.stat().st_size)
+    binary = path_or_file
+    if isinstance(binary, io.TextIOBase):
+        raise TypeError("Open the file in binary mode ('rb').")
+    total = getattr(binary, "size", None) or _remaining_size(binary)
+    return importer.run(binary, total)
+
+
+def _remaining_size(binary):
+    try:
+        position = binary.tell()
+        end = binary.seek(0, io.SEEK_END)
+        binary.seek(position)
+        return end - position
+    except (OSError, AttributeError, ValueError):
+        return 0

@@ -23,6 +23,11 @@ app.conf.beat_schedule = {
     "events-prune-outbox": {"task": "events.tasks.prune_outbox", "schedule": crontab(minute=17)},
     # Forget applied webshop message ids once the webshop can no longer redeliver them.
     "events-prune-inbox": {"task": "events.tasks.prune_inbox", "schedule": crontab(minute=23)},
+    # Re-enqueue order emails whose task was lost (task broker down) or whose worker died mid-send.
+    "transactional-requeue": {
+        "task": "campaigns.transactional.requeue_transactional_emails",
+        "schedule": 60.0,
+    },
     # Roll raw open/click hits up into counters, interactions and events.
     "tracking-rollup": {"task": "tracking.tasks.rollup_all_tenants", "schedule": 15.0},
 }

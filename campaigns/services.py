@@ -28,6 +28,7 @@ ALLOWED_TRANSITIONS = {
     "failed": set(),
 }
 EDITABLE_STATUSES = ("draft", "scheduled")
+START_FROM = ("draft", "scheduled")
 TEST_SEND_MAX = 10
 
 
@@ -35,15 +36,32 @@ class CampaignStateError(Exception):
     """The campaign's state does not allow the change (the API answers 409, the admin shows it)."""
 
 
-def campaign_transition(*, campaign, to, **fields):
+# How a refusal names the change, e.g. "A campaign that is sent cannot be sent."
+VERBS = {
+    "draft": "taken back to draft",
+    "scheduled": "scheduled",
+    "sending": "sent or resumed",
+    "paused": "paused",
+    "sent": "marked sent",
+    "cancelled": "cancelled",
+    "failed": "marked failed",
+}
+
+
+def _check_transition(current, to, only_from=None):
+    if to not in ALLOWED_TRANSITIONS.get(current, set()) or (only_from and current not in only_from):
+        raise CampaignStateError(f"A campaign that is {current} cannot be {VERBS[to]}.")
+
+
+def campaign_transition(*, campaign, to, only_from=None, **fields):
     """Move `campaign` to state `to`, atomically, only from the state it was read in.
 
     The UPDATE is conditional on that state, so of two concurrent callers exactly one wins; the other
-    gets CampaignStateError (a double /send is a 409, not a double send). `fields` are saved with it.
+    gets CampaignStateError (a double /send is a 409, not a double send). `only_from` narrows the
+    table for an action (resume leads to sending only from paused); `fields` are saved with it.
     """
     current = campaign.status
-    if to not in ALLOWED_TRANSITIONS.get(current, set()):
-        raise CampaignStateError(f"A campaign that is {current} cannot become {to}.")
+    _check_transition(current, to, only_from)
     now = timezone.now()
     changed = Campaign.objects.filter(pk=campaign.pk, status=current).update(
         status=to, updated_at=now, **fields
@@ -302,9 +320,8 @@ def campaign_send_now(*, campaign):
     return campaign_start(campaign=campaign)
 
 
-def _require(campaign, to):
-    if to not in ALLOWED_TRANSITIONS.get(campaign.status, set()):
-        raise CampaignStateError(f"A campaign that is {campaign.status} cannot become {to}.")
+def _require(campaign, to, only_from=None):
+    _check_transition(campaign.status, to, only_from)
 
 
 def campaign_start(*, campaign):
@@ -315,12 +332,13 @@ def campaign_start(*, campaign):
     """
     with transaction.atomic():
         campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
-        _require(campaign, "sending")
+        _require(campaign, "sending", only_from=START_FROM)
         content = _preflight(campaign=campaign, count_audience=False)
         # The content is frozen into the campaign: editing or deleting the template later changes nothing.
         campaign_transition(
             campaign=campaign,
             to="sending",
+            only_from=START_FROM,
             started_at=timezone.now(),
             subject=content["subject"],
             html_body=content["html"],
@@ -399,7 +417,7 @@ def campaign_pause(*, campaign):
 def campaign_resume(*, campaign):
     with transaction.atomic():
         campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
-        campaign_transition(campaign=campaign, to="sending")
+        campaign_transition(campaign=campaign, to="sending", only_from=("paused",))
         senders_enqueue(campaign_id=campaign.pk)
     return campaign
 

@@ -1,0 +1,296 @@
+"""The templates and campaigns API: views validate, call one service or selector, serialize."""
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import exceptions, generics, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from crm_project.api import ERROR_400, ERROR_404, ERROR_409, Conflict
+from customers.models import Customer
+
+from . import selectors, services
+from .models import Campaign, CampaignRecipient, EmailTemplate
+from .serializers import (
+    CampaignInputSerializer,
+    CampaignSerializer,
+    RecipientSerializer,
+    RenderedSerializer,
+    SendInputSerializer,
+    TemplateInputSerializer,
+    TemplatePreviewInputSerializer,
+    TemplateSerializer,
+    TestSendInputSerializer,
+    TestSendResultSerializer,
+)
+from .services import CampaignStateError
+
+
+def _validation(error):
+    if hasattr(error, "error_dict"):
+        return exceptions.ValidationError(error.message_dict)
+    return exceptions.ValidationError({"non_field_errors": error.messages})
+
+
+def _call(service, **kwargs):
+    """Run a service; its ValidationError is a 400, its CampaignStateError a 409."""
+    try:
+        return service(**kwargs)
+    except DjangoValidationError as error:
+        raise _validation(error)
+    except CampaignStateError as error:
+        raise Conflict(str(error))
+
+
+def _choice_param(request, name, choices):
+    value = request.query_params.get(name)
+    if value in (None, ""):
+        return None
+    if value not in choices:
+        raise exceptions.ValidationError({name: [f"'{value}' is not one of {', '.join(choices)}."]})
+    return value
+
+
+# --- templates ---------------------------------------------------------------------------------------
+
+
+class TemplateListView(generics.GenericAPIView):
+    serializer_class = TemplateSerializer
+    queryset = EmailTemplate.objects.all()
+
+    @extend_schema(
+        parameters=[OpenApiParameter("kind", OpenApiTypes.STR, enum=["marketing", "transactional"])],
+        responses={200: TemplateSerializer(many=True), 400: ERROR_400},
+    )
+    def get(self, request):
+        templates = EmailTemplate.objects.all()
+        kind = _choice_param(request, "kind", [k for k, _ in EmailTemplate.KIND_CHOICES])
+        if kind:
+            templates = templates.filter(kind=kind)
+        page = self.paginate_queryset(templates)
+        return self.get_paginated_response(TemplateSerializer(page, many=True).data)
+
+    @extend_schema(request=TemplateInputSerializer, responses={201: TemplateSerializer, 400: ERROR_400})
+    def post(self, request):
+        data = TemplateInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        template = _call(services.template_create, **data.validated_data)
+        return Response(TemplateSerializer(template).data, status=status.HTTP_201_CREATED)
+
+
+class TemplateDetailView(APIView):
+    @extend_schema(responses={200: TemplateSerializer, 404: ERROR_404})
+    def get(self, request, pk):
+        return Response(TemplateSerializer(get_object_or_404(EmailTemplate, pk=pk)).data)
+
+    def _update(self, request, pk, partial):
+        template = get_object_or_404(EmailTemplate, pk=pk)
+        data = TemplateInputSerializer(data=request.data, partial=partial)
+        data.is_valid(raise_exception=True)
+        changes = {
+            key: value for key, value in data.validated_data.items() if key in request.data or not partial
+        }
+        template = _call(services.template_update, template=template, **changes)
+        return Response(TemplateSerializer(template).data)
+
+    @extend_schema(
+        request=TemplateInputSerializer, responses={200: TemplateSerializer, 400: ERROR_400, 404: ERROR_404}
+    )
+    def put(self, request, pk):
+        return self._update(request, pk, partial=False)
+
+    @extend_schema(
+        request=TemplateInputSerializer, responses={200: TemplateSerializer, 400: ERROR_400, 404: ERROR_404}
+    )
+    def patch(self, request, pk):
+        return self._update(request, pk, partial=True)
+
+    @extend_schema(responses={204: None, 404: ERROR_404})
+    def delete(self, request, pk):
+        services.template_delete(template=get_object_or_404(EmailTemplate, pk=pk))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class TemplatePreviewView(APIView):
+    @extend_schema(
+        request=TemplatePreviewInputSerializer,
+        responses={200: RenderedSerializer, 400: ERROR_400, 404: ERROR_404},
+    )
+    def post(self, request, pk):
+        template = get_object_or_404(EmailTemplate, pk=pk)
+        data = TemplatePreviewInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        customer = None
+        if data.validated_data.get("customer"):
+            customer = Customer.objects.filter(pk=data.validated_data["customer"]).first()
+            if customer is None:
+                raise exceptions.ValidationError({"customer": ["No such customer."]})
+        rendered = _call(
+            services.template_preview,
+            subject=template.subject,
+            html_body=template.html_body,
+            text_body=template.text_body,
+            customer=customer,
+        )
+        return Response(RenderedSerializer(rendered).data)
+
+
+# --- campaigns ---------------------------------------------------------------------------------------
+
+
+def _campaign(pk):
+    return get_object_or_404(Campaign, pk=pk)
+
+
+class CampaignListView(generics.GenericAPIView):
+    serializer_class = CampaignSerializer
+    queryset = Campaign.objects.all()
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("status", OpenApiTypes.STR, enum=[s for s, _ in Campaign.STATUS_CHOICES])
+        ],
+        responses={200: CampaignSerializer(many=True), 400: ERROR_400},
+    )
+    def get(self, request):
+        state = _choice_param(request, "status", [s for s, _ in Campaign.STATUS_CHOICES])
+        page = self.paginate_queryset(selectors.campaigns_list(status=state))
+        return self.get_paginated_response(CampaignSerializer(page, many=True).data)
+
+    @extend_schema(request=CampaignInputSerializer, responses={201: CampaignSerializer, 400: ERROR_400})
+    def post(self, request):
+        data = CampaignInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        campaign = _call(services.campaign_create, **data.validated_data)
+        return Response(CampaignSerializer(campaign).data, status=status.HTTP_201_CREATED)
+
+
+class CampaignDetailView(APIView):
+    @extend_schema(responses={200: CampaignSerializer, 404: ERROR_404})
+    def get(self, request, pk):
+        return Response(CampaignSerializer(_campaign(pk)).data)
+
+    def _update(self, request, pk, partial):
+        campaign = _campaign(pk)
+        data = CampaignInputSerializer(data=request.data, partial=partial)
+        data.is_valid(raise_exception=True)
+        campaign = _call(services.campaign_update, campaign=campaign, **data.validated_data)
+        return Response(CampaignSerializer(campaign).data)
+
+    @extend_schema(
+        request=CampaignInputSerializer,
+        responses={200: CampaignSerializer, 400: ERROR_400, 404: ERROR_404, 409: ERROR_409},
+    )
+    def put(self, request, pk):
+        return self._update(request, pk, partial=False)
+
+    @extend_schema(
+        request=CampaignInputSerializer,
+        responses={200: CampaignSerializer, 400: ERROR_400, 404: ERROR_404, 409: ERROR_409},
+    )
+    def patch(self, request, pk):
+        return self._update(request, pk, partial=True)
+
+
+ACTION_RESPONSES = {200: CampaignSerializer, 404: ERROR_404, 409: ERROR_409}
+
+
+class CampaignSendView(APIView):
+    @extend_schema(
+        request=SendInputSerializer,
+        responses={
+            202: CampaignSerializer,
+            400: ERROR_400,
+            404: ERROR_404,
+            409: ERROR_409,
+        },
+        description="Send now (202, the workers take over), or schedule with `scheduled_at` in the future.",
+    )
+    def post(self, request, pk):
+        campaign = _campaign(pk)
+        data = SendInputSerializer(data=request.data or {})
+        data.is_valid(raise_exception=True)
+        scheduled_at = data.validated_data.get("scheduled_at")
+        if scheduled_at is not None:
+            campaign = _call(services.campaign_schedule, campaign=campaign, scheduled_at=scheduled_at)
+        else:
+            campaign = _call(services.campaign_send_now, campaign=campaign)
+        campaign.refresh_from_db()
+        return Response(CampaignSerializer(campaign).data, status=status.HTTP_202_ACCEPTED)
+
+
+class _ActionView(APIView):
+    service = None
+
+    @extend_schema(request=None, responses=ACTION_RESPONSES)
+    def post(self, request, pk):
+        campaign = _call(type(self).service, campaign=_campaign(pk))
+        campaign.refresh_from_db()
+        return Response(CampaignSerializer(campaign).data)
+
+
+class CampaignPauseView(_ActionView):
+    service = staticmethod(services.campaign_pause)
+
+
+class CampaignResumeView(_ActionView):
+    service = staticmethod(services.campaign_resume)
+
+
+class CampaignCancelView(_ActionView):
+    service = staticmethod(services.campaign_cancel)
+
+
+class CampaignTestView(APIView):
+    @extend_schema(
+        request=TestSendInputSerializer,
+        responses={
+            200: TestSendResultSerializer(many=True),
+            400: ERROR_400,
+            404: ERROR_404,
+        },
+        description="Send a test copy (subject marked [Test]); no recipient rows, counted nowhere.",
+    )
+    def post(self, request, pk):
+        campaign = _campaign(pk)
+        data = TestSendInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        results = _call(services.campaign_test_send, campaign=campaign, emails=data.validated_data["emails"])
+        return Response(TestSendResultSerializer(results, many=True).data)
+
+
+class CampaignRecipientsView(generics.GenericAPIView):
+    serializer_class = RecipientSerializer
+
+    def get_queryset(self):  # for the schema generator only
+        return selectors.campaign_recipients(campaign=None).none()
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "status",
+                OpenApiTypes.STR,
+                enum=[s for s, _ in CampaignRecipient.STATUS_CHOICES],
+            )
+        ],
+        responses={200: RecipientSerializer(many=True), 400: ERROR_400, 404: ERROR_404},
+    )
+    def get(self, request, pk):
+        campaign = _campaign(pk)
+        state = _choice_param(request, "status", [s for s, _ in CampaignRecipient.STATUS_CHOICES])
+        page = self.paginate_queryset(selectors.campaign_recipients(campaign=campaign, status=state))
+        return self.get_paginated_response(RecipientSerializer(page, many=True).data)
+
+
+class CampaignProgressView(APIView):
+    @extend_schema(
+        responses={
+            200: OpenApiResponse(description="Recipient counts by status, total, done and percent."),
+            404: ERROR_404,
+        }
+    )
+    def get(self, request, pk):
+        campaign = _campaign(pk)
+        return Response({"status": campaign.status, **selectors.campaign_progress(campaign=campaign)})

@@ -43,8 +43,10 @@ def outcome_for(event):
 
 
 def _recipient_id(metadata):
+    # The sender attaches {"schema", "campaign", "recipient"} (campaigns.messages); ESPs echo it back,
+    # often with every value turned into a string.
     try:
-        return int(metadata.get("recipient_id"))
+        return int(metadata.get("recipient"))
     except (TypeError, ValueError):
         return None
 
@@ -55,20 +57,22 @@ def on_tracking_event(sender, event, esp_name, **kwargs):
     if outcome is None:
         return
     metadata = event.metadata if isinstance(event.metadata, dict) else {}
+    schema = metadata.get("schema")
+    current = connection.schema_name
     arguments = {
         "outcome": outcome,
         "email": event.recipient,
         "message_id": event.message_id,
-        "recipient_id": _recipient_id(metadata),
+        # A recipient id means something only in the schema it was issued in.
+        "recipient_id": _recipient_id(metadata) if schema in (None, current) or current == "public" else None,
         "occurred_at": event.timestamp,
         "detail": event.description or event.mta_response or "",
     }
-    if connection.schema_name != "public":
+    if current != "public":
         services.delivery_event_apply(**arguments)
         return
     # An ESP account shared by all tenants may post to the public host: the sender's metadata names
     # the tenant's schema.
-    schema = metadata.get("tenant")
     from tenancy.models import Tenant
 
     if not schema or not Tenant.objects.serving().filter(schema_name=schema).exists():

@@ -22,9 +22,13 @@ class SentCampaign:
     links: list
 
 
-def make_sent_campaign(*, name="Autumn sale", emails=("ann@example.com", "bob@example.com", "cy@example.com"),
-                       urls=("https://shop.example.com/sale", "https://shop.example.com/new?utm=x&a=1"),
-                       sent_at=None):
+def make_sent_campaign(
+    *,
+    name="Autumn sale",
+    emails=("ann@example.com", "bob@example.com", "cy@example.com"),
+    urls=("https://shop.example.com/sale", "https://shop.example.com/new?utm=x&a=1"),
+    sent_at=None,
+):
     sent_at = sent_at or timezone.now() - timedelta(hours=1)
     campaign = Campaign.objects.create(name=name, subject="Hello", status="sent", sent_at=sent_at)
     links = [CampaignLink.objects.create(campaign=campaign, url=url) for url in urls]

@@ -30,14 +30,23 @@ def test_it_records_one_raw_hit_per_request(web, sent):
     recipient = sent.recipients[0]
     web.get(open_path(recipient), REMOTE_ADDR="203.0.113.9")
     web.get(open_path(recipient), REMOTE_ADDR="203.0.113.9")
-    hits = list(Hit.objects.order_by("id").values_list("kind", "campaign_id", "recipient_id", "link_id", "is_machine", "ip", "user_agent", "processed_at"))
+    hits = list(
+        Hit.objects.order_by("id").values_list(
+            "kind", "campaign_id", "recipient_id", "link_id", "is_machine", "ip", "user_agent", "processed_at"
+        )
+    )
     assert hits == [("o", sent.campaign.pk, recipient.pk, None, False, "203.0.113.9", HUMAN_AGENT, None)] * 2
 
 
 def test_it_returns_the_pixel_and_records_nothing_for_a_tampered_token(web, sent):
     token = open_path(sent.recipients[0])
     tampered = token[:-1] + ("A" if token[-1] != "A" else "B")
-    for path in (tampered, "/t/o/garbage", "/t/o/" + "x" * 500, open_path(sent.recipients[0]).replace("/t/o/", "/t/o/1")):
+    for path in (
+        tampered,
+        "/t/o/garbage",
+        "/t/o/" + "x" * 500,
+        open_path(sent.recipients[0]).replace("/t/o/", "/t/o/1"),
+    ):
         assert _is_pixel(web.get(path)), path
     assert Hit.objects.count() == 0
 
@@ -82,6 +91,8 @@ def test_it_answers_head_and_post_with_the_pixel_without_recording(web, sent):
 
 
 def test_it_strips_nul_bytes_and_truncates_long_user_agents(web, sent):
-    web.get(open_path(sent.recipients[0]), HTTP_USER_AGENT="Mozilla/5.0 (X11) \x00 Firefox/133.0" + "z" * 1000)
+    web.get(
+        open_path(sent.recipients[0]), HTTP_USER_AGENT="Mozilla/5.0 (X11) \x00 Firefox/133.0" + "z" * 1000
+    )
     agent = Hit.objects.get().user_agent
     assert "\x00" not in agent and len(agent) == 512 and agent.startswith("Mozilla/5.0 (X11)  Firefox/133.0")

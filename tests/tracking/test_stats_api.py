@@ -1,7 +1,6 @@
 """Stats equal what was done, exactly, for a scripted sequence of sends, deliveries and hits."""
 
-from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.utils import timezone
@@ -13,7 +12,7 @@ from tracking.services import hit_record_click, hit_record_open, hits_rollup
 
 from .conftest import APPLE_MPP_AGENT, HUMAN_AGENT, make_sent_campaign
 
-T0 = datetime(2026, 3, 2, 9, 0, tzinfo=dt_timezone.utc)
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
 def at(hours=0, minutes=0, seconds=0):

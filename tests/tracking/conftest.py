@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
@@ -61,9 +62,26 @@ def web(tenant):
     return Client(HTTP_HOST=tenant.get_primary_domain().domain, HTTP_USER_AGENT=HUMAN_AGENT)
 
 
+class _OtherHostClient(Client):
+    """A client on tenant B's host that puts the test's connection back on tenant A afterwards (the
+    tenant middleware leaves the connection on the host's schema)."""
+
+    def __init__(self, *, home, **defaults):
+        super().__init__(**defaults)
+        self.home = home
+
+    def request(self, **request):
+        try:
+            return super().request(**request)
+        finally:
+            connection.set_tenant(self.home)
+
+
 @pytest.fixture
-def web_b(other_tenant):
-    return Client(HTTP_HOST=other_tenant.get_primary_domain().domain, HTTP_USER_AGENT=HUMAN_AGENT)
+def web_b(tenant, other_tenant):
+    return _OtherHostClient(
+        home=tenant, HTTP_HOST=other_tenant.get_primary_domain().domain, HTTP_USER_AGENT=HUMAN_AGENT
+    )
 
 
 def open_path(recipient):

@@ -226,7 +226,7 @@ def test_it_requires_authentication(anon_api, scripted):
 def test_it_documents_the_endpoint_and_its_errors_in_the_schema(anon_api):
     schema = anon_api.get("/api/schema/?format=json").json()
     operation = schema["paths"]["/api/campaigns/{id}/stats"]["get"]
-    assert set(operation["responses"]) == {"200", "401", "404"}
+    assert {"200", "401", "404"} <= set(operation["responses"])
     ref = operation["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
     properties = schema["components"]["schemas"][ref.rsplit("/", 1)[-1]]["properties"]
     assert list(properties) == list(EXPECTED)

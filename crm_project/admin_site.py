@@ -34,6 +34,8 @@ def navigation(request):
                     _item(_("Tenants"), "apartment", "admin:tenancy_tenant_changelist"),
                     _item(_("Domains"), "language", "admin:tenancy_domain_changelist"),
                     _item(_("Operators"), "person", "admin:auth_user_changelist"),
+                    _item(_("Event outbox"), "outbox", "admin:events_outboxevent_changelist"),
+                    _item(_("Webshop messages"), "move_to_inbox", "admin:events_inboxmessage_changelist"),
                 ],
             }
         ]
@@ -74,6 +76,12 @@ def navigation(request):
                     "block",
                     "admin:campaigns_suppression_changelist",
                     "campaigns.view_suppression",
+                ),
+                _item(
+                    _("Order emails"),
+                    "mark_email_read",
+                    "admin:events_transactionalemail_changelist",
+                    "customers.view_order",
                 ),
             ],
         },

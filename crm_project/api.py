@@ -1,5 +1,6 @@
 """API conventions shared by every app: pagination, error shapes, auth token endpoint."""
 
+import hashlib
 import logging
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
@@ -59,7 +60,9 @@ class AuthFailureThrottle(SimpleRateThrottle):
         username = ""
         if isinstance(request.data, dict):
             username = str(request.data.get("username", ""))[:150].lower()
-        return self.cache_format % {"scope": self.scope, "ident": f"{self.get_ident(request)}:{username}"}
+        # Hashed: usernames are user input and cache keys must stay short and plain.
+        digest = hashlib.sha256(f"{self.get_ident(request)}\0{username}".encode()).hexdigest()[:32]
+        return self.cache_format % {"scope": self.scope, "ident": digest}
 
     def allow_request(self, request, view):
         # Only failures are recorded (see record_failure); here we only check the count.

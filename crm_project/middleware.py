@@ -1,5 +1,6 @@
 """Request guards that apply to every host: body size for the API, brute force on the admin login."""
 
+import hashlib
 import time
 
 from django.conf import settings
@@ -44,7 +45,8 @@ class AdminLoginThrottleMiddleware:
         if request.method != "POST" or not request.path.endswith("/admin/login/"):
             return self.get_response(request)
         username = str(request.POST.get("username", ""))[:150].strip().lower()
-        key = f"admin-login-failures:{request.META.get('REMOTE_ADDR', '')}:{username}"
+        digest = hashlib.sha256(f"{request.META.get('REMOTE_ADDR', '')}\0{username}".encode()).hexdigest()[:32]
+        key = f"admin-login-failures:{digest}"
         window = settings.ADMIN_LOGIN_FAILURE_WINDOW
         now = time.time()
         failures = [t for t in (cache.get(key) or []) if t > now - window]

@@ -1,8 +1,10 @@
 """Reads of the campaigns app: audiences, content, progress, recipients, due campaigns."""
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.db import connection
-from django.db.models import Count, Exists, OuterRef
+from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
 
 from customers.models import Customer
@@ -122,6 +124,28 @@ def campaigns_with_expired_leases(*, now=None):
         campaign=OuterRef("pk"), status="sending", lease_until__lt=now or timezone.now()
     )
     return Campaign.objects.filter(Exists(expired))
+
+
+def campaigns_stalled(*, now=None, quiet_seconds):
+    """Sending campaigns nobody is working on: recipients are due, none is held, none was sent lately.
+
+    A worker that died between batches holds no lease, and its queued task may come back only after
+    the broker's visibility timeout; these campaigns get fresh batch tasks."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=quiet_seconds)
+    recipients = CampaignRecipient.objects.filter(campaign=OuterRef("pk"))
+    due = recipients.filter(status="pending").filter(Q(lease_until__isnull=True) | Q(lease_until__lte=now))
+    return Campaign.objects.filter(status="sending", started_at__lt=cutoff).filter(
+        Exists(due),
+        ~Exists(recipients.filter(status="sending")),
+        ~Exists(recipients.filter(sent_at__gte=cutoff)),
+    )
+
+
+def campaigns_done_but_sending():
+    """Sending campaigns with no recipient left to send (their last worker died before finishing)."""
+    active = CampaignRecipient.objects.filter(campaign=OuterRef("pk"), status__in=ACTIVE_RECIPIENT_STATUSES)
+    return Campaign.objects.filter(status="sending").filter(~Exists(active))
 
 
 def campaign_work_left(*, campaign_id):

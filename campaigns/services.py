@@ -470,18 +470,33 @@ def campaigns_start_due(*, now=None):
 
 
 def leases_reclaim(*, now=None):
-    """Recipients whose worker died holding them go back to pending; returns the campaign ids affected."""
+    """Recover from dead workers: recipients whose lease expired go back to pending, campaigns nobody
+    works on get fresh batch tasks, finished ones still marked sending become sent.
+
+    Returns the ids of the campaigns it touched."""
+    from django.conf import settings
+
     now = now or timezone.now()
-    campaign_ids = list(selectors.campaigns_with_expired_leases(now=now).values_list("id", flat=True))
-    if campaign_ids:
+    expired = list(selectors.campaigns_with_expired_leases(now=now).values_list("id", flat=True))
+    if expired:
+        # Attempts were counted at claim time; a recipient that keeps killing workers fails eventually.
         CampaignRecipient.objects.filter(
-            campaign_id__in=campaign_ids, status="sending", lease_until__lt=now
+            campaign_id__in=expired, status="sending", lease_until__lt=now
         ).update(status="pending", lease_until=None)
-        for campaign_id in Campaign.objects.filter(id__in=campaign_ids, status="sending").values_list(
+    stalled = list(
+        selectors.campaigns_stalled(now=now, quiet_seconds=settings.CAMPAIGN_LEASE_SECONDS).values_list(
             "id", flat=True
-        ):
-            senders_enqueue(campaign_id=campaign_id)
-    return campaign_ids
+        )
+    )
+    restart = sorted(set(expired) | set(stalled))
+    for campaign_id in Campaign.objects.filter(id__in=restart, status="sending").values_list("id", flat=True):
+        senders_enqueue(campaign_id=campaign_id)
+    finished = [
+        campaign_id
+        for campaign_id in selectors.campaigns_done_but_sending().values_list("id", flat=True)
+        if campaign_finish_if_done(campaign_id=campaign_id)
+    ]
+    return sorted(set(restart) | set(finished))
 
 
 def campaign_test_send(*, campaign, emails):

@@ -18,7 +18,14 @@ import time
 from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
-from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db import (
+    InterfaceError,
+    OperationalError,
+    close_old_connections,
+    connection,
+    connections,
+    transaction,
+)
 from django.utils import timezone
 from django_tenants.utils import schema_context
 from rest_framework.exceptions import ValidationError as DRFValidationError
@@ -175,6 +182,7 @@ class WebshopConsumer:
                     return self.stats
             except (OperationalError, InterfaceError):
                 # The database went away mid-batch: the unacked messages return to the queue.
+                connections.close_all()
                 if once:
                     raise
                 logger.warning("database unavailable, retrying in %.0f s", backoff, exc_info=True)
@@ -219,6 +227,10 @@ class WebshopConsumer:
 
     def _process(self, messages):
         """Apply one batch: parse, group by tenant (order kept), commit, then ack or dead-letter."""
+        # A long-running process: honour CONN_MAX_AGE and drop a connection the server closed
+        # (never inside a transaction someone else opened, e.g. a test's).
+        if not connection.in_atomic_block:
+            close_old_connections()
         self.stats.batches += 1
         tenants = {}
         groups = {}

@@ -212,3 +212,29 @@ def test_it_stops_after_max_messages_and_leaves_the_rest_queued(tenant, webshop)
 def test_it_refuses_bounds_that_make_no_sense(tenant, webshop, option):
     with pytest.raises(CommandError):
         call_command("consume_webshop_events", **option)
+
+
+def test_a_crash_between_commit_and_ack_redelivers_and_changes_nothing_twice(
+    tenant, webshop, monkeypatch, capsys
+):
+    from kombu.message import Message
+
+    webshop.publish(message("order.created", order("o-crash", "dee@example.com", "40.00")))
+
+    def crash(self, *args, **kwargs):
+        raise SystemExit("killed after commit, before the ack")
+
+    monkeypatch.setattr(Message, "ack", crash)
+    with pytest.raises(SystemExit):
+        consume()
+    monkeypatch.undo()
+    assert webshop.pending() == 1  # not acked: the broker delivers it again
+    capsys.readouterr()
+
+    call_command("consume_webshop_events", once=True)
+
+    assert "applied 0, duplicates 1, dead-lettered 0" in capsys.readouterr().out
+
+    customer = Customer.objects.get(email="dee@example.com")
+    assert (customer.total_spent, customer.order_count) == (Decimal("40.00"), 1)
+    assert webshop.pending() == 0

@@ -5,6 +5,7 @@ import logging
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import exceptions, serializers, status
@@ -26,6 +27,12 @@ class Conflict(exceptions.APIException):
     default_code = "conflict"
 
 
+class ServiceUnavailable(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "The service is temporarily unavailable; retry shortly."
+    default_code = "unavailable"
+
+
 class PayloadTooLarge(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_detail = "The request body is too large."
@@ -43,7 +50,13 @@ def exception_handler(exc, context):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
-    return drf_exception_handler(exc, context)
+    elif isinstance(exc, (OperationalError, InterfaceError)):
+        logger.warning("database unavailable: %s", exc)
+        exc = ServiceUnavailable()
+    response = drf_exception_handler(exc, context)
+    if response is not None and response.status_code == 503:
+        response["Retry-After"] = "5"
+    return response
 
 
 ERROR_400 = OpenApiResponse(description="Invalid input: `{field: [messages]}`.")

@@ -55,3 +55,20 @@ def healthz(request):
     response.status_code = 200 if healthy else 503
     response["Cache-Control"] = "no-store"
     return response
+
+
+def server_error(request, *args, **kwargs):
+    """handler500: a database that is unreachable (restarting, failing over) is a 503, not a 500."""
+    import sys
+
+    from django.db import InterfaceError, OperationalError
+    from django.views.defaults import server_error as default_server_error
+
+    exc = sys.exc_info()[1]
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        response = JsonResponse(
+            {"detail": "The service is temporarily unavailable; retry shortly."}, status=503
+        )
+        response["Retry-After"] = "5"
+        return response
+    return default_server_error(request, *args, **kwargs)

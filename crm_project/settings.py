@@ -131,7 +131,7 @@ REDIS_URL = env("REDIS_URL", "redis://127.0.0.1:6379/0")
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "crm_project.cache.FailSoftRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_FUNCTION": "django_tenants.cache.make_key",
             "REVERSE_KEY_FUNCTION": "django_tenants.cache.reverse_key",

@@ -11,3 +11,5 @@ urlpatterns = [
     path("", include("tracking.urls")),
     path("healthz", healthz, name="healthz"),
 ]
+
+handler500 = "crm_project.health.server_error"

@@ -1,0 +1,94 @@
+"""PostgreSQL restarted under load: requests fail with 503 (never 500) and recover; aggregates stay exact."""
+
+import subprocess
+import threading
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import requests
+from django.db import connection
+from django_tenants.utils import schema_context
+
+from tests.faults.conftest import require_root_control
+
+
+def _pg_ctl(action):
+    version = sorted(p.name for p in Path("/etc/postgresql").iterdir())[-1]
+    subprocess.run(
+        ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", action], check=True, timeout=60
+    )
+
+
+def _wait_for_postgres(timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if subprocess.run(["pg_isready", "-h", "127.0.0.1", "-q"]).returncode == 0:
+            return
+        time.sleep(0.2)
+    raise RuntimeError("PostgreSQL did not come back")
+
+
+def test_it_answers_503_while_postgres_restarts_and_keeps_aggregates_exact(committed_tenant, live_server_url):
+    require_root_control("pg_ctlcluster")
+    base, _port = live_server_url
+    session = requests.Session()
+    token = session.post(
+        f"{base}/api/auth/token", json={"username": "ops@fault.example", "password": "fault-pass-123"}
+    ).json()["token"]
+    session.headers["Authorization"] = f"Token {token}"
+    statuses, created, stop = [], [], threading.Event()
+
+    def load():
+        n = 0
+        while not stop.is_set():
+            n += 1
+            external_id = f"fault-order-{n}"
+            try:
+                response = session.post(
+                    f"{base}/api/orders",
+                    json={
+                        "external_id": external_id,
+                        "customer_email": "loyal@fault.example",
+                        "status": "paid",
+                        "currency": "HUF",
+                        "total": "10.00",
+                        "placed_at": "2026-01-01T10:00:00Z",
+                        "items": [{"sku": "A", "name": "A", "quantity": 1, "unit_price": "10.00"}],
+                    },
+                    timeout=20,
+                )
+            except requests.RequestException:
+                statuses.append("connection-error")
+                continue
+            statuses.append(response.status_code)
+            if response.status_code in (200, 201):
+                created.append(external_id)
+
+    worker = threading.Thread(target=load)
+    worker.start()
+    try:
+        time.sleep(1.5)
+        connection.close()
+        _pg_ctl("stop")
+        time.sleep(2)
+    finally:
+        _pg_ctl("start")
+        _wait_for_postgres()
+    time.sleep(3)
+    stop.set()
+    worker.join(timeout=60)
+
+    assert 500 not in statuses and 502 not in statuses
+    assert 503 in statuses or "connection-error" in statuses, statuses
+    index_first_failure = next(i for i, s in enumerate(statuses) if s not in (200, 201))
+    assert any(s in (200, 201) for s in statuses[index_first_failure:]), "requests did not recover"
+
+    with schema_context(committed_tenant.schema_name):
+        from customers.models import Customer, Order
+
+        customer = Customer.objects.get(email="loyal@fault.example")
+        orders = Order.objects.filter(customer=customer)
+        assert set(created) <= set(orders.values_list("external_id", flat=True))
+        assert customer.order_count == orders.count()
+        assert customer.total_spent == Decimal("10.00") * orders.count()

@@ -1,0 +1,86 @@
+"""Redis stopped: the API answers and tracking keeps recording (the cache fails soft)."""
+
+import subprocess
+import time
+
+from datetime import timedelta
+
+import requests
+from django.core.cache import cache
+from django.utils import timezone
+from django_tenants.utils import schema_context
+
+from tests.faults.conftest import require_root_control
+
+REDIS_START = [
+    "redis-server",
+    "--daemonize",
+    "yes",
+    "--bind",
+    "127.0.0.1",
+    "--port",
+    "6379",
+    "--save",
+    "",
+    "--appendonly",
+    "no",
+]
+
+
+def _redis_up():
+    return (
+        subprocess.run(["redis-cli", "-p", "6379", "ping"], capture_output=True, text=True).stdout.strip()
+        == "PONG"
+    )
+
+
+def test_it_keeps_serving_the_api_and_tracking_without_redis(
+    committed_tenant, live_server_url, redis_service
+):
+    require_root_control("redis-server")
+    base, _port = live_server_url
+    session = requests.Session()
+    token = session.post(
+        f"{base}/api/auth/token", json={"username": "ops@fault.example", "password": "fault-pass-123"}
+    ).json()["token"]
+    session.headers["Authorization"] = f"Token {token}"
+    with schema_context(committed_tenant.schema_name):
+        from campaigns.models import Campaign, CampaignRecipient
+        from campaigns.tokens import make_token
+        from customers.models import Customer
+
+        customer = Customer.objects.create(email="reader@fault.example", email_marketing=True)
+        campaign = Campaign.objects.create(name="Outage", subject="Hi", status="sent")
+        recipient = CampaignRecipient.objects.create(
+            campaign=campaign,
+            customer=customer,
+            email=customer.email,
+            status="sent",
+            sent_at=timezone.now() - timedelta(hours=1),
+        )
+        open_token = make_token("o", recipient.id)
+    subprocess.run(["redis-cli", "-p", "6379", "shutdown", "nosave"], capture_output=True)
+    try:
+        time.sleep(0.5)
+        assert not _redis_up()
+        listing = session.get(f"{base}/api/customers")
+        assert listing.status_code == 200
+        pixel = requests.get(
+            f"{base}/t/o/{open_token}", headers={"User-Agent": "Mozilla/5.0 (Windows NT 10.0)"}
+        )
+        assert pixel.status_code == 200 and pixel.headers["Content-Type"] == "image/gif"
+        with schema_context(committed_tenant.schema_name):
+            from tracking.models import Hit
+
+            assert Hit.objects.filter(recipient_id=recipient.id).count() == 1
+        health = requests.get(f"{base}/healthz")
+        assert health.status_code == 503 and health.json()["checks"]["redis"]["ok"] is False
+        assert cache.get("anything", "fallback") == "fallback"
+    finally:
+        subprocess.run(REDIS_START, check=True)
+        for _ in range(50):
+            if _redis_up():
+                break
+            time.sleep(0.1)
+    assert _redis_up()
+    assert requests.get(f"{base}/healthz").status_code == 200

@@ -2,7 +2,6 @@
 
 import subprocess
 import time
-
 from datetime import timedelta
 
 import requests

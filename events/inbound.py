@@ -285,7 +285,7 @@ class WebshopConsumer:
         message.ack()
         self.stats.dead_lettered += 1
         self.stats.reasons.append((poison.kind, poison.reason))
-        envelope_id = (delivery.envelope or {}).get("id", message.properties.get("message_id"))
+        envelope_id = (delivery.envelope or {}).get("id") or message.properties.get("message_id") or "(no id)"
         logger.warning("webshop message %s dead-lettered (%s): %s", envelope_id, poison.kind, poison.reason)
 
 

@@ -238,3 +238,10 @@ def test_a_crash_between_commit_and_ack_redelivers_and_changes_nothing_twice(
     customer = Customer.objects.get(email="dee@example.com")
     assert (customer.total_spent, customer.order_count) == (Decimal("40.00"), 1)
     assert webshop.pending() == 0
+
+
+def test_a_bounded_run_says_so_when_rabbitmq_is_unreachable(tenant, settings):
+    settings.EVENTS_BROKER_URL = "amqp://guest:guest@127.0.0.1:9//"
+
+    with pytest.raises(CommandError, match=r"RabbitMQ is unreachable \(.*\); nothing was consumed\."):
+        consume()

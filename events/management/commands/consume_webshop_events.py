@@ -8,6 +8,7 @@ in the `x-crm-error` header. Run one or more (one is active at a time, the other
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
+from kombu.exceptions import OperationalError as KombuOperationalError
 
 from events.inbound import webshop_consume
 
@@ -67,13 +68,16 @@ class Command(BaseCommand):
             raise CommandError("--max-messages must be at least 1.")
         if batch_size is not None and not 1 <= batch_size <= 10000:
             raise CommandError("--batch-size must be between 1 and 10000.")
-        stats = webshop_consume(
-            handlers=HANDLERS,
-            once=once,
-            max_messages=max_messages,
-            batch_size=batch_size,
-            install_signals=not (once or max_messages),
-        )
+        try:
+            stats = webshop_consume(
+                handlers=HANDLERS,
+                once=once,
+                max_messages=max_messages,
+                batch_size=batch_size,
+                install_signals=not (once or max_messages),
+            )
+        except KombuOperationalError as exc:  # bounded runs do not wait for the broker to come back
+            raise CommandError(f"RabbitMQ is unreachable ({exc}); nothing was consumed.")
         self.stdout.write(
             f"applied {stats.applied}, duplicates {stats.duplicates}, dead-lettered {stats.dead_lettered} "
             f"in {stats.batches} batches"

@@ -66,7 +66,7 @@ class CampaignComposer:
     def __init__(self, *, campaign, content, sender, links=None, base_url, test=False):
         """`content`: dict(subject, html, text); `sender`: dict(from_email, from_name, reply_to,
         postal_address); `links`: {url: CampaignLink id} for click tracking."""
-        self.campaign_id = campaign.id
+        self.campaign_id = campaign.id or 0  # 0: a test copy of an unsaved campaign
         self.campaign_name = campaign.name
         self.track_opens = campaign.track_opens and not test
         self.track_clicks = campaign.track_clicks and not test and bool(links)

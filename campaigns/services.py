@@ -82,7 +82,7 @@ def campaign_transition(*, campaign, to, only_from=None, **fields):
 # --- templates ---------------------------------------------------------------------------------------
 
 
-def _template_check(*, kind, key, subject, html_body, text_body, instance=None):
+def template_validate(*, kind, key, subject, html_body, text_body, instance=None):
     errors = {}
     if kind == "transactional":
         if not key:
@@ -110,7 +110,7 @@ def _template_check(*, kind, key, subject, html_body, text_body, instance=None):
 
 def template_create(*, name, subject, html_body="", text_body="", kind="marketing", key=None):
     key = key or None
-    _template_check(kind=kind, key=key, subject=subject, html_body=html_body, text_body=text_body)
+    template_validate(kind=kind, key=key, subject=subject, html_body=html_body, text_body=text_body)
     return EmailTemplate.objects.create(
         name=name, subject=subject, html_body=html_body, text_body=text_body, kind=kind, key=key
     )
@@ -122,7 +122,7 @@ def template_update(*, template, **changes):
         for field in ("name", "subject", "html_body", "text_body", "kind", "key")
     }
     values["key"] = values["key"] or None
-    _template_check(
+    template_validate(
         kind=values["kind"],
         key=values["key"],
         subject=values["subject"],
@@ -134,6 +134,12 @@ def template_update(*, template, **changes):
         setattr(template, field, value)
     template.save()
     return template
+
+
+def template_test_send(*, template, emails):
+    """A test copy of a template (no campaign, no segment needed), as campaign_test_send sends it."""
+    campaign = Campaign(name=template.name, template=template, track_opens=False, track_clicks=False)
+    return campaign_test_send(campaign=campaign, emails=emails)
 
 
 def template_delete(*, template):
@@ -167,7 +173,7 @@ def template_preview(*, subject, html_body, text_body, customer=None, campaign_n
 # --- campaigns: content ------------------------------------------------------------------------------
 
 
-def _campaign_check(*, campaign):
+def campaign_validate(*, campaign):
     errors = {}
     if campaign.template_id and campaign.template.kind != "marketing":
         errors["template"] = ["A campaign uses a marketing template, not a transactional one."]
@@ -207,7 +213,7 @@ def campaign_create(*, name, scheduled_at=None, **fields):
     if scheduled_at is not None:
         _check_future(scheduled_at)
         campaign.scheduled_at = scheduled_at
-    _campaign_check(campaign=campaign)
+    campaign_validate(campaign=campaign)
     campaign.save()
     return campaign
 
@@ -222,7 +228,7 @@ def campaign_update(*, campaign, **changes):
         for key, value in changes.items():
             if key in CAMPAIGN_FIELDS:
                 setattr(campaign, key, value)
-        _campaign_check(campaign=campaign)
+        campaign_validate(campaign=campaign)
         if "scheduled_at" in changes:
             scheduled_at = changes["scheduled_at"]
             if scheduled_at is not None:
@@ -241,10 +247,10 @@ def _check_future(scheduled_at):
         raise ValidationError({"scheduled_at": ["must be in the future."]})
 
 
-def _preflight(*, campaign, count_audience=True):
+def _preflight(*, campaign, count_audience=True, require_segment=True):
     """Everything that makes a campaign unsendable, as {field: [messages]}; raises ValidationError."""
     errors = {}
-    if campaign.segment_id is None:
+    if require_segment and campaign.segment_id is None:
         errors["segment"] = ["Choose a segment to send to."]
     content = selectors.campaign_content(campaign=campaign)
     if not content["html"].strip() and not content["text"].strip():
@@ -522,7 +528,7 @@ def campaign_test_send(*, campaign, emails):
             errors["emails"] = bad
     if errors:
         raise ValidationError(errors)
-    content = _preflight(campaign=campaign, count_audience=False)
+    content = _preflight(campaign=campaign, count_audience=False, require_segment=False)
     from .tokens import tenant_base_url
 
     composer = CampaignComposer(

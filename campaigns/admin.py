@@ -1,0 +1,494 @@
+"""The marketers' admin for templates, campaigns, recipients and suppressions (django-unfold).
+
+Thin: forms validate through the services, buttons call the same services as the API, every state
+change is a POST behind a confirmation page, and a refused change is a message, never an error page.
+Stable DOM ids for browser tests are listed in the templates under templates/admin/campaigns/.
+"""
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, JsonResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+from unfold.admin import ModelAdmin
+
+from customers.models import Customer
+from segments.models import Segment
+
+from . import selectors, services
+from .models import Campaign, CampaignRecipient, EmailTemplate, Suppression
+from .services import CampaignStateError
+
+STATUS_COLOURS = {
+    "draft": "#6b7280",
+    "scheduled": "#2563eb",
+    "sending": "#d97706",
+    "paused": "#9333ea",
+    "sent": "#16a34a",
+    "cancelled": "#6b7280",
+    "failed": "#dc2626",
+}
+
+
+def _errors_to_form(form, error):
+    for field, messages_ in error.message_dict.items():
+        target = field if field in form.fields else None
+        for message in messages_:
+            form.add_error(target, message)
+
+
+def _find_customer(value):
+    """A customer by id or email, for previews; None when empty or unknown."""
+    value = (value or "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return Customer.objects.filter(pk=int(value)).first()
+    return Customer.objects.filter(email=value.lower()).first()
+
+
+def _split_emails(value):
+    return [
+        item.strip() for item in (value or "").replace(";", ",").replace("\n", ",").split(",") if item.strip()
+    ]
+
+
+# --- templates ---------------------------------------------------------------------------------------
+
+
+class EmailTemplateForm(forms.ModelForm):
+    class Meta:
+        model = EmailTemplate
+        fields = ["name", "kind", "key", "subject", "html_body", "text_body"]
+
+    def clean(self):
+        data = super().clean()
+        try:
+            services.template_validate(
+                kind=data.get("kind"),
+                key=data.get("key") or None,
+                subject=data.get("subject", ""),
+                html_body=data.get("html_body", ""),
+                text_body=data.get("text_body", ""),
+                instance=self.instance if self.instance.pk else None,
+            )
+        except ValidationError as error:
+            _errors_to_form(self, error)
+        return data
+
+
+@admin.register(EmailTemplate)
+class EmailTemplateAdmin(ModelAdmin):
+    form = EmailTemplateForm
+    list_display = ["name", "kind", "key", "subject", "updated_at", "preview_link"]
+    list_filter = ["kind"]
+    search_fields = ["name", "subject"]
+    change_form_after_template = "admin/campaigns/emailtemplate/preview_link.html"
+
+    @admin.display(description=_("Preview"))
+    def preview_link(self, obj):
+        url = reverse("admin:campaigns_emailtemplate_preview", args=[obj.pk])
+        return format_html('<a href="{}" id="template-preview-link-{}">{}</a>', url, obj.pk, _("Preview"))
+
+    def save_model(self, request, obj, form, change):
+        values = {field: form.cleaned_data.get(field) for field in form.Meta.fields}
+        if change:
+            services.template_update(template=obj, **values)
+        else:
+            saved = services.template_create(**values)
+            obj.pk = saved.pk
+
+    def get_urls(self):
+        return [
+            path(
+                "<int:pk>/preview/",
+                self.admin_site.admin_view(self.preview_view),
+                name="campaigns_emailtemplate_preview",
+            ),
+        ] + super().get_urls()
+
+    def preview_view(self, request, pk):
+        """Rendered against a chosen customer (or sample values); POST sends a test copy."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        template = get_object_or_404(EmailTemplate, pk=pk)
+        customer_query = request.GET.get("customer", "")
+        customer = _find_customer(customer_query)
+        if request.method == "POST":
+            if not self.has_change_permission(request):
+                raise PermissionDenied
+            try:
+                results = services.template_test_send(
+                    template=template, emails=_split_emails(request.POST.get("emails"))
+                )
+                _report_test_send(request, results)
+            except ValidationError as error:
+                messages.error(request, " ".join(m for ms in error.message_dict.values() for m in ms))
+            return redirect(request.get_full_path())
+        rendered, error = None, ""
+        try:
+            rendered = services.template_preview(
+                subject=template.subject,
+                html_body=template.html_body,
+                text_body=template.text_body,
+                customer=customer,
+            )
+        except ValidationError as exc:
+            error = " ".join(m for ms in exc.message_dict.values() for m in ms)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Preview: %(name)s") % {"name": template.name},
+            "opts": self.model._meta,
+            "original": template,
+            "template_obj": template,
+            "rendered": rendered,
+            "preview_error": error,
+            "customer": customer,
+            "customer_query": customer_query,
+            "customer_not_found": bool(customer_query.strip()) and customer is None,
+        }
+        return TemplateResponse(request, "admin/campaigns/emailtemplate/preview.html", context)
+
+
+def _report_test_send(request, results):
+    for result in results:
+        if result["sent"]:
+            messages.success(request, _("Test copy sent to %(email)s.") % {"email": result["email"]})
+        else:
+            messages.error(
+                request,
+                _("Test copy to %(email)s failed: %(error)s")
+                % {"email": result["email"], "error": result["error"]},
+            )
+
+
+# --- campaigns ---------------------------------------------------------------------------------------
+
+
+class CampaignForm(forms.ModelForm):
+    class Meta:
+        model = Campaign
+        fields = [
+            "name",
+            "template",
+            "subject",
+            "html_body",
+            "text_body",
+            "segment",
+            "exclude_segment",
+            "from_email",
+            "from_name",
+            "reply_to",
+            "track_opens",
+            "track_clicks",
+            "scheduled_at",
+        ]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "template" in self.fields:
+            self.fields["template"].queryset = EmailTemplate.objects.filter(kind="marketing")
+            self.fields["template"].help_text = _(
+                "The subject and bodies below, when filled, override the template's."
+            )
+        if "scheduled_at" in self.fields:
+            self.fields["scheduled_at"].help_text = _(
+                "Saved with the campaign; use “Schedule” to schedule it. Changing it reschedules a scheduled campaign."
+            )
+
+    def clean(self):
+        data = super().clean()
+        probe = Campaign(**{field: data.get(field) for field in self.Meta.fields if field in data})
+        try:
+            services.campaign_validate(campaign=probe)
+            if data.get("exclude_segment") and data.get("exclude_segment") == data.get("segment"):
+                raise ValidationError({"exclude_segment": ["Cannot be the segment itself."]})
+            scheduled_at = data.get("scheduled_at")
+            if scheduled_at and scheduled_at <= timezone.now() and "scheduled_at" in self.changed_data:
+                raise ValidationError({"scheduled_at": ["must be in the future."]})
+        except ValidationError as error:
+            _errors_to_form(self, error)
+        return data
+
+
+ACTIONS = {
+    # name: (service, label, target state, from states)
+    "send": (services.campaign_send_now, _("Send now"), "sending", ("draft", "scheduled")),
+    "schedule": (services.campaign_schedule, _("Schedule"), "scheduled", ("draft",)),
+    "pause": (services.campaign_pause, _("Pause"), "paused", ("sending",)),
+    "resume": (services.campaign_resume, _("Resume"), "sending", ("paused",)),
+    "cancel": (
+        services.campaign_cancel,
+        _("Cancel"),
+        "cancelled",
+        ("draft", "scheduled", "sending", "paused"),
+    ),
+}
+
+
+@admin.register(Campaign)
+class CampaignAdmin(ModelAdmin):
+    form = CampaignForm
+    list_display = ["name", "status_badge", "segment", "scheduled_at", "sent_at", "progress_summary"]
+    list_filter = ["status"]
+    search_fields = ["name", "subject"]
+    date_hierarchy = "created_at"
+    change_form_outer_before_template = "admin/campaigns/campaign/top.html"
+    change_form_outer_after_template = "admin/campaigns/campaign/panel.html"
+    fieldsets = [
+        (_("Content"), {"fields": ["name", "template", "subject", "html_body", "text_body"]}),
+        (_("Audience"), {"fields": ["segment", "exclude_segment"]}),
+        (_("Sender"), {"fields": ["from_email", "from_name", "reply_to"]}),
+        (_("Tracking and schedule"), {"fields": ["track_opens", "track_clicks", "scheduled_at"]}),
+        (_("State"), {"fields": ["status", "error", "started_at", "sent_at"]}),
+    ]
+
+    def get_readonly_fields(self, request, obj=None):
+        state = ["status", "error", "started_at", "sent_at"]
+        if obj is not None and obj.status not in services.EDITABLE_STATUSES:
+            return [field for fieldset in self.fieldsets for field in fieldset[1]["fields"]]
+        return state
+
+    @admin.display(description=_("Status"), ordering="status")
+    def status_badge(self, obj):
+        return format_html(
+            '<span class="campaign-status" data-status="{}" style="color:{};font-weight:600">{}</span>',
+            obj.status,
+            STATUS_COLOURS.get(obj.status, "#6b7280"),
+            obj.get_status_display(),
+        )
+
+    @admin.display(description=_("Progress"))
+    def progress_summary(self, obj):
+        if obj.status in ("draft", "scheduled"):
+            return "—"
+        progress = selectors.campaign_progress(campaign=obj)
+        return f"{progress['done']}/{progress['total']} ({progress['percent']}%)"
+
+    def save_model(self, request, obj, form, change):
+        values = {
+            field: form.cleaned_data.get(field) for field in form.Meta.fields if field in form.cleaned_data
+        }
+        if change:
+            services.campaign_update(campaign=obj, **values)
+        else:
+            saved = services.campaign_create(**values)
+            obj.pk = saved.pk
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        campaign = Campaign.objects.filter(pk=object_id).first()
+        extra_context = {**(extra_context or {}), **(self._panel_context(campaign) if campaign else {})}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def add_view(self, request, form_url="", extra_context=None):
+        extra_context = {**(extra_context or {}), **self._panel_context(None)}
+        return super().add_view(request, form_url, extra_context)
+
+    def _panel_context(self, campaign):
+        context = {
+            "panel_preview_url": reverse("admin:campaigns_campaign_live_preview"),
+            "panel_audience_url": reverse("admin:campaigns_campaign_audience"),
+            "panel_campaign": campaign,
+        }
+        if campaign is None:
+            return context
+        context.update(
+            {
+                "panel_progress": selectors.campaign_progress(campaign=campaign),
+                "panel_progress_url": reverse("admin:campaigns_campaign_progress", args=[campaign.pk]),
+                "panel_recipients_url": reverse("admin:campaigns_campaignrecipient_changelist")
+                + f"?campaign__id__exact={campaign.pk}",
+                "panel_test_url": reverse("admin:campaigns_campaign_test", args=[campaign.pk]),
+                "panel_actions": [
+                    {
+                        "name": name,
+                        "label": label,
+                        "url": reverse("admin:campaigns_campaign_action", args=[campaign.pk, name]),
+                    }
+                    for name, (_service, label, _to, sources) in ACTIONS.items()
+                    if campaign.status in sources
+                ],
+                "panel_stats_url": _stats_url(campaign),
+            }
+        )
+        return context
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("live-preview/", view(self.live_preview_view), name="campaigns_campaign_live_preview"),
+            path("audience/", view(self.audience_view), name="campaigns_campaign_audience"),
+            path("<int:pk>/progress/", view(self.progress_view), name="campaigns_campaign_progress"),
+            path("<int:pk>/test/", view(self.test_view), name="campaigns_campaign_test"),
+            path("<int:pk>/action/<str:action>/", view(self.action_view), name="campaigns_campaign_action"),
+        ] + super().get_urls()
+
+    def live_preview_view(self, request):
+        """POST the form's current content (and a customer) -> rendered subject/html/text as JSON."""
+        if not self.has_view_permission(request) or request.method != "POST":
+            raise PermissionDenied
+        template = EmailTemplate.objects.filter(
+            pk=request.POST.get("template") or 0, kind="marketing"
+        ).first()
+        probe = Campaign(
+            name=request.POST.get("name", ""),
+            template=template,
+            subject=request.POST.get("subject", ""),
+            html_body=request.POST.get("html_body", ""),
+            text_body=request.POST.get("text_body", ""),
+        )
+        content = selectors.campaign_content(campaign=probe)
+        customer = _find_customer(request.POST.get("customer"))
+        try:
+            rendered = services.template_preview(
+                subject=content["subject"],
+                html_body=content["html"],
+                text_body=content["text"],
+                customer=customer,
+                campaign_name=probe.name,
+            )
+        except ValidationError as error:
+            return JsonResponse({"errors": error.message_dict}, status=200)
+        return JsonResponse(
+            {
+                "subject": rendered.subject,
+                "html": rendered.html,
+                "text": rendered.text,
+                "customer": customer.email if customer else None,
+                "errors": {},
+            }
+        )
+
+    def audience_view(self, request):
+        """?segment=&exclude_segment= -> {"count": N}: who would receive it now."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        try:
+            segment = Segment.objects.filter(pk=int(request.GET.get("segment") or 0)).first()
+            exclude = Segment.objects.filter(pk=int(request.GET.get("exclude_segment") or 0)).first()
+        except ValueError:
+            return JsonResponse({"count": None, "error": "Not a segment id."}, status=400)
+        probe = Campaign(segment=segment, exclude_segment=exclude)
+        try:
+            count = selectors.audience_count(campaign=probe) if segment else 0
+        except ValidationError as error:
+            return JsonResponse({"count": None, "error": " ".join(error.messages)}, status=200)
+        return JsonResponse({"count": count})
+
+    def progress_view(self, request, pk):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        campaign = get_object_or_404(Campaign, pk=pk)
+        return JsonResponse({"status": campaign.status, **selectors.campaign_progress(campaign=campaign)})
+
+    def test_view(self, request, pk):
+        if not self.has_change_permission(request) or request.method != "POST":
+            raise PermissionDenied
+        campaign = get_object_or_404(Campaign, pk=pk)
+        try:
+            _report_test_send(
+                request,
+                services.campaign_test_send(
+                    campaign=campaign, emails=_split_emails(request.POST.get("emails"))
+                ),
+            )
+        except ValidationError as error:
+            messages.error(request, " ".join(m for ms in error.message_dict.values() for m in ms))
+        return redirect("admin:campaigns_campaign_change", pk)
+
+    def action_view(self, request, pk, action):
+        """GET: a confirmation page (with the pre-send checklist); POST: do it, then back to the campaign."""
+        if action not in ACTIONS:
+            raise Http404
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        campaign = get_object_or_404(Campaign, pk=pk)
+        service, label, _to, _sources = ACTIONS[action]
+        back = reverse("admin:campaigns_campaign_change", args=[pk])
+        schedule_value = request.POST.get("scheduled_at", "")
+        if request.method == "POST":
+            try:
+                if action == "schedule":
+                    when = parse_datetime(schedule_value.strip()) if schedule_value else None
+                    if when is None:
+                        raise ValidationError(
+                            {"scheduled_at": ["Give a date and time, e.g. 2030-01-31 09:00."]}
+                        )
+                    if timezone.is_naive(when):
+                        when = timezone.make_aware(when)
+                    service(campaign=campaign, scheduled_at=when)
+                else:
+                    service(campaign=campaign)
+            except CampaignStateError as error:
+                messages.error(request, str(error))
+                return redirect(back)
+            except ValidationError as error:
+                for field, problems in error.message_dict.items():
+                    for problem in problems:
+                        messages.error(request, f"{field}: {problem}")
+                if action == "schedule":
+                    return redirect(request.path)
+                return redirect(back)
+            messages.success(request, _("%(action)s: done.") % {"action": label})
+            return redirect(back)
+        checklist = services.campaign_checklist(campaign=campaign) if action in ("send", "schedule") else []
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("%(action)s “%(name)s”?") % {"action": label, "name": campaign.name},
+            "opts": self.model._meta,
+            "original": campaign,
+            "campaign": campaign,
+            "action": action,
+            "action_label": label,
+            "checklist": checklist,
+            "checklist_ok": all(ok for _key, _label, ok, _detail in checklist),
+            "back_url": back,
+            "scheduled_at": (campaign.scheduled_at or timezone.now()).strftime("%Y-%m-%d %H:%M"),
+        }
+        return TemplateResponse(request, "admin/campaigns/campaign/confirm.html", context)
+
+
+def _stats_url(campaign):
+    try:
+        return reverse("admin:tracking_campaign_stats", args=[campaign.pk])
+    except Exception:  # the tracking admin is optional
+        return ""
+
+
+@admin.register(CampaignRecipient)
+class CampaignRecipientAdmin(ModelAdmin):
+    """Who got which campaign and how it went; read-only (the sender and tracking write these rows)."""
+
+    list_display = ["email", "campaign", "status", "attempts", "sent_at", "error"]
+    list_filter = ["status", "campaign"]
+    search_fields = ["email"]
+    list_select_related = ["campaign"]
+    show_full_result_count = False
+    readonly_fields = [f.name for f in CampaignRecipient._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Suppression)
+class SuppressionAdmin(ModelAdmin):
+    list_display = ["email", "reason", "created_at"]
+    list_filter = ["reason"]
+    search_fields = ["email"]
+    fields = ["email", "reason", "detail"]
+
+    def save_model(self, request, obj, form, change):
+        obj.email = (obj.email or "").strip().lower()
+        super().save_model(request, obj, form, change)

@@ -97,9 +97,9 @@ def _tenant_with_traffic(index):
         recipients = list(CampaignRecipient.objects.filter(campaign=campaign).values_list("id", flat=True))
         customer_ids = list(Customer.objects.values_list("id", flat=True)[:50])
         lines = []
-        for n in range(40):
+        for _ in range(40):
             lines.append(("GET", domain, f"/t/o/{make_token('o', random.choice(recipients))}", ""))
-        for n in range(20):
+        for _ in range(20):
             lines.append(("GET", domain, f"/t/c/{make_token('c', random.choice(recipients), link.id)}", ""))
         lines += [("GET", domain, "/api/customers?page_size=20", token)] * 10
         lines += [("GET", domain, "/api/customers?search=name1&ordering=-total_spent", token)] * 5

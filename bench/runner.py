@@ -1,0 +1,177 @@
+"""One run of the suite: scratch tenants, data growing through the sizes, every row, the results."""
+
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+from django.db import connection
+
+from bench import data
+from bench.context import SCALES, Context
+from bench.core import Report, Row
+from bench.workloads import (
+    w1_import,
+    w2_segment,
+    w3_freeze,
+    w4_send,
+    w5_tracking,
+    w6_customers_api,
+    w7_tenants,
+    w8_stats,
+)
+
+ALL_ROWS = (1, 2, 3, 4, 5, 6, 7, 8)
+GROWTH_ROWS = (1, 2, 3, 6)
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def _guard(report, ctx, key, workload, fn):
+    """Run one workload; a crash becomes an `error` row naming the exception, and the run goes on."""
+    try:
+        return fn()
+    except Exception as exc:  # the table must still be written with what did run
+        ctx.log(f"row {key} failed: {exc!r}")
+        traceback.print_exc()
+        connection.set_schema_to_public()
+        report.add(Row(key=key, workload=workload, status="error", note=f"{type(exc).__name__}: {exc}"[:300]))
+        return None
+
+
+def run(
+    *,
+    scale="small",
+    only=None,
+    sizes=None,
+    tenants=None,
+    out_dir=None,
+    prefix="bench",
+    keep=False,
+    verbose=True,
+    work_dir=None,
+):
+    """Run the rows in `only` (all by default) at `scale`; returns the Report (and writes it to out_dir)."""
+    from bench import results
+
+    config = SCALES[scale]
+    if sizes:
+        config.sizes = sorted(sizes)
+    if tenants:
+        config.tenants = sorted(tenants)
+    selected = set(only or ALL_ROWS)
+    work = Path(work_dir or tempfile.mkdtemp(prefix="crm-bench-"))
+    ctx = Context(scale=config, prefix=prefix, work_dir=work, verbose=verbose)
+    report = Report(scale=scale)
+    started = time.monotonic()
+    ctx.log(f"scale {scale}: sizes {config.sizes}, rows {sorted(selected)}, scratch tenants '{prefix}-*'")
+    data.scratch_tenants_drop(prefix=prefix)
+    try:
+        _run_rows(ctx, report, selected)
+    finally:
+        connection.set_schema_to_public()
+        if not keep:
+            dropped = data.scratch_tenants_drop(prefix=prefix)
+            _outbox_clean(prefix)
+            ctx.log(f"dropped {dropped} scratch tenants")
+    report.seconds = time.monotonic() - started
+    report.rows.sort(key=lambda row: (int("".join(ch for ch in row.key if ch.isdigit())), row.key))
+    if out_dir is not None:
+        results.write(report, ctx, Path(out_dir))
+    return report
+
+
+def _outbox_clean(prefix):
+    from events.models import OutboxEvent
+
+    OutboxEvent.objects.filter(tenant__startswith=prefix.replace("-", "_") + "_").delete()
+
+
+def _run_rows(ctx, report, selected):
+    config = ctx.scale
+    needs_data = selected & {2, 3, 4, 5, 6, 8}
+    if needs_data:
+        tenant = data.scratch_tenant_create(slug=data.tenant_slug(ctx.prefix, "data"), with_admin=True)
+        ctx.data_schema = tenant.schema_name
+        ctx.data_domain = tenant.get_primary_domain().domain
+        ctx.token = data.admin_token(tenant.schema_name)
+    import_schema = None
+    if 1 in selected:
+        if w1_import.available():
+            import_schema = data.scratch_tenant_create(
+                slug=data.tenant_slug(ctx.prefix, "import")
+            ).schema_name
+        else:
+            report.add(w1_import.unavailable_row())
+
+    largest = config.sizes[-1]
+    for size in config.sizes:
+        main = size == largest
+        if needs_data:
+            seconds = data.customers_grow(schema=ctx.data_schema, size=size)
+            ctx.log(f"data tenant grown to {size:,} customers in {seconds:.1f} s")
+        if import_schema:
+            outcome = _guard(
+                report,
+                ctx,
+                "1",
+                "import customers from CSV",
+                lambda s=size, m=main: w1_import.run(ctx, schema=import_schema, size=s, main=m),
+            )
+            _collect(report, outcome)
+        if 2 in selected:
+            outcome = _guard(
+                report,
+                ctx,
+                "2",
+                "count a 4-condition segment",
+                lambda s=size, m=main: w2_segment.run(ctx, size=s, main=m),
+            )
+            _collect(report, outcome)
+        if 3 in selected:
+            outcome = _guard(
+                report,
+                ctx,
+                "3",
+                "freeze a campaign's audience",
+                lambda s=size, m=main: w3_freeze.run(ctx, size=s, main=m),
+            )
+            _collect(report, outcome)
+        if 6 in selected:
+            outcome = _guard(
+                report,
+                ctx,
+                "6",
+                "GET /api/customers",
+                lambda s=size, m=main: w6_customers_api.run(ctx, size=s, main=m),
+            )
+            _collect(report, outcome)
+    if 8 in selected:
+        row = _guard(report, ctx, "8", "campaign stats", lambda: w8_stats.run(ctx, size=largest))
+        if row is not None:
+            report.add(row)
+    if 4 in selected:
+        rows = _guard(report, ctx, "4", "deliver personalised messages", lambda: w4_send.run(ctx))
+        for row in rows or []:
+            report.add(row)
+    if 5 in selected:
+        rows = _guard(report, ctx, "5", "open and click endpoints under load", lambda: w5_tracking.run(ctx))
+        for row in rows or []:
+            report.add(row)
+    if 7 in selected:
+        outcome = _guard(report, ctx, "7", "create and migrate tenants", lambda: w7_tenants.run(ctx))
+        if outcome is not None:
+            rows, points = outcome
+            for row in rows:
+                report.add(row)
+            report.growth.extend(points)
+
+
+def _collect(report, outcome):
+    if outcome is None:
+        return
+    points, rows = outcome
+    points = points if isinstance(points, list) else [points]
+    rows = rows if isinstance(rows, list) else ([rows] if rows is not None else [])
+    report.growth.extend(points)
+    for row in rows:
+        report.add(row)

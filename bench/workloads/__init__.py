@@ -1,0 +1,1 @@
+"""One module per row of BENCHMARKS.md; each runs our path and its raw baseline in the same run."""

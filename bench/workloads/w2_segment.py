@@ -1,0 +1,76 @@
+"""Row 2: count a 4-condition segment (number, text `in`, date `inLastDays`, tag) through the segments
+API (`POST /api/segments/preview`: count and a sample of 10) against the hand-written SQL count."""
+
+import json
+
+from django.db import connection
+from django_tenants.utils import schema_context
+
+from bench.core import Check, GrowthPoint, Row, alternate, median
+
+TARGET = "≤ 1.5× baseline time"
+RULES = {
+    "combinator": "and",
+    "rules": [
+        {"field": "total_spent", "operator": ">", "value": "20000"},
+        {"field": "city", "operator": "in", "value": ["Budapest", "Debrecen", "Szeged"]},
+        {"field": "last_order_at", "operator": "inLastDays", "value": 180},
+        {"field": "tags", "operator": "contains", "value": "newsletter"},
+    ],
+}
+HAND_WRITTEN = """
+SELECT count(*) FROM customers_customer c
+WHERE c.erased_at IS NULL
+  AND c.total_spent > 20000
+  AND lower(c.city) IN ('budapest', 'debrecen', 'szeged')
+  AND c.last_order_at >= now() - interval '180 days'
+  AND EXISTS (SELECT 1 FROM customers_customertag ct JOIN customers_tag t ON t.id = ct.tag_id
+              WHERE ct.customer_id = c.id AND lower(t.name) = 'newsletter')
+"""
+
+
+def available():
+    from django.urls import NoReverseMatch, resolve
+
+    try:
+        resolve("/api/segments/preview")
+    except (NoReverseMatch, Exception):
+        return False
+    return True
+
+
+def run(ctx, *, size, main):
+    client = ctx.api()
+    counts = {}
+
+    def ours():
+        response = client.post(
+            "/api/segments/preview", json.dumps({"rules": RULES}), content_type="application/json"
+        )
+        if response.status_code != 200:
+            raise RuntimeError(f"preview answered {response.status_code}: {response.content[:500]!r}")
+        counts["api"] = response.json()["count"]
+
+    def baseline():
+        with schema_context(ctx.data_schema), connection.cursor() as cursor:
+            cursor.execute(HAND_WRITTEN)
+            counts["sql"] = cursor.fetchone()[0]
+
+    ours_times, base_times = alternate(ours, baseline, runs=ctx.scale.query_runs)
+    ours_ms, base_ms = median(ours_times) * 1000, median(base_times) * 1000
+    point = GrowthPoint("2 segment count", size, ours_ms / 1000, base_ms / 1000)
+    ctx.log(f"row 2 @ {size:,}: API {ours_ms:.1f} ms, SQL {base_ms:.1f} ms (count {counts['sql']:,})")
+    if not main:
+        return point, None
+    return point, Row(
+        key="2",
+        workload=f"count a 4-condition segment over {size:,} customers",
+        unit="ms",
+        ours=ours_ms,
+        baseline=base_ms,
+        target=TARGET,
+        rule=lambda ours, base, ratio: ratio <= 1.5,
+        note=f"medians of {ctx.scale.query_runs}; {counts['sql']:,} customers match; the API also "
+        "returns a sample of 10",
+        checks=[Check("API count = SQL count", counts["api"], counts["sql"])],
+    )

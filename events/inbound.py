@@ -178,6 +178,7 @@ class WebshopConsumer:
             try:
                 with self.connection_factory() as conn:
                     conn.ensure_connection(max_retries=0)
+                    backoff = 1.0
                     self._consume(conn, once=once, max_messages=max_messages)
                     return self.stats
             except (OperationalError, InterfaceError):
@@ -190,7 +191,9 @@ class WebshopConsumer:
                 if once or not _is_connection_error(exc):
                     raise
                 logger.warning("broker unavailable (%s), retrying in %.0f s", exc, backoff)
-            time.sleep(backoff)
+            deadline = time.monotonic() + backoff
+            while not self.stopping and time.monotonic() < deadline:  # a SIGTERM ends the wait
+                time.sleep(0.1)
             backoff = min(backoff * 2, 30.0)
         return self.stats
 

@@ -1,0 +1,163 @@
+"""The consumer as it runs in production: its own process, committed data, a RabbitMQ restart, SIGTERM."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from django.conf import settings
+from django.db import connection, connections
+from django_tenants.utils import schema_context
+from kombu import Connection, Exchange
+
+from events.broker import webshop_dead_letter_exchange, webshop_dead_letter_queue, webshop_queue
+from tests.events.conftest import rabbitmq_app, wait_for_broker
+
+
+def committed(work):
+    """Run `work` on a connection of its own, outside the test's transaction, so it really commits."""
+
+    def run():
+        try:
+            return work()
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(run).result()
+
+
+@pytest.fixture
+def fresh_tenant(db):
+    """A tenant of this test only (committed), dropped afterwards with everything it left in public."""
+    from events.models import InboxMessage, OutboxEvent, TransactionalEmail
+    from tenancy.models import Tenant
+    from tenancy.services import tenant_create
+
+    slug = f"bus-{uuid.uuid4().hex[:8]}"
+    created = committed(lambda: tenant_create(slug=slug, domain=f"{slug}.localhost"))
+    schema = created.tenant.schema_name
+    yield schema
+
+    def drop():
+        connection.set_schema_to_public()
+        with connection.cursor() as cursor:
+            cursor.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        Tenant.objects.filter(schema_name=schema).delete()
+        for model in (InboxMessage, OutboxEvent, TransactionalEmail):
+            model.objects.filter(tenant=schema).delete()
+
+    committed(drop)
+
+
+@pytest.fixture
+def topology(rabbitmq_service, settings):
+    suffix = uuid.uuid4().hex[:10]
+    settings.WEBSHOP_EVENTS_EXCHANGE = f"test.webshop.events.{suffix}"
+    settings.WEBSHOP_EVENTS_QUEUE = f"crm.webshop.test-{suffix}"
+    yield settings.WEBSHOP_EVENTS_EXCHANGE, settings.WEBSHOP_EVENTS_QUEUE
+    wait_for_broker()
+    with Connection(settings.EVENTS_BROKER_URL) as conn:
+        channel = conn.default_channel
+        for queue in (webshop_queue(), webshop_dead_letter_queue()):
+            queue(channel).delete()
+        webshop_dead_letter_exchange()(channel).delete()
+        Exchange(settings.WEBSHOP_EVENTS_EXCHANGE)(channel).delete()
+
+
+def publish(exchange, messages):
+    with Connection(settings.EVENTS_BROKER_URL, transport_options={"confirm_publish": True}) as conn:
+        channel = conn.channel()
+        producer = conn.Producer(channel=channel, exchange=Exchange(exchange, type="topic", durable=True))
+        for message in messages:
+            producer.publish(json.dumps(message).encode(), routing_key=message["type"], delivery_mode=2)
+
+
+def customers_in(schema):
+    from customers.models import Customer
+
+    def count():
+        with schema_context(schema):
+            return sorted(Customer.objects.values_list("email", flat=True))
+
+    return committed(count)
+
+
+def wait_until(predicate, process, timeout=30):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert process.poll() is None, process.communicate()[1].decode()[-3000:]
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
+
+
+def test_the_consumer_process_survives_a_rabbitmq_restart_and_stops_cleanly(fresh_tenant, topology):
+    exchange, queue = topology
+    env = dict(
+        os.environ,
+        DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{connection.settings_dict['NAME']}",
+        WEBSHOP_EVENTS_EXCHANGE=exchange,
+        WEBSHOP_EVENTS_QUEUE=queue,
+        EVENTS_BROKER_URL=settings.EVENTS_BROKER_URL,
+        REDIS_URL=settings.REDIS_URL,
+        CELERY_QUEUE=settings.CELERY_TASK_DEFAULT_QUEUE,
+    )
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "consume_webshop_events"],
+        cwd=settings.BASE_DIR,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_for_queue(queue, process)
+        first = [f"before{n}@example.com" for n in range(3)]
+        publish(exchange, [upsert(email, fresh_tenant) for email in first])
+        wait_until(lambda: customers_in(fresh_tenant) == sorted(first), process)
+
+        rabbitmq_app("stop_app")
+        try:
+            time.sleep(1)
+        finally:
+            rabbitmq_app("start_app")
+            wait_for_broker()
+        after = [f"after{n}@example.com" for n in range(3)]
+        publish(exchange, [upsert(email, fresh_tenant) for email in after])
+        wait_until(lambda: customers_in(fresh_tenant) == sorted(first + after), process, timeout=60)
+
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=15)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+    assert process.returncode == 0, err.decode()[-3000:]
+    assert out.decode().strip().startswith("applied ")
+    with Connection(settings.EVENTS_BROKER_URL) as conn:
+        assert webshop_queue()(conn.default_channel).queue_declare(passive=True).message_count == 0
+
+
+def upsert(email, schema):
+    return {"id": str(uuid.uuid4()), "type": "customer.upserted", "tenant": schema, "data": {"email": email}}
+
+
+def wait_for_queue(queue, process, timeout=30):
+    """The consumer declares its queue on start; publishing before that would go nowhere."""
+    deadline = time.monotonic() + timeout
+    while True:
+        assert process.poll() is None, process.communicate()[1].decode()[-3000:]
+        try:
+            with Connection(settings.EVENTS_BROKER_URL) as conn:
+                from kombu import Queue
+
+                Queue(queue)(conn.default_channel).queue_declare(passive=True)
+                return
+        except Exception:
+            assert time.monotonic() < deadline, "the consumer never declared its queue"
+            time.sleep(0.2)

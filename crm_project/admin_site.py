@@ -52,6 +52,12 @@ def navigation(request):
                 ),
                 _item(_("Tags"), "sell", "admin:customers_tag_changelist", "customers.view_tag"),
                 _item(
+                    _("Customer imports"),
+                    "upload_file",
+                    "admin:customers_importjob_changelist",
+                    "customers.add_customer",
+                ),
+                _item(
                     _("Segments"), "filter_alt", "admin:segments_segment_changelist", "segments.view_segment"
                 ),
             ],

@@ -204,6 +204,12 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
+    "ENUM_NAME_OVERRIDES": {
+        "AddressKindEnum": "customers.models.Address.KIND_CHOICES",
+        "OrderStatusEnum": "customers.models.Order.STATUS_CHOICES",
+        "InteractionKindEnum": "customers.models.Interaction.KIND_CHOICES",
+        "NoteKindEnum": "customers.serializers.NOTE_KIND_CHOICES",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "crm_project.openapi.document_common_responses",

@@ -10,6 +10,9 @@ from rest_framework import serializers
 from .countries import country_normalize
 from .models import Address, Customer, Interaction, Order, OrderItem
 
+NOTE_KIND_CHOICES = [
+    (kind, label) for kind, label in Interaction.KIND_CHOICES if kind in Interaction.USER_KINDS
+]
 MAX_BULK_ITEMS = 1000
 MAX_TAGS = 100
 MAX_ADDRESSES = 20
@@ -269,7 +272,7 @@ class OrderStatusInputSerializer(StrictSerializer):
 
 
 class InteractionInputSerializer(StrictSerializer):
-    kind = serializers.ChoiceField(choices=[(kind, kind) for kind in Interaction.USER_KINDS])
+    kind = serializers.ChoiceField(choices=NOTE_KIND_CHOICES)
     body = serializers.CharField(max_length=20_000)
     occurred_at = serializers.DateTimeField(required=False)
     data = AttributesField(required=False)

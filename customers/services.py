@@ -572,3 +572,89 @@ def orders_bulk_upsert(*, items):
         return order, ("created" if created else "updated")
 
     return _bulk(items, handle)
+
+
+def tag_create(*, name):
+    """A tag by this name (any case), created if missing."""
+    tags_ensure(names=[name])
+    return Tag.objects.alias(lname=Lower("name")).get(lname=name.strip().lower())
+
+
+def tag_delete(*, tag):
+    """Delete a tag: its customers lose it first (each gets a customer.updated event)."""
+    with transaction.atomic():
+        customer_ids = list(CustomerTag.objects.filter(tag=tag).values_list("customer_id", flat=True))
+        customers_untag(customer_ids=customer_ids, tag_names=[tag.name])
+        tag.delete()
+
+
+# --- imports --------------------------------------------------------------------------------------
+
+
+def import_job_start(*, upload, user=None):
+    """Store an uploaded CSV and run its import on a worker (after commit)."""
+    from .models import ImportJob
+
+    job = ImportJob(filename=getattr(upload, "name", "") or "", created_by=user, total_bytes=upload.size or 0)
+    job.file.save(job.filename or "customers.csv", upload, save=False)
+    job.save()
+    job_id = job.pk
+
+    def enqueue():
+        from .tasks import import_customers_job
+
+        import_customers_job.delay(job_id)
+
+    transaction.on_commit(enqueue)
+    return job
+
+
+def import_job_run(*, job_id):
+    """Run a queued import, saving progress on its row after each chunk. Safe to run twice: a job
+    that is no longer queued (a redelivered task) is left alone."""
+    from .importer import ImportFileError, import_customers_csv
+    from .models import ImportJob
+
+    claimed = ImportJob.objects.filter(pk=job_id, status="queued").update(
+        status="running", started_at=timezone.now()
+    )
+    if claimed != 1:
+        return None
+    job = ImportJob.objects.get(pk=job_id)
+
+    def progress(done, total, report):
+        ImportJob.objects.filter(pk=job_id).update(
+            processed_bytes=done,
+            total_bytes=total,
+            rows=report.created + report.updated + report.unchanged + report.failed + report.duplicates,
+            created=report.created,
+            updated=report.updated,
+            unchanged=report.unchanged,
+            failed=report.failed,
+        )
+
+    try:
+        with job.file.open("rb") as handle:
+            report = import_customers_csv(path_or_file=handle, progress=progress)
+    except ImportFileError as error:
+        ImportJob.objects.filter(pk=job_id).update(
+            status="failed", error=str(error), finished_at=timezone.now()
+        )
+        return None
+    except Exception as error:
+        ImportJob.objects.filter(pk=job_id).update(
+            status="failed", error=f"The import stopped: {error}", finished_at=timezone.now()
+        )
+        raise
+    ImportJob.objects.filter(pk=job_id).update(
+        status="done",
+        processed_bytes=job.total_bytes or 0,
+        rows=report.rows,
+        created=report.created,
+        updated=report.updated,
+        unchanged=report.unchanged,
+        failed=report.failed,
+        errors=[list(error) for error in report.errors],
+        finished_at=timezone.now(),
+    )
+    return report

@@ -78,6 +78,12 @@ def navigation(request):
                     "campaigns.view_campaign",
                 ),
                 _item(
+                    _("Campaign reports"),
+                    "monitoring",
+                    "admin:tracking_campaignreport_changelist",
+                    "campaigns.view_campaign",
+                ),
+                _item(
                     _("Suppressions"),
                     "block",
                     "admin:campaigns_suppression_changelist",

@@ -10,13 +10,17 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import NoReverseMatch, path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin
 
 from . import selectors
 from .models import CampaignReport, CampaignStats
+
+
+def _n(number):
+    return f"{number:,}".replace(",", "\u202f")  # thin spaces: 1 000 000 reads at a glance
 
 
 def _percent(part, whole):
@@ -74,12 +78,13 @@ def stats_page_context(stats):
             "label": _("Open rate"),
             "value": f"{100 * stats['open_rate']:.1f}%",
             "note": _("%(u)s unique · %(t)s total · %(m)s machine")
-            % {"u": stats["unique_opens"], "t": stats["opens"], "m": stats["machine_opens"]},
+            % {"u": _n(stats["unique_opens"]), "t": _n(stats["opens"]), "m": _n(stats["machine_opens"])},
         },
         {
             "label": _("Click rate"),
             "value": f"{100 * stats['click_rate']:.1f}%",
-            "note": _("%(u)s unique · %(t)s total") % {"u": stats["unique_clicks"], "t": stats["clicks"]},
+            "note": _("%(u)s unique · %(t)s total")
+            % {"u": _n(stats["unique_clicks"]), "t": _n(stats["clicks"])},
         },
         {
             "label": _("Click-to-open"),
@@ -88,13 +93,30 @@ def stats_page_context(stats):
         },
         {
             "label": _("Unsubscribes"),
-            "value": stats["unsubscribes"],
+            "value": _n(stats["unsubscribes"]),
             "note": _("%(b)s bounced · %(c)s complaints · %(f)s failed")
-            % {"b": stats["bounced"], "c": stats["complained"], "f": stats["failed"]},
+            % {"b": _n(stats["bounced"]), "c": _n(stats["complained"]), "f": _n(stats["failed"])},
         },
     ]
-    links = [{**row, "percent": _percent(row["clicks"], stats["clicks"])} for row in stats["links"]]
+    for step in funnel:
+        step["shown"] = _n(step["value"])
+    links = [
+        {
+            **row,
+            "clicks_shown": _n(row["clicks"]),
+            "unique_shown": _n(row["unique_clicks"]),
+            "percent": min(100.0, _percent(row["clicks"], stats["clicks"])),
+        }
+        for row in stats["links"]
+    ]
     return {"chart": json.dumps(chart), "funnel": funnel, "cards": cards, "links": links, "stats": stats}
+
+
+def _campaign_admin_url(campaign):
+    try:
+        return reverse("admin:campaigns_campaign_change", args=[campaign.pk])
+    except NoReverseMatch:  # the campaigns admin is optional for this page
+        return None
 
 
 @admin.register(CampaignReport)
@@ -166,6 +188,7 @@ class CampaignReportAdmin(ModelAdmin):
             "opts": self.model._meta,
             "title": _("Results of “%(name)s”") % {"name": campaign.name},
             "campaign": campaign,
+            "campaign_url": _campaign_admin_url(campaign),
             **stats_page_context(selectors.campaign_stats(campaign=campaign)),
         }
         return TemplateResponse(request, "tracking/admin/campaign_stats.html", context)

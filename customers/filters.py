@@ -21,13 +21,31 @@ class CountryFilter(django_filters.CharFilter):
     field_class = CountryFormField
 
 
+class StrictBooleanFormField(forms.Field):
+    TRUE, FALSE = ("true", "1", "yes"), ("false", "0", "no")
+
+    def clean(self, value):
+        value = (value or "").strip().lower()
+        if not value:
+            return None
+        if value in self.TRUE:
+            return True
+        if value in self.FALSE:
+            return False
+        raise forms.ValidationError(f"'{value}' is not true or false.")
+
+
+class StrictBooleanFilter(django_filters.BooleanFilter):
+    field_class = StrictBooleanFormField
+
+
 class CustomerFilter(django_filters.FilterSet):
     tag = django_filters.CharFilter(
         method="filter_tag", help_text="Tag name(s), comma-separated: customers having all of them."
     )
     city = django_filters.CharFilter(method="filter_city", help_text="City, ignoring case.")
     country = CountryFilter(method="filter_country", help_text="ISO 3166-1 alpha-2 code, any case.")
-    email_marketing = django_filters.BooleanFilter(field_name="email_marketing")
+    email_marketing = StrictBooleanFilter(field_name="email_marketing")
     total_spent_min = django_filters.NumberFilter(field_name="total_spent", lookup_expr="gte")
     total_spent_max = django_filters.NumberFilter(field_name="total_spent", lookup_expr="lte")
     created_after = django_filters.IsoDateTimeFilter(

@@ -1,7 +1,23 @@
 """The marketers' admin: navigation built around their work, the tenant's name, the dashboard."""
 
+import json
+
 from django.urls import NoReverseMatch, reverse
 from django.utils.translation import gettext_lazy as _
+
+
+def _on_tenant_host(request):
+    tenant = getattr(request, "tenant", None)
+    return tenant is not None and tenant.schema_name != "public"
+
+
+def site_title(request):
+    """The tenant's name in the header and the browser tab; the platform's on the public host."""
+    return request.tenant.name if _on_tenant_host(request) else _("CRM platform")
+
+
+def site_subheader(request):
+    return _("CRM and email campaigns") if _on_tenant_host(request) else _("Operators")
 
 
 def environment_label(request):
@@ -78,12 +94,6 @@ def navigation(request):
                     "campaigns.view_campaign",
                 ),
                 _item(
-                    _("Campaign reports"),
-                    "monitoring",
-                    "admin:tracking_campaignreport_changelist",
-                    "campaigns.view_campaign",
-                ),
-                _item(
                     _("Suppressions"),
                     "block",
                     "admin:campaigns_suppression_changelist",
@@ -98,10 +108,22 @@ def navigation(request):
             ],
         },
         {
+            "title": _("Reports"),
+            "items": [
+                _item(
+                    _("Campaign reports"),
+                    "monitoring",
+                    "admin:tracking_campaignreport_changelist",
+                    "campaigns.view_campaign",
+                ),
+            ],
+        },
+        {
             "title": _("Administration"),
             "items": [
                 _item(_("Users"), "manage_accounts", "admin:auth_user_changelist", "auth.change_user"),
                 _item(_("Roles"), "badge", "admin:auth_group_changelist", "auth.change_group"),
+                _item(_("Settings"), "settings", "admin:tenant_settings", "tenancy.change_tenant"),
             ],
         },
     ]
@@ -111,7 +133,39 @@ def navigation(request):
 DASHBOARD_PROVIDERS = []
 
 
+def _growth_chart(per_day):
+    return json.dumps(
+        {
+            "labels": [row["day"].strftime("%b %d") for row in per_day],
+            "datasets": [
+                {
+                    "label": str(_("New customers")),
+                    "data": [row["new"] for row in per_day],
+                    "backgroundColor": "var(--color-primary-600)",
+                    "borderColor": "var(--color-primary-600)",
+                }
+            ],
+        }
+    )
+
+
 def dashboard_callback(request, context):
+    """The dashboard of a tenant host: what a marketer checks first thing in the morning."""
+    if _on_tenant_host(request) and request.user.is_active and request.user.is_staff:
+        from .dashboard import dashboard_data
+
+        user = request.user
+        data = dashboard_data()
+        context.update(
+            {
+                "dashboard": data,
+                "growth_chart": _growth_chart(data["customers"]["per_day"]),
+                "can_view_customers": user.has_perm("customers.view_customer"),
+                "can_view_campaigns": user.has_perm("campaigns.view_campaign"),
+                "can_add_campaign": user.has_perm("campaigns.add_campaign"),
+                "can_add_segment": user.has_perm("segments.add_segment"),
+            }
+        )
     for provider in DASHBOARD_PROVIDERS:
         context.update(provider(request) or {})
     return context

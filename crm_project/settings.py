@@ -325,8 +325,9 @@ if PRODUCTION and (SECRET_KEY == DEFAULT_SECRET_KEY or len(SECRET_KEY) < 32 or D
 
 # --- admin theme (django-unfold) -----------------------------------------------------------------
 UNFOLD = {
-    "SITE_TITLE": "CRM",
-    "SITE_HEADER": "CRM",
+    "SITE_TITLE": "crm_project.admin_site.site_title",
+    "SITE_HEADER": "crm_project.admin_site.site_title",
+    "SITE_SUBHEADER": "crm_project.admin_site.site_subheader",
     "SITE_SYMBOL": "campaign",
     "SHOW_HISTORY": True,
     "SHOW_VIEW_ON_SITE": False,

@@ -1,0 +1,143 @@
+"""Reads behind the marketers' dashboard (the admin's index page on a tenant host).
+
+A handful of aggregate queries, whatever the tenant's size: customers and their growth, the consent
+rate, the latest sent campaigns with their human open/click rates, campaigns sending now with their
+progress, and the next scheduled sends. Rates follow the stats API: unique human events over
+`delivered`, or over `sent` while no delivery data came in.
+"""
+
+from datetime import timedelta
+
+from django.db.models import Count, Q
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+
+from campaigns.models import Campaign, CampaignRecipient
+from customers.models import Customer
+from tracking.models import CampaignStats
+
+GROWTH_DAYS = 30
+RECENT_CAMPAIGNS = 5
+UPCOMING_CAMPAIGNS = 5
+RECENT_CUSTOMERS = 5
+SENDING_STATUSES = ("sending", "paused")
+_SENT_STATES = ("sent", "delivered", "bounced", "complained")
+_DELIVERED_STATES = ("delivered", "complained")
+
+
+def _percent(part, whole):
+    return round(100 * part / whole, 1) if whole else 0.0
+
+
+def dashboard_customers(*, now=None):
+    """Totals, growth over the last 30 days against the 30 before, consent rate, new per day."""
+    now = now or timezone.now()
+    since = now - timedelta(days=GROWTH_DAYS)
+    before = since - timedelta(days=GROWTH_DAYS)
+    live = Customer.objects.filter(erased_at__isnull=True)
+    totals = live.aggregate(
+        total=Count("id"),
+        with_email=Count("id", filter=Q(email__isnull=False)),
+        consenting=Count(
+            "id", filter=Q(email__isnull=False, email_marketing=True, unsubscribed_at__isnull=True)
+        ),
+        new=Count("id", filter=Q(created_at__gte=since)),
+        new_before=Count("id", filter=Q(created_at__gte=before, created_at__lt=since)),
+    )
+    per_day = dict(
+        live.filter(created_at__gte=since)
+        .annotate(day=TruncDate("created_at"))
+        .values("day")
+        .annotate(n=Count("id"))
+        .values_list("day", "n")
+    )
+    first_day = (since + timedelta(days=1)).date()
+    days = [first_day + timedelta(days=i) for i in range(GROWTH_DAYS)]
+    growth = None
+    if totals["new_before"]:
+        growth = round(100 * (totals["new"] - totals["new_before"]) / totals["new_before"], 1)
+    return {
+        **totals,
+        "consent_rate": _percent(totals["consenting"], totals["with_email"]),
+        "growth_percent": growth,
+        "per_day": [{"day": day, "new": per_day.get(day, 0)} for day in days],
+    }
+
+
+def _recipient_counts(campaign_ids):
+    counts = {}
+    rows = (
+        CampaignRecipient.objects.filter(campaign_id__in=campaign_ids)
+        .values_list("campaign_id", "status")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    for campaign_id, status, n in rows:
+        counts.setdefault(campaign_id, {})[status] = n
+    return counts
+
+
+def dashboard_recent_campaigns(*, limit=RECENT_CAMPAIGNS):
+    """The latest sent campaigns with recipients, human open and click rates (as percentages)."""
+    campaigns = list(Campaign.objects.filter(status="sent").order_by("-sent_at", "-id")[:limit])
+    ids = [campaign.pk for campaign in campaigns]
+    counts = _recipient_counts(ids)
+    stats = {row.pk: row for row in CampaignStats.objects.filter(pk__in=ids)}
+    rows = []
+    for campaign in campaigns:
+        by_status = counts.get(campaign.pk, {})
+        sent = sum(by_status.get(state, 0) for state in _SENT_STATES)
+        delivered = sum(by_status.get(state, 0) for state in _DELIVERED_STATES)
+        base = delivered or sent
+        counters = stats.get(campaign.pk) or CampaignStats(campaign_id=campaign.pk)
+        rows.append(
+            {
+                "campaign": campaign,
+                "recipients": sum(by_status.values()),
+                "sent": sent,
+                "open_rate": min(100.0, _percent(counters.unique_opens, base)),
+                "click_rate": min(100.0, _percent(counters.unique_clicks, base)),
+                "unsubscribes": counters.unsubscribes,
+            }
+        )
+    return rows
+
+
+def dashboard_sending():
+    """Campaigns sending now (or paused mid-send) with how far they are."""
+    campaigns = list(Campaign.objects.filter(status__in=SENDING_STATUSES).order_by("started_at", "id"))
+    counts = _recipient_counts([campaign.pk for campaign in campaigns])
+    rows = []
+    for campaign in campaigns:
+        by_status = counts.get(campaign.pk, {})
+        total = sum(by_status.values())
+        done = total - by_status.get("pending", 0) - by_status.get("sending", 0)
+        rows.append(
+            {
+                "campaign": campaign,
+                "total": total,
+                "done": done,
+                "failed": by_status.get("failed", 0),
+                "percent": _percent(done, total),
+            }
+        )
+    return rows
+
+
+def dashboard_upcoming(*, limit=UPCOMING_CAMPAIGNS):
+    return list(Campaign.objects.filter(status="scheduled").order_by("scheduled_at", "id")[:limit])
+
+
+def dashboard_recent_customers(*, limit=RECENT_CUSTOMERS):
+    return list(Customer.objects.filter(erased_at__isnull=True).order_by("-created_at", "-id")[:limit])
+
+
+def dashboard_data(*, now=None):
+    return {
+        "customers": dashboard_customers(now=now),
+        "recent_campaigns": dashboard_recent_campaigns(),
+        "sending": dashboard_sending(),
+        "upcoming": dashboard_upcoming(),
+        "recent_customers": dashboard_recent_customers(),
+        "drafts": Campaign.objects.filter(status="draft").count(),
+    }

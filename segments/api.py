@@ -4,6 +4,7 @@ import json
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Prefetch
+from django.db.models.functions import Lower
 from django.shortcuts import get_object_or_404
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
@@ -193,7 +194,9 @@ class SegmentCustomersView(generics.GenericAPIView):
             customers = selectors.segment_customers(segment=segment)
         except RuleError as error:
             raise Conflict(f"The segment's stored rules no longer compile: {'; '.join(error.messages)}")
-        return customers.prefetch_related(Prefetch("tags", queryset=Tag.objects.order_by("name")))
+        return customers.prefetch_related(
+            Prefetch("tags", queryset=Tag.objects.order_by(Lower("name"), "id"))
+        )
 
     @extend_schema(
         responses={

@@ -142,9 +142,8 @@ def growth_verdict(exponent):
 
 def machine_description():
     """Cores, memory, CPU model, OS, Python and PostgreSQL versions of this run."""
-    from django.db import connection
-
     import psutil
+    from django.db import connection
 
     cpu = platform.processor() or ""
     try:

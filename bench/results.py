@@ -3,7 +3,6 @@
 import json
 import time
 from collections import defaultdict
-from pathlib import Path
 
 from bench.core import console_table, fmt, growth_exponent, growth_verdict, machine_description, table_lines
 

@@ -57,6 +57,8 @@ def test_it_steps_aside_while_another_roll_up_of_the_tenant_runs(tenant, sent):
         assert Hit.objects.get().processed_at is None
         assert not CampaignStats.objects.exists()
     finally:
+        # Unlock explicitly: closing alone releases the lock only once the server notices.
+        other.execute("SELECT pg_advisory_unlock_all()")
         other.close()
     assert hits_rollup().hits == 1
 

@@ -32,6 +32,12 @@ def django_db_setup(django_db_setup, django_db_blocker):
                     admin_email=f"admin@{spec['domain']}",
                     admin_password=PASSWORD,
                 )
+        # Roles follow the code even when --reuse-db keeps tenants created by older code.
+        from tenancy.roles import roles_ensure
+
+        for spec in (TENANT_A, TENANT_B):
+            with schema_context(schema_for_slug(spec["slug"])):
+                roles_ensure()
         connection.set_schema_to_public()
 
 

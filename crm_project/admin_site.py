@@ -149,13 +149,45 @@ def _growth_chart(per_day):
     )
 
 
+def _admin_url(url_name, *args):
+    try:
+        return reverse(url_name, args=args)
+    except NoReverseMatch:
+        return ""
+
+
+def _with_links(data):
+    """Admin links of the dashboard's rows, left empty where the target admin is not installed."""
+    for row in data["recent_campaigns"]:
+        row["url"] = _admin_url("admin:campaigns_campaign_change", row["campaign"].pk)
+        row["stats_url"] = _admin_url("admin:tracking_campaign_stats", row["campaign"].pk)
+    for row in data["sending"]:
+        row["url"] = _admin_url("admin:campaigns_campaign_change", row["campaign"].pk)
+    data["sending_active"] = sum(1 for row in data["sending"] if not row["finished"])
+    data["upcoming"] = [
+        {"campaign": c, "url": _admin_url("admin:campaigns_campaign_change", c.pk)} for c in data["upcoming"]
+    ]
+    data["recent_customers"] = [
+        {"customer": c, "url": _admin_url("admin:customers_customer_change", c.pk)}
+        for c in data["recent_customers"]
+    ]
+    data["links"] = {
+        "customers": _admin_url("admin:customers_customer_changelist"),
+        "campaigns": _admin_url("admin:campaigns_campaign_changelist"),
+        "add_campaign": _admin_url("admin:campaigns_campaign_add"),
+        "add_segment": _admin_url("admin:segments_segment_add"),
+        "reports": _admin_url("admin:tracking_campaignreport_changelist"),
+    }
+    return data
+
+
 def dashboard_callback(request, context):
     """The dashboard of a tenant host: what a marketer checks first thing in the morning."""
     if _on_tenant_host(request) and request.user.is_active and request.user.is_staff:
         from .dashboard import dashboard_data
 
         user = request.user
-        data = dashboard_data()
+        data = _with_links(dashboard_data())
         context.update(
             {
                 "dashboard": data,

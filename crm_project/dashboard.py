@@ -21,6 +21,7 @@ RECENT_CAMPAIGNS = 5
 UPCOMING_CAMPAIGNS = 5
 RECENT_CUSTOMERS = 5
 SENDING_STATUSES = ("sending", "paused")
+JUST_FINISHED = timedelta(minutes=15)
 _SENT_STATES = ("sent", "delivered", "bounced", "complained")
 _DELIVERED_STATES = ("delivered", "complained")
 
@@ -103,9 +104,15 @@ def dashboard_recent_campaigns(*, limit=RECENT_CAMPAIGNS):
     return rows
 
 
-def dashboard_sending():
-    """Campaigns sending now (or paused mid-send) with how far they are."""
-    campaigns = list(Campaign.objects.filter(status__in=SENDING_STATUSES).order_by("started_at", "id"))
+def dashboard_sending(*, now=None):
+    """Campaigns sending now (or paused mid-send) with how far they are, and those that finished in
+    the last few minutes (so a marketer watching a send sees it reach 100%)."""
+    now = now or timezone.now()
+    campaigns = list(
+        Campaign.objects.filter(
+            Q(status__in=SENDING_STATUSES) | Q(status="sent", sent_at__gte=now - JUST_FINISHED)
+        ).order_by("started_at", "id")
+    )
     counts = _recipient_counts([campaign.pk for campaign in campaigns])
     rows = []
     for campaign in campaigns:
@@ -119,6 +126,7 @@ def dashboard_sending():
                 "done": done,
                 "failed": by_status.get("failed", 0),
                 "percent": _percent(done, total),
+                "finished": campaign.status == "sent",
             }
         )
     return rows
@@ -136,7 +144,7 @@ def dashboard_data(*, now=None):
     return {
         "customers": dashboard_customers(now=now),
         "recent_campaigns": dashboard_recent_campaigns(),
-        "sending": dashboard_sending(),
+        "sending": dashboard_sending(now=now),
         "upcoming": dashboard_upcoming(),
         "recent_customers": dashboard_recent_customers(),
         "drafts": Campaign.objects.filter(status="draft").count(),

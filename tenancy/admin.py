@@ -5,13 +5,25 @@ from django.contrib import admin, messages
 from django.contrib.auth.admin import GroupAdmin as BaseGroupAdmin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.models import Group, User
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection
+from django.http import Http404, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from unfold.admin import ModelAdmin, TabularInline
 from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationForm
+from unfold.widgets import (
+    UnfoldAdminEmailInputWidget,
+    UnfoldAdminIntegerFieldWidget,
+    UnfoldAdminTextareaWidget,
+    UnfoldAdminTextInputWidget,
+    UnfoldBooleanSwitchWidget,
+)
 
 from .models import Domain, Tenant
+from .roles import TENANT_SETTINGS_PERMISSION, user_role
 from .services import tenant_activate, tenant_create, tenant_deactivate, validate_domain, validate_slug
+from .tenant_settings import TENANT_SETTINGS_FIELDS, tenant_settings_update
 
 
 def on_public_host(request):
@@ -67,6 +79,85 @@ class TenantCreationForm(forms.ModelForm):
         return cleaned
 
 
+class TenantSettingsForm(forms.ModelForm):
+    """The tenant's own sending and tracking settings, edited by its admins on its host."""
+
+    class Meta:
+        model = Tenant
+        fields = list(TENANT_SETTINGS_FIELDS)
+        labels = {
+            "from_name": "Sender name",
+            "from_email": "Sender address",
+            "reply_to": "Reply-To address",
+            "postal_address": "Postal address (email footer)",
+            "send_rate_per_second": "Send rate limit (messages per second)",
+            "track_opens": "Track opens (open pixel)",
+            "track_clicks": "Track clicks (link rewriting)",
+            "machine_open_window_seconds": "Machine-open window (seconds after delivery)",
+        }
+        help_texts = {
+            "from_name": "Shown as the sender of campaigns that do not set their own.",
+            "from_email": "Empty means the platform's default sender address.",
+            "reply_to": "Where replies go; empty means the sender address.",
+            "postal_address": "Required by anti-spam laws in most countries; shown in every marketing email.",
+            "send_rate_per_second": "Campaigns never send faster than this (1 to 10000).",
+            "track_opens": "Default for new campaigns.",
+            "track_clicks": "Default for new campaigns.",
+            "machine_open_window_seconds": "Opens this soon after delivery count as machine opens (prefetchers).",
+        }
+        widgets = {
+            "from_name": UnfoldAdminTextInputWidget,
+            "from_email": UnfoldAdminEmailInputWidget,
+            "reply_to": UnfoldAdminEmailInputWidget,
+            "postal_address": UnfoldAdminTextareaWidget(attrs={"rows": 3}),
+            "send_rate_per_second": UnfoldAdminIntegerFieldWidget,
+            "track_opens": UnfoldBooleanSwitchWidget,
+            "track_clicks": UnfoldBooleanSwitchWidget,
+            "machine_open_window_seconds": UnfoldAdminIntegerFieldWidget,
+        }
+
+
+def tenant_settings_view(request):
+    """GET shows, POST saves the current tenant's settings. Tenant hosts only; admins only."""
+    tenant = getattr(request, "tenant", None)
+    if on_public_host(request):
+        raise Http404("Tenant settings exist on a tenant's host.")
+    if not request.user.has_perm(TENANT_SETTINGS_PERMISSION):
+        raise PermissionDenied
+    # Fresh rows: the form's instance is changed by validation, the service's is not.
+    tenant = Tenant.objects.get(pk=tenant.pk)
+    form = TenantSettingsForm(request.POST or None, instance=Tenant.objects.get(pk=tenant.pk))
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                changed = tenant_settings_update(
+                    tenant=tenant, changes={name: form.cleaned_data[name] for name in TENANT_SETTINGS_FIELDS}
+                )
+            except ValidationError as exc:
+                for field, errors in exc.message_dict.items():
+                    form.add_error(field if field in form.fields else None, errors)
+            else:
+                if changed:
+                    messages.success(
+                        request, "Settings saved: " + ", ".join(form[n].label for n in changed) + "."
+                    )
+                else:
+                    messages.info(request, "Nothing changed.")
+                return HttpResponseRedirect(reverse("admin:tenant_settings"))
+        messages.error(request, "The settings were not saved: correct the fields marked below.")
+        status = 400
+    context = {
+        **admin.site.each_context(request),
+        "title": "Settings",
+        "subtitle": tenant.name,
+        "form": form,
+        "tenant": tenant,
+        "domains": list(tenant.domains.order_by("-is_primary", "domain")),
+    }
+    return TemplateResponse(request, "admin/tenancy/tenant_settings.html", context, status=status)
+
+
 @admin.register(Tenant)
 class TenantAdmin(PublicOnlyMixin, ModelAdmin):
     list_display = ["schema_name", "name", "primary_domain", "is_active", "created_at"]
@@ -93,6 +184,11 @@ class TenantAdmin(PublicOnlyMixin, ModelAdmin):
             },
         ),
     ]
+
+    def get_urls(self):
+        # The tenant's own settings page lives here, so it is served by the same admin on tenant hosts.
+        own = path("settings/", self.admin_site.admin_view(tenant_settings_view), name="tenant_settings")
+        return [own, *super().get_urls()]
 
     def get_queryset(self, request):
         return super().get_queryset(request).filter(is_template=False).prefetch_related("domains")
@@ -171,7 +267,22 @@ class UserAdmin(BaseUserAdmin, ModelAdmin):
     form = UserChangeForm
     add_form = UserCreationForm
     change_password_form = AdminPasswordChangeForm
-    list_display = ["username", "email", "first_name", "last_name", "is_staff", "is_superuser", "last_login"]
+    list_display = ["username", "email", "first_name", "last_name", "role", "is_active", "last_login"]
+    list_filter = ["is_active", "is_superuser", "groups"]
+
+    @admin.display(description="Role")
+    def role(self, obj):
+        return user_role(obj) or "—"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("groups")
+
+    def get_readonly_fields(self, request, obj=None):
+        # Only a superuser can hand out superuser status or edit another superuser's powers.
+        readonly = list(super().get_readonly_fields(request, obj))
+        if not request.user.is_superuser:
+            readonly += ["is_superuser", "user_permissions"]
+        return readonly
 
 
 @admin.register(Group)

@@ -1,0 +1,137 @@
+"""The tenant settings page: an admin edits the own tenant's sending settings on the tenant's host."""
+
+import pytest
+from django.db import connection
+
+from tenancy.models import Tenant
+from tests.admin.conftest import PUBLIC_HOST, host_client
+
+pytestmark = pytest.mark.django_db
+URL = "/admin/tenancy/tenant/settings/"
+VALID = {
+    "from_name": "Teashop News",
+    "from_email": "News@Teashop.example",
+    "reply_to": "help@teashop.example",
+    "postal_address": "Fő utca 1, 1011 Budapest",
+    "send_rate_per_second": "25",
+    "track_opens": "on",
+    "machine_open_window_seconds": "15",
+}
+
+
+def _settings(tenant_id):
+    return Tenant.objects.filter(pk=tenant_id).values(
+        "from_name",
+        "from_email",
+        "reply_to",
+        "postal_address",
+        "send_rate_per_second",
+        "track_opens",
+        "track_clicks",
+        "machine_open_window_seconds",
+        "name",
+    )[0]
+
+
+def test_it_shows_the_own_tenants_settings(admin_client_a, tenant):
+    response = admin_client_a.get(URL)
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'name="send_rate_per_second"' in html
+    assert 'name="csrfmiddlewaretoken"' in html
+    assert f'<dd id="tenant-name">{tenant.name}</dd>' in html
+
+
+def test_it_saves_the_settings_of_the_own_tenant_only(admin_client_a, tenant, other_tenant):
+    before_b = _settings(other_tenant.pk)
+
+    response = admin_client_a.post(URL, VALID)
+
+    assert response.status_code == 302
+    assert response["Location"] == URL
+    assert _settings(tenant.pk) == {
+        "from_name": "Teashop News",
+        "from_email": "news@teashop.example",
+        "reply_to": "help@teashop.example",
+        "postal_address": "Fő utca 1, 1011 Budapest",
+        "send_rate_per_second": 25,
+        "track_opens": True,
+        "track_clicks": False,
+        "machine_open_window_seconds": 15,
+        "name": tenant.name,
+    }
+    assert _settings(other_tenant.pk) == before_b
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("send_rate_per_second", "0", "greater than or equal to 1"),
+        ("send_rate_per_second", "10001", "less than or equal to 10000"),
+        ("send_rate_per_second", "fast", "Enter a whole number"),
+        ("from_email", "not-an-address", "Enter a valid email address"),
+        ("machine_open_window_seconds", "99999", "Between 0 and 3600 seconds"),
+        ("postal_address", "x" * 1001, "At most 1000 characters"),
+    ],
+)
+def test_it_refuses_bad_settings_naming_the_field_and_changes_nothing(
+    admin_client_a, tenant, field, value, message
+):
+    before = _settings(tenant.pk)
+
+    response = admin_client_a.post(URL, {**VALID, field: value})
+
+    assert response.status_code == 400
+    assert message in " ".join(response.context["form"].errors[field])
+    assert "The settings were not saved" in response.content.decode()
+    assert _settings(tenant.pk) == before
+
+
+def test_it_refuses_a_multi_line_sender_name_and_changes_nothing(admin_client_a, tenant):
+    before = _settings(tenant.pk)
+
+    response = admin_client_a.post(URL, {**VALID, "from_name": "Shop\r\nBcc: victim@x.test"})
+
+    assert response.status_code == 400
+    assert _settings(tenant.pk) == before
+
+
+def test_it_ignores_fields_that_are_not_settings(admin_client_a, tenant):
+    admin_client_a.post(URL, {**VALID, "name": "Hijacked", "schema_name": "public", "is_active": ""})
+
+    row = Tenant.objects.get(pk=tenant.pk)
+    assert (row.name, row.schema_name, row.is_active) == (tenant.name, tenant.schema_name, True)
+
+
+def test_it_refuses_a_post_without_csrf_token_and_changes_nothing(admin_user, tenant):
+    before = _settings(tenant.pk)
+    client = host_client(admin_user, enforce_csrf_checks=True)
+
+    response = client.post(URL, VALID)
+
+    assert response.status_code == 403
+    assert _settings(tenant.pk) == before
+
+
+def test_it_refuses_a_marketer_and_changes_nothing(marketer_client, tenant):
+    before = _settings(tenant.pk)
+
+    response = marketer_client.post(URL, VALID)
+
+    assert response.status_code == 403
+    assert _settings(tenant.pk) == before
+
+
+def test_it_sends_anonymous_users_to_the_login_page(tenant):
+    response = host_client().get(URL)
+
+    assert response.status_code == 302
+    assert response["Location"].startswith("/admin/login/")
+
+
+def test_it_does_not_exist_on_the_public_host(django_user_model, tenant):
+    connection.set_schema_to_public()
+    operator = django_user_model.objects.create_superuser("op2", "op2@x.test", "pw-operator-2")
+
+    assert host_client(operator, host=PUBLIC_HOST).get(URL).status_code == 404

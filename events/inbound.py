@@ -239,7 +239,15 @@ class WebshopConsumer:
         groups = {}
         poisoned = []
         for message in messages:
-            delivery = _parse(message, tenants)
+            try:
+                delivery = _parse(message, tenants)
+            except (OperationalError, InterfaceError):
+                raise
+            except Exception as error:  # whatever the bytes are, they must not crash-loop the consumer
+                logger.exception("could not read a webshop message")
+                delivery = Delivery(
+                    message=message, poison=Poison("error", f"{type(error).__name__}: {error}")
+                )
             if delivery.poison is not None:
                 poisoned.append(delivery)
             elif delivery.envelope["type"] not in self.handlers:

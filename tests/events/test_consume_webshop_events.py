@@ -165,6 +165,31 @@ def test_it_dead_letters_invalid_data_unknown_tenants_and_types_with_the_reason(
     assert webshop.pending() == 0
 
 
+@pytest.mark.parametrize(
+    "body, kind",
+    [
+        (b"\xff\xfe not utf-8", "invalid_json"),
+        (b"[1, 2]", "invalid_envelope"),
+        (b"null", "invalid_envelope"),
+        (b'{"id": 7, "type": "order.created", "tenant": "tenant_a", "data": {}}', "invalid_envelope"),
+        (
+            b'{"id": "x", "type": "order.created", "tenant": "tenant_a", "data": {"total": "1\\u0000"}}',
+            "invalid_data",
+        ),
+    ],
+)
+def test_no_body_whatever_it_is_stops_the_consumer(tenant, webshop, body, kind):
+    before = (Customer.objects.count(), Order.objects.count())
+    webshop.publish(body)
+
+    consume()
+
+    [dead] = webshop.dead_letters()
+    assert dead.headers["x-crm-error-kind"] == kind
+    assert (Customer.objects.count(), Order.objects.count()) == before
+    assert webshop.pending() == 0
+
+
 def test_it_routes_each_message_to_its_tenant_by_schema_or_domain(tenant, other_tenant, webshop):
     webshop.publish(
         message("customer.upserted", {"email": "a@example.com", "first_name": "A"}, tenant="tenant_a"),

@@ -77,6 +77,15 @@ def segment_count(*, segment: Segment, refresh=False) -> dict:
     return result
 
 
+def segment_count_cached(*, segment: Segment) -> dict | None:
+    """The cached count if there is one (lists show it without counting every row)."""
+    try:
+        return cache.get(_count_cache_key(segment))
+    except Exception:
+        logger.warning("segment count cache unavailable", exc_info=True)
+        return None
+
+
 def segment_preview(*, rules, sample_size=PREVIEW_SAMPLE_SIZE) -> dict:
     """``{"count", "sample", "milliseconds"}`` for rules being edited; raises `RuleError`."""
     started = time.monotonic()

@@ -1,0 +1,266 @@
+"""End to end over real HTTP: gunicorn serves a committed tenant's tracking links, a real Celery worker
+rolls the hits up, and the stats API counts every hit that was sent.
+
+The server and the worker are other processes and see only committed rows, so this module works in a
+fresh tenant of its own, dropped with everything in it afterwards.
+"""
+
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+from django_tenants.utils import schema_context
+
+from campaigns.tokens import make_token
+from tests.conftest import PASSWORD, require_service
+
+from .conftest import APPLE_MPP_AGENT, HUMAN_AGENT
+
+ROOT = Path(__file__).resolve().parents[2]
+QUEUE = settings.CELERY_TASK_DEFAULT_QUEUE
+
+
+def _database_url():
+    db = connection.settings_dict
+    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def _free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def world(django_db_setup, django_db_blocker):
+    """A committed tenant with a sent campaign: three recipients, one link, an admin with a token."""
+    require_service("redis")
+    from django.contrib.auth import get_user_model
+    from rest_framework.authtoken.models import Token
+
+    from campaigns.models import Campaign, CampaignLink, CampaignRecipient
+    from customers.models import Customer
+    from events.models import OutboxEvent
+    from tenancy.models import Domain, Tenant
+    from tenancy.services import tenant_create
+
+    slug = f"trk-{uuid.uuid4().hex[:8]}"
+    with django_db_blocker.unblock():
+        created = tenant_create(
+            slug=slug,
+            domain=f"{slug}.localhost",
+            admin_email=f"admin@{slug}.localhost",
+            admin_password=PASSWORD,
+        )
+        with schema_context(created.tenant.schema_name):
+            campaign = Campaign.objects.create(name="Live", status="sent", sent_at=timezone.now())
+            link = CampaignLink.objects.create(campaign=campaign, url="https://shop.example.com/live")
+            recipients = []
+            for name in ("ann", "bob", "cy"):
+                customer = Customer.objects.create(email=f"{name}@example.com", email_marketing=True)
+                recipients.append(
+                    CampaignRecipient.objects.create(
+                        campaign=campaign,
+                        customer=customer,
+                        email=customer.email,
+                        status="sent",
+                        sent_at=timezone.now() - timedelta(hours=1),
+                    )
+                )
+            admin = get_user_model().objects.get(username=f"admin@{slug}.localhost")
+            token = Token.objects.create(user=admin).key
+            tokens = {
+                "open": [make_token("o", r.pk) for r in recipients],
+                "click": make_token("c", recipients[2].pk, link.pk),
+                "unsubscribe": make_token("u", recipients[1].pk),
+            }
+        connection.set_schema_to_public()
+    yield {
+        "tenant": created.tenant,
+        "host": f"{slug}.localhost",
+        "campaign": campaign,
+        "token": token,
+        **tokens,
+    }
+    with django_db_blocker.unblock():
+        connection.set_schema_to_public()
+        with connection.cursor() as cursor:
+            cursor.execute(f'DROP SCHEMA IF EXISTS "{created.tenant.schema_name}" CASCADE')
+        OutboxEvent.objects.filter(tenant=created.tenant.schema_name).delete()
+        Domain.objects.filter(tenant=created.tenant).delete()
+        Tenant.objects.filter(pk=created.tenant.pk).delete()
+
+
+def _environment():
+    return {**os.environ, "DATABASE_URL": _database_url(), "CELERY_QUEUE": QUEUE, "DEBUG": "false"}
+
+
+def _wait_until(check, seconds, what):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def server(world):
+    port = _free_port()
+    proc = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("gunicorn")),
+            "crm_project.wsgi",
+            "-w",
+            "2",
+            "-b",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=_environment(),
+    )
+
+    def up():
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return True
+        except OSError:
+            return False
+
+    try:
+        _wait_until(up, 20, "gunicorn")
+        yield port
+    finally:
+        proc.send_signal(signal.SIGINT)  # quick shutdown: nothing is in flight any more
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def worker(world):
+    from crm_project.celery import app
+
+    with app.connection_for_write() as conn:
+        conn.default_channel.queue_purge(QUEUE)
+    proc = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("celery")),
+            "-A",
+            "crm_project",
+            "worker",
+            "-Q",
+            QUEUE,
+            "--pool=solo",
+            "-l",
+            "warning",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ],
+        cwd=ROOT,
+        env=_environment(),
+    )
+    try:
+        yield proc
+    finally:
+        proc.kill()  # idle by now; a warm shutdown only costs seconds
+        proc.wait(timeout=15)
+
+
+def _request(port, host, method, path, *, body=None, headers=None):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request(method, path, body=body, headers={"Host": host, **(headers or {})})
+    response = conn.getresponse()
+    payload = response.read()
+    conn.close()
+    return response.status, dict(response.getheaders()), payload
+
+
+def test_it_counts_every_hit_sent_over_http_after_the_worker_rolls_up(
+    world, server, worker, django_db_blocker
+):
+    host = world["host"]
+    sent = 0
+    for token, agent in (
+        (world["open"][0], HUMAN_AGENT),
+        (world["open"][0], HUMAN_AGENT),
+        (world["open"][1], APPLE_MPP_AGENT),
+    ):
+        status, headers, body = _request(server, host, "GET", f"/t/o/{token}", headers={"User-Agent": agent})
+        assert (status, headers["Content-Type"], body[:6]) == (200, "image/gif", b"GIF89a")
+        sent += 1
+    status, headers, _ = _request(
+        server, host, "GET", f"/t/c/{world['click']}", headers={"User-Agent": HUMAN_AGENT}
+    )
+    assert (status, headers["Location"]) == (302, "https://shop.example.com/live")
+    sent += 1
+    status, _, body = _request(
+        server,
+        host,
+        "POST",
+        f"/u/{world['unsubscribe']}",
+        body="List-Unsubscribe=One-Click",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert (status, body) == (200, b"Unsubscribed.\n")
+    # A tenant's token on another host does nothing.
+    assert _request(server, "tenant-b.localhost", "GET", f"/t/c/{world['click']}")[0] == 404
+
+    from tracking.models import Hit
+    from tracking.tasks import rollup_all_tenants
+
+    with django_db_blocker.unblock(), schema_context("public"):
+        rollup_all_tenants.delay()
+
+        def rolled_up():
+            with schema_context(world["tenant"].schema_name):
+                return Hit.objects.filter(processed_at__isnull=False).count() == sent
+
+        _wait_until(rolled_up, 45, "the roll-up by the worker")
+        with schema_context(world["tenant"].schema_name):
+            assert Hit.objects.count() == sent
+
+    status, _, body = _request(
+        server,
+        host,
+        "GET",
+        f"/api/campaigns/{world['campaign'].pk}/stats",
+        headers={"Authorization": f"Token {world['token']}"},
+    )
+    import json
+
+    stats = json.loads(body)
+    assert status == 200
+    assert {
+        key: stats[key]
+        for key in (
+            "sent",
+            "opens",
+            "unique_opens",
+            "machine_opens",
+            "clicks",
+            "unique_clicks",
+            "unsubscribes",
+        )
+    } == {
+        "sent": 3,
+        "opens": 3,
+        "unique_opens": 2,
+        "machine_opens": 1,
+        "clicks": 1,
+        "unique_clicks": 1,
+        "unsubscribes": 1,
+    }
+    assert stats["open_rate"] == 2 / 3

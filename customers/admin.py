@@ -149,8 +149,21 @@ class CustomerAdminForm(forms.ModelForm):
         return names
 
 
+class AddressForm(forms.ModelForm):
+    class Meta:
+        model = Address
+        fields = ["kind", "line1", "line2", "city", "postal_code", "country", "is_default"]
+
+    def clean_country(self):
+        try:
+            return country_normalize(self.cleaned_data.get("country"))
+        except ValueError as error:
+            raise ValidationError(str(error))
+
+
 class AddressInline(TabularInline):
     model = Address
+    form = AddressForm
     extra = 0
     fields = ["kind", "line1", "line2", "city", "postal_code", "country", "is_default"]
 
@@ -255,7 +268,7 @@ class CustomerAdmin(ModelAdmin):
     # Writes go through the services: the profile in save_model, addresses and tags in save_related,
     # so one admin save is one service call (and one event) per kind of change.
     def save_model(self, request, obj, form, change):
-        data = {name: form.cleaned_data[name] for name in form.Meta.fields}
+        data = {name: form.cleaned_data[name] for name in CustomerAdminForm.Meta.fields}
         data["tags"] = form.cleaned_data["tags_text"]
         try:
             if change:
@@ -270,6 +283,7 @@ class CustomerAdmin(ModelAdmin):
 
     def save_related(self, request, form, formsets, change):
         for formset in formsets:
+            formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
             if formset.model is Address:
                 addresses = [
                     {key: f.cleaned_data[key] for key in AddressInline.fields}
@@ -392,7 +406,8 @@ class OrderAdmin(ModelAdmin):
         obj.refresh_from_db()
 
     def save_related(self, request, form, formsets, change):
-        pass  # items are read-only
+        for formset in formsets:  # items are read-only: nothing to save, nothing to log
+            formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
 
 
 # --- tags -------------------------------------------------------------------------------------------

@@ -275,6 +275,7 @@ def _compose(row, order, customer):
     from tenancy.models import Tenant
 
     from . import tokens
+    from .messages import sending_domain
     from .rendering import customer_context, order_context, render_message
 
     template = transactional_template(key=row.kind)
@@ -293,7 +294,7 @@ def _compose(row, order, customer):
     )
     from_email = (tenant and tenant.from_email) or settings.MAIL_FROM_ADDRESS
     from_name = (tenant and (tenant.from_name or tenant.name)) or ""
-    domain = from_email.rpartition("@")[2].lower() or "localhost"
+    domain = sending_domain(from_email)
     digest = salted_hmac(
         "campaigns.transactional.message-id",
         f"{connection.schema_name}.{row.order_id}.{row.kind}",

@@ -2,12 +2,27 @@ import json
 import subprocess
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.conf import settings
+from django.db import connections
 from kombu import Connection, Queue
 
 from events.broker import events_exchange
+
+
+def committed(work):
+    """Run `work` on a connection of its own, outside the test's transaction, so it really commits."""
+
+    def run():
+        try:
+            return work()
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(run).result()
 
 
 class EventsQueue:

@@ -7,29 +7,15 @@ import subprocess
 import sys
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.conf import settings
-from django.db import connection, connections
+from django.db import connection
 from django_tenants.utils import schema_context
 from kombu import Connection, Exchange
 
 from events.broker import webshop_dead_letter_exchange, webshop_dead_letter_queue, webshop_queue
-from tests.events.conftest import rabbitmq_app, wait_for_broker
-
-
-def committed(work):
-    """Run `work` on a connection of its own, outside the test's transaction, so it really commits."""
-
-    def run():
-        try:
-            return work()
-        finally:
-            connections.close_all()
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(run).result()
+from tests.events.conftest import committed, rabbitmq_app, wait_for_broker
 
 
 @pytest.fixture

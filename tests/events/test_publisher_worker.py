@@ -5,14 +5,14 @@ import os
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.conf import settings
-from django.db import connection, connections, transaction
+from django.db import connection, transaction
 
 from events.models import OutboxEvent
 from events.services import event_emit
+from tests.events.conftest import committed
 
 
 @pytest.fixture
@@ -57,19 +57,6 @@ def celery_worker(db, redis_service):
         except subprocess.TimeoutExpired:
             worker.kill()
             worker.wait()
-
-
-def committed(work):
-    """Run `work` on a connection of its own, outside the test's transaction, so it really commits."""
-
-    def run():
-        try:
-            return work()
-        finally:
-            connections.close_all()
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(run).result()
 
 
 def test_a_committed_change_is_published_by_the_worker_it_kicks(events_queue, celery_worker):

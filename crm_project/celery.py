@@ -30,4 +30,6 @@ app.conf.beat_schedule = {
     },
     # Roll raw open/click hits up into counters, interactions and events.
     "tracking-rollup": {"task": "tracking.tasks.rollup_all_tenants", "schedule": 15.0},
+    # Delete raw hits older than TRACKING_HIT_RETENTION_DAYS that the roll-up has counted.
+    "tracking-prune-hits": {"task": "tracking.tasks.prune_hits_all_tenants", "schedule": crontab(minute=41)},
 }

@@ -264,6 +264,8 @@ MAIL_UNSUBSCRIBE_MAILTO = env("MAIL_UNSUBSCRIBE_MAILTO", "")
 # --- tracking -------------------------------------------------------------------------------------
 # Behind our own reverse proxy, the client address of a tracking hit is the last X-Forwarded-For entry.
 TRACKING_TRUST_X_FORWARDED_FOR = env_bool("TRACKING_TRUST_X_FORWARDED_FOR", False)
+# Raw open/click hits are kept this long after the roll-up counted them (counters stay for good).
+TRACKING_HIT_RETENTION_DAYS = int(env("TRACKING_HIT_RETENTION_DAYS", "180"))
 EMAIL_BACKENDS = {
     "smtp": "django.core.mail.backends.smtp.EmailBackend",
     "console": "django.core.mail.backends.console.EmailBackend",

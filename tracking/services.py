@@ -316,6 +316,36 @@ def _interactions_and_events(*, opened, clicked):
     Interaction.objects.bulk_create(interactions, batch_size=1000)
 
 
+HIT_PRUNE_CHUNK = 10000
+
+# The oldest hits come first in id order, so each chunk is a short walk from the start of the primary
+# key; a chunk that deletes nothing means the oldest rows are too young (or not counted yet): done.
+_PRUNE_SQL = """
+DELETE FROM tracking_hits WHERE id IN (
+    SELECT id FROM (SELECT id, processed_at, occurred_at FROM tracking_hits ORDER BY id LIMIT %(chunk)s) oldest
+    WHERE processed_at IS NOT NULL AND occurred_at < %(cutoff)s
+)
+"""
+
+
+def hits_prune(*, older_than=None, chunk=HIT_PRUNE_CHUNK):
+    """Delete raw hits of the current tenant that were counted and are older than the retention
+    period (TRACKING_HIT_RETENTION_DAYS). Counters, first open/click times and link clicks stay."""
+    from datetime import timedelta
+
+    from django.conf import settings
+
+    cutoff = timezone.now() - (older_than or timedelta(days=settings.TRACKING_HIT_RETENTION_DAYS))
+    total = 0
+    while True:
+        with connection.cursor() as cursor:
+            cursor.execute(_PRUNE_SQL, {"chunk": chunk, "cutoff": cutoff})
+            deleted = cursor.rowcount
+        total += deleted
+        if deleted < chunk:
+            return total
+
+
 # --- unsubscribe and preferences ------------------------------------------------------------------
 def _customer_unsubscribe(*, customer_id, now, source, data):
     """Withdraw marketing consent; True when the customer's state changed (then logged and emitted)."""

@@ -8,7 +8,7 @@ from django_tenants.utils import tenant_context
 
 from tenancy.models import Tenant
 
-from .services import hits_rollup
+from .services import hits_prune, hits_rollup
 
 logger = logging.getLogger(__name__)
 
@@ -35,3 +35,16 @@ def rollup_all_tenants():
                     break
         totals["tenants"] += 1
     return totals
+
+
+@shared_task(ignore_result=True)
+def prune_hits_all_tenants():
+    """Delete counted raw hits past their retention in every serving tenant (beat, hourly)."""
+    deleted = 0
+    for tenant in Tenant.objects.serving().only("pk", "schema_name"):
+        with tenant_context(tenant):
+            try:
+                deleted += hits_prune()
+            except Exception:
+                logger.exception("pruning tracking hits failed for %s", tenant.schema_name)
+    return deleted

@@ -94,3 +94,38 @@ def test_the_beat_task_is_the_one_the_schedule_names():
 
     assert app.conf.beat_schedule["tracking-rollup"]["task"] == rollup_all_tenants.name
     assert rollup_all_tenants.name in app.tasks
+
+
+def test_it_prunes_counted_hits_past_retention_and_keeps_the_rest(tenant, sent):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tracking.services import hits_prune
+
+    old = timezone.now() - timedelta(days=200)
+    CampaignRecipient.objects.filter(campaign=sent.campaign).update(sent_at=old - timedelta(hours=1))
+    for _ in range(3):
+        hit_record_open(
+            tenant=tenant, recipient_id=sent.recipients[0].pk, user_agent=HUMAN_AGENT, occurred_at=old
+        )
+    hits_rollup()
+    uncounted_old = hit_record_open(
+        tenant=tenant, recipient_id=sent.recipients[1].pk, user_agent=HUMAN_AGENT, occurred_at=old
+    )
+    assert uncounted_old
+    _open(tenant, sent.recipients[2])
+    assert hits_prune(older_than=timedelta(days=180), chunk=2) == 3
+    assert sorted(Hit.objects.values_list("recipient_id", flat=True)) == [
+        sent.recipients[1].pk,
+        sent.recipients[2].pk,
+    ]
+    assert CampaignStats.objects.get(pk=sent.campaign.pk).opens == 3
+
+
+def test_the_prune_task_is_scheduled(tenant):
+    from crm_project.celery import app
+    from tracking.tasks import prune_hits_all_tenants
+
+    assert app.conf.beat_schedule["tracking-prune-hits"]["task"] == prune_hits_all_tenants.name
+    assert prune_hits_all_tenants() == 0

@@ -208,3 +208,20 @@ def test_it_resumes_by_itself_once_the_backoff_has_passed(tenant, events_queue, 
 
     assert event.pk in result.event_ids
     assert bodies(events_queue.drain(wanted_ids=ids([event])), ids([event]))[0]["data"] == {"id": 1}
+
+
+def test_the_task_asks_celery_to_retry_at_the_end_of_the_backoff(tenant, settings):
+    from celery.exceptions import Retry
+
+    from events.tasks import publish_outbox
+
+    settings.EVENTS_BROKER_URL = "amqp://guest:guest@127.0.0.1:9//"
+    event = event_emit(type="customer.created", data={"id": 1})
+    OutboxEvent.objects.filter(pk__lt=event.pk, published_at__isnull=True).update(published_at=timezone.now())
+
+    with pytest.raises(Retry):
+        publish_outbox()
+
+    assert OutboxEvent.objects.get(pk=event.pk).attempts == 1
+    assert publish_outbox() == 0  # within the backoff: no attempt, no retry (beat comes back)
+    assert OutboxEvent.objects.get(pk=event.pk).attempts == 1

@@ -98,3 +98,22 @@ def test_it_leaves_machine_opens_out_of_human_counts(web, sent, api):
     for recipient in sent.recipients[:2]:
         recipient.refresh_from_db()
         assert recipient.first_opened_at is None
+
+
+def test_it_flags_a_hit_from_apples_network_over_http(web, sent):
+    web.get(open_path(sent.recipients[0]), REMOTE_ADDR="17.58.63.12")
+    assert list(Hit.objects.values_list("ip", "is_machine")) == [("17.58.63.12", True)]
+
+
+def test_it_takes_the_client_address_from_our_proxy_only_when_told_to(web, sent, settings):
+    forwarded = {"REMOTE_ADDR": "10.0.0.5", "HTTP_X_FORWARDED_FOR": "17.1.1.1, 203.0.113.77"}
+    web.get(open_path(sent.recipients[0]), **forwarded)
+    settings.TRACKING_TRUST_X_FORWARDED_FOR = True
+    web.get(open_path(sent.recipients[0]), **forwarded)
+    web.get(open_path(sent.recipients[0]), REMOTE_ADDR="10.0.0.5", HTTP_X_FORWARDED_FOR="not-an-address")
+    # The left-most entry is whatever the client claims; the last is what our proxy saw.
+    assert list(Hit.objects.order_by("id").values_list("ip", "is_machine")) == [
+        ("10.0.0.5", False),
+        ("203.0.113.77", False),
+        (None, False),
+    ]

@@ -71,7 +71,7 @@ class OutboxEventAdmin(ReadOnlyMixin, PublicOnlyMixin, ModelAdmin):
     def short_error(self, obj):
         return (obj.last_error or "")[:120]
 
-    @admin.action(description=_("Retry now (the broker is back): clear the backoff"))
+    @admin.action(description=_("Retry now (the broker is back): clear the backoff of every waiting event"))
     def retry_now(self, request, queryset):
         cleared = outbox_retry_now()
         from .tasks import publish_outbox

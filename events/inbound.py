@@ -266,6 +266,13 @@ class WebshopConsumer:
                 self._dead_letter(delivery)
             for delivery in applied:
                 delivery.message.ack()
+        logger.info(
+            "webshop batch of %d: %d applied, %d duplicates, %d dead-lettered so far",
+            len(messages),
+            self.stats.applied,
+            self.stats.duplicates,
+            self.stats.dead_lettered,
+        )
 
     def _dead_letter(self, delivery):
         message, poison = delivery.message, delivery.poison

@@ -240,3 +240,21 @@ def test_new_tenants_start_with_a_default_template_for_each_key(tenant):
         ("order_confirmation", "Order confirmation"),
         ("order_shipped", "Order shipped"),
     ]
+
+
+def test_a_broken_template_fails_the_email_and_the_log_names_the_line(shop, smtp_sink):
+    template = transactional.transactional_template(key="order_confirmation")
+    EmailTemplate.objects.filter(pk=template.pk).update(
+        html_body="<p>Hi</p>\n{% if %}"
+    )  # bypassing validation
+
+    shop.post("/api/orders", order_body(external_id="w-9"))
+
+    assert smtp_sink.messages() == []
+    row = TransactionalEmail.objects.get(tenant="tenant_a", order_id=Order.objects.get(external_id="w-9").pk)
+    assert row.status == "failed"
+    assert row.reason.startswith(
+        "Order confirmation for order 1001 not sent: the template is broken (html_body: Line 2:"
+    )
+    logged = Interaction.objects.get(customer__email="ann@example.com", kind="transactional_email")
+    assert logged.body == row.reason

@@ -151,6 +151,14 @@ WITH claimed AS (
 INSERT INTO tracking_batch SELECT * FROM claimed
 """
 
+# Hits carry no foreign keys (see Hit): those of a campaign, recipient or link deleted since are
+# marked processed and counted nowhere.
+_ORPHANS_SQL = """
+DELETE FROM tracking_batch b
+WHERE NOT EXISTS (SELECT 1 FROM campaign_recipients r WHERE r.id = b.recipient_id AND r.campaign_id = b.campaign_id)
+   OR (b.link_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM campaign_links l WHERE l.id = b.link_id))
+"""
+
 # A recipient's first human open or click sets first_opened_at (a click counts as an open). When that
 # first sign is a click, the click also stands for one open (kind 'i' in the batch), in its hour.
 _FIRST_OPENS_SQL = """
@@ -252,6 +260,7 @@ def _rollup_batch(*, batch_size, result):
         claimed = cursor.rowcount
         if claimed == 0:
             return 0
+        cursor.execute(_ORPHANS_SQL)
         cursor.execute(_FIRST_OPENS_SQL)
         opened = cursor.fetchall()
         cursor.execute(_FIRST_CLICKS_SQL)

@@ -196,8 +196,7 @@ def preferences(request, token):
     saved = False
     if request.method == "POST":
         form = PreferencesForm(request.POST)
-        if not form.is_valid():  # unreachable with booleans, kept for the shape of a form view
-            return _page(request, "bad_request.html", status=400)
+        form.is_valid()  # two optional checkboxes: any POST is valid, a missing box means "off"
         services.customer_preferences_update(
             customer=customer,
             email_marketing=form.cleaned_data["email_marketing"],

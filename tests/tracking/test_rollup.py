@@ -129,3 +129,14 @@ def test_the_prune_task_is_scheduled(tenant):
 
     assert app.conf.beat_schedule["tracking-prune-hits"]["task"] == prune_hits_all_tenants.name
     assert prune_hits_all_tenants() == 0
+
+
+def test_it_skips_hits_of_a_campaign_deleted_since(tenant, sent):
+    _open(tenant, sent.recipients[0], times=2)
+    other = make_sent_campaign(name="Kept", emails=("kept@example.com",))
+    _open(tenant, other.recipients[0])
+    sent.campaign.delete()
+    result = hits_rollup()
+    assert result.hits == 3
+    assert not Hit.objects.filter(processed_at__isnull=True).exists()
+    assert list(CampaignStats.objects.values_list("campaign_id", "opens")) == [(other.campaign.pk, 1)]

@@ -159,6 +159,14 @@ WHERE NOT EXISTS (SELECT 1 FROM campaign_recipients r WHERE r.id = b.recipient_i
    OR (b.link_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM campaign_links l WHERE l.id = b.link_id))
 """
 
+# The sender and the webhooks change recipient rows too; taking this batch's rows in id order first
+# means two multi-row writers wait for each other instead of deadlocking.
+_LOCK_RECIPIENTS_SQL = """
+SELECT 1 FROM campaign_recipients
+WHERE id IN (SELECT recipient_id FROM tracking_batch WHERE NOT is_machine)
+ORDER BY id FOR NO KEY UPDATE
+"""
+
 # A recipient's first human open or click sets first_opened_at (a click counts as an open). When that
 # first sign is a click, the click also stands for one open (kind 'i' in the batch), in its hour.
 _FIRST_OPENS_SQL = """
@@ -261,6 +269,7 @@ def _rollup_batch(*, batch_size, result):
         if claimed == 0:
             return 0
         cursor.execute(_ORPHANS_SQL)
+        cursor.execute(_LOCK_RECIPIENTS_SQL)
         cursor.execute(_FIRST_OPENS_SQL)
         opened = cursor.fetchall()
         cursor.execute(_FIRST_CLICKS_SQL)

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 
 from events.models import OutboxEvent
 
@@ -256,8 +256,9 @@ def _bool_sql(column):
 
 
 class _Importer:
-    def __init__(self, *, progress=None, chunk_rows=CHUNK_ROWS):
+    def __init__(self, *, progress=None, chunk_rows=CHUNK_ROWS, emit_events=True):
         self.progress = progress
+        self.emit_events = emit_events
         self.chunk_rows = chunk_rows
         self.report = ImportReport()
         self.customers = Customer._meta.db_table
@@ -375,7 +376,8 @@ class _Importer:
         self._timed("insert", self._insert_new, cursor)
         if "tags" in self.present:
             self._timed("tags", self._add_tags, cursor)
-        self._timed("events", self._emit_events, cursor)
+        if self.emit_events:
+            self._timed("events", self._emit_events, cursor)
         cursor.execute(f"SELECT line, reason FROM {ERRORS} ORDER BY line")
         self.report.add_errors(sorted(self.pending_errors + list(cursor.fetchall())))
         self.pending_errors = []
@@ -480,26 +482,37 @@ class _Importer:
 
     def _insert_new(self, cursor):
         text = [column for column in TEXT_COLUMNS if column != "external_id"]
-        cursor.execute(
-            f"""
-            WITH ins AS (
-                INSERT INTO {self.customers} (email, external_id, {", ".join(text)}, country, attributes,
-                    email_marketing, email_transactional, unsubscribed_at, total_spent, order_count,
-                    created_at, updated_at)
-                SELECT s.email, NULLIF(s.external_id, ''), {", ".join(f"COALESCE(s.{c}, '')" for c in text)},
-                    COALESCE(s.country, ''), COALESCE(s.attributes::jsonb, '{{}}'::jsonb),
-                    COALESCE({_bool_sql("email_marketing")}, false), COALESCE({_bool_sql("email_transactional")}, true),
-                    NULLIF(s.unsubscribed_at, '')::timestamptz, 0, 0, now(), now()
-                  FROM {STAGING} s
-                 WHERE NOT EXISTS (SELECT 1 FROM {self.customers} c WHERE c.email = s.email)
-                ON CONFLICT DO NOTHING
-                RETURNING id
-            )
-            INSERT INTO {TOUCHED} (id, created, changed) SELECT id, true, '{{}}' FROM ins
-            """
-        )
+        insert = f"""
+            INSERT INTO {self.customers} (email, external_id, {", ".join(text)}, country, attributes,
+                email_marketing, email_transactional, unsubscribed_at, total_spent, order_count,
+                created_at, updated_at)
+            SELECT s.email, NULLIF(s.external_id, ''), {", ".join(f"COALESCE(s.{c}, '')" for c in text)},
+                COALESCE(s.country, ''), COALESCE(s.attributes::jsonb, '{{}}'::jsonb),
+                COALESCE({_bool_sql("email_marketing")}, false), COALESCE({_bool_sql("email_transactional")}, true),
+                NULLIF(s.unsubscribed_at, '')::timestamptz, 0, 0, now(), now()
+              FROM {STAGING} s
+             WHERE NOT EXISTS (SELECT 1 FROM {self.customers} c WHERE c.email = s.email)
+        """
+
+        def run(on_conflict):
+            sql = insert + (" ON CONFLICT DO NOTHING" if on_conflict else "")
+            # The created ids feed the events, and the tags step (a new customer's tags are no "update").
+            if self.emit_events or "tags" in self.present:
+                sql = f"WITH ins AS ({sql} RETURNING id) INSERT INTO {TOUCHED} (id, created, changed) SELECT id, true, '{{}}' FROM ins"
+            cursor.execute(sql)
+
+        # Fast path: a plain INSERT (speculative ON CONFLICT insertion costs ~20% at a million rows).
+        # Only a concurrent writer taking one of these emails or external_ids makes it fail; then the
+        # chunk's insert runs again skipping those rows, and they are reported, not lost silently.
+        try:
+            with transaction.atomic():
+                run(on_conflict=False)
+            self.report.created += cursor.rowcount
+            return
+        except IntegrityError:
+            pass
+        run(on_conflict=True)
         self.report.created += cursor.rowcount
-        # Rows a concurrent writer got in first (same email or external_id): reported, not lost silently.
         cursor.execute(
             f"INSERT INTO {ERRORS} (line, reason) SELECT s.line, 'conflicts with a customer written during the import; "
             f"import this row again' FROM {STAGING} s WHERE NOT EXISTS (SELECT 1 FROM {self.customers} c WHERE c.email = s.email)"
@@ -585,13 +598,15 @@ class _Importer:
         )
 
 
-def import_customers_csv(*, path_or_file, progress=None, chunk_rows=CHUNK_ROWS):
+def import_customers_csv(*, path_or_file, progress=None, chunk_rows=CHUNK_ROWS, emit_events=True):
     """Import customers from a CSV file (a path, or a binary file object) into the current tenant.
 
     `progress(bytes_done, bytes_total, report)` is called after each chunk. Returns an ImportReport;
     raises ImportFileError when the file as a whole cannot be imported (then nothing is written).
+    `emit_events=False` skips the customer.created/updated events (an initial load of a customer base
+    that downstream consumers already have); the default emits them like every other write.
     """
-    importer = _Importer(progress=progress, chunk_rows=chunk_rows)
+    importer = _Importer(progress=progress, chunk_rows=chunk_rows, emit_events=emit_events)
     if isinstance(path_or_file, str | Path):
         path = Path(path_or_file)
         with path.open("rb") as binary:

@@ -219,3 +219,16 @@ def test_the_command_refuses_unknown_tenants_files_and_columns(tmp_path, tenant)
     with pytest.raises(CommandError, match="Unknown column"):
         call_command("import_customers", str(write(tmp_path, "email,x\n")), tenant="tenant-a")
     assert state() == before
+
+
+def test_it_can_import_without_events(tmp_path, tenant, capsys):
+    make_customer(email="bob@example.com")
+    before = OutboxEvent.objects.count()
+    path = write(tmp_path, GOOD)
+    call_command("import_customers", str(path), tenant="tenant-a", no_events=True)
+    assert "2 rows: 1 created, 1 updated, 0 unchanged" in capsys.readouterr().out
+    assert OutboxEvent.objects.count() == before
+    assert sorted(Customer.objects.get(email="ann@example.com").tags.values_list("name", flat=True)) == [
+        "new",
+        "vip",
+    ]

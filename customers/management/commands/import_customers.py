@@ -22,9 +22,14 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("file", help="Path of the CSV file (UTF-8, header on the first line).")
         parser.add_argument("--tenant", required=True, help="The tenant's slug.")
+        parser.add_argument(
+            "--no-events",
+            action="store_true",
+            help="Emit no customer.created/updated events (an initial load that consumers already have).",
+        )
         parser.add_argument("--no-progress", action="store_true", help="No progress bar, even on a terminal.")
 
-    def handle(self, *args, file, tenant, no_progress=False, **options):
+    def handle(self, *args, file, tenant, no_progress=False, no_events=False, **options):
         schema = schema_for_slug(tenant)
         if not Tenant.objects.serving().filter(schema_name=schema).exists():
             raise CommandError(f"There is no active tenant '{tenant}'.")
@@ -40,7 +45,7 @@ class Command(BaseCommand):
 
         try:
             with schema_context(schema):
-                report = import_customers_csv(path_or_file=file, progress=progress)
+                report = import_customers_csv(path_or_file=file, progress=progress, emit_events=not no_events)
         except FileNotFoundError:
             raise CommandError(f"No such file: {file}")
         except ImportFileError as error:

@@ -15,7 +15,7 @@ from django_tenants.utils import schema_context
 from kombu import Connection, Exchange
 
 from events.broker import webshop_dead_letter_exchange, webshop_dead_letter_queue, webshop_queue
-from tests.events.conftest import committed, rabbitmq_app, wait_for_broker
+from tests.events.conftest import committed, rabbitmq_app, require_rabbitmqctl, wait_for_broker
 
 
 @pytest.fixture
@@ -83,6 +83,7 @@ def wait_until(predicate, process, timeout=30):
 
 
 def test_the_consumer_process_survives_a_rabbitmq_restart_and_stops_cleanly(fresh_tenant, topology):
+    require_rabbitmqctl()
     exchange, queue = topology
     env = dict(
         os.environ,

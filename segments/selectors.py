@@ -9,7 +9,7 @@ import time
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Count, Exists, OuterRef, QuerySet, Window
 from django.utils import timezone
 
 from customers.models import Customer
@@ -87,9 +87,18 @@ def segment_count_cached(*, segment: Segment) -> dict | None:
 
 
 def segment_preview(*, rules, sample_size=PREVIEW_SAMPLE_SIZE) -> dict:
-    """``{"count", "sample", "milliseconds"}`` for rules being edited; raises `RuleError`."""
+    """``{"count", "sample", "milliseconds"}`` for rules being edited; raises `RuleError`.
+
+    Count and sample come from one scan (``count(*) OVER ()`` beside the newest ids): two separate
+    queries would evaluate the rules twice, which doubles the time of a builder's every keystroke.
+    """
     started = time.monotonic()
     matching = rules_queryset(rules=rules)
-    count = matching.count()
-    sample = list(matching.order_by("-id")[:sample_size]) if count else []
+    newest = list(
+        matching.annotate(_total=Window(Count("*"))).order_by("-id").values_list("id", "_total")[:sample_size]
+    )
+    count = newest[0][1] if newest else 0
+    sample = list(
+        customers_matchable().filter(id__in=[pk for pk, _ in newest]).order_by("-id").prefetch_related("tags")
+    )
     return {"count": count, "sample": sample, "milliseconds": round((time.monotonic() - started) * 1000)}

@@ -480,3 +480,19 @@ def test_it_documents_the_segment_endpoints_in_the_schema(api, tenant):
         "409",
         "401",
     }
+
+
+def test_it_answers_409_when_a_higher_app_guards_the_delete(api, tenant, monkeypatch):
+    from django.core.exceptions import ValidationError
+
+    from segments import services
+
+    def in_use(*, segment):
+        raise ValidationError("A scheduled campaign sends to this segment.")
+
+    monkeypatch.setattr(services, "DELETE_GUARDS", [in_use])
+    segment = api.post("/api/segments", {"name": "s", "rules": VIP_RULES}).json()
+    response = api.delete(f"/api/segments/{segment['id']}")
+    assert response.status_code == 409
+    assert response.json() == {"detail": "A scheduled campaign sends to this segment."}
+    assert Segment.objects.filter(pk=segment["id"]).exists()

@@ -173,12 +173,12 @@ class WebshopConsumer:
         if install_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, self._stop)
-        backoff = 1.0
+        backoff = 0.5
         while not self.stopping:
             try:
                 with self.connection_factory() as conn:
                     conn.ensure_connection(max_retries=0)
-                    backoff = 1.0
+                    backoff = 0.5
                     self._consume(conn, once=once, max_messages=max_messages)
                     return self.stats
             except (OperationalError, InterfaceError):
@@ -186,11 +186,11 @@ class WebshopConsumer:
                 connections.close_all()
                 if once:
                     raise
-                logger.warning("database unavailable, retrying in %.0f s", backoff, exc_info=True)
+                logger.warning("database unavailable, retrying in %.1f s", backoff, exc_info=True)
             except Exception as exc:
                 if once or not _is_connection_error(exc):
                     raise
-                logger.warning("broker unavailable (%s), retrying in %.0f s", exc, backoff)
+                logger.warning("broker unavailable (%s), retrying in %.1f s", exc, backoff)
             deadline = time.monotonic() + backoff
             while not self.stopping and time.monotonic() < deadline:  # a SIGTERM ends the wait
                 time.sleep(0.1)

@@ -270,3 +270,39 @@ def test_a_bounded_run_says_so_when_rabbitmq_is_unreachable(tenant, settings):
 
     with pytest.raises(CommandError, match=r"RabbitMQ is unreachable \(.*\); nothing was consumed\."):
         consume()
+
+
+def test_many_orders_with_repeats_leave_exact_aggregates(tenant, webshop):
+    import random
+
+    rng = random.Random(7)
+    emails = [f"buyer{n}@example.com" for n in range(5)]
+    final = {}  # external_id -> (email, total, status) as the shop last said
+    messages = []
+    for number in range(50):
+        data = order(f"bulk-{number}", rng.choice(emails), f"{rng.randint(1, 500)}.{rng.randint(0, 99):02d}")
+        messages.append(message("order.created", data))
+        final[data["external_id"]] = (data["customer_email"], data["total"], data["status"])
+    for repeated in rng.sample(messages, 15):
+        messages.append(repeated if rng.random() < 0.5 else {**repeated, "id": str(uuid.uuid4())})
+    for external_id in rng.sample(sorted(final), 6):
+        status = rng.choice(["cancelled", "refunded", "shipped"])
+        messages.append(message("order.updated", {"external_id": external_id, "status": status}))
+        email, total, _ = final[external_id]
+        final[external_id] = (email, total, status)
+    messages.insert(30, b'{"id": "broken", "type": "order.created", "tenant": "tenant_a", "data": {"exte')
+    webshop.publish(*messages)
+
+    consume(batch_size=7)
+
+    for email in emails:
+        counting = [
+            Decimal(total)
+            for owner, total, status in final.values()
+            if owner == email and status not in ("cancelled", "refunded")
+        ]
+        customer = Customer.objects.get(email=email)
+        assert (customer.total_spent, customer.order_count) == (sum(counting, Decimal("0.00")), len(counting))
+    assert Order.objects.filter(external_id__startswith="bulk-").count() == 50
+    assert [m.headers["x-crm-error-kind"] for m in webshop.dead_letters()] == ["invalid_json"]
+    assert webshop.pending() == 0

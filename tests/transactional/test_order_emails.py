@@ -258,3 +258,11 @@ def test_a_broken_template_fails_the_email_and_the_log_names_the_line(shop, smtp
     )
     logged = Interaction.objects.get(customer__email="ann@example.com", kind="transactional_email")
     assert logged.body == row.reason
+
+
+def test_the_bulk_endpoint_repeating_an_order_sends_one_confirmation(shop, smtp_sink):
+    response = shop.post("/api/orders/bulk", [order_body(external_id="w-bulk")] * 3)
+
+    assert response.status_code == 200, response.content
+    assert [r["status"] for r in response.json()["results"]] == ["created", "updated", "updated"]
+    assert [m["Subject"] for m in smtp_sink.messages()] == ["Your order 1001 is confirmed"]

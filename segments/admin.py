@@ -65,6 +65,8 @@ class SegmentForm(forms.ModelForm):
         cleaned = super().clean()
         kind = cleaned.get("kind") or (self.instance.kind if self.instance.pk else "dynamic")
         if kind == "static":
+            # The builder is hidden for a static segment: whatever it held is not the marketer's input.
+            self._errors.pop("rules", None)
             cleaned["rules"] = None
         elif "rules" in cleaned:
             if cleaned["rules"] is None:

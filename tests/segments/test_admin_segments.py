@@ -177,3 +177,14 @@ def test_it_freezes_selected_segments_from_the_list(browser, dataset):
         SegmentMember.objects.filter(segment=frozen).values_list("customer_id", flat=True)
     ) == sorted(dataset.ids[key] for key in ("anna", "cecil", "fanni"))
     assert browser.get("/admin/segments/segment/").status_code == 200
+
+
+def test_it_creates_a_static_segment_ignoring_whatever_the_builder_held(browser, tenant):
+    for index, leftover in enumerate(["{", json.dumps(VIP_RULES)]):
+        response = browser.post(
+            "/admin/segments/segment/add/",
+            {"name": f"hand-picked {index}", "description": "", "kind": "static", "rules": leftover},
+        )
+        assert response.status_code == 302
+        segment = Segment.objects.get(name=f"hand-picked {index}")
+        assert (segment.kind, segment.rules) == ("static", None)

@@ -17,6 +17,7 @@ from crm_project.api import ERROR_400, ERROR_404, ERROR_409, Conflict, PayloadTo
 from . import selectors, services
 from .filters import CustomerFilter
 from .models import Customer, Order
+from .pagination import CustomerPagination
 from .serializers import (
     MAX_BULK_ITEMS,
     BulkResponseSerializer,
@@ -113,6 +114,7 @@ class CustomerListView(generics.ListAPIView):
     serializer_class = CustomerSerializer
     filter_backends = [DjangoFilterBackend, CustomerSearchFilter, StrictOrderingFilter]
     filterset_class = CustomerFilter
+    pagination_class = CustomerPagination
     ordering_fields = [
         "id",
         "email",

@@ -197,3 +197,15 @@ def test_it_requires_authentication(anon_api, people):
     assert anon_api.get("/api/customers").status_code == 401
     assert anon_api.get(f"/api/customers/{people['ann']}").status_code == 401
     assert anon_api.post("/api/orders", {}, format="json").status_code == 401
+
+
+def test_it_estimates_the_count_only_for_very_large_lists(api, people, monkeypatch):
+    from customers import pagination
+
+    response = api.get("/api/customers")
+    assert (response.json()["count"], response.has_header("X-Count-Estimated")) == (3, False)
+    monkeypatch.setattr(pagination, "ESTIMATE_ABOVE", 0)
+    response = api.get("/api/customers")
+    assert response["X-Count-Estimated"] == "true"
+    assert response.json()["count"] >= 1  # the planner's guess, not a count
+    assert len(response.json()["results"]) == 3

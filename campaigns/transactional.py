@@ -128,8 +128,8 @@ def transactional_email_request(*, order_id, key):
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO public.{TransactionalEmail._meta.db_table} "
-            "(tenant, order_id, kind, status, email, message_id, reason, attempts, created_at) "
-            "VALUES (%s, %s, %s, 'pending', '', '', '', 0, %s) "
+            "(tenant, order_id, kind, status, message_id, reason, attempts, created_at) "
+            "VALUES (%s, %s, %s, 'pending', '', '', 0, %s) "
             "ON CONFLICT (tenant, order_id, kind) DO NOTHING RETURNING id",
             [connection.schema_name, order_id, key, timezone.now()],
         )
@@ -235,13 +235,18 @@ def transactional_email_send(*, email_id):
         order,
         customer,
         status="sent",
-        reason=f"{title} sent to {customer.email}.",
+        reason=f"{title} sent.",
+        body=f"{title} sent to {customer.email}.",
         message_id=message.extra_headers["Message-ID"],
-        email=customer.email,
     )
 
 
-def _finish(row, order, customer, *, status, reason, message_id="", email=""):
+def _finish(row, order, customer, *, status, reason, body=None, message_id=""):
+    """Record the outcome on the ledger row and, once, as the customer's interaction.
+
+    The ledger lives in the public schema, out of reach of a GDPR erasure: it never holds the
+    address. The interaction (erased with the customer) may.
+    """
     from customers.services import interaction_add
     from events.models import TransactionalEmail
 
@@ -251,7 +256,6 @@ def _finish(row, order, customer, *, status, reason, message_id="", email=""):
             status=status,
             reason=reason[:2000],
             message_id=message_id,
-            email=email,
             lease_until=None,
             sent_at=now if status == "sent" else None,
         )
@@ -259,7 +263,7 @@ def _finish(row, order, customer, *, status, reason, message_id="", email=""):
             interaction_add(
                 customer=customer,
                 kind="transactional_email",
-                body=reason,
+                body=body or reason,
                 data={
                     "key": row.kind,
                     "status": status,

@@ -97,9 +97,9 @@ class InboxMessageAdmin(ReadOnlyMixin, PublicOnlyMixin, ModelAdmin):
 
 @admin.register(TransactionalEmail)
 class TransactionalEmailAdmin(ReadOnlyMixin, ModelAdmin):
-    list_display = ["order_id", "kind", "status", "email", "attempts", "created_at", "sent_at", "reason"]
+    list_display = ["order_id", "kind", "status", "attempts", "created_at", "sent_at", "reason"]
     list_filter = ["kind", "status"]
-    search_fields = ["=order_id", "email"]
+    search_fields = ["=order_id"]
     ordering = ["-id"]
 
     def get_queryset(self, request):

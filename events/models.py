@@ -70,6 +70,9 @@ class InboxMessage(models.Model):
 class TransactionalEmail(models.Model):
     """One row per (tenant, order, kind): the unique key that makes an order email go out once.
 
+    No personal data here (this is the public schema, beyond a customer's erasure): the address
+    and the details live in the customer's `transactional_email` interaction.
+
     The row is claimed with INSERT ... ON CONFLICT DO NOTHING (never check-then-insert), then moved
     through its states with conditional updates, so two workers or a retry never send it twice.
     """
@@ -87,7 +90,6 @@ class TransactionalEmail(models.Model):
     order_id = models.BigIntegerField()
     kind = models.CharField(max_length=30, choices=KIND_CHOICES)
     status = models.CharField(max_length=10, choices=STATUS_CHOICES, default="pending")
-    email = models.CharField(max_length=254, blank=True)
     message_id = models.CharField(max_length=255, blank=True)
     reason = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0)

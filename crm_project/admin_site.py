@@ -136,7 +136,11 @@ DASHBOARD_PROVIDERS = []
 def _growth_chart(per_day):
     return json.dumps(
         {
-            "labels": [row["day"].strftime("%b %d") for row in per_day],
+            # "Oct 24", "25", ... "Nov 1", "2": short enough for 30 bars without rotated labels.
+            "labels": [
+                row["day"].strftime("%b %-d") if i == 0 or row["day"].day == 1 else str(row["day"].day)
+                for i, row in enumerate(per_day)
+            ],
             "datasets": [
                 {
                     "label": str(_("New customers")),
@@ -190,6 +194,7 @@ def dashboard_callback(request, context):
         data = _with_links(dashboard_data())
         context.update(
             {
+                "title": _("Dashboard"),
                 "dashboard": data,
                 "growth_chart": _growth_chart(data["customers"]["per_day"]),
                 "can_view_customers": user.has_perm("customers.view_customer"),

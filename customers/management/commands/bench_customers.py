@@ -14,6 +14,7 @@ from rest_framework.test import APIClient
 from customers import benchmarks
 from customers.models import Customer
 from customers.selectors import SEARCH_SQL
+from events.models import OutboxEvent
 from tenancy.models import Domain, Tenant
 from tenancy.services import tenant_create
 
@@ -37,6 +38,7 @@ class Command(BaseCommand):
                 connection.set_schema_to_public()
                 with connection.cursor() as cursor:
                     cursor.execute(f'DROP SCHEMA "{schema}" CASCADE')
+                OutboxEvent.objects.filter(tenant=schema).delete()
                 Domain.objects.filter(tenant__schema_name=schema).delete()
                 Tenant.objects.filter(schema_name=schema).delete()
         self.stdout.write(table)

@@ -94,3 +94,13 @@ def test_the_kick_survives_an_unreachable_task_broker(tenant, settings, monkeypa
     monkeypatch.setattr(tasks.publish_outbox, "apply_async", broken)
 
     services._kick_publisher()  # logs, does not raise: the row is safe in the outbox
+
+
+def test_a_set_based_writer_can_kick_the_publisher_once_too(tenant, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks() as callbacks:
+        with transaction.atomic():
+            services.outbox_kick()
+            event_emit(type="customer.created", data={"id": 1})
+            services.outbox_kick()
+
+    assert callbacks == [services._kick_publisher]

@@ -23,6 +23,19 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
+from customers import hooks
+from customers.models import Order
+from customers.services import interaction_add
+from events.models import TransactionalEmail
+from tenancy.models import Tenant
+from tenancy.services import PROVISION_HOOKS
+
+from . import tokens
+from .mail import delivery_error, mail_connection
+from .messages import sending_domain
+from .models import EmailTemplate
+from .rendering import customer_context, order_context, render_message
+
 logger = logging.getLogger(__name__)
 
 CONFIRMATION = "order_confirmation"
@@ -79,8 +92,6 @@ TITLES = {CONFIRMATION: "Order confirmation", SHIPPED: "Shipping notice"}
 
 def register():
     """Called from CampaignsConfig.ready(): plug transactional email into customers.hooks and provisioning."""
-    from customers import hooks
-    from tenancy.services import PROVISION_HOOKS
 
     for registry, hook in (
         (hooks.order_recorded, _on_order_recorded),
@@ -97,7 +108,6 @@ def register():
 def _on_order_recorded(*, order_id, created):
     if not created:
         return  # a repeated order: its emails were requested when it was first recorded
-    from customers.models import Order
 
     order = Order.objects.filter(pk=order_id).values("status", "placed_at").first()
     if order is None:
@@ -123,7 +133,6 @@ def _on_order_status_changed(*, order_id, old, new):
 def transactional_email_request(*, order_id, key):
     """Request the `key` email of an order; returns the ledger row id when this call created the
     request (and enqueued the send), None when it had been requested before."""
-    from events.models import TransactionalEmail
 
     with connection.cursor() as cursor:
         cursor.execute(
@@ -152,7 +161,6 @@ def _enqueue(email_id, schema):
 
 def transactional_template(*, key):
     """The tenant's transactional template for `key`, created from the default when missing."""
-    from .models import EmailTemplate
 
     template, _ = EmailTemplate.objects.get_or_create(
         kind="transactional", key=key, defaults=DEFAULT_TEMPLATES[key]
@@ -167,7 +175,6 @@ def transactional_templates_ensure(tenant=None):
 
 def transactional_email_claim(*, email_id):
     """Take a request for sending (pending, or sending with an expired lease). True when this call won it."""
-    from events.models import TransactionalEmail
 
     now = timezone.now()
     claimed = (
@@ -181,12 +188,10 @@ def transactional_email_claim(*, email_id):
 def transactional_email_send(*, email_id):
     """Send one requested email (the task's body). Returns (status, retry_in): status is 'sent',
     'skipped', 'failed', 'retry' (a transient error: try again in `retry_in` seconds) or 'busy'."""
-    from events.models import TransactionalEmail
 
     if not transactional_email_claim(email_id=email_id):
         return "busy", None
     row = TransactionalEmail.objects.get(pk=email_id)
-    from customers.models import Order
 
     order = Order.objects.select_related("customer").filter(pk=row.order_id).first()
     if order is None:
@@ -214,7 +219,6 @@ def transactional_email_send(*, email_id):
             status="failed",
             reason=f"{title} not sent: the template is broken ({detail}).",
         )
-    from .mail import delivery_error, mail_connection
 
     try:
         with mail_connection() as mail:
@@ -247,8 +251,6 @@ def _finish(row, order, customer, *, status, reason, body=None, message_id=""):
     The ledger lives in the public schema, out of reach of a GDPR erasure: it never holds the
     address. The interaction (erased with the customer) may.
     """
-    from customers.services import interaction_add
-    from events.models import TransactionalEmail
 
     now = timezone.now()
     with transaction.atomic():
@@ -276,11 +278,6 @@ def _finish(row, order, customer, *, status, reason, body=None, message_id=""):
 
 
 def _compose(row, order, customer):
-    from tenancy.models import Tenant
-
-    from . import tokens
-    from .messages import sending_domain
-    from .rendering import customer_context, order_context, render_message
 
     template = transactional_template(key=row.kind)
     # By name, not connection.tenant: under schema_context (the webshop consumer) that is a stand-in.
@@ -326,7 +323,6 @@ def transactional_emails_requeue(*, older_than=STUCK_AFTER):
 
     Returns how many it enqueued. Runs from the public schema (beat).
     """
-    from events.models import TransactionalEmail
 
     now = timezone.now()
     stuck = TransactionalEmail.objects.filter(

@@ -92,7 +92,6 @@ TITLES = {CONFIRMATION: "Order confirmation", SHIPPED: "Shipping notice"}
 
 def register():
     """Called from CampaignsConfig.ready(): plug transactional email into customers.hooks and provisioning."""
-
     for registry, hook in (
         (hooks.order_recorded, _on_order_recorded),
         (hooks.order_status_changed, _on_order_status_changed),

@@ -637,11 +637,13 @@ def import_job_run(*, job_id):
         with job.file.open("rb") as handle:
             report = import_customers_csv(path_or_file=handle, progress=progress)
     except ImportFileError as error:
+        _import_file_discard(job)
         ImportJob.objects.filter(pk=job_id).update(
             status="failed", error=str(error), finished_at=timezone.now()
         )
         return None
     except Exception as error:
+        _import_file_discard(job)
         ImportJob.objects.filter(pk=job_id).update(
             status="failed", error=f"The import stopped: {error}", finished_at=timezone.now()
         )
@@ -657,4 +659,13 @@ def import_job_run(*, job_id):
         errors=[list(error) for error in report.errors],
         finished_at=timezone.now(),
     )
+    _import_file_discard(job)
     return report
+
+
+def _import_file_discard(job):
+    """An uploaded customer list is personal data: it is not kept once imported."""
+    from .models import ImportJob
+
+    job.file.delete(save=False)
+    ImportJob.objects.filter(pk=job.pk).update(file="")

@@ -148,7 +148,7 @@ def test_it_refuses_bad_activity_and_writes_nothing(api, customer_factory):
     assert Interaction.objects.count() == before
 
 
-def test_tenant_b_sees_nothing_of_tenant_a(api, api_b, tenant, customer_factory, other_tenant):
+def test_it_shows_tenant_b_nothing_of_tenant_a(api, api_b, tenant, customer_factory, other_tenant):
     customer = customer_factory(email="ann@example.com", tags=["vip"])
     order = make_order(external_id="o-1", customer=customer.pk, total="5")
     api.post(f"/api/customers/{customer.pk}/activity", {"kind": "note", "body": "secret"}, format="json")

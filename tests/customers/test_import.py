@@ -201,7 +201,7 @@ def test_it_imports_back_its_own_export(tmp_path, tenant, api):
     assert Customer.objects.get(email="ann@example.com").first_name == "Ann"
 
 
-def test_the_command_imports_into_the_named_tenant_and_prints_a_report(tmp_path, tenant, capsys):
+def test_it_imports_from_the_command_line_and_prints_a_report(tmp_path, tenant, capsys):
     path = write(tmp_path, "email,first_name\nann@example.com,Ann\nbad,Bad\n")
     call_command("import_customers", str(path), tenant="tenant-a")
     out, err = capsys.readouterr()
@@ -210,7 +210,7 @@ def test_the_command_imports_into_the_named_tenant_and_prints_a_report(tmp_path,
     assert Customer.objects.filter(email="ann@example.com").exists()
 
 
-def test_the_command_refuses_unknown_tenants_files_and_columns(tmp_path, tenant):
+def test_it_refuses_unknown_tenants_files_and_columns_on_the_command_line(tmp_path, tenant):
     before = state()
     with pytest.raises(CommandError, match="There is no active tenant 'nope'"):
         call_command("import_customers", str(write(tmp_path, GOOD)), tenant="nope")

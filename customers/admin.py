@@ -19,6 +19,7 @@ from unfold.contrib.filters.admin import RangeNumericFilter, TextFilter
 from . import selectors, services
 from .countries import country_normalize
 from .models import Address, Customer, ImportJob, Interaction, Order, OrderItem, Tag
+from .pagination import EstimatingPaginator
 from .serializers import email_normalize
 
 # --- filters ----------------------------------------------------------------------------------------
@@ -206,6 +207,7 @@ class CustomerAdmin(ModelAdmin):
     ordering = ["-id"]
     show_full_result_count = False
     list_per_page = 50
+    paginator = EstimatingPaginator  # no count(*) over a million rows on every page
     readonly_fields = [
         "total_spent",
         "order_count",

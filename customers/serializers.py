@@ -264,6 +264,10 @@ class OrderInputSerializer(StrictSerializer):
             if not attrs.get("items"):
                 raise serializers.ValidationError({"total": ["This field is required (or give items)."]})
             attrs["total"] = sum(item["quantity"] * item["unit_price"] for item in attrs["items"])
+            if attrs["total"] >= 10**12:
+                raise serializers.ValidationError(
+                    {"total": ["The items add up to more than 999999999999.99."]}
+                )
         return attrs
 
 

@@ -294,3 +294,16 @@ def test_it_reads_one_order(api, tenant):
     order = post_order(api).json()
     assert api.get(f"/api/orders/{order['id']}").json() == order
     assert Decimal(order["total"]) == Decimal("100")
+
+
+def test_it_refuses_items_adding_up_beyond_the_largest_total(api, tenant):
+    before = snapshot()
+    payload = {
+        "external_id": "big",
+        "customer_email": "ann@example.com",
+        "items": [{"sku": "A", "quantity": 1000000, "unit_price": "999999999999.99"}],
+    }
+    response = api.post("/api/orders", payload, format="json")
+    assert response.status_code == 400
+    assert response.json() == {"total": ["The items add up to more than 999999999999.99."]}
+    assert snapshot() == before

@@ -21,7 +21,7 @@ CHROMIUM := /usr/lib/chromium/chromium
 $(CHROMIUM):
 	@command -v apt-get >/dev/null || { echo "chromium missing at $(CHROMIUM) and no apt-get: install Chromium"; exit 1; }
 	SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium fonts-liberation
+	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium fonts-liberation fonts-noto-color-emoji
 
 test: $(STAMP) $(CHROMIUM)
 	$(PY) -m crm_project.devenv test $(ARGS)

@@ -65,7 +65,10 @@ def _build_segment(page, site):
     rule.locator(".rb-value").fill("50000")
     expect(count).to_have_text("6")
     expect(page.locator("#segment-live-sample li")).to_have_count(6)
-    screenshot(page, "segment-builder", full_page=True)
+    page.evaluate(
+        "() => window.scrollBy(0, document.getElementById('segment-rule-builder').getBoundingClientRect().top - 120)"
+    )
+    screenshot(page, "segment-builder")
 
     page.click("button[name=_save]")
     page.wait_for_url(re.compile(r"/admin/segments/segment/$"))
@@ -83,7 +86,11 @@ def _compose_campaign(page, site):
     frame = page.frame_locator("#campaign-preview-frame")
     expect(frame.locator("h1")).to_have_text("Hello Bence!")
     expect(frame.locator("a", has_text="See the spring collection")).to_have_count(1)
-    screenshot(page, "campaign-composer", full_page=True)
+    page.locator("#campaign-audience").scroll_into_view_if_needed()
+    page.evaluate(
+        "() => window.scrollBy(0, document.getElementById('campaign-audience').getBoundingClientRect().top - 80)"
+    )
+    screenshot(page, "campaign-composer")
     page.click("button[name=_continue]")
     page.wait_for_url(re.compile(r"/admin/campaigns/campaign/\d+/change/"))
     return int(re.search(r"/campaign/(\d+)/change/", page.url).group(1))

@@ -1,13 +1,17 @@
+import contextlib
 import json
+import os
 import shutil
 import subprocess
+import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from django.conf import settings
-from django.db import connections
+from django.db import connection, connections
 from kombu import Connection, Queue
 
 from events.broker import events_exchange
@@ -114,3 +118,88 @@ def stopped_rabbitmq(rabbitmq_service):
         yield start
     finally:
         start()
+
+
+def test_database_url():
+    """DATABASE_URL of the test database (what a subprocess needs to see this run's data)."""
+    parts = urlsplit(settings.DATABASE_URL)
+    return urlunsplit(parts._replace(path="/" + connection.settings_dict["NAME"]))
+
+
+def process_env(**extra):
+    """The environment for a worker or consumer process of this test run."""
+    return dict(
+        os.environ,
+        DATABASE_URL=test_database_url(),
+        CELERY_QUEUE=settings.CELERY_TASK_DEFAULT_QUEUE,
+        REDIS_URL=settings.REDIS_URL,
+        CELERY_BROKER_URL=settings.CELERY_BROKER_URL,
+        EVENTS_BROKER_URL=settings.EVENTS_BROKER_URL,
+        **extra,
+    )
+
+
+@contextlib.contextmanager
+def celery_worker_process(**extra_env):
+    """`celery -A crm_project worker` on this test database and this run's queue; stopped afterwards."""
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "crm_project",
+            "worker",
+            "--pool=solo",
+            "--loglevel=WARNING",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "-Q",
+            settings.CELERY_TASK_DEFAULT_QUEUE,
+        ],
+        cwd=settings.BASE_DIR,
+        env=process_env(**extra_env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        yield worker
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+
+
+@pytest.fixture
+def fresh_tenant(db):
+    """A tenant of this test only (committed, with an admin), dropped afterwards with what it left in public."""
+    from events.models import InboxMessage, OutboxEvent, TransactionalEmail
+    from tenancy.models import Tenant
+    from tenancy.services import tenant_create
+
+    slug = f"evt-{uuid.uuid4().hex[:8]}"
+    created = committed(
+        lambda: tenant_create(
+            slug=slug,
+            domain=f"{slug}.localhost",
+            admin_email=f"admin@{slug}.localhost",
+            admin_password="fresh-pass-123",
+        )
+    )
+    schema = created.tenant.schema_name
+    created.tenant.admin_email = created.admin_email
+    yield created.tenant
+
+    def drop():
+        connection.set_schema_to_public()
+        with connection.cursor() as cursor:
+            cursor.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        Tenant.objects.filter(schema_name=schema).delete()
+        for model in (InboxMessage, OutboxEvent, TransactionalEmail):
+            model.objects.filter(tenant=schema).delete()
+
+    committed(drop)

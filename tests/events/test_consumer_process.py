@@ -1,7 +1,6 @@
 """The consumer as it runs in production: its own process, committed data, a RabbitMQ restart, SIGTERM."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -10,35 +9,11 @@ import uuid
 
 import pytest
 from django.conf import settings
-from django.db import connection
 from django_tenants.utils import schema_context
 from kombu import Connection, Exchange
 
 from events.broker import webshop_dead_letter_exchange, webshop_dead_letter_queue, webshop_queue
-from tests.events.conftest import committed, rabbitmq_app, require_rabbitmqctl, wait_for_broker
-
-
-@pytest.fixture
-def fresh_tenant(db):
-    """A tenant of this test only (committed), dropped afterwards with everything it left in public."""
-    from events.models import InboxMessage, OutboxEvent, TransactionalEmail
-    from tenancy.models import Tenant
-    from tenancy.services import tenant_create
-
-    slug = f"bus-{uuid.uuid4().hex[:8]}"
-    created = committed(lambda: tenant_create(slug=slug, domain=f"{slug}.localhost"))
-    schema = created.tenant.schema_name
-    yield schema
-
-    def drop():
-        connection.set_schema_to_public()
-        with connection.cursor() as cursor:
-            cursor.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        Tenant.objects.filter(schema_name=schema).delete()
-        for model in (InboxMessage, OutboxEvent, TransactionalEmail):
-            model.objects.filter(tenant=schema).delete()
-
-    committed(drop)
+from tests.events.conftest import committed, process_env, rabbitmq_app, require_rabbitmqctl, wait_for_broker
 
 
 @pytest.fixture
@@ -85,15 +60,7 @@ def wait_until(predicate, process, timeout=30):
 def test_the_consumer_process_survives_a_rabbitmq_restart_and_stops_cleanly(fresh_tenant, topology):
     require_rabbitmqctl()
     exchange, queue = topology
-    env = dict(
-        os.environ,
-        DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{connection.settings_dict['NAME']}",
-        WEBSHOP_EVENTS_EXCHANGE=exchange,
-        WEBSHOP_EVENTS_QUEUE=queue,
-        EVENTS_BROKER_URL=settings.EVENTS_BROKER_URL,
-        REDIS_URL=settings.REDIS_URL,
-        CELERY_QUEUE=settings.CELERY_TASK_DEFAULT_QUEUE,
-    )
+    env = process_env(WEBSHOP_EVENTS_EXCHANGE=exchange, WEBSHOP_EVENTS_QUEUE=queue)
     process = subprocess.Popen(
         [sys.executable, "manage.py", "consume_webshop_events"],
         cwd=settings.BASE_DIR,
@@ -104,8 +71,8 @@ def test_the_consumer_process_survives_a_rabbitmq_restart_and_stops_cleanly(fres
     try:
         wait_for_queue(queue, process)
         first = [f"before{n}@example.com" for n in range(3)]
-        publish(exchange, [upsert(email, fresh_tenant) for email in first])
-        wait_until(lambda: customers_in(fresh_tenant) == sorted(first), process)
+        publish(exchange, [upsert(email, fresh_tenant.schema_name) for email in first])
+        wait_until(lambda: customers_in(fresh_tenant.schema_name) == sorted(first), process)
 
         rabbitmq_app("stop_app")
         try:
@@ -114,8 +81,10 @@ def test_the_consumer_process_survives_a_rabbitmq_restart_and_stops_cleanly(fres
             rabbitmq_app("start_app")
             wait_for_broker()
         after = [f"after{n}@example.com" for n in range(3)]
-        publish(exchange, [upsert(email, fresh_tenant) for email in after])
-        wait_until(lambda: customers_in(fresh_tenant) == sorted(first + after), process, timeout=60)
+        publish(exchange, [upsert(email, fresh_tenant.schema_name) for email in after])
+        wait_until(
+            lambda: customers_in(fresh_tenant.schema_name) == sorted(first + after), process, timeout=60
+        )
 
         process.send_signal(signal.SIGTERM)
         out, err = process.communicate(timeout=15)

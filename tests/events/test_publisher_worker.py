@@ -1,62 +1,20 @@
 """End to end: a committed change kicks the publisher task, a real Celery worker publishes it."""
 
 import json
-import os
-import subprocess
-import sys
 import time
 
 import pytest
-from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 
 from events.models import OutboxEvent
 from events.services import event_emit
-from tests.events.conftest import committed
+from tests.events.conftest import celery_worker_process, committed
 
 
 @pytest.fixture
 def celery_worker(db, redis_service):
-    """`celery -A crm_project worker` on this test database and this run's queue."""
-    database = connection.settings_dict["NAME"]
-    env = dict(
-        os.environ,
-        DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{database}",
-        CELERY_QUEUE=settings.CELERY_TASK_DEFAULT_QUEUE,
-        REDIS_URL=settings.REDIS_URL,
-        CELERY_BROKER_URL=settings.CELERY_BROKER_URL,
-        EVENTS_BROKER_URL=settings.EVENTS_BROKER_URL,
-    )
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "crm_project",
-            "worker",
-            "--pool=solo",
-            "--loglevel=WARNING",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "-Q",
-            settings.CELERY_TASK_DEFAULT_QUEUE,
-        ],
-        cwd=settings.BASE_DIR,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
+    with celery_worker_process() as worker:
         yield worker
-    finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
 
 
 def test_a_committed_change_is_published_by_the_worker_it_kicks(events_queue, celery_worker):

@@ -4,6 +4,8 @@ from email.parser import BytesParser
 
 import pytest
 
+from tests.events.conftest import fresh_tenant  # noqa: F401  (a fixture)
+
 
 class Sink:
     """A real SMTP server (aiosmtpd) on loopback that keeps every message it accepted."""
@@ -43,6 +45,7 @@ def smtp_sink(settings):
     port = _free_port()
     controller = Controller(sink, hostname="127.0.0.1", port=port)
     controller.start()
+    sink.port = port
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST = "127.0.0.1"
     settings.EMAIL_PORT = port

@@ -22,7 +22,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from django.db.models import Exists, OuterRef, Q, TextField, Value
+from django.db.models import Exists, F, OuterRef, Q, TextField, Value
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Lower
 from django.db.models.lookups import Contains, EndsWith, Exact, In, IsNull, StartsWith
@@ -595,8 +595,6 @@ def _compile_positive(spec, operator, value, now):
 def _text_lhs(spec):
     if spec.name.startswith(ATTRIBUTES_PREFIX):
         return KeyTextTransform(spec.column, "attributes")
-    from django.db.models import F
-
     return F(spec.column)
 
 

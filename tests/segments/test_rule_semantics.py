@@ -91,6 +91,7 @@ CASES = [
     (rule("attributes.score", "in", "5, 7"), members("anna", "erik")),
     (rule("attributes.no such key", "null"), ALL),
     (rule("attributes.no such key", "notNull"), set()),
+    (rule('attributes.it\'s "x"); drop table x; --', "null"), ALL),
     # --- numbers: decimal strings or JSON numbers; between inclusive, either order ----------------
     (rule("total_spent", ">", 1000), members("anna", "fanni", "hanna")),
     (rule("total_spent", ">=", "1000"), members("anna", "cecil", "fanni", "hanna")),

@@ -253,6 +253,8 @@ EVENTS_INBOX_RETENTION_DAYS = int(env("EVENTS_INBOX_RETENTION_DAYS", "30"))
 WEBSHOP_EVENTS_EXCHANGE = env("WEBSHOP_EVENTS_EXCHANGE", "webshop.events")
 WEBSHOP_EVENTS_QUEUE = env("WEBSHOP_EVENTS_QUEUE", "crm.webshop.ingest")
 WEBSHOP_EVENTS_BATCH_SIZE = int(env("WEBSHOP_EVENTS_BATCH_SIZE", "100"))
+# How long the consumer waits for a batch to fill before applying what it has (seconds).
+WEBSHOP_EVENTS_BATCH_WAIT = float(env("WEBSHOP_EVENTS_BATCH_WAIT", "0.5"))
 # Order emails for orders placed longer ago than this are not sent (a historic import is no news).
 TRANSACTIONAL_EMAIL_MAX_AGE_HOURS = int(env("TRANSACTIONAL_EMAIL_MAX_AGE_HOURS", "72"))
 

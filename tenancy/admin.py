@@ -6,6 +6,7 @@ from django.contrib.auth.admin import GroupAdmin as BaseGroupAdmin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.models import Group, User
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.validators import validate_email
 from django.db import connection
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -15,13 +16,14 @@ from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationFo
 from unfold.widgets import (
     UnfoldAdminEmailInputWidget,
     UnfoldAdminIntegerFieldWidget,
+    UnfoldAdminSelectWidget,
     UnfoldAdminTextareaWidget,
     UnfoldAdminTextInputWidget,
     UnfoldBooleanSwitchWidget,
 )
 
 from .models import Domain, Tenant
-from .roles import TENANT_SETTINGS_PERMISSION, user_role
+from .roles import MARKETER, ROLE_CHOICES, TENANT_SETTINGS_PERMISSION, user_role, user_role_assign
 from .services import tenant_activate, tenant_create, tenant_deactivate, validate_domain, validate_slug
 from .tenant_settings import TENANT_SETTINGS_FIELDS, tenant_settings_update
 
@@ -262,11 +264,56 @@ admin.site.unregister(User)
 admin.site.unregister(Group)
 
 
+class TenantUserCreationForm(UserCreationForm):
+    """A tenant's new user: the email is the username (as for the first admin), and a role."""
+
+    role = forms.ChoiceField(choices=ROLE_CHOICES, initial=MARKETER, widget=UnfoldAdminSelectWidget)
+
+    class Meta(UserCreationForm.Meta):
+        fields = ("username",)
+        labels = {"username": "Email (the user's login)"}
+
+    def clean_username(self):
+        username = (self.cleaned_data.get("username") or "").strip().lower()
+        try:
+            validate_email(username)
+        except ValidationError:
+            raise ValidationError("Use the user's email address as the login.")
+        if User.objects.filter(username__iexact=username).exists():
+            raise ValidationError("A user with this email already exists.")
+        return username
+
+    def save(self, commit=True):
+        user = super().save(commit=False)
+        user.email = user.username
+        user.is_staff = True
+        if commit:
+            user.save()
+        return user
+
+
 @admin.register(User)
 class UserAdmin(BaseUserAdmin, ModelAdmin):
     form = UserChangeForm
     add_form = UserCreationForm
     change_password_form = AdminPasswordChangeForm
+    tenant_add_fieldsets = ((None, {"fields": ("username", "role", "password1", "password2")}),)
+
+    def get_fieldsets(self, request, obj=None):
+        if obj is None and not on_public_host(request):
+            return self.tenant_add_fieldsets
+        return super().get_fieldsets(request, obj)
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is None and not on_public_host(request):
+            kwargs["form"] = TenantUserCreationForm
+        return super().get_form(request, obj, **kwargs)
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if not change and "role" in form.cleaned_data:
+            user_role_assign(user=obj, role=form.cleaned_data["role"])
+
     list_display = ["username", "email", "first_name", "last_name", "role", "is_active", "last_login"]
     list_filter = ["is_active", "is_superuser", "groups"]
 

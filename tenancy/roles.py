@@ -36,6 +36,25 @@ def roles_ensure():
     return admin, marketer
 
 
+ROLE_CHOICES = [
+    (MARKETER, "Marketer: customers, segments, templates, campaigns, reports"),
+    (ADMIN, "Admin: everything, plus users, roles and the tenant's settings"),
+]
+
+
+def user_role_assign(*, user, role):
+    """Give `user` exactly one of the two roles (and admin access); other groups are kept."""
+    if role not in (ADMIN, MARKETER):
+        raise ValueError(f"unknown role {role!r}")
+    admin, marketer = roles_ensure()
+    user.groups.remove(admin, marketer)
+    user.groups.add(admin if role == ADMIN else marketer)
+    if not user.is_staff:
+        user.is_staff = True
+        user.save(update_fields=["is_staff"])
+    return user
+
+
 def user_role(user):
     """'Admin', 'Marketer' or '' for display: superusers count as admins."""
     if user.is_superuser:

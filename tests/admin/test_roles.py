@@ -148,3 +148,73 @@ def test_it_shows_each_users_role_in_the_list(role_admin, marketer):
 def test_it_hides_operators_tenant_admin_on_a_tenant_host(admin_client_a):
     assert admin_client_a.get("/admin/tenancy/tenant/").status_code == 403
     assert admin_client_a.get("/admin/tenancy/domain/").status_code == 403
+
+
+def test_it_lets_an_admin_add_a_marketer_with_email_as_login(role_admin):
+    client = host_client(role_admin)
+    assert 'name="role"' in client.get("/admin/auth/user/add/").content.decode()
+
+    response = client.post(
+        "/admin/auth/user/add/",
+        {
+            "username": " New.Person@Shop.example ",
+            "role": MARKETER,
+            "password1": "Long-pass-4-new",
+            "password2": "Long-pass-4-new",
+        },
+    )
+
+    assert response.status_code == 302
+    user = get_user_model().objects.get(username="new.person@shop.example")
+    assert (user.email, user.is_staff, user.is_superuser) == ("new.person@shop.example", True, False)
+    assert user_role(user) == MARKETER
+    assert user.has_perm("campaigns.add_campaign") and not user.has_perm("auth.view_user")
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        ({"username": "not-an-email", "role": MARKETER}, "username"),
+        ({"username": "admin@tenant-a.localhost", "role": MARKETER}, "username"),
+        ({"username": "ok@shop.example", "role": "Owner"}, "role"),
+    ],
+)
+def test_it_refuses_a_bad_new_user_naming_the_field_and_adds_nobody(role_admin, data, field):
+    users = get_user_model().objects.count()
+
+    response = host_client(role_admin).post(
+        "/admin/auth/user/add/", {**data, "password1": "Long-pass-4-new", "password2": "Long-pass-4-new"}
+    )
+
+    assert response.status_code == 200
+    assert field in response.context["adminform"].form.errors
+    assert get_user_model().objects.count() == users
+
+
+def test_it_brings_roles_up_to_date_after_a_migrate_of_a_tenant_schema(tenant):
+    from django.apps import apps
+    from django.contrib.auth.models import Permission
+
+    from tenancy.roles import roles_sync_after_migrate
+
+    marketer = Group.objects.get(name=MARKETER)
+    lost = Permission.objects.get(codename="add_campaign")
+    marketer.permissions.remove(lost)
+
+    roles_sync_after_migrate(sender=list(apps.get_app_configs())[-1], using="default")
+
+    assert marketer.permissions.filter(pk=lost.pk).exists()
+
+
+def test_it_gives_the_public_schema_no_roles_after_a_migrate(tenant):
+    from django.apps import apps
+    from django.db import connection
+
+    from tenancy.roles import roles_sync_after_migrate
+
+    connection.set_schema_to_public()
+    Group.objects.filter(name__in=[ADMIN, MARKETER]).delete()
+
+    roles_sync_after_migrate(sender=list(apps.get_app_configs())[-1], using="default")
+
+    assert not Group.objects.filter(name__in=[ADMIN, MARKETER]).exists()

@@ -56,11 +56,11 @@ SELECT url FROM target
 """
 
 
-def _hit_params(*, tenant, recipient_id, ip, user_agent, occurred_at):
+def _hit_params(*, tenant, recipient_id, ip, user_agent, occurred_at, machine=False):
     agent = (user_agent or "").replace("\x00", "")[:USER_AGENT_MAX]
     return {
         "recipient": recipient_id,
-        "machine": is_machine_agent(user_agent=agent, ip=ip),
+        "machine": machine or is_machine_agent(user_agent=agent, ip=ip),
         "window": tenant.machine_open_window_seconds,
         "ip": ip,
         "agent": agent,
@@ -79,11 +79,18 @@ def hit_record_open(*, tenant, recipient_id, ip=None, user_agent="", occurred_at
         return cursor.rowcount == 1
 
 
-def hit_record_click(*, tenant, recipient_id, link_id, ip=None, user_agent="", occurred_at=None):
+def hit_record_click(
+    *, tenant, recipient_id, link_id, ip=None, user_agent="", occurred_at=None, machine=False
+):
     """Append one click hit and return the link's URL, or None (nothing written) when the link is not
-    one of the recipient's campaign."""
+    one of the recipient's campaign. `machine` marks a hit known to be a machine's (a HEAD request)."""
     params = _hit_params(
-        tenant=tenant, recipient_id=recipient_id, ip=ip, user_agent=user_agent, occurred_at=occurred_at
+        tenant=tenant,
+        recipient_id=recipient_id,
+        ip=ip,
+        user_agent=user_agent,
+        occurred_at=occurred_at,
+        machine=machine,
     )
     params["link"] = link_id
     with connection.cursor() as cursor:

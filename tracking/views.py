@@ -114,6 +114,8 @@ def click_redirect(request, token):
             link_id=ids[1],
             ip=client_ip(request),
             user_agent=request.META.get("HTTP_USER_AGENT", ""),
+            # Link checkers and scanners ask with HEAD; a person's browser never does.
+            machine=request.method == "HEAD",
         )
     except DatabaseError:
         logger.exception("click not resolved")

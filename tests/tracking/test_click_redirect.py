@@ -72,3 +72,9 @@ def test_it_shows_the_invalid_link_page_in_the_tenants_name_without_reflecting_i
     response = web.get("/t/c/%3Cscript%3Ealert(1)%3C%2Fscript%3E")
     assert response.status_code == 404
     assert b"alert(1)" not in response.content
+
+
+def test_it_answers_a_head_request_but_counts_it_as_a_machine(web, sent):
+    response = web.head(click_path(sent.recipients[0], sent.links[0]))
+    assert (response.status_code, response["Location"]) == (302, "https://shop.example.com/sale")
+    assert list(Hit.objects.values_list("kind", "is_machine")) == [("c", True)]

@@ -6,10 +6,19 @@ services call them explicitly after the order change commits. Each hook takes ke
   order_status_changed(order_id=..., old=str, new=str) after an order's status changed
 """
 
+import logging
+
+logger = logging.getLogger(__name__)
+
 order_recorded = []
 order_status_changed = []
 
 
 def run(hooks, **kwargs):
+    """Call every hook. Hooks run after the change committed: one that fails is logged and must not
+    turn the committed change into an error for the caller (nor keep the other hooks from running)."""
     for hook in hooks:
-        hook(**kwargs)
+        try:
+            hook(**kwargs)
+        except Exception:
+            logger.exception("customers hook %s failed for %s", getattr(hook, "__qualname__", hook), kwargs)

@@ -1,5 +1,8 @@
+import time
+
 import pytest
 from django.db import connection
+from django_tenants.utils import schema_context
 
 from customers import services
 from customers.serializers import CustomerInputSerializer, OrderInputSerializer
@@ -34,3 +37,31 @@ def customer_factory(tenant):
 @pytest.fixture
 def order_factory(tenant):
     return make_order
+
+
+@pytest.fixture
+def fresh_tenant(django_db_blocker):
+    """A new tenant with committed data (for other connections: threads, a worker), dropped after.
+    Yields (host, schema, API token)."""
+    from django.contrib.auth import get_user_model
+    from rest_framework.authtoken.models import Token
+
+    from tenancy.models import Domain, Tenant
+    from tenancy.services import tenant_create
+
+    slug = f"cust-conc-{int(time.time() * 1000) % 10**8}"
+    with django_db_blocker.unblock():
+        created = tenant_create(slug=slug, domain=f"{slug}.localhost")
+        schema = created.tenant.schema_name
+        with schema_context(schema):
+            user = get_user_model().objects.create_user(username="api@example.com", password="x-password-1")
+            token = Token.objects.create(user=user).key
+        try:
+            yield created.domain.domain, schema, token
+        finally:
+            connection.set_schema_to_public()
+            with connection.cursor() as cursor:
+                cursor.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            OutboxEvent.objects.filter(tenant=schema).delete()
+            Domain.objects.filter(tenant__schema_name=schema).delete()
+            Tenant.objects.filter(schema_name=schema).delete()

@@ -307,3 +307,18 @@ def test_it_refuses_items_adding_up_beyond_the_largest_total(api, tenant):
     assert response.status_code == 400
     assert response.json() == {"total": ["The items add up to more than 999999999999.99."]}
     assert snapshot() == before
+
+
+def test_it_answers_success_when_an_after_commit_hook_fails(
+    api, monkeypatch, django_capture_on_commit_callbacks
+):
+    calls = []
+
+    def broken(**kwargs):
+        raise RuntimeError("mail server on fire")
+
+    monkeypatch.setattr(hooks, "order_recorded", [broken, lambda **kw: calls.append(kw)])
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post_order(api)
+    assert response.status_code == 201
+    assert calls == [{"order_id": response.json()["id"], "created": True}]

@@ -1,0 +1,76 @@
+"""An admin upload imported by a real Celery worker (its own process and connection)."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+from django_tenants.utils import schema_context
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_it_imports_an_uploaded_list_on_a_real_worker(fresh_tenant, django_db_blocker, redis_service):
+    from customers.models import Customer, ImportJob
+    from customers.services import import_job_start
+
+    host, schema, token = fresh_tenant
+    queue = f"customers-import-test-{os.getpid()}"
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.DATABASES["default"].get("TEST_URL", "")
+        or f"postgres://{connection.settings_dict['USER']}@{connection.settings_dict['HOST']}:"
+        f"{connection.settings_dict['PORT']}/{connection.settings_dict['NAME']}",
+        "CELERY_QUEUE": queue,
+    }
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "crm_project",
+            "worker",
+            "-Q",
+            queue,
+            "--pool",
+            "solo",
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+            "--loglevel",
+            "WARNING",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        with django_db_blocker.unblock(), schema_context(schema):
+            upload = SimpleUploadedFile("list.csv", b"email,first_name,tags\nw1@example.com,W,vip\nbad,X,\n")
+            from celery import current_app
+
+            current_app.conf.task_default_queue = queue
+            try:
+                job = import_job_start(upload=upload)  # autocommit: enqueued at once
+            finally:
+                current_app.conf.task_default_queue = settings.CELERY_TASK_DEFAULT_QUEUE
+            deadline = time.monotonic() + 45
+            while time.monotonic() < deadline:
+                job.refresh_from_db()
+                if job.status in ("done", "failed"):
+                    break
+                time.sleep(0.3)
+            assert (job.status, job.rows, job.created, job.failed, job.percent) == ("done", 2, 1, 1, 100)
+            assert job.errors == [[3, "email 'bad' is not a valid address"]]
+            assert list(Customer.objects.values_list("email", "first_name")) == [("w1@example.com", "W")]
+            ImportJob.objects.all().delete()
+    finally:
+        worker.terminate()
+        output = worker.communicate(timeout=20)[0].decode(errors="replace")
+        assert "Traceback" not in output, output

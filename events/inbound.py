@@ -319,5 +319,9 @@ def webshop_consume(*, handlers, once=False, max_messages=None, batch_size=None,
     """Consume the webshop's queue; returns ConsumeStats. See the module docstring."""
     from django.conf import settings
 
-    consumer = WebshopConsumer(handlers=handlers, batch_size=batch_size or settings.WEBSHOP_EVENTS_BATCH_SIZE)
+    consumer = WebshopConsumer(
+        handlers=handlers,
+        batch_size=batch_size or settings.WEBSHOP_EVENTS_BATCH_SIZE,
+        wait=settings.WEBSHOP_EVENTS_BATCH_WAIT,
+    )
     return consumer.run(once=once, max_messages=max_messages, install_signals=install_signals)

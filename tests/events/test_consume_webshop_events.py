@@ -20,6 +20,7 @@ def webshop(rabbitmq_service, settings):
     suffix = uuid.uuid4().hex[:10]
     settings.WEBSHOP_EVENTS_EXCHANGE = f"test.webshop.events.{suffix}"
     settings.WEBSHOP_EVENTS_QUEUE = f"crm.webshop.test-{suffix}"
+    settings.WEBSHOP_EVENTS_BATCH_WAIT = 0.1  # the messages are all there already
     bus = WebshopBus(settings.WEBSHOP_EVENTS_EXCHANGE)
     yield bus
     with Connection(settings.EVENTS_BROKER_URL) as conn:

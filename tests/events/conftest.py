@@ -37,7 +37,14 @@ class EventsQueue:
 
     def __init__(self):
         self.name = f"test.crm-events.{uuid.uuid4().hex[:12]}"
-        self.queue = Queue(self.name, exchange=events_exchange(), routing_key="#", durable=True)
+        # x-expires: a queue left behind by a killed test run disappears by itself after 10 minutes.
+        self.queue = Queue(
+            self.name,
+            exchange=events_exchange(),
+            routing_key="#",
+            durable=True,
+            queue_arguments={"x-expires": 600_000},
+        )
 
     def declare(self):
         with Connection(settings.EVENTS_BROKER_URL) as conn:

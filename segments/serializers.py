@@ -74,7 +74,11 @@ class SegmentUpdateSerializer(StrictInput):
     def __init__(self, *args, partial=False, **kwargs):
         super().__init__(*args, partial=partial, **kwargs)
         if not partial:
+            # PUT replaces the segment: what it leaves out takes its default (rules then are required
+            # of a dynamic segment by the service).
             self.fields["name"].required = True
+            self.fields["description"].default = ""
+            self.fields["rules"].default = None
 
 
 class PreviewSerializer(StrictInput):

@@ -496,3 +496,15 @@ def test_it_answers_409_when_a_higher_app_guards_the_delete(api, tenant, monkeyp
     assert response.status_code == 409
     assert response.json() == {"detail": "A scheduled campaign sends to this segment."}
     assert Segment.objects.filter(pk=segment["id"]).exists()
+
+
+def test_it_treats_put_as_a_replacement(api, tenant):
+    segment = api.post("/api/segments", {"name": "s", "description": "old", "rules": VIP_RULES}).json()
+    before = snapshot()
+    response = api.put(f"/api/segments/{segment['id']}", {"name": "s2"})
+    assert response.status_code == 400
+    assert response.json() == {"rules": ["A dynamic segment needs rules."]}
+    assert snapshot() == before
+    response = api.put(f"/api/segments/{segment['id']}", {"name": "s2", "rules": VIP_RULES})
+    assert response.status_code == 200
+    assert response.json()["description"] == ""

@@ -52,6 +52,9 @@ class RuleBuilderWidget(UnfoldAdminTextareaWidget):
 
 
 class SegmentForm(forms.ModelForm):
+    description = forms.CharField(
+        required=False, max_length=services.MAX_DESCRIPTION_LENGTH, widget=UnfoldAdminTextareaWidget
+    )
     rules = forms.JSONField(
         required=False,
         help_text=_("Built above, or edited here as react-querybuilder JSON (the API's format)."),

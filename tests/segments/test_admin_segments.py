@@ -188,3 +188,13 @@ def test_it_creates_a_static_segment_ignoring_whatever_the_builder_held(browser,
         assert response.status_code == 302
         segment = Segment.objects.get(name=f"hand-picked {index}")
         assert (segment.kind, segment.rules) == ("static", None)
+
+
+def test_it_refuses_an_overlong_description_in_the_form(browser, tenant):
+    response = browser.post(
+        "/admin/segments/segment/add/",
+        {"name": "long", "description": "x" * 10_001, "kind": "dynamic", "rules": json.dumps(VIP_RULES)},
+    )
+    assert response.status_code == 200
+    assert "Ensure this value has at most 10000 characters" in response.content.decode()
+    assert Segment.objects.count() == 0

@@ -35,7 +35,8 @@ def customers_search(queryset, *, term):
 
 
 def tag_ids_named(*, names):
-    lowered = [name.strip().lower() for name in names if name.strip()]
+    """{lower-case name: id} of the existing tags with these names, ignoring case."""
+    lowered = [name.strip().lower() for name in names if name and name.strip()]
     return dict(
         Tag.objects.annotate(lname=Lower("name")).filter(lname__in=lowered).values_list("lname", "id")
     )

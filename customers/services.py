@@ -13,7 +13,7 @@ from rest_framework.exceptions import ValidationError as DRFValidationError
 from events.models import OutboxEvent
 from events.services import event_emit
 
-from . import hooks
+from . import hooks, selectors
 from .models import (
     NON_COUNTING_ORDER_STATUSES,
     Address,
@@ -99,13 +99,7 @@ def tags_ensure(*, names):
             "ON CONFLICT ((lower(name))) DO NOTHING",
             [names],
         )
-    return tag_ids_for(names=names)
-
-
-def tag_ids_for(*, names):
-    """Ids of the existing tags with these names, ignoring case."""
-    lowered = [name.strip().lower() for name in names if name and name.strip()]
-    return list(Tag.objects.alias(lname=Lower("name")).filter(lname__in=lowered).values_list("id", flat=True))
+    return list(selectors.tag_ids_named(names=names).values())
 
 
 def _tags_set(customer, names):
@@ -307,7 +301,7 @@ def _customers_retag(*, customer_ids, tag_names, add):
                 "WHERE c.id = ANY(%s) AND c.erased_at IS NULL ON CONFLICT DO NOTHING RETURNING customer_id"
             )
         else:
-            tag_ids = tag_ids_for(names=tag_names)
+            tag_ids = list(selectors.tag_ids_named(names=tag_names).values())
             sql = (
                 f"DELETE FROM {CustomerTag._meta.db_table} WHERE tag_id = ANY(%s) AND customer_id = ANY(%s) "
                 "RETURNING customer_id"

@@ -71,14 +71,16 @@ class _Redirect(HttpResponseRedirect):
 
 
 def _page_headers(view):
-    """Pages behind our email links: never cached, never indexed, never framed, no referrer leaks
-    the token, no script runs."""
+    """Pages behind our email links: never cached, never indexed, never framed, no referrer carries
+    the token to another site, no script runs."""
 
     @wraps(view)
     def wrapped(request, *args, **kwargs):
         response = view(request, *args, **kwargs)
         response["Cache-Control"] = NO_STORE
-        response["Referrer-Policy"] = "no-referrer"
+        # same-origin, not no-referrer: with no-referrer browsers send "Origin: null" on the form's
+        # POST and CSRF rejects the preference centre; other sites still never see the token.
+        response["Referrer-Policy"] = "same-origin"
         response["X-Robots-Tag"] = "noindex, nofollow"
         response["Content-Security-Policy"] = (
             "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; "

@@ -84,6 +84,8 @@ def world(django_db_setup, django_db_blocker):
                 "open": [make_token("o", r.pk) for r in recipients],
                 "click": make_token("c", recipients[2].pk, link.pk),
                 "unsubscribe": make_token("u", recipients[1].pk),
+                "preferences": make_token("p", recipients[0].customer_id),
+                "unsubscribe_by_page": make_token("u", recipients[2].pk),
             }
         connection.set_schema_to_public()
     yield {
@@ -264,3 +266,42 @@ def test_it_counts_every_hit_sent_over_http_after_the_worker_rolls_up(
         "unsubscribes": 1,
     }
     assert stats["open_rate"] == 2 / 3
+
+
+CHROMIUM = "/usr/lib/chromium/chromium"
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium")
+def test_a_browser_without_javascript_saves_preferences_and_unsubscribes(world, server, django_db_blocker):
+    from playwright.sync_api import sync_playwright
+
+    from customers.models import Customer
+
+    base = f"http://{world['host']}:{server}"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", f"--host-resolver-rules=MAP {world['host']} 127.0.0.1"],
+        )
+        try:
+            page = browser.new_page(java_script_enabled=False)
+            page.goto(f"{base}/p/{world['preferences']}")
+            assert page.is_checked("input[name=email_transactional]")
+            page.uncheck("input[name=email_transactional]")
+            page.click("button[type=submit]")
+            assert "Your preferences are saved." in page.content()
+            page.goto(f"{base}/u/{world['unsubscribe_by_page']}")
+            page.click("button[type=submit]")
+            assert "You are unsubscribed" in page.content()
+            page.click("button[type=submit]")  # "Subscribe again"
+            assert "Welcome back" in page.content()
+        finally:
+            browser.close()
+    with django_db_blocker.unblock(), schema_context(world["tenant"].schema_name):
+        ann, cy = Customer.objects.filter(email__in=["ann@example.com", "cy@example.com"]).order_by("email")
+        assert (ann.email_marketing, ann.email_transactional) == (True, False)
+        assert (cy.email_marketing, cy.unsubscribed_at) == (True, None)
+        assert list(cy.interactions.order_by("id").values_list("kind", flat=True)) == [
+            "unsubscribed",
+            "preferences",
+        ]

@@ -39,7 +39,7 @@ def test_it_shows_a_page_with_a_button_and_a_get_changes_nothing(web, sent, tena
     assert "a•••@example.com" in html and "ann@example.com" not in html
     assert "<script" not in html
     assert response["Cache-Control"].startswith("no-store")
-    assert response["Referrer-Policy"] == "no-referrer"
+    assert response["Referrer-Policy"] == "same-origin"
     assert "default-src 'none'" in response["Content-Security-Policy"]
     web.head(unsubscribe_path(recipient))
     assert _nothing_changed(recipient)

@@ -148,7 +148,9 @@ def _seed(site_domain):
     )
 
 
-@pytest.fixture(scope="session")
+# Module scope: the site (and its tenant schema) goes away as soon as the browser tests are done, so
+# the rest of the suite never meets an extra serving tenant.
+@pytest.fixture(scope="module")
 def site(django_db_setup, django_db_blocker):
     """The browser tenant with its seed data, gunicorn, a Celery worker and an SMTP sink."""
     from tests.conftest import require_service
@@ -201,7 +203,7 @@ def site(django_db_setup, django_db_blocker):
             Tenant.objects.filter(pk=created.tenant.pk).delete()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium():
     from playwright.sync_api import sync_playwright
 

@@ -16,6 +16,11 @@ def site_title(request):
     return request.tenant.name if _on_tenant_host(request) else _("CRM platform")
 
 
+def site_url(request):
+    """No "Return to site" link: a tenant's host serves the admin, the API and tracking links only."""
+    return None
+
+
 def site_subheader(request):
     return _("CRM and email campaigns") if _on_tenant_host(request) else _("Operators")
 

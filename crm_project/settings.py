@@ -180,7 +180,7 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["crm_project.parsers.SafeJSONParser"],
     "DEFAULT_PAGINATION_CLASS": "crm_project.pagination.Pagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": [
@@ -332,6 +332,7 @@ UNFOLD = {
     "SITE_TITLE": "crm_project.admin_site.site_title",
     "SITE_HEADER": "crm_project.admin_site.site_title",
     "SITE_SUBHEADER": "crm_project.admin_site.site_subheader",
+    "SITE_URL": "crm_project.admin_site.site_url",
     "SITE_SYMBOL": "campaign",
     "SHOW_HISTORY": True,
     "SHOW_VIEW_ON_SITE": False,

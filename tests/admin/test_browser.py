@@ -57,7 +57,8 @@ def test_it_logs_a_marketer_in_through_the_login_form(chromium, site):
         page.fill("input[name=username]", site.marketer_email)
         page.fill("input[name=password]", "not-the-password")
         page.click("button[type=submit]")
-        assert "correct username and password" in page.inner_text("body")
+        expect(page.get_by_text("correct username and password")).to_be_visible()
+        page.wait_for_load_state("networkidle")
         screenshot(page, "login")
 
         page.fill("input[name=username]", site.marketer_email)

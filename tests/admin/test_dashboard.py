@@ -160,3 +160,13 @@ def test_it_counts_money_customers_without_loading_them(admin_client_a, django_a
         response = admin_client_a.get("/admin/")
 
     assert response.context["dashboard"]["customers"]["total"] == 30
+
+
+def test_it_links_to_no_public_site_from_the_login_page(tenant):
+    from tests.admin.conftest import host_client
+
+    response = host_client().get("/admin/login/")
+
+    assert response.status_code == 200
+    assert response.context["site_url"] is None
+    assert "Return to site" not in response.content.decode()

@@ -7,12 +7,12 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import filters, generics, status
 from rest_framework.exceptions import ValidationError
-from rest_framework.parsers import JSONParser
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from crm_project.api import ERROR_400, ERROR_404, ERROR_409, Conflict, PayloadTooLarge
+from crm_project.parsers import SafeJSONParser
 
 from . import selectors, services
 from .filters import CustomerFilter
@@ -35,7 +35,7 @@ ERROR_415 = OpenApiResponse(description="The body is not JSON.")
 WRITE_ERRORS = {400: ERROR_400, 413: ERROR_413, 415: ERROR_415}
 
 
-class LimitedJSONParser(JSONParser):
+class LimitedJSONParser(SafeJSONParser):
     """JSON bodies up to DATA_UPLOAD_MAX_MEMORY_SIZE; a bigger one is a 413 before it is read."""
 
     def parse(self, stream, media_type=None, parser_context=None):

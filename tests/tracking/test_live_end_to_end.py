@@ -301,7 +301,5 @@ def test_a_browser_without_javascript_saves_preferences_and_unsubscribes(world, 
         ann, cy = Customer.objects.filter(email__in=["ann@example.com", "cy@example.com"]).order_by("email")
         assert (ann.email_marketing, ann.email_transactional) == (True, False)
         assert (cy.email_marketing, cy.unsubscribed_at) == (True, None)
-        assert list(cy.interactions.order_by("id").values_list("kind", flat=True)) == [
-            "unsubscribed",
-            "preferences",
-        ]
+        consent = cy.interactions.filter(kind__in=["unsubscribed", "preferences"]).order_by("id")
+        assert list(consent.values_list("kind", flat=True)) == ["unsubscribed", "preferences"]

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 from django.db import connection
 
 from tests.conftest import IN_CI
@@ -62,9 +63,34 @@ def committed_tenant(django_db_blocker):
         Tenant.objects.filter(pk=created.tenant.pk).delete()
 
 
+class LiveServer:
+    """Requests to 127.0.0.1:<port> with the tenant's Host header (no name resolution needed)."""
+
+    def __init__(self, domain, port):
+        self.domain, self.port = domain, port
+        self.session = requests.Session()
+        self.session.headers["Host"] = domain
+
+    def request(self, method, path, **kwargs):
+        kwargs.setdefault("timeout", 20)
+        return self.session.request(method, f"http://127.0.0.1:{self.port}{path}", **kwargs)
+
+    def get(self, path, **kwargs):
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path, **kwargs):
+        return self.request("POST", path, **kwargs)
+
+    def login(self, username, password):
+        token = self.post("/api/auth/token", json={"username": username, "password": password}).json()[
+            "token"
+        ]
+        self.session.headers["Authorization"] = f"Token {token}"
+
+
 @pytest.fixture
-def live_server_url(committed_tenant):
-    """gunicorn serving the test database on a free port; yields the tenant's base URL."""
+def live_server(committed_tenant):
+    """gunicorn serving the test database on a free port, as the committed tenant's host."""
     port = free_port()
     settings_db = connection.settings_dict
     env = dict(os.environ)
@@ -91,7 +117,7 @@ def live_server_url(committed_tenant):
     )
     try:
         wait_for_port(port)
-        yield f"http://{committed_tenant.get_primary_domain().domain}:{port}", port
+        yield LiveServer(committed_tenant.get_primary_domain().domain, port)
     finally:
         process.terminate()
         process.wait(timeout=15)

@@ -29,14 +29,21 @@ def _wait_for_postgres(timeout=60):
     raise RuntimeError("PostgreSQL did not come back")
 
 
-def test_it_answers_503_while_postgres_restarts_and_keeps_aggregates_exact(committed_tenant, live_server_url):
+def _order(external_id):
+    return {
+        "external_id": external_id,
+        "customer_email": "loyal@fault.example",
+        "status": "paid",
+        "currency": "HUF",
+        "total": "10.00",
+        "placed_at": "2026-01-01T10:00:00Z",
+        "items": [{"sku": "A", "name": "A", "quantity": 1, "unit_price": "10.00"}],
+    }
+
+
+def test_it_answers_503_while_postgres_restarts_and_keeps_aggregates_exact(committed_tenant, live_server):
     require_root_control("pg_ctlcluster")
-    base, _port = live_server_url
-    session = requests.Session()
-    token = session.post(
-        f"{base}/api/auth/token", json={"username": "ops@fault.example", "password": "fault-pass-123"}
-    ).json()["token"]
-    session.headers["Authorization"] = f"Token {token}"
+    live_server.login("ops@fault.example", "fault-pass-123")
     statuses, created, stop = [], [], threading.Event()
 
     def load():
@@ -45,19 +52,7 @@ def test_it_answers_503_while_postgres_restarts_and_keeps_aggregates_exact(commi
             n += 1
             external_id = f"fault-order-{n}"
             try:
-                response = session.post(
-                    f"{base}/api/orders",
-                    json={
-                        "external_id": external_id,
-                        "customer_email": "loyal@fault.example",
-                        "status": "paid",
-                        "currency": "HUF",
-                        "total": "10.00",
-                        "placed_at": "2026-01-01T10:00:00Z",
-                        "items": [{"sku": "A", "name": "A", "quantity": 1, "unit_price": "10.00"}],
-                    },
-                    timeout=20,
-                )
+                response = live_server.post("/api/orders", json=_order(external_id))
             except requests.RequestException:
                 statuses.append("connection-error")
                 continue
@@ -79,10 +74,10 @@ def test_it_answers_503_while_postgres_restarts_and_keeps_aggregates_exact(commi
     stop.set()
     worker.join(timeout=60)
 
-    assert 500 not in statuses and 502 not in statuses
+    assert 500 not in statuses and 502 not in statuses, statuses
     assert 503 in statuses or "connection-error" in statuses, statuses
-    index_first_failure = next(i for i, s in enumerate(statuses) if s not in (200, 201))
-    assert any(s in (200, 201) for s in statuses[index_first_failure:]), "requests did not recover"
+    first_failure = next(i for i, s in enumerate(statuses) if s not in (200, 201))
+    assert any(s in (200, 201) for s in statuses[first_failure:]), "requests did not recover"
 
     with schema_context(committed_tenant.schema_name):
         from customers.models import Customer, Order

@@ -4,7 +4,6 @@ import subprocess
 import time
 from datetime import timedelta
 
-import requests
 from django.core.cache import cache
 from django.utils import timezone
 from django_tenants.utils import schema_context
@@ -33,16 +32,9 @@ def _redis_up():
     )
 
 
-def test_it_keeps_serving_the_api_and_tracking_without_redis(
-    committed_tenant, live_server_url, redis_service
-):
+def test_it_keeps_serving_the_api_and_tracking_without_redis(committed_tenant, live_server, redis_service):
     require_root_control("redis-server")
-    base, _port = live_server_url
-    session = requests.Session()
-    token = session.post(
-        f"{base}/api/auth/token", json={"username": "ops@fault.example", "password": "fault-pass-123"}
-    ).json()["token"]
-    session.headers["Authorization"] = f"Token {token}"
+    live_server.login("ops@fault.example", "fault-pass-123")
     with schema_context(committed_tenant.schema_name):
         from campaigns.models import Campaign, CampaignRecipient
         from campaigns.tokens import make_token
@@ -62,17 +54,14 @@ def test_it_keeps_serving_the_api_and_tracking_without_redis(
     try:
         time.sleep(0.5)
         assert not _redis_up()
-        listing = session.get(f"{base}/api/customers")
-        assert listing.status_code == 200
-        pixel = requests.get(
-            f"{base}/t/o/{open_token}", headers={"User-Agent": "Mozilla/5.0 (Windows NT 10.0)"}
-        )
+        assert live_server.get("/api/customers").status_code == 200
+        pixel = live_server.get(f"/t/o/{open_token}", headers={"User-Agent": "Mozilla/5.0 (Windows NT 10.0)"})
         assert pixel.status_code == 200 and pixel.headers["Content-Type"] == "image/gif"
         with schema_context(committed_tenant.schema_name):
             from tracking.models import Hit
 
             assert Hit.objects.filter(recipient_id=recipient.id).count() == 1
-        health = requests.get(f"{base}/healthz")
+        health = live_server.get("/healthz")
         assert health.status_code == 503 and health.json()["checks"]["redis"]["ok"] is False
         assert cache.get("anything", "fallback") == "fallback"
     finally:
@@ -82,4 +71,4 @@ def test_it_keeps_serving_the_api_and_tracking_without_redis(
                 break
             time.sleep(0.1)
     assert _redis_up()
-    assert requests.get(f"{base}/healthz").status_code == 200
+    assert live_server.get("/healthz").status_code == 200

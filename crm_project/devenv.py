@@ -138,6 +138,9 @@ def run():
             )
         )
         say("Celery worker and beat started")
+    if reachable("127.0.0.1", 5672) or os.environ.get("EVENTS_BROKER_URL"):
+        children.append(subprocess.Popen([PY, str(BASE_DIR / "manage.py"), "consume_webshop_events"], cwd=BASE_DIR))
+        say("webshop event consumer started (exchange webshop.events)")
     port = os.environ.get("PORT", "8012")
     say(f"admin:    http://{DEMO['domain']}:{port}/admin/   login {DEMO['email']} / {DEMO['password']}")
     say(f"API docs: http://{DEMO['domain']}:{port}/api/docs/")

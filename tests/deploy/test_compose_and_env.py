@@ -33,7 +33,7 @@ def test_it_lists_every_variable_the_settings_read_in_env_example():
 
 def test_it_names_every_service_in_compose():
     services = _compose()["services"]
-    assert {"postgres", "redis", "rabbitmq", "mailpit", "web", "worker", "beat", "migrate"} <= set(services)
+    assert {"postgres", "redis", "rabbitmq", "mailpit", "web", "worker", "beat", "migrate", "webshop-consumer"} <= set(services)
     assert services["web"]["command"].startswith("gunicorn crm_project.wsgi")
     assert services["worker"]["command"].startswith("celery -A crm_project worker")
     assert services["beat"]["command"].startswith("celery -A crm_project beat")
@@ -42,7 +42,7 @@ def test_it_names_every_service_in_compose():
 
 def test_it_passes_every_setting_to_the_app_containers():
     services = _compose()["services"]
-    for name in ("web", "worker", "beat", "migrate"):
+    for name in ("web", "worker", "beat", "migrate", "webshop-consumer"):
         service = services[name]
         env_files = [entry["path"] if isinstance(entry, dict) else entry for entry in service["env_file"]]
         assert ".env.example" in env_files, name  # every variable, with its documented default

@@ -1,6 +1,7 @@
 """Writes of the tracking app: hits, their roll-up, unsubscribes, preferences and delivery events."""
 
 import logging
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -491,17 +492,26 @@ class DeliveryOutcome:
     counted: Counter = field(default_factory=Counter)
 
 
+# campaigns.messages.message_id: "<c{campaign}.r{recipient}.{digest}@domain>"; reading the ids out of it
+# finds the row by primary key, where a search by message_id alone would scan the table.
+_OUR_MESSAGE_ID_RE = re.compile(r"^c(\d{1,18})\.r(\d{1,18})\.[0-9a-f]+@")
+
+
 def _recipient_for(*, recipient_id=None, message_id=None, email=None):
     queryset = CampaignRecipient.objects.all()
     if email:
         queryset = queryset.filter(email=email)
     if recipient_id:
         return queryset.filter(pk=recipient_id).first()
-    if message_id:
-        bare = message_id.strip().strip("<>")
-        if bare:
-            return queryset.filter(message_id__in=[bare, f"<{bare}>"]).order_by("-id").first()
-    return None
+    bare = (message_id or "").strip().strip("<>")
+    if not bare:
+        return None
+    candidates = [bare, f"<{bare}>"]
+    ours = _OUR_MESSAGE_ID_RE.match(bare)
+    if ours:
+        campaign_id, recipient_id = map(int, ours.groups())
+        return queryset.filter(pk=recipient_id, campaign_id=campaign_id, message_id__in=candidates).first()
+    return queryset.filter(message_id__in=candidates).order_by("-id").first()
 
 
 @transaction.atomic

@@ -250,3 +250,24 @@ def test_it_leaves_a_temporary_mailgun_failure_alone(web, sent):
     )
     assert _state(recipient) == ("sent", False)
     assert Suppression.objects.count() == 0
+
+
+def test_it_finds_the_recipient_by_the_senders_message_id_by_primary_key(
+    web, sent, django_assert_max_num_queries
+):
+    from campaigns.messages import message_id
+    from tracking import services
+
+    recipient = sent.recipients[2]
+    mid = message_id(
+        campaign_id=recipient.campaign_id, recipient_id=recipient.pk, domain="tenant-a.localhost"
+    )
+    CampaignRecipient.objects.filter(pk=recipient.pk).update(message_id=mid)
+    found = services._recipient_for(message_id=mid.strip("<>"), email="cy@example.com")
+    assert found.pk == recipient.pk
+    forged = mid.replace(f".r{recipient.pk}.", f".r{sent.recipients[0].pk}.")
+    assert services._recipient_for(message_id=forged) is None
+    payload = postmark_bounce(recipient, metadata=False)
+    payload["MessageID"] = mid
+    assert _post(web, payload).status_code == 200
+    assert _state(recipient) == ("bounced", False)

@@ -103,8 +103,8 @@ class TenantSettingsForm(forms.ModelForm):
             "reply_to": "Where replies go; empty means the sender address.",
             "postal_address": "Required by anti-spam laws in most countries; shown in every marketing email.",
             "send_rate_per_second": "Campaigns never send faster than this (1 to 10000).",
-            "track_opens": "Default for new campaigns.",
-            "track_clicks": "Default for new campaigns.",
+            "track_opens": "Off: no campaign of this account carries an open pixel, whatever it says itself.",
+            "track_clicks": "Off: no campaign of this account rewrites its links, whatever it says itself.",
             "machine_open_window_seconds": "Opens this soon after delivery count as machine opens (prefetchers).",
         }
         widgets = {
@@ -128,7 +128,8 @@ def tenant_settings_view(request):
         raise PermissionDenied
     # Fresh rows: the form's instance is changed by validation, the service's is not.
     tenant = Tenant.objects.get(pk=tenant.pk)
-    form = TenantSettingsForm(request.POST or None, instance=Tenant.objects.get(pk=tenant.pk))
+    data = request.POST if request.method == "POST" else None
+    form = TenantSettingsForm(data, instance=Tenant.objects.get(pk=tenant.pk))
     status = 200
     if request.method == "POST":
         if form.is_valid():

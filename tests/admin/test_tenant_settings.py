@@ -135,3 +135,41 @@ def test_it_does_not_exist_on_the_public_host(django_user_model, tenant):
     operator = django_user_model.objects.create_superuser("op2", "op2@x.test", "pw-operator-2")
 
     assert host_client(operator, host=PUBLIC_HOST).get(URL).status_code == 404
+
+
+def test_it_refuses_settings_that_are_not_tenant_settings_and_changes_nothing(tenant):
+    from django.core.exceptions import ValidationError
+
+    from tenancy.tenant_settings import tenant_settings_update
+
+    before = _settings(tenant.pk)
+
+    with pytest.raises(ValidationError) as error:
+        tenant_settings_update(tenant=tenant, changes={"name": "Hijacked", "from_name": "Shop"})
+
+    assert error.value.message_dict == {"name": ["This setting cannot be changed here."]}
+    assert _settings(tenant.pk) == before
+
+
+def test_it_refuses_settings_of_the_public_tenant(tenant):
+    from django.core.exceptions import ValidationError
+
+    from tenancy.tenant_settings import tenant_settings_update
+
+    public = Tenant.objects.get(schema_name="public")
+
+    with pytest.raises(ValidationError) as error:
+        tenant_settings_update(tenant=public, changes={"from_name": "Platform"})
+
+    assert "tenant" in error.value.message_dict
+    assert Tenant.objects.get(pk=public.pk).from_name == ""
+
+
+def test_it_reports_only_what_changed(tenant):
+    from tenancy.tenant_settings import tenant_settings_update
+
+    first = tenant_settings_update(tenant=tenant, changes={"from_name": "Shop", "send_rate_per_second": 50})
+    again = tenant_settings_update(tenant=tenant, changes={"from_name": " Shop ", "send_rate_per_second": 50})
+
+    assert first == ["from_name"]
+    assert again == []

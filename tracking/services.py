@@ -26,14 +26,15 @@ USER_AGENT_MAX = 512
 # One round trip each. A lost hit costs one count, a slow one costs every hit behind it, so the
 # commit does not wait for the WAL flush (synchronous_commit off for this implicit transaction
 # only: a crash of PostgreSQL itself may lose the last fraction of a second of hits, nothing else).
-# The recipient's sent_at decides in the same statement whether the hit came too soon after
-# sending to be a person.
+# The recipient's delivery time (the ESP's, else when we sent it) decides in the same statement
+# whether the hit came too soon after arriving to be a person.
 
 _OPEN_SQL = """
 SET LOCAL synchronous_commit TO OFF;
 INSERT INTO tracking_hits (kind, campaign_id, recipient_id, link_id, is_machine, ip, user_agent, occurred_at)
 SELECT 'o', r.campaign_id, r.id, NULL,
-       %(machine)s OR r.sent_at IS NULL OR %(at)s < r.sent_at + %(window)s * interval '1 second',
+       %(machine)s OR r.sent_at IS NULL
+           OR %(at)s < GREATEST(r.sent_at, r.delivered_at) + %(window)s * interval '1 second',
        %(ip)s, %(agent)s, %(at)s
 FROM campaign_recipients r
 WHERE r.id = %(recipient)s
@@ -42,14 +43,15 @@ WHERE r.id = %(recipient)s
 _CLICK_SQL = """
 SET LOCAL synchronous_commit TO OFF;
 WITH target AS (
-    SELECT r.id, r.campaign_id, r.sent_at, l.id AS link_id, l.url
+    SELECT r.id, r.campaign_id, r.sent_at, r.delivered_at, l.id AS link_id, l.url
     FROM campaign_recipients r
     JOIN campaign_links l ON l.campaign_id = r.campaign_id
     WHERE r.id = %(recipient)s AND l.id = %(link)s
 ), hit AS (
     INSERT INTO tracking_hits (kind, campaign_id, recipient_id, link_id, is_machine, ip, user_agent, occurred_at)
     SELECT 'c', t.campaign_id, t.id, t.link_id,
-           %(machine)s OR t.sent_at IS NULL OR %(at)s < t.sent_at + %(window)s * interval '1 second',
+           %(machine)s OR t.sent_at IS NULL
+               OR %(at)s < GREATEST(t.sent_at, t.delivered_at) + %(window)s * interval '1 second',
            %(ip)s, %(agent)s, %(at)s
     FROM target t
 )

@@ -117,3 +117,13 @@ def test_it_takes_the_client_address_from_our_proxy_only_when_told_to(web, sent,
         ("203.0.113.77", False),
         (None, False),
     ]
+
+
+def test_it_counts_the_window_from_delivery_when_the_esp_reported_it(web, tenant):
+    now = timezone.now()
+    late = make_sent_campaign(name="Late", emails=("l1@example.com",), sent_at=now - timedelta(minutes=5))
+    type(late.recipients[0]).objects.filter(pk=late.recipients[0].pk).update(
+        status="delivered", delivered_at=now - timedelta(seconds=2)
+    )
+    web.get(open_path(late.recipients[0]))
+    assert list(Hit.objects.values_list("is_machine", flat=True)) == [True]

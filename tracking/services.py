@@ -546,8 +546,8 @@ def delivery_event_apply(
         )
         if result.status_changed and outcome != DELIVERED:
             kind = "email_complained" if outcome == COMPLAINED else "email_bounced"
-            Interaction.objects.create(
-                customer_id=recipient.customer_id,
+            interaction_add(
+                customer=Customer(pk=recipient.customer_id),
                 kind=kind,
                 body={
                     BOUNCED: "Email bounced (hard).",

@@ -1,12 +1,17 @@
 """Mail transport for campaigns: Django's mail API (MAIL_MAILER picks the backend), DKIM for SMTP,
 and one place that decides whether a delivery error is worth retrying."""
 
+import binascii
+import re
 import smtplib
+import uuid
 from dataclasses import dataclass
-from functools import cache
+from email.header import Header
+from email.utils import formatdate
+from functools import cache, lru_cache
 
 from django.conf import settings
-from django.core.mail import get_connection
+from django.core.mail import BadHeaderError, get_connection
 from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 from django.core.mail.message import sanitize_address
 
@@ -49,18 +54,115 @@ def dkim_sign(raw, *, domain):
     )
 
 
-class DKIMEmailBackend(SMTPBackend):
-    """Django's SMTP backend, signing every message with the sending domain's DKIM key."""
+CRLF = "\r\n"
+ADDRESS_HEADERS = {"from", "to", "reply-to"}
+OWN_HEADERS = ADDRESS_HEADERS | {
+    "subject",
+    "date",
+    "mime-version",
+    "content-type",
+    "content-transfer-encoding",
+}
+
+
+PLAIN_ADDRESS_RE = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+
+
+@lru_cache(maxsize=1024)
+def _sanitized(address):
+    # A pure function of its input (no tenant state): memoised because From and Reply-To repeat.
+    return sanitize_address(address, "utf-8")
+
+
+def address(value):
+    """`sanitize_address(value, "utf-8")`, with a fast path for the plain addresses most recipients have."""
+    if PLAIN_ADDRESS_RE.match(value):
+        return value
+    return _sanitized(value)
+
+
+def _header(name, value):
+    value = str(value)
+    if "\n" in value or "\r" in value:
+        raise BadHeaderError(f"Header values can't contain newlines (got {value!r} for header {name!r})")
+    if value.isascii():
+        return f"{name}: {value}"
+    encoded = Header(value, "utf-8", header_name=name).encode(linesep=CRLF)
+    return f"{name}: {encoded}"
+
+
+def _qp(text):
+    body = text.replace("\r\n", "\n").replace("\r", "\n").encode("utf-8")
+    return binascii.b2a_qp(body).replace(b"\n", b"\r\n")
+
+
+def message_bytes(message):
+    """The wire bytes (CRLF) of a campaign-shaped message: text body plus one HTML alternative.
+
+    Equivalent to `message.message().as_bytes()` for this one shape, at a fraction of the cost (the
+    email package's header folding dominated the sender's profile). Any other shape returns None and
+    goes through Django's own serialisation.
+    """
+    alternatives = getattr(message, "alternatives", None) or []
+    if (
+        message.attachments
+        or message.cc
+        or message.bcc
+        or message.content_subtype != "plain"
+        or len(alternatives) != 1
+        or alternatives[0][1] != "text/html"
+        or (message.encoding or settings.DEFAULT_CHARSET).lower() not in ("utf-8", "utf8")
+    ):
+        return None
+    extra = {name.lower(): (name, value) for name, value in message.extra_headers.items()}
+    boundary = f"=_crm_{uuid.uuid4().hex}"
+    lines = [
+        f"From: {address(extra.get('from', ('', message.from_email))[1])}",
+        "To: " + ", ".join(address(value) for value in message.to),
+    ]
+    if message.reply_to:
+        lines.append("Reply-To: " + ", ".join(address(value) for value in message.reply_to))
+    lines += [
+        _header("Subject", message.subject),
+        _header("Date", extra.get("date", ("", formatdate(localtime=True)))[1]),
+        "MIME-Version: 1.0",
+        f'Content-Type: multipart/alternative; boundary="{boundary}"',
+    ]
+    lines += [_header(name, value) for key, (name, value) in extra.items() if key not in OWN_HEADERS]
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")
+    part = (
+        f'--{boundary}\r\nContent-Type: text/%s; charset="utf-8"\r\n'
+        "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+    )
+    return b"".join(
+        [
+            head,
+            (part % "plain").encode(),
+            _qp(message.body),
+            b"\r\n",
+            (part % "html").encode(),
+            _qp(alternatives[0][0]),
+            f"\r\n--{boundary}--\r\n".encode(),
+        ]
+    )
+
+
+class CampaignSMTPBackend(SMTPBackend):
+    """Django's SMTP backend with fast serialisation of campaign messages and optional DKIM signing."""
+
+    sign = False
 
     def _send(self, email_message):
         if not email_message.recipients():
             return False
-        encoding = email_message.encoding or settings.DEFAULT_CHARSET
-        from_email = sanitize_address(email_message.from_email, encoding)
-        recipients = [sanitize_address(addr, encoding) for addr in email_message.recipients()]
-        raw = email_message.message().as_bytes(linesep="\r\n")
-        domain = from_email.rpartition("@")[2].strip(">").strip()
-        raw = dkim_sign(raw, domain=domain) + raw
+        from_email = address(email_message.from_email)
+        recipients = [address(value) for value in email_message.recipients()]
+        raw = message_bytes(email_message)
+        if raw is None:
+            raw = email_message.message().as_bytes(linesep="\r\n")
+        if self.sign:
+            domain = from_email.rpartition("@")[2].strip(">").strip()
+            raw = dkim_sign(raw, domain=domain) + raw
         try:
             self.connection.sendmail(from_email, recipients, raw)
         except smtplib.SMTPException:
@@ -70,14 +172,23 @@ class DKIMEmailBackend(SMTPBackend):
         return True
 
 
+class DKIMEmailBackend(CampaignSMTPBackend):
+    """The campaign SMTP backend, signing every message with the sending domain's DKIM key."""
+
+    sign = True
+
+
 def mail_connection(**overrides):
-    """A connection of the configured backend (MAIL_MAILER); SMTP is DKIM-signed when a key is set.
+    """A connection of the configured backend (MAIL_MAILER); SMTP serialises campaign messages
+    itself and signs them with DKIM when a key is set.
 
     `overrides` (host, port, timeout, ...) go to the backend, e.g. to aim a benchmark at a sink.
     """
     backend = None
-    if settings.EMAIL_BACKEND == "django.core.mail.backends.smtp.EmailBackend" and dkim_enabled():
-        backend = "campaigns.mail.DKIMEmailBackend"
+    if settings.EMAIL_BACKEND == "django.core.mail.backends.smtp.EmailBackend":
+        backend = (
+            "campaigns.mail.DKIMEmailBackend" if dkim_enabled() else "campaigns.mail.CampaignSMTPBackend"
+        )
     return get_connection(backend=backend, fail_silently=False, **overrides)
 
 

@@ -39,6 +39,24 @@ def trackable_urls(html_source):
     return seen
 
 
+def with_tracked_links(html_source, links):
+    """The template with each trackable link's href replaced by `{{ crm_links.l<link id> }}`.
+
+    Done once per campaign on the source, so per recipient the renderer fills in the click URLs
+    instead of a regex pass over every rendered message. Returns (source, link ids used)."""
+    used = []
+
+    def replace(match):
+        url = html.unescape(match.group(3)).strip()
+        link_id = links.get(url)
+        if link_id is None:
+            return match.group(0)
+        used.append(link_id)
+        return f"{match.group(1)}{match.group(2)}{{{{ crm_links.l{link_id} }}}}{match.group(2)}"
+
+    return HREF_RE.sub(replace, html_source or ""), sorted(set(used))
+
+
 def sending_domain(from_email):
     return from_email.rpartition("@")[2].lower() or "localhost"
 
@@ -68,12 +86,14 @@ class CampaignComposer:
         postal_address); `links`: {url: CampaignLink id} for click tracking."""
         self.campaign_id = campaign.id or 0  # 0: a test copy of an unsaved campaign
         self.campaign_name = campaign.name
+        self.campaign_data = {"name": campaign.name}
         self.track_opens = campaign.track_opens and not test
         self.track_clicks = campaign.track_clicks and not test and bool(links)
         self.test = test
-        self.compiled = compile_message(
-            subject=content["subject"], html=content["html"], text=content["text"]
-        )
+        html_source, self.tracked_link_ids = content["html"], []
+        if self.track_clicks:
+            html_source, self.tracked_link_ids = with_tracked_links(content["html"], links)
+        self.compiled = compile_message(subject=content["subject"], html=html_source, text=content["text"])
         self.html_has_unsubscribe = bool(UNSUBSCRIBE_VAR_RE.search(content["html"] or ""))
         text_source = content["text"] if (content["text"] or "").strip() else content["html"]
         self.text_has_unsubscribe = bool(UNSUBSCRIBE_VAR_RE.search(text_source or ""))
@@ -91,12 +111,13 @@ class CampaignComposer:
         self.schema = connection.schema_name
         self.mailto = settings.MAIL_UNSUBSCRIBE_MAILTO
 
-    def context(self, *, customer, unsubscribe_url, preferences_url):
+    def context(self, *, customer, unsubscribe_url, preferences_url, links=None):
         return {
             "customer": customer,
             "unsubscribe_url": unsubscribe_url,
             "preferences_url": preferences_url,
-            "campaign": {"name": self.campaign_name},
+            "campaign": self.campaign_data,
+            "crm_links": links or {},
         }
 
     def compose(self, *, recipient_id, email, customer_id, customer):
@@ -104,12 +125,16 @@ class CampaignComposer:
         unsubscribe_token = tokens.make_token("u", recipient_id, schema=self.schema)
         unsubscribe = f"{self.base_url}/u/{unsubscribe_token}"
         preferences = tokens.preferences_url(self.base_url, customer_id)
+        links = {
+            f"l{link_id}": tokens.click_url(self.base_url, recipient_id, link_id)
+            for link_id in self.tracked_link_ids
+        }
         rendered = self.compiled.render(
-            self.context(customer=customer, unsubscribe_url=unsubscribe, preferences_url=preferences)
+            self.context(
+                customer=customer, unsubscribe_url=unsubscribe, preferences_url=preferences, links=links
+            )
         )
         body_html, body_text = rendered.html, rendered.text
-        if self.track_clicks:
-            body_html = self._rewrite_links(body_html, recipient_id)
         if not self.html_has_unsubscribe:
             body_html = _insert_before_body_end(body_html, self._html_footer(unsubscribe))
         if not self.text_has_unsubscribe:
@@ -149,17 +174,6 @@ class CampaignComposer:
         message.metadata = {"schema": self.schema, "campaign": self.campaign_id, "recipient": recipient_id}
         message.tags = ["test" if self.test else "campaign"]
         return message, mid
-
-    def _rewrite_links(self, body_html, recipient_id):
-        def replace(match):
-            url = html.unescape(match.group(3)).strip()
-            link_id = self.links.get(url)
-            if link_id is None:
-                return match.group(0)
-            tracked = tokens.click_url(self.base_url, recipient_id, link_id)
-            return f"{match.group(1)}{match.group(2)}{tracked}{match.group(2)}"
-
-        return HREF_RE.sub(replace, body_html)
 
     def _html_footer(self, unsubscribe):
         address = html.escape(self.postal_address).replace("\n", "<br>")

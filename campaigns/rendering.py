@@ -204,13 +204,12 @@ class CompiledMessage:
                 self.text = None
 
     def render(self, context):
-        data = {key: plain(value) for key, value in context.items()}
-        subject = self.subject.render(Context(data, autoescape=False))
-        html = self.html.render(Context(data, autoescape=True))
-        if self.text is not None:
-            text = self.text.render(Context(data, autoescape=False))
-        else:
-            text = html_to_text(html)
+        # One Context for the three parts (only the escaping differs): a Context is costly to build.
+        ctx = Context({key: plain(value) for key, value in context.items()}, autoescape=True)
+        html = self.html.render(ctx)
+        ctx.autoescape = False
+        subject = self.subject.render(ctx)
+        text = self.text.render(ctx) if self.text is not None else html_to_text(html)
         # A subject is one header line: folded whitespace would break it.
         subject = re.sub(r"\s+", " ", subject).strip()
         return Rendered(subject=subject, html=html, text=text)

@@ -330,7 +330,7 @@ def _require(campaign, to, only_from=None):
     _check_transition(campaign.status, to, only_from)
 
 
-def campaign_start(*, campaign):
+def campaign_start(*, campaign, enqueue=True):
     """draft/scheduled -> sending: snapshot the content, freeze the audience, enqueue the senders.
 
     All in one transaction: when anything is wrong (no segment, empty audience, broken content) it
@@ -362,7 +362,8 @@ def campaign_start(*, campaign):
                 }
             )
         links_ensure(campaign=campaign)
-        senders_enqueue(campaign_id=campaign.pk)
+        if enqueue:  # `manage.py send_campaign` sends in-process instead
+            senders_enqueue(campaign_id=campaign.pk)
     return campaign
 
 

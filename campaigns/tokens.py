@@ -5,6 +5,10 @@ tenant A is invalid on tenant B's host, and it names exactly what it stands for 
 link of that recipient's campaign, a customer). Tokens never expire: an old email keeps working.
 """
 
+import base64
+import hashlib
+import hmac
+
 from django.conf import settings
 from django.core import signing
 from django.db import connection
@@ -39,7 +43,28 @@ def make_token(kind, *ids, schema=None):
     """`make_token("c", recipient_id, link_id)` -> a URL-safe signed token."""
     assert kind in KINDS
     value = ".".join(_b62(int(i)) for i in ids)
-    return _signer(kind, schema).sign(value).replace(":", "~")
+    return f"{value}~{_signature(kind, schema or connection.schema_name, value)}"
+
+
+_HMACS = {}
+
+
+def _signature(kind, schema, value):
+    """Exactly `Signer(salt=..., algorithm="sha256").signature(value)`, with the derived key's HMAC
+    kept per (kind, schema, secret): the sender signs ~6 tokens per message and Signer derives the
+    key afresh each time. Only the key material is cached, never tenant data."""
+    cache_key = (kind, schema, settings.SECRET_KEY)
+    prototype = _HMACS.get(cache_key)
+    if prototype is None:
+        salt = f"crm.tracking.{kind}.{schema}signer"
+        key = hashlib.sha256((salt + settings.SECRET_KEY).encode()).digest()
+        prototype = hmac.new(key, digestmod=hashlib.sha256)
+        if len(_HMACS) > 10_000:
+            _HMACS.clear()
+        _HMACS[cache_key] = prototype
+    mac = prototype.copy()
+    mac.update(value.encode())
+    return base64.urlsafe_b64encode(mac.digest()).strip(b"=").decode()
 
 
 def read_token(kind, token, *, schema=None):

@@ -129,6 +129,7 @@ def dashboard_sending(*, now=None):
                 "finished": campaign.status == "sent",
             }
         )
+    rows.sort(key=lambda row: row["finished"])  # still sending first, just finished after
     return rows
 
 

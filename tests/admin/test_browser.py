@@ -294,6 +294,7 @@ def test_it_follows_a_sending_campaign_live_on_the_dashboard(marketer_page, site
     )
     expect(row).to_have_attribute("data-percent", "50.0")
     expect(row).to_contain_text("2 of 4 recipients done")
+    page.locator("#dashboard-sending").scroll_into_view_if_needed()
     screenshot(page, "dashboard-sending")
 
     def finish():

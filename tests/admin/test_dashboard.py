@@ -170,3 +170,23 @@ def test_it_links_to_no_public_site_from_the_login_page(tenant):
     assert response.status_code == 200
     assert response.context["site_url"] is None
     assert "Return to site" not in response.content.decode()
+
+
+def test_it_lists_campaigns_still_sending_before_those_just_finished(admin_client_a):
+    person = _customer("order@x.test", consent=True)
+    done = Campaign.objects.create(
+        name="Done",
+        subject="x",
+        status="sent",
+        started_at=timezone.now() - timedelta(minutes=5),
+        sent_at=timezone.now(),
+    )
+    _recipients(done, [person], "sent")
+    running = Campaign.objects.create(
+        name="Running", subject="x", status="sending", started_at=timezone.now()
+    )
+    _recipients(running, [person], "pending")
+
+    rows = admin_client_a.get("/admin/").context["dashboard"]["sending"]
+
+    assert [(r["campaign"].name, r["finished"]) for r in rows] == [("Running", False), ("Done", True)]

@@ -229,8 +229,15 @@ def delivery_error(exc):
     if AnymailAPIError and isinstance(exc, AnymailAPIError):
         status = getattr(exc, "status_code", None)
         transient = status is None or status >= 500 or status == 429
-        return DeliveryError(permanent=not transient, reason=f"ESP error {status}: {str(exc)[:500]}")
-    return DeliveryError(permanent=True, reason=f"{type(exc).__name__}: {str(exc)[:500]}")
+        return DeliveryError(permanent=not transient, reason=f"ESP error {status}: {_describe(exc)}")
+    return DeliveryError(permanent=True, reason=f"{type(exc).__name__}: {_describe(exc)}")
+
+
+def _describe(exc):
+    try:
+        return str(exc)[:500]
+    except Exception:  # an exception whose __str__ fails (e.g. an ESP error without its response)
+        return repr(exc.args)[:500]
 
 
 def _text(value):

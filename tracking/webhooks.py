@@ -8,6 +8,8 @@ recipient by the metadata the sender attached, or by Message-ID.
 import logging
 
 from anymail.signals import EventType, RejectReason, tracking
+from django.conf import settings
+from django.core import checks
 from django.db import connection
 from django.dispatch import receiver
 from django_tenants.utils import schema_context
@@ -51,10 +53,21 @@ def _recipient_id(metadata):
         return None
 
 
+def webhook_secret_configured():
+    return bool((getattr(settings, "ANYMAIL", None) or {}).get("WEBHOOK_SECRET"))
+
+
 @receiver(tracking, dispatch_uid="tracking.webhooks.on_tracking_event")
 def on_tracking_event(sender, event, esp_name, **kwargs):
     outcome = outcome_for(event)
     if outcome is None:
+        return
+    if not webhook_secret_configured():
+        # anymail only warns when WEBHOOK_SECRET is missing and accepts anyone's post; a forged
+        # "bounced" would suppress a real customer, so unauthenticated events change nothing here.
+        logger.warning(
+            "%s %s event ignored: set ANYMAIL_WEBHOOK_SECRET to accept ESP webhooks", esp_name, outcome
+        )
         return
     metadata = event.metadata if isinstance(event.metadata, dict) else {}
     schema = metadata.get("schema")
@@ -80,3 +93,17 @@ def on_tracking_event(sender, event, esp_name, **kwargs):
         return
     with schema_context(schema):
         services.delivery_event_apply(**arguments)
+
+
+@checks.register(checks.Tags.security)
+def check_webhook_secret(app_configs=None, **kwargs):
+    """An ESP mailer without a webhook secret gets no delivery events (see on_tracking_event)."""
+    if settings.EMAIL_BACKEND.startswith("anymail.") and not webhook_secret_configured():
+        return [
+            checks.Warning(
+                "ESP delivery webhooks are ignored until ANYMAIL_WEBHOOK_SECRET is set.",
+                hint="Set ANYMAIL_WEBHOOK_SECRET=user:password and give the ESP that basic-auth URL.",
+                id="tracking.W001",
+            )
+        ]
+    return []

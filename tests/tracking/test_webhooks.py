@@ -271,3 +271,24 @@ def test_it_finds_the_recipient_by_the_senders_message_id_by_primary_key(
     payload["MessageID"] = mid
     assert _post(web, payload).status_code == 200
     assert _state(recipient) == ("bounced", False)
+
+
+def test_it_ignores_events_while_no_webhook_secret_is_configured(web, sent, settings):
+    settings.ANYMAIL = {}
+    recipient = sent.recipients[0]
+    response = web.post(
+        POSTMARK_URL, data=json.dumps(postmark_bounce(recipient)), content_type="application/json"
+    )
+    assert response.status_code == 200  # anymail itself accepts it, with a warning
+    assert _state(recipient) == ("sent", False)
+    assert Suppression.objects.count() == 0
+
+
+def test_it_warns_at_start_up_about_an_esp_without_a_webhook_secret(settings):
+    from tracking.webhooks import check_webhook_secret
+
+    settings.EMAIL_BACKEND = "anymail.backends.postmark.EmailBackend"
+    settings.ANYMAIL = {}
+    assert [w.id for w in check_webhook_secret()] == ["tracking.W001"]
+    settings.ANYMAIL = {"WEBHOOK_SECRET": SECRET}
+    assert check_webhook_secret() == []

@@ -273,6 +273,7 @@ def test_it_finds_the_recipient_by_the_senders_message_id_by_primary_key(
     assert _state(recipient) == ("bounced", False)
 
 
+@pytest.mark.filterwarnings("ignore::anymail.exceptions.AnymailInsecureWebhookWarning")
 def test_it_ignores_events_while_no_webhook_secret_is_configured(web, sent, settings):
     settings.ANYMAIL = {}
     recipient = sent.recipients[0]

@@ -9,8 +9,9 @@ narrower lists (every search, most filters) are counted exactly.
 import json
 
 from django.core.exceptions import EmptyResultSet
-from django.core.paginator import Paginator
+from django.core.paginator import EmptyPage, PageNotAnInteger, Paginator
 from django.db import connections
+from django.db.models import Count, Window
 from django.utils.functional import cached_property
 
 from crm_project.pagination import Pagination
@@ -36,13 +37,34 @@ class EstimatingPaginator(Paginator):
     estimated = False
 
     @cached_property
+    def planner_estimate(self):
+        return planner_rows(self.object_list.order_by())
+
+    @cached_property
     def count(self):
-        queryset = self.object_list
-        estimate = planner_rows(queryset.order_by())
-        if estimate > ESTIMATE_ABOVE:
+        if self.planner_estimate > ESTIMATE_ABOVE:
             self.estimated = True
-            return estimate
-        return queryset.count()
+            return self.planner_estimate
+        return self.object_list.count()
+
+    def page(self, number):
+        """Below the estimate threshold, the page and the exact count come from one query
+        (count(*) OVER () rides along the page's scan): a search reads its matches once, not twice."""
+        if "count" in self.__dict__ or self.planner_estimate > ESTIMATE_ABOVE:
+            return super().page(number)
+        try:
+            number = int(number)
+        except (TypeError, ValueError):
+            raise PageNotAnInteger("That page number is not an integer")
+        if number < 1:
+            raise EmptyPage("That page number is less than 1")
+        bottom = (number - 1) * self.per_page
+        rows = list(
+            self.object_list.annotate(matching_total=Window(Count("*")))[bottom : bottom + self.per_page]
+        )
+        self.__dict__["count"] = rows[0].matching_total if rows else self.object_list.count()
+        self.validate_number(number)
+        return self._get_page(rows, number, self)
 
 
 class CustomerPagination(Pagination):

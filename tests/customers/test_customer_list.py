@@ -209,3 +209,14 @@ def test_it_estimates_the_count_only_for_very_large_lists(api, people, monkeypat
     assert response["X-Count-Estimated"] == "true"
     assert response.json()["count"] >= 1  # the planner's guess, not a count
     assert len(response.json()["results"]) == 3
+
+
+@pytest.mark.parametrize("page", ["3", "0", "-1", "abc"])
+def test_it_answers_404_for_pages_that_do_not_exist(api, people, page):
+    assert api.get("/api/customers", {"page": page, "page_size": 2}).status_code == 404
+
+
+def test_it_counts_exactly_on_the_last_page_and_past_a_search(api, people):
+    body = api.get("/api/customers", {"page": 2, "page_size": 2, "search": "example"}).json()
+    assert (body["count"], len(body["results"]), body["next"]) == (3, 1, None)
+    assert api.get("/api/customers", {"page": "last", "page_size": 2}).json()["count"] == 3

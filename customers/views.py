@@ -146,7 +146,11 @@ class CustomerListView(generics.ListAPIView):
     @extend_schema(
         summary="List customers (paginated JSON, or every matching row as CSV with ?format=csv)",
         parameters=[OpenApiParameter("format", OpenApiTypes.STR, enum=["json", "csv"])],
-        responses={200: CustomerSerializer(many=True), 400: ERROR_400},
+        responses={
+            200: CustomerSerializer(many=True),
+            400: ERROR_400,
+            404: OpenApiResponse(description="No such page."),
+        },
     )
     def get(self, request, *args, **kwargs):
         if request.accepted_renderer.format == "csv":

@@ -23,7 +23,7 @@ from unfold.widgets import (
 )
 
 from .models import Domain, Tenant
-from .roles import MARKETER, ROLE_CHOICES, TENANT_SETTINGS_PERMISSION, user_role, user_role_assign
+from .roles import ADMIN, MARKETER, ROLE_CHOICES, TENANT_SETTINGS_PERMISSION, user_role, user_role_assign
 from .services import tenant_activate, tenant_create, tenant_deactivate, validate_domain, validate_slug
 from .tenant_settings import TENANT_SETTINGS_FIELDS, tenant_settings_update
 
@@ -335,4 +335,14 @@ class UserAdmin(BaseUserAdmin, ModelAdmin):
 
 @admin.register(Group)
 class GroupAdmin(BaseGroupAdmin, ModelAdmin):
-    pass
+    """Admin and Marketer are built in (kept in step with the code after every migrate): they can be
+    read and assigned, not edited or deleted. Other groups are the tenant's own."""
+
+    def _built_in(self, request, obj):
+        return obj is not None and obj.name in (ADMIN, MARKETER) and not on_public_host(request)
+
+    def has_change_permission(self, request, obj=None):
+        return not self._built_in(request, obj) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return not self._built_in(request, obj) and super().has_delete_permission(request, obj)

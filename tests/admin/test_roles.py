@@ -2,7 +2,7 @@
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
 
 from tenancy.roles import ADMIN, MARKETER, roles_ensure, user_role
 from tests.admin.conftest import host_client
@@ -218,3 +218,27 @@ def test_it_gives_the_public_schema_no_roles_after_a_migrate(tenant):
     roles_sync_after_migrate(sender=list(apps.get_app_configs())[-1], using="default")
 
     assert not Group.objects.filter(name__in=[ADMIN, MARKETER]).exists()
+
+
+def test_it_keeps_the_built_in_roles_read_only_and_unchanged(role_admin):
+    client = host_client(role_admin)
+    marketer_group = Group.objects.get(name=MARKETER)
+    before = set(marketer_group.permissions.values_list("pk", flat=True))
+    user_perm = Permission.objects.get(codename="change_user")
+
+    response = client.post(
+        f"/admin/auth/group/{marketer_group.pk}/change/",
+        {"name": MARKETER, "permissions": [*before, user_perm.pk]},
+    )
+
+    assert response.status_code == 403
+    assert client.post(f"/admin/auth/group/{marketer_group.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert set(marketer_group.permissions.values_list("pk", flat=True)) == before
+    assert client.get(f"/admin/auth/group/{marketer_group.pk}/change/").status_code == 200  # readable
+
+
+def test_it_lets_an_admin_make_a_group_of_their_own(role_admin):
+    response = host_client(role_admin).post("/admin/auth/group/add/", {"name": "Interns", "permissions": []})
+
+    assert response.status_code == 302
+    assert Group.objects.filter(name="Interns").exists()

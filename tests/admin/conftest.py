@@ -205,7 +205,10 @@ def site(django_db_setup, django_db_blocker):
 
 @pytest.fixture(scope="module")
 def chromium():
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
+
+    # A shared 2-core machine can be slow: wait up to 15 s for what a page should come to show.
+    expect.set_options(timeout=15_000)
 
     from tests.admin.live import CHROMIUM, CHROMIUM_ARGS
 

@@ -81,9 +81,7 @@ def run(
 
 
 def _outbox_clean(prefix):
-    from events.models import OutboxEvent
-
-    OutboxEvent.objects.filter(tenant__startswith=prefix.replace("-", "_") + "_").delete()
+    data.outbox_delete(prefix=prefix)
 
 
 def _run_rows(ctx, report, selected):

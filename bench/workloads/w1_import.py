@@ -31,10 +31,8 @@ def _reset(schema):
             "customers_orderitem, customers_order, campaign_recipients, segments_segmentmember, "
             "customers_customer, customers_tag CASCADE"
         )
-    from events.models import OutboxEvent
-
     connection.set_schema_to_public()
-    OutboxEvent.objects.filter(tenant=schema).delete()
+    data.outbox_delete(tenants=[schema])
 
 
 def _baseline_copy(schema, path):

@@ -62,11 +62,36 @@ def embedded_postgres(database):
     return f"postgres://postgres@{quote(str(data), safe='')}/{database}"
 
 
+def ensure_database(url):
+    """Create the configured database when the server answers but it does not exist yet."""
+    import dj_database_url
+    import psycopg
+
+    config = dj_database_url.parse(url)
+    params = {
+        "dbname": "postgres",
+        "user": config["USER"] or "postgres",
+        "host": config["HOST"] or None,
+        "port": config["PORT"] or None,
+        "password": config["PASSWORD"] or None,
+    }
+    try:
+        with psycopg.connect(
+            **{k: v for k, v in params.items() if v}, autocommit=True, connect_timeout=3
+        ) as conn:
+            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [config["NAME"]]).fetchone():
+                conn.execute(f'CREATE DATABASE "{config["NAME"]}"')
+    except psycopg.Error as exc:
+        say(f"could not check database {config['NAME']}: {exc}")
+
+
 def choose_database(*, prefer_local):
     if os.environ.get("DATABASE_URL"):
+        ensure_database(os.environ["DATABASE_URL"])
         return "configured"
     if prefer_local and reachable("127.0.0.1", 5432):
         os.environ["DATABASE_URL"] = "postgres://postgres@127.0.0.1:5432/crm"
+        ensure_database(os.environ["DATABASE_URL"])
         return "local PostgreSQL at 127.0.0.1:5432"
     os.environ["DATABASE_URL"] = embedded_postgres("crm")
     return "embedded PostgreSQL (pgserver) with data in var/pgdata"
@@ -139,7 +164,9 @@ def run():
         )
         say("Celery worker and beat started")
     if reachable("127.0.0.1", 5672) or os.environ.get("EVENTS_BROKER_URL"):
-        children.append(subprocess.Popen([PY, str(BASE_DIR / "manage.py"), "consume_webshop_events"], cwd=BASE_DIR))
+        children.append(
+            subprocess.Popen([PY, str(BASE_DIR / "manage.py"), "consume_webshop_events"], cwd=BASE_DIR)
+        )
         say("webshop event consumer started (exchange webshop.events)")
     port = os.environ.get("PORT", "8012")
     say(f"admin:    http://{DEMO['domain']}:{port}/admin/   login {DEMO['email']} / {DEMO['password']}")

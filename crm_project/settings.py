@@ -77,6 +77,8 @@ TENANT_MODEL = "tenancy.Tenant"
 TENANT_DOMAIN_MODEL = "tenancy.Domain"
 TENANT_TEMPLATE_SCHEMA = "tenant_template"
 TENANT_LIMIT_SET_CALLS = True
+# Paths that answer an image whatever happens (open pixels), even with the database down.
+ALWAYS_AN_IMAGE_PATHS = ["/t/o/"]
 PUBLIC_SCHEMA_URLCONF = "crm_project.urls_public"
 ROOT_URLCONF = "crm_project.urls"
 DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]

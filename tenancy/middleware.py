@@ -1,12 +1,30 @@
-from django.http import HttpResponse
+import base64
+import logging
+
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, connection
+from django.http import HttpResponse, JsonResponse
 from django_tenants.middleware.main import TenantMainMiddleware
+
+logger = logging.getLogger(__name__)
+
+# A transparent 1x1 GIF: what an email client must get for its open pixel, even with the database down.
+TRANSPARENT_GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 
 
 class TenantMiddleware(TenantMainMiddleware):
-    """Resolves the tenant from the host; a deactivated tenant's hosts answer 410 Gone."""
+    """Resolves the tenant from the host.
+
+    A deactivated tenant's hosts answer 410 Gone. With the database unreachable (a restart, a
+    fail-over) the answer is a 503 with Retry-After, never a 500, and still an image for open pixels.
+    """
 
     def process_request(self, request):
-        response = super().process_request(request)
+        try:
+            response = super().process_request(request)
+        except (OperationalError, InterfaceError) as exc:
+            logger.warning("database unavailable while resolving the tenant: %s", exc)
+            return database_unavailable(request)
         if response is not None:
             return response
         tenant = getattr(request, "tenant", None)
@@ -15,10 +33,18 @@ class TenantMiddleware(TenantMainMiddleware):
             and (not tenant.is_active or tenant.is_template)
             and tenant.schema_name != "public"
         ):
-            from django.db import connection
-
             connection.set_schema_to_public()
             return HttpResponse(
                 "This account is not active.", status=410, content_type="text/plain; charset=utf-8"
             )
         return None
+
+
+def database_unavailable(request):
+    if request.path.startswith(tuple(settings.ALWAYS_AN_IMAGE_PATHS)):
+        response = HttpResponse(TRANSPARENT_GIF, content_type="image/gif")
+        response["Cache-Control"] = "no-store, no-cache, must-revalidate, max-age=0, private"
+        return response
+    response = JsonResponse({"detail": "The service is temporarily unavailable; retry shortly."}, status=503)
+    response["Retry-After"] = "5"
+    return response

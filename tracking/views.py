@@ -4,7 +4,6 @@ The pixel and the redirect are the hot path: one statement each (see services), 
 template. The pages are plain HTML that works without JavaScript and reflect nothing from the request.
 """
 
-import base64
 import ipaddress
 import logging
 from functools import wraps
@@ -18,12 +17,13 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_http_methods
 
 from campaigns.tokens import make_token, read_token
+from tenancy.middleware import TRANSPARENT_GIF
 
 from . import selectors, services
 
 logger = logging.getLogger(__name__)
 
-PIXEL_GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
+PIXEL_GIF = TRANSPARENT_GIF
 NO_STORE = "no-store, no-cache, must-revalidate, max-age=0, private"
 
 

@@ -41,7 +41,7 @@ def require_root_control(command):
 
 
 @pytest.fixture
-def committed_tenant(django_db_blocker):
+def committed_tenant(django_db_setup, django_db_blocker):
     """A fresh tenant whose data is committed (visible to other processes), dropped afterwards."""
     from tenancy.models import Tenant
     from tenancy.services import tenant_create
@@ -89,7 +89,7 @@ class LiveServer:
 
 
 @pytest.fixture
-def live_server(committed_tenant):
+def gunicorn_server(committed_tenant):
     """gunicorn serving the test database on a free port, as the committed tenant's host."""
     port = free_port()
     settings_db = connection.settings_dict

@@ -4,7 +4,6 @@ import subprocess
 import threading
 import time
 from decimal import Decimal
-from pathlib import Path
 
 import requests
 from django.db import connection
@@ -13,17 +12,27 @@ from django_tenants.utils import schema_context
 from tests.faults.conftest import require_root_control
 
 
+def _port():
+    return int(connection.settings_dict.get("PORT") or 5432)
+
+
 def _pg_ctl(action):
-    version = sorted(p.name for p in Path("/etc/postgresql").iterdir())[-1]
+    """Stop or start the cluster that serves the test database (found by its port)."""
+    listing = subprocess.run(
+        ["pg_lsclusters", "--no-header"], capture_output=True, text=True, check=True
+    ).stdout
+    version, name = next(
+        (fields[0], fields[1]) for fields in map(str.split, listing.splitlines()) if int(fields[2]) == _port()
+    )
     subprocess.run(
-        ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", action], check=True, timeout=60
+        ["pg_ctlcluster", "--skip-systemctl-redirect", version, name, action], check=True, timeout=60
     )
 
 
 def _wait_for_postgres(timeout=60):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if subprocess.run(["pg_isready", "-h", "127.0.0.1", "-q"]).returncode == 0:
+        if subprocess.run(["pg_isready", "-h", "127.0.0.1", "-p", str(_port()), "-q"]).returncode == 0:
             return
         time.sleep(0.2)
     raise RuntimeError("PostgreSQL did not come back")
@@ -41,9 +50,9 @@ def _order(external_id):
     }
 
 
-def test_it_answers_503_while_postgres_restarts_and_keeps_aggregates_exact(committed_tenant, live_server):
+def test_it_answers_503_while_postgres_restarts_and_keeps_aggregates_exact(committed_tenant, gunicorn_server):
     require_root_control("pg_ctlcluster")
-    live_server.login("ops@fault.example", "fault-pass-123")
+    gunicorn_server.login("ops@fault.example", "fault-pass-123")
     statuses, created, stop = [], [], threading.Event()
 
     def load():
@@ -52,7 +61,7 @@ def test_it_answers_503_while_postgres_restarts_and_keeps_aggregates_exact(commi
             n += 1
             external_id = f"fault-order-{n}"
             try:
-                response = live_server.post("/api/orders", json=_order(external_id))
+                response = gunicorn_server.post("/api/orders", json=_order(external_id))
             except requests.RequestException:
                 statuses.append("connection-error")
                 continue
@@ -66,7 +75,12 @@ def test_it_answers_503_while_postgres_restarts_and_keeps_aggregates_exact(commi
         time.sleep(1.5)
         connection.close()
         _pg_ctl("stop")
-        time.sleep(2)
+        time.sleep(0.5)
+        pixel = gunicorn_server.get("/t/o/any-token")  # an email client still gets its image
+        assert pixel.status_code == 200 and pixel.headers["Content-Type"] == "image/gif"
+        page = gunicorn_server.get("/api/customers")
+        assert page.status_code == 503 and page.headers["Retry-After"] == "5"
+        time.sleep(1.5)
     finally:
         _pg_ctl("start")
         _wait_for_postgres()

@@ -3,38 +3,49 @@
 import subprocess
 import time
 from datetime import timedelta
+from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from tests.faults.conftest import require_root_control
 
-REDIS_START = [
-    "redis-server",
-    "--daemonize",
-    "yes",
-    "--bind",
-    "127.0.0.1",
-    "--port",
-    "6379",
-    "--save",
-    "",
-    "--appendonly",
-    "no",
-]
+
+def _port():
+    return urlsplit(settings.REDIS_URL).port or 6379
 
 
-def _redis_up():
-    return (
-        subprocess.run(["redis-cli", "-p", "6379", "ping"], capture_output=True, text=True).stdout.strip()
-        == "PONG"
+def _redis_start():
+    subprocess.run(
+        [
+            "redis-server",
+            "--daemonize",
+            "yes",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(_port()),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        check=True,
     )
 
 
-def test_it_keeps_serving_the_api_and_tracking_without_redis(committed_tenant, live_server, redis_service):
+def _redis_up():
+    result = subprocess.run(["redis-cli", "-p", str(_port()), "ping"], capture_output=True, text=True)
+    return result.stdout.strip() == "PONG"
+
+
+def test_it_keeps_serving_the_api_and_tracking_without_redis(
+    committed_tenant, gunicorn_server, redis_service
+):
     require_root_control("redis-server")
-    live_server.login("ops@fault.example", "fault-pass-123")
+    gunicorn_server.login("ops@fault.example", "fault-pass-123")
     with schema_context(committed_tenant.schema_name):
         from campaigns.models import Campaign, CampaignRecipient
         from campaigns.tokens import make_token
@@ -50,25 +61,27 @@ def test_it_keeps_serving_the_api_and_tracking_without_redis(committed_tenant, l
             sent_at=timezone.now() - timedelta(hours=1),
         )
         open_token = make_token("o", recipient.id)
-    subprocess.run(["redis-cli", "-p", "6379", "shutdown", "nosave"], capture_output=True)
+    subprocess.run(["redis-cli", "-p", str(_port()), "shutdown", "nosave"], capture_output=True)
     try:
         time.sleep(0.5)
         assert not _redis_up()
-        assert live_server.get("/api/customers").status_code == 200
-        pixel = live_server.get(f"/t/o/{open_token}", headers={"User-Agent": "Mozilla/5.0 (Windows NT 10.0)"})
+        assert gunicorn_server.get("/api/customers").status_code == 200
+        pixel = gunicorn_server.get(
+            f"/t/o/{open_token}", headers={"User-Agent": "Mozilla/5.0 (Windows NT 10.0)"}
+        )
         assert pixel.status_code == 200 and pixel.headers["Content-Type"] == "image/gif"
         with schema_context(committed_tenant.schema_name):
             from tracking.models import Hit
 
             assert Hit.objects.filter(recipient_id=recipient.id).count() == 1
-        health = live_server.get("/healthz")
+        health = gunicorn_server.get("/healthz")
         assert health.status_code == 503 and health.json()["checks"]["redis"]["ok"] is False
         assert cache.get("anything", "fallback") == "fallback"
     finally:
-        subprocess.run(REDIS_START, check=True)
+        _redis_start()
         for _ in range(50):
             if _redis_up():
                 break
             time.sleep(0.1)
     assert _redis_up()
-    assert live_server.get("/healthz").status_code == 200
+    assert gunicorn_server.get("/healthz").status_code == 200

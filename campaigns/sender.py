@@ -21,7 +21,7 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from . import selectors
-from .mail import delivery_error, mail_connection
+from .mail import NOT_ATTEMPTED, delivery_error, mail_connection
 from .messages import CampaignComposer
 from .models import Campaign, CampaignRecipient
 from .ratelimit import RateLimiter
@@ -165,12 +165,39 @@ class Messenger:
         self.factory = connection_factory
         self.connection = None
 
-    def send(self, message):
+    def _connection(self):
         if self.connection is None:
             self.connection = self.factory()
             self.connection.open()
-        if self.connection.send_messages([message]) != 1:
+        return self.connection
+
+    def send(self, message):
+        if self._connection().send_messages([message]) != 1:
             raise OSError("the mail backend did not accept the message")
+
+    def send_many(self, messages, before_each=None):
+        """Per message: None (accepted), the exception, or NOT_ATTEMPTED. SMTP pipelines the batch;
+        other backends (ESPs, console, file) get one call per message."""
+        try:
+            connection = self._connection()
+            if hasattr(connection, "send_many"):
+                results = connection.send_many(messages, before_each=before_each)
+                if connection.connection is None:  # it broke and closed itself
+                    self.connection = None
+                return results
+        except Exception as exc:  # cannot connect (or the backend failed as a whole): nothing went out
+            self.reset()
+            return [exc] + [NOT_ATTEMPTED] * (len(messages) - 1) if messages else []
+        results = []
+        for index, message in enumerate(messages):
+            if before_each:
+                before_each(index)
+            try:
+                self.send(message)
+                results.append(None)
+            except Exception as exc:
+                results.append(exc)
+        return results
 
     def reset(self):
         if self.connection is not None:
@@ -208,31 +235,48 @@ def send_batch(*, claims, customers, composer, messenger, pacer):
             result.failed.append((claim.id, f"could not render: {type(exc).__name__}: {exc}"[:1000]))
             continue
         composed.append((claim, message, mid))
-    broken_in_a_row = 0
-    for index, (claim, message, mid) in enumerate(composed):
+    if hasattr(messenger, "send_many"):
+        outcomes = messenger.send_many([message for _, message, _ in composed], before_each=pacer.wait)
+    else:
+        outcomes = _send_each(messenger, [message for _, message, _ in composed], pacer)
+    for (claim, _message, mid), outcome in zip(composed, outcomes, strict=True):
+        if outcome is None:
+            result.sent.append((claim.id, mid))
+            continue
+        if outcome is NOT_ATTEMPTED:
+            result.released.append(claim.id)
+            continue
+        error = delivery_error(outcome)
+        if error.permanent:
+            result.failed.append((claim.id, error.reason[:1000]))
+        elif claim.attempts >= MAX_ATTEMPTS:
+            result.failed.append(
+                (claim.id, f"gave up after {claim.attempts} attempts: {error.reason}"[:1000])
+            )
+        else:
+            result.retry.append((claim.id, error.reason[:1000], retry_delay_seconds(claim.attempts)))
+    return result
+
+
+def _send_each(messenger, messages, pacer):
+    """For a messenger with `send` only: one call per message; after two broken connections in a
+    row the rest are not attempted."""
+    outcomes, broken = [], 0
+    for index, message in enumerate(messages):
+        if broken >= MAX_BROKEN_IN_A_ROW:
+            outcomes.append(NOT_ATTEMPTED)
+            continue
         pacer.wait(index)
         try:
             messenger.send(message)
+            outcomes.append(None)
+            broken = 0
         except Exception as exc:
-            error = delivery_error(exc)
-            if error.permanent:
-                result.failed.append((claim.id, error.reason[:1000]))
-            elif claim.attempts >= MAX_ATTEMPTS:
-                result.failed.append(
-                    (claim.id, f"gave up after {claim.attempts} attempts: {error.reason}"[:1000])
-                )
-            else:
-                result.retry.append((claim.id, error.reason[:1000], retry_delay_seconds(claim.attempts)))
-            if error.broken:
+            outcomes.append(exc)
+            if delivery_error(exc).broken:
                 messenger.reset()
-                broken_in_a_row += 1
-                if broken_in_a_row >= MAX_BROKEN_IN_A_ROW:
-                    result.released.extend(c.id for c, _, _ in composed[index + 1 :])
-                    break
-            continue
-        broken_in_a_row = 0
-        result.sent.append((claim.id, mid))
-    return result
+                broken += 1
+    return outcomes
 
 
 @dataclass

@@ -146,3 +146,82 @@ def test_it_signs_tokens_exactly_as_django_signer_does(kind):
         assert token == expected.replace(":", "~")
         assert tokens.read_token(kind, token, schema="tenant_x") == ids
         assert tokens.read_token(kind, token, schema="tenant_y") is None
+
+
+class _Refusing:
+    """aiosmtpd handler: refuses bad@ at RCPT (550), later@ at DATA (451), keeps the rest."""
+
+    def __init__(self):
+        self.received = []
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address.startswith("bad@"):
+            return "550 5.1.1 no such user"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        if envelope.rcpt_tos[0].startswith("later@"):
+            return "451 4.3.0 try again later"
+        self.received.append((envelope.rcpt_tos[0], envelope.content))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp_server():
+    import socket
+
+    from aiosmtpd.controller import Controller
+
+    handler = _Refusing()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield handler, port
+    controller.stop()
+
+
+@pytest.mark.parametrize("pipelining", ["always", "never"])
+def test_it_sends_a_batch_with_per_message_results(smtp_server, pipelining):
+    handler, port = smtp_server
+    backend = mail.CampaignSMTPBackend(host="127.0.0.1", port=port, timeout=5)
+    backend.pipelining = pipelining
+    to = ["ok1@example.com", "bad@example.com", "later@example.com", "ok2@example.com", "dots@example.com"]
+    messages = [_message(to=[address], body=f"Hi {address}\n.\n..\n.end\n") for address in to]
+    paced = []
+
+    results = backend.send_many(messages, before_each=paced.append)
+    backend.close()
+
+    assert results[0] is None and results[3] is None and results[4] is None
+    assert isinstance(results[1], smtplib.SMTPRecipientsRefused)
+    assert mail.delivery_error(results[1]).permanent is True
+    assert isinstance(results[2], smtplib.SMTPDataError) and results[2].smtp_code == 451
+    assert paced == [0, 1, 2, 3, 4]
+    assert [address for address, _ in handler.received] == [
+        "ok1@example.com",
+        "ok2@example.com",
+        "dots@example.com",
+    ]
+    parsed = email.message_from_bytes(handler.received[2][1], policy=email.policy.default)
+    assert (
+        parsed.get_body(("plain",)).get_content().replace("\r\n", "\n")
+        == "Hi dots@example.com\n.\n..\n.end\n"
+    )
+
+
+def test_it_reports_the_rest_of_a_batch_as_not_attempted_when_the_server_is_gone():
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # nobody listens here
+    from campaigns.sender import Messenger
+
+    messenger = Messenger(lambda: mail.CampaignSMTPBackend(host="127.0.0.1", port=port, timeout=2))
+    results = messenger.send_many([_message(to=["a@example.com"]), _message(to=["b@example.com"])])
+    assert isinstance(results[0], ConnectionRefusedError)
+    assert mail.delivery_error(results[0]).broken is True
+    assert results[1] is mail.NOT_ATTEMPTED

@@ -187,6 +187,9 @@ def _with_links(data):
         "add_segment": _admin_url("admin:segments_segment_add"),
         "reports": _admin_url("admin:tracking_campaignreport_changelist"),
     }
+    campaigns = data["links"]["campaigns"]
+    data["links"]["sending"] = campaigns and campaigns + "?status__exact=sending"
+    data["links"]["scheduled"] = campaigns and campaigns + "?status__exact=scheduled"
     return data
 
 

@@ -190,3 +190,11 @@ def test_it_lists_campaigns_still_sending_before_those_just_finished(admin_clien
     rows = admin_client_a.get("/admin/").context["dashboard"]["sending"]
 
     assert [(r["campaign"].name, r["finished"]) for r in rows] == [("Running", False), ("Done", True)]
+
+
+def test_it_links_its_cards_to_the_lists_behind_them(admin_client_a):
+    html = admin_client_a.get("/admin/").content.decode()
+
+    assert 'href="/admin/customers/customer/"' in html
+    assert 'href="/admin/campaigns/campaign/?status__exact=sending"' in html
+    assert 'href="/admin/campaigns/campaign/?status__exact=scheduled"' in html

@@ -232,6 +232,7 @@ def test_it_sends_a_test_copy_counted_nowhere(api, tenant):
     ]
     assert [m.subject for m in mail.outbox] == ["[Test] Hi First0", "[Test] Hi Alex"]
     assert mail.outbox[0].extra_headers["X-CRM-Test"] == "yes"
+    assert mail.outbox[0].extra_headers["Message-ID"] != mail.outbox[1].extra_headers["Message-ID"]
     assert "/t/o/" not in mail.outbox[0].alternatives[0][0]
     _nothing_written(campaign)
     assert not OutboxEvent.objects.filter(type="campaign.sent", data__id=campaign.pk).exists()

@@ -48,6 +48,10 @@ class RenderedSerializer(serializers.Serializer):
 
 
 class CampaignSerializer(serializers.ModelSerializer):
+    # "" means the tenant's default sender: not an email-formatted value, so not declared as one.
+    from_email = serializers.CharField(read_only=True)
+    reply_to = serializers.CharField(read_only=True)
+
     class Meta:
         model = Campaign
         fields = [

@@ -33,7 +33,7 @@ def test_it_draws_the_stats_page_with_chart_funnel_and_links(tenant, sent, marke
     html = response.content.decode()
     assert "Results of “Autumn sale”" in html
     chart = json.loads(
-        re.search(r'data-type="line" data-value="([^"]+)"', html).group(1).replace("&quot;", '"')
+        re.search(r'data-type="bar" data-value="([^"]+)"', html).group(1).replace("&quot;", '"')
     )
     assert [d["label"] for d in chart["datasets"]] == ["Opens", "Clicks"]
     assert [d["data"] for d in chart["datasets"]] == [[1], [1]]

@@ -17,6 +17,9 @@ from django.utils.functional import cached_property
 from crm_project.pagination import Pagination
 
 ESTIMATE_ABOVE = 100_000
+# Up to this many expected matches the page query also counts them (one scan instead of two); above
+# it, the window would make PostgreSQL read and sort every match instead of the ordering index's top.
+COUNT_ALONG_BELOW = 5_000
 
 
 def planner_rows(queryset):
@@ -48,9 +51,9 @@ class EstimatingPaginator(Paginator):
         return self.object_list.count()
 
     def page(self, number):
-        """Below the estimate threshold, the page and the exact count come from one query
+        """For a few expected matches the page and the exact count come from one query
         (count(*) OVER () rides along the page's scan): a search reads its matches once, not twice."""
-        if "count" in self.__dict__ or self.planner_estimate > ESTIMATE_ABOVE:
+        if "count" in self.__dict__ or self.planner_estimate > min(COUNT_ALONG_BELOW, ESTIMATE_ABOVE):
             return super().page(number)
         try:
             number = int(number)

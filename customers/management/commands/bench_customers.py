@@ -28,7 +28,7 @@ INSERT INTO {table} (email, external_id, first_name, last_name, phone, city, cou
                      email_marketing, email_transactional, total_spent, order_count, created_at, updated_at)
 SELECT lower(translate(f || '.' || l, 'áéíóöőúüű', 'aeiooouuu')) || '.' || g || '@example' || (g %% 97) || '.com',
        'ws-' || g, f, l, '+3630' || (1000000 + (g * 7919) %% 8999999), c, 'HU', '{{}}', g %% 5 < 3, true, 0, 0, now(), now()
-  FROM generate_series(0, %s - 1) AS g,
+  FROM generate_series(0::bigint, %s::bigint - 1) AS g,
        LATERAL (SELECT (ARRAY[{first}])[1 + (g * 31) %% 20] AS f, (ARRAY[{last}])[1 + (g / 20 * 7) %% 20] AS l,
                        (ARRAY[{cities}])[1 + (g * 13) %% 12] AS c) AS names
 """

@@ -209,7 +209,11 @@ CAMPAIGN_FIELDS = (
 
 
 def campaign_create(*, name, scheduled_at=None, **fields):
-    campaign = Campaign(name=name, **{key: value for key, value in fields.items() if key in CAMPAIGN_FIELDS})
+    """A draft. Tracking follows the tenant's settings unless the caller says otherwise."""
+    values = {key: value for key, value in fields.items() if key in CAMPAIGN_FIELDS}
+    for flag in ("track_opens", "track_clicks"):
+        values.setdefault(flag, getattr(connection.tenant, flag, True))
+    campaign = Campaign(name=name, **values)
     if scheduled_at is not None:
         _check_future(scheduled_at)
         campaign.scheduled_at = scheduled_at

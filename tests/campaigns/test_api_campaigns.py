@@ -297,3 +297,13 @@ def test_it_hides_campaigns_of_other_tenants(api, api_b, tenant, other_tenant):
 def test_it_requires_authentication(anon_api, tenant):
     for path in ("/api/campaigns", "/api/templates"):
         assert anon_api.get(path).status_code == 401
+
+
+def test_it_takes_tracking_defaults_from_the_tenant_settings(api, tenant):
+    from tenancy.models import Tenant
+
+    Tenant.objects.filter(pk=tenant.pk).update(track_clicks=False)  # rolled back with the test
+    body = api.post("/api/campaigns", {"name": "No clicks"}, format="json").json()
+    assert (body["track_opens"], body["track_clicks"]) == (True, False)
+    explicit = api.post("/api/campaigns", {"name": "Clicks", "track_clicks": True}, format="json").json()
+    assert explicit["track_clicks"] is True

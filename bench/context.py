@@ -25,6 +25,7 @@ class Scale:
     creates: int  # tenants created one by one for the create timing
     query_runs: int  # repetitions of each timed query (rows 2, 6, 8)
     freeze_runs: int
+    import_sizes: list = field(default_factory=list)  # row 1's sizes (default: sizes)
 
 
 SCALES = {

@@ -33,7 +33,7 @@ def _guard(report, ctx, key, workload, fn):
     except Exception as exc:  # the table must still be written with what did run
         ctx.log(f"row {key} failed: {exc!r}")
         traceback.print_exc()
-        connection.set_schema_to_public()
+        _reconnect()
         report.add(Row(key=key, workload=workload, status="error", note=f"{type(exc).__name__}: {exc}"[:300]))
         return None
 
@@ -44,6 +44,7 @@ def run(
     only=None,
     sizes=None,
     tenants=None,
+    import_sizes=None,
     out_dir=None,
     prefix="bench",
     keep=False,
@@ -59,6 +60,7 @@ def run(
     if tenants:
         config.tenants = sorted(tenants)
     selected = set(only or ALL_ROWS)
+    config.import_sizes = sorted(import_sizes) if import_sizes else list(config.sizes)
     work = Path(work_dir or tempfile.mkdtemp(prefix="crm-bench-"))
     ctx = Context(scale=config, prefix=prefix, work_dir=work, verbose=verbose)
     report = Report(scale=scale)
@@ -68,16 +70,36 @@ def run(
     try:
         _run_rows(ctx, report, selected)
     finally:
-        connection.set_schema_to_public()
+        # The results first: a database that went away during the last row must not cost the table.
+        _reconnect()
+        report.seconds = time.monotonic() - started
+        report.rows.sort(key=lambda row: (int("".join(ch for ch in row.key if ch.isdigit())), row.key))
+        if out_dir is not None:
+            results.write(report, ctx, Path(out_dir))
         if not keep:
-            dropped = data.scratch_tenants_drop(prefix=prefix)
-            _outbox_clean(prefix)
-            ctx.log(f"dropped {dropped} scratch tenants")
-    report.seconds = time.monotonic() - started
-    report.rows.sort(key=lambda row: (int("".join(ch for ch in row.key if ch.isdigit())), row.key))
-    if out_dir is not None:
-        results.write(report, ctx, Path(out_dir))
+            for attempt in range(5):
+                try:
+                    dropped = data.scratch_tenants_drop(prefix=prefix)
+                    _outbox_clean(prefix)
+                    ctx.log(f"dropped {dropped} scratch tenants")
+                    break
+                except Exception as exc:  # e.g. PostgreSQL restarting: wait and try again
+                    ctx.log(f"clean-up failed ({exc!r}), retrying")
+                    time.sleep(3 * (attempt + 1))
+                    _reconnect()
     return report
+
+
+def _reconnect():
+    """After a failure the connection may be dead (a restarted server): the next query opens a new one."""
+    try:
+        connection.close()
+    except Exception:
+        pass
+    try:
+        connection.set_schema_to_public()
+    except Exception:
+        pass
 
 
 def _outbox_clean(prefix):
@@ -107,13 +129,14 @@ def _run_rows(ctx, report, selected):
         if needs_data:
             seconds = data.customers_grow(schema=ctx.data_schema, size=size)
             ctx.log(f"data tenant grown to {size:,} customers in {seconds:.1f} s")
-        if import_schema:
+        if import_schema and size in config.import_sizes:
+            main_import = size == config.import_sizes[-1]
             outcome = _guard(
                 report,
                 ctx,
                 "1",
                 "import customers from CSV",
-                lambda s=size, m=main: w1_import.run(ctx, schema=import_schema, size=s, main=m),
+                lambda s=size, m=main_import: w1_import.run(ctx, schema=import_schema, size=s, main=m),
             )
             _collect(report, outcome)
         if 2 in selected:

@@ -6,6 +6,10 @@ class CampaignsConfig(AppConfig):
     verbose_name = "Campaigns"
 
     def ready(self):
-        from . import transactional
+        from customers import hooks
+
+        from . import services, transactional
 
         transactional.register()
+        if services.recipients_erase not in hooks.customer_erased:
+            hooks.customer_erased.append(services.recipients_erase)

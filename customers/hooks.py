@@ -4,6 +4,8 @@ A higher app (campaigns, for transactional email) registers callables here at st
 services call them explicitly after the order change commits. Each hook takes keyword arguments:
   order_recorded(order_id=..., created=bool)          after an order is first recorded or re-delivered
   order_status_changed(order_id=..., old=str, new=str) after an order's status changed
+  customer_erased(customer_id=...)                     INSIDE the erase transaction: scrub the copies
+                                                       of the customer's personal data a higher app keeps
 """
 
 import logging
@@ -12,6 +14,7 @@ logger = logging.getLogger(__name__)
 
 order_recorded = []
 order_status_changed = []
+customer_erased = []
 
 
 def run(hooks, **kwargs):
@@ -22,3 +25,9 @@ def run(hooks, **kwargs):
             hook(**kwargs)
         except Exception:
             logger.exception("customers hook %s failed for %s", getattr(hook, "__qualname__", hook), kwargs)
+
+
+def run_in_transaction(hooks, **kwargs):
+    """Call every hook inside the caller's transaction: a failure aborts the whole change."""
+    for hook in hooks:
+        hook(**kwargs)

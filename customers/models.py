@@ -162,6 +162,7 @@ class Interaction(models.Model):
         ("email_opened", "Email opened"),
         ("email_clicked", "Email clicked"),
         ("email_bounced", "Email bounced"),
+        ("email_complained", "Spam complaint"),
         ("unsubscribed", "Unsubscribed"),
         ("preferences", "Preferences changed"),
         ("transactional_email", "Transactional email"),

@@ -241,7 +241,8 @@ def customer_erase(*, customer):
             updated_at=now,
         )
         _outbox_scrub(customer_id=customer.pk)
-        _campaign_recipients_scrub(customer_id=customer.pk)
+        # Higher apps scrub their copies (recipients' addresses, tracking hits) in this transaction.
+        hooks.run_in_transaction(hooks.customer_erased, customer_id=customer.pk)
         Interaction.objects.create(
             customer=customer, kind="erased", body="Personal data erased.", occurred_at=now
         )
@@ -263,18 +264,6 @@ def _outbox_scrub(*, customer_id):
             "WHERE tenant = %s AND NOT type LIKE 'customer.%%' "
             "AND (data->>'customer_id' = %s OR data->>'customer' = %s)",
             [connection.schema_name, str(customer_id), str(customer_id)],
-        )
-
-
-def _campaign_recipients_scrub(*, customer_id):
-    # customers may not import campaigns (STYLE 13); the table is reached by name when it exists.
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT to_regclass('campaign_recipients') IS NOT NULL")
-        if not cursor.fetchone()[0]:
-            return
-        cursor.execute(
-            "UPDATE campaign_recipients SET email = 'erased-' || id || '@erased.invalid' WHERE customer_id = %s",
-            [customer_id],
         )
 
 

@@ -6,4 +6,9 @@ class TrackingConfig(AppConfig):
     verbose_name = "Tracking"
 
     def ready(self):
-        from . import webhooks  # noqa: F401  (connects anymail's tracking signal)
+        from customers import hooks
+
+        from . import services, webhooks  # noqa: F401  (webhooks connects anymail's tracking signal)
+
+        if services.hits_erase not in hooks.customer_erased:
+            hooks.customer_erased.append(services.hits_erase)

@@ -572,3 +572,10 @@ def delivery_event_apply(
     if outcome == UNSUBSCRIBED and recipient is not None:
         recipient_unsubscribe(recipient=recipient, source="esp")
     return result
+
+
+def hits_erase(*, customer_id):
+    """GDPR erase: the raw hits of the customer's messages keep no address or browser string."""
+    from .models import Hit
+
+    Hit.objects.filter(recipient__customer_id=customer_id).update(ip=None, user_agent="")

@@ -31,6 +31,7 @@ from pathlib import Path
 from django.db import IntegrityError, connection, transaction
 
 from events.models import OutboxEvent
+from events.services import outbox_kick
 
 from .countries import COUNTRY_CODES
 from .models import Address, Customer, CustomerTag, Tag
@@ -596,6 +597,7 @@ class _Importer:
             """,
             [connection.schema_name],
         )
+        outbox_kick()  # publish right after this chunk commits, not at the next beat
 
 
 def import_customers_csv(*, path_or_file, progress=None, chunk_rows=CHUNK_ROWS, emit_events=True):

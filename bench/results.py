@@ -3,6 +3,7 @@
 import json
 import time
 from collections import defaultdict
+from pathlib import Path
 
 from bench.core import console_table, fmt, growth_exponent, growth_verdict, machine_description, table_lines
 
@@ -57,7 +58,7 @@ def chart(report, path):
     data_groups = {k: v for k, v in groups.items() if "tenant" not in k}
     panels = [(data_groups, "customers"), (tenant_groups, "tenants")]
     panels = [(g, label) for g, label in panels if g]
-    figure, axes = plt.subplots(1, len(panels), figsize=(7 * len(panels), 5), squeeze=False)
+    figure, axes = plt.subplots(1, len(panels), figsize=(7 * len(panels), 7), squeeze=False)
     for axis, (group, label) in zip(axes[0], panels, strict=True):
         for index, (name, points) in enumerate(group.items()):
             color = f"C{index}"
@@ -77,7 +78,7 @@ def chart(report, path):
         axis.set_xlabel(label)
         axis.set_ylabel("seconds")
         axis.grid(True, which="both", alpha=0.3)
-        axis.legend(fontsize=7)
+        axis.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
         axis.set_title(f"How time grows with {label} (log-log; slope 1 = linear)")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
@@ -161,3 +162,23 @@ def write(report, ctx, out_dir):
     )
     print(console_table(report.rows))
     print(f"\nwritten: {out_dir / 'latest.md'}" + (f", {png}" if png else ""))
+
+
+def redraw(out_dir, *extra_dirs):
+    """Draw growth.png again from latest.json, adding the growth points of other runs' results
+    (e.g. a separate run of the largest import and tenant counts): `python -m bench.results DIR [DIR...]`."""
+    from bench.core import GrowthPoint, Report
+
+    report = Report(scale="")
+    for directory in (out_dir, *extra_dirs):
+        saved = json.loads((Path(directory) / "latest.json").read_text())
+        report.growth += [GrowthPoint(**point) for point in saved["growth"]]
+    unique = {(p.workload, p.size): p for p in report.growth}
+    report.growth = list(unique.values())
+    return chart(report, Path(out_dir) / "growth.png")
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(redraw(*sys.argv[1:]))

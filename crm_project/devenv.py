@@ -158,6 +158,8 @@ def run():
                     "2",
                     "-Q",
                     os.environ.get("CELERY_QUEUE", "crm"),
+                    "--schedule",
+                    str(VAR / "celerybeat-schedule"),
                 ],
                 cwd=BASE_DIR,
             )

@@ -87,8 +87,12 @@ class CampaignComposer:
         self.campaign_id = campaign.id or 0  # 0: a test copy of an unsaved campaign
         self.campaign_name = campaign.name
         self.campaign_data = {"name": campaign.name}
-        self.track_opens = campaign.track_opens and not test
-        self.track_clicks = campaign.track_clicks and not test and bool(links)
+        # The tenant's switches (its settings page) win over the campaign's: off means off everywhere.
+        tenant = getattr(connection, "tenant", None)
+        self.track_opens = campaign.track_opens and getattr(tenant, "track_opens", True) and not test
+        self.track_clicks = (
+            campaign.track_clicks and getattr(tenant, "track_clicks", True) and not test and bool(links)
+        )
         self.test = test
         html_source, self.tracked_link_ids = content["html"], []
         if self.track_clicks:

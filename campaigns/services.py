@@ -1,7 +1,9 @@
 """Writes of the campaigns app: templates, campaigns and every change of a campaign's state."""
 
+import hashlib
 import logging
 
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import connection, transaction
@@ -12,7 +14,7 @@ from django.utils import timezone
 from events.services import event_emit
 
 from . import selectors
-from .messages import trackable_urls
+from .messages import UNSUBSCRIBE_VAR_RE, trackable_urls
 from .models import Campaign, CampaignLink, CampaignRecipient, EmailTemplate
 from .rendering import customer_context, sample_context, validate_sources
 
@@ -285,6 +287,26 @@ def _preflight(*, campaign, count_audience=True, require_segment=True):
     return content
 
 
+TEST_SEND_MEMORY_SECONDS = 30 * 24 * 3600
+
+
+def _test_send_key(campaign_id):
+    return f"campaign-test-send:{campaign_id}"  # the cache prefixes the tenant's schema
+
+
+def _content_digest(content):
+    payload = "\x00".join(content.get(key) or "" for key in ("subject", "html", "text"))
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def campaign_last_test(*, campaign):
+    """When a test copy of the campaign's current content last went out, or None."""
+    seen = cache.get(_test_send_key(campaign.pk))
+    if not seen or seen.get("digest") != _content_digest(selectors.campaign_content(campaign=campaign)):
+        return None
+    return seen.get("at")
+
+
 def campaign_checklist(*, campaign):
     """The pre-send checklist for the admin: [(label, ok, detail)]."""
     try:
@@ -294,6 +316,8 @@ def campaign_checklist(*, campaign):
         problems = exc.message_dict
     audience = selectors.audience_count(campaign=campaign) if campaign.segment_id else 0
     sender = selectors.campaign_sender(campaign=campaign)
+    content = selectors.campaign_content(campaign=campaign)
+    last_test = campaign_last_test(campaign=campaign)
     return [
         (
             "segment",
@@ -310,6 +334,20 @@ def campaign_checklist(*, campaign):
         ),
         ("subject", "Subject present and valid", "subject" not in problems, ""),
         ("sender", "Valid sender address", "from_email" not in problems, sender["from_email"]),
+        (
+            "unsubscribe",
+            "Unsubscribe link present",
+            True,  # the composer adds a footer link where the content has none
+            "in the content"
+            if UNSUBSCRIBE_VAR_RE.search(content["html"] or "")
+            else "added to the footer automatically",
+        ),
+        (
+            "test",
+            "Test copy sent",
+            last_test is not None,
+            f"last at {last_test} UTC" if last_test else "send yourself a test copy of this content first",
+        ),
     ]
 
 
@@ -569,6 +607,12 @@ def campaign_test_send(*, campaign, emails):
             mail.close()
         except Exception:
             pass
+    if campaign.pk and any(result["sent"] for result in results):
+        cache.set(
+            _test_send_key(campaign.pk),
+            {"at": timezone.now().strftime("%Y-%m-%d %H:%M"), "digest": _content_digest(content)},
+            TEST_SEND_MEMORY_SECONDS,
+        )
     return results
 
 

@@ -211,3 +211,20 @@ def test_it_shows_html_in_user_data_as_text_on_the_template_preview(admin_client
     # The HTML preview sits in a sandboxed iframe's srcdoc: attribute-escaped, nothing breaks out.
     srcdoc = html.split('srcdoc="', 1)[1].split('"', 1)[0]
     assert "<" not in srcdoc
+
+
+def test_it_checks_off_a_test_copy_of_the_current_content_before_sending(admin_client_a, world, settings):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    campaign = world["campaign"]
+    confirm = f"/admin/campaigns/campaign/{campaign.pk}/action/send/"
+
+    assert 'id="check-test" data-ok="false"' in admin_client_a.get(confirm).content.decode()
+    assert 'id="check-unsubscribe" data-ok="true"' in admin_client_a.get(confirm).content.decode()
+
+    admin_client_a.post(f"/admin/campaigns/campaign/{campaign.pk}/test/", {"emails": "me@x.test"})
+    assert len(mail.outbox) == 1
+    assert 'id="check-test" data-ok="true"' in admin_client_a.get(confirm).content.decode()
+
+    Campaign.objects.filter(pk=campaign.pk).update(subject="Changed after the test")
+    assert 'id="check-test" data-ok="false"' in admin_client_a.get(confirm).content.decode()

@@ -173,3 +173,34 @@ def test_it_reports_only_what_changed(tenant):
 
     assert first == ["from_name"]
     assert again == []
+
+
+def _composed_html(campaign, tenant):
+    from django.db import connection
+
+    from campaigns.messages import CampaignComposer
+
+    connection.set_tenant(tenant)
+    composer = CampaignComposer(
+        campaign=campaign,
+        content={"subject": "Hi", "html": '<p><a href="https://shop.example/x">x</a></p>', "text": "x"},
+        sender={"from_email": "news@shop.example", "from_name": "", "reply_to": "", "postal_address": ""},
+        links={"https://shop.example/x": 1},
+        base_url="http://tenant-a.localhost:8012",
+    )
+    message, _ = composer.compose(recipient_id=1, email="a@x.test", customer_id=1, customer={})
+    return message.alternatives[0][0]
+
+
+@pytest.mark.parametrize(("opens", "clicks"), [(True, True), (False, True), (True, False), (False, False)])
+def test_it_switches_tracking_off_for_every_campaign_of_the_tenant(tenant, opens, clicks):
+    from campaigns.models import Campaign
+
+    Tenant.objects.filter(pk=tenant.pk).update(track_opens=opens, track_clicks=clicks)
+    tenant.refresh_from_db()
+    campaign = Campaign(pk=1, name="c", track_opens=True, track_clicks=True)
+
+    html = _composed_html(campaign, tenant)
+
+    assert ("/t/o/" in html) is opens
+    assert ("/t/c/" in html) is clicks

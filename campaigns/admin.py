@@ -241,6 +241,18 @@ class CampaignAdmin(ModelAdmin):
     date_hierarchy = "created_at"
     change_form_outer_before_template = "admin/campaigns/campaign/top.html"
     change_form_outer_after_template = "admin/campaigns/campaign/panel.html"
+
+    def has_delete_permission(self, request, obj=None):
+        # A campaign that went out is history (recipients, stats): only drafts and cancelled ones go.
+        if obj is not None and obj.status not in ("draft", "cancelled"):
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # a bulk delete would not ask per campaign
+        return actions
+
     fieldsets = [
         (_("Content"), {"fields": ["name", "template", "subject", "html_body", "text_body"]}),
         (_("Audience"), {"fields": ["segment", "exclude_segment"]}),

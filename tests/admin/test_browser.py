@@ -5,7 +5,7 @@ A marketer logs in, finds a customer by search and tags them, builds a nested se
 builder and sees the live count change, composes a campaign from a template with its live preview,
 sends a test, sends it, watches the progress reach 100% and opens the stats page with its charts.
 The marketer is refused user management and the tenant settings; an admin edits the settings; HTML in
-customer data shows as text everywhere. Screenshots go to docs/screenshots/.
+customer data shows as text everywhere. Screenshots go to var/screenshots/ (SCREENSHOTS_DIR=docs/screenshots refreshes the committed ones).
 """
 
 import http.client

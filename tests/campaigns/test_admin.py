@@ -167,3 +167,15 @@ def test_it_refuses_a_broken_template_in_the_form_and_previews_a_saved_one(brows
     )
     assert response.status_code == 302
     assert [m.subject for m in mail.outbox] == ["[Test] Hi Alex"]
+
+
+def test_it_refuses_to_delete_a_sent_campaign_in_the_admin(client, admin_user, tenant):
+    from campaigns.models import Campaign
+
+    sent = Campaign.objects.create(name="Gone out", subject="Hi", status="sent")
+    client.force_login(admin_user)
+    response = client.post(
+        f"/admin/campaigns/campaign/{sent.pk}/delete/", {"post": "yes"}, HTTP_HOST="tenant-a.localhost"
+    )
+    assert response.status_code == 403
+    assert Campaign.objects.filter(pk=sent.pk).exists()

@@ -45,7 +45,9 @@ class AdminLoginThrottleMiddleware:
         if request.method != "POST" or not request.path.endswith("/admin/login/"):
             return self.get_response(request)
         username = str(request.POST.get("username", ""))[:150].strip().lower()
-        digest = hashlib.sha256(f"{request.META.get('REMOTE_ADDR', '')}\0{username}".encode()).hexdigest()[:32]
+        digest = hashlib.sha256(f"{request.META.get('REMOTE_ADDR', '')}\0{username}".encode()).hexdigest()[
+            :32
+        ]
         key = f"admin-login-failures:{digest}"
         window = settings.ADMIN_LOGIN_FAILURE_WINDOW
         now = time.time()

@@ -4,15 +4,32 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('customers', '0002_indexes_search_imports'),
+        ("customers", "0002_indexes_search_imports"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='interaction',
-            name='kind',
-            field=models.CharField(choices=[('note', 'Note'), ('call', 'Call'), ('meeting', 'Meeting'), ('order_placed', 'Order placed'), ('order_status', 'Order status'), ('email_sent', 'Email sent'), ('email_opened', 'Email opened'), ('email_clicked', 'Email clicked'), ('email_bounced', 'Email bounced'), ('email_complained', 'Spam complaint'), ('unsubscribed', 'Unsubscribed'), ('preferences', 'Preferences changed'), ('transactional_email', 'Transactional email'), ('erased', 'Personal data erased')], max_length=30),
+            model_name="interaction",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("note", "Note"),
+                    ("call", "Call"),
+                    ("meeting", "Meeting"),
+                    ("order_placed", "Order placed"),
+                    ("order_status", "Order status"),
+                    ("email_sent", "Email sent"),
+                    ("email_opened", "Email opened"),
+                    ("email_clicked", "Email clicked"),
+                    ("email_bounced", "Email bounced"),
+                    ("email_complained", "Spam complaint"),
+                    ("unsubscribed", "Unsubscribed"),
+                    ("preferences", "Preferences changed"),
+                    ("transactional_email", "Transactional email"),
+                    ("erased", "Personal data erased"),
+                ],
+                max_length=30,
+            ),
         ),
     ]

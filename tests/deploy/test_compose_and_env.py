@@ -24,7 +24,14 @@ def _compose():
 
 
 def test_it_finds_the_settings_variables():
-    assert {"DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "EVENTS_BROKER_URL", "MAIL_MAILER", "APP_URL"} <= SETTINGS_VARS
+    assert {
+        "DATABASE_URL",
+        "REDIS_URL",
+        "CELERY_BROKER_URL",
+        "EVENTS_BROKER_URL",
+        "MAIL_MAILER",
+        "APP_URL",
+    } <= SETTINGS_VARS
 
 
 def test_it_lists_every_variable_the_settings_read_in_env_example():
@@ -33,7 +40,17 @@ def test_it_lists_every_variable_the_settings_read_in_env_example():
 
 def test_it_names_every_service_in_compose():
     services = _compose()["services"]
-    assert {"postgres", "redis", "rabbitmq", "mailpit", "web", "worker", "beat", "migrate", "webshop-consumer"} <= set(services)
+    assert {
+        "postgres",
+        "redis",
+        "rabbitmq",
+        "mailpit",
+        "web",
+        "worker",
+        "beat",
+        "migrate",
+        "webshop-consumer",
+    } <= set(services)
     assert services["web"]["command"].startswith("gunicorn crm_project.wsgi")
     assert services["worker"]["command"].startswith("celery -A crm_project worker")
     assert services["beat"]["command"].startswith("celery -A crm_project beat")

@@ -2,7 +2,7 @@
 
 from rest_framework import serializers
 
-from customers.models import Customer
+from customers.serializers import CustomerSerializer
 
 from .models import Segment
 
@@ -104,34 +104,13 @@ class FreezeSerializer(StrictInput):
     name = serializers.CharField(max_length=200, required=False)
 
 
-class SegmentCustomerSerializer(serializers.ModelSerializer):
-    """The customer as the segment lists show it (the customer list's core fields)."""
+class SegmentCustomerSerializer(CustomerSerializer):
+    """The customer as the segment lists show it: the customer list's fields without addresses."""
 
-    tags = serializers.SerializerMethodField()
+    addresses = None
 
-    class Meta:
-        model = Customer
-        fields = [
-            "id",
-            "external_id",
-            "email",
-            "first_name",
-            "last_name",
-            "phone",
-            "city",
-            "country",
-            "tags",
-            "attributes",
-            "email_marketing",
-            "email_transactional",
-            "unsubscribed_at",
-            "total_spent",
-            "order_count",
-            "first_order_at",
-            "last_order_at",
-            "created_at",
-            "updated_at",
-        ]
+    class Meta(CustomerSerializer.Meta):
+        fields = [name for name in CustomerSerializer.Meta.fields if name != "addresses"]
         read_only_fields = fields
 
     def get_tags(self, customer) -> list[str]:

@@ -213,14 +213,11 @@ def bench(args):
     load_dotenv()
     if os.environ.get("BENCH_DATABASE_URL"):
         os.environ["DATABASE_URL"] = os.environ["BENCH_DATABASE_URL"]
+        ensure_database(os.environ["DATABASE_URL"])
     elif not os.environ.get("DATABASE_URL", "").rstrip("/").endswith("bench"):
         if reachable("127.0.0.1", 5432):
-            subprocess.run(
-                ["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", "CREATE DATABASE crm_bench"],
-                capture_output=True,
-                check=False,
-            )
             os.environ["DATABASE_URL"] = "postgres://postgres@127.0.0.1:5432/crm_bench"
+            ensure_database(os.environ["DATABASE_URL"])
         else:
             os.environ["DATABASE_URL"] = embedded_postgres("crm_bench")
     say(f"benchmark database: {os.environ['DATABASE_URL'].rsplit('/', 1)[-1]}")

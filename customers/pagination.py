@@ -10,7 +10,7 @@ import json
 
 from django.core.exceptions import EmptyResultSet
 from django.core.paginator import EmptyPage, PageNotAnInteger, Paginator
-from django.db import connections
+from django.db import connections, transaction
 from django.db.models import Count, Window
 from django.utils.functional import cached_property
 
@@ -62,12 +62,31 @@ class EstimatingPaginator(Paginator):
         if number < 1:
             raise EmptyPage("That page number is less than 1")
         bottom = (number - 1) * self.per_page
-        rows = list(
+        rows = _without_index_walk(
             self.object_list.annotate(matching_total=Window(Count("*")))[bottom : bottom + self.per_page]
         )
         self.__dict__["count"] = rows[0].matching_total if rows else self.object_list.count()
         self.validate_number(number)
         return self._get_page(rows, number, self)
+
+
+def _without_index_walk(queryset):
+    """The rows of a page that also counts every match, read without walking an ordering index.
+
+    The window count reads every match before the first row comes out, but PostgreSQL 15 costs the
+    LIMIT as if it stopped early: for a search with a thousand matches among a million customers it
+    walked the primary key backwards filtering every row (650 ms) instead of reading the matches from
+    the trigram index and sorting them (5 ms). Index scans are off for this one statement (bitmap
+    scans stay on), then back to what they were."""
+    connection = connections[queryset.db]
+    with transaction.atomic(using=queryset.db), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT current_setting('enable_indexscan'), set_config('enable_indexscan', 'off', true)"
+        )
+        before = cursor.fetchone()[0]
+        rows = list(queryset)
+        cursor.execute("SELECT set_config('enable_indexscan', %s, true)", [before])
+    return rows
 
 
 class CustomerPagination(Pagination):

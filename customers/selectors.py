@@ -105,7 +105,7 @@ def frequent_search_trigrams():
                 cursor.execute(
                     f"""
                     WITH sample AS (
-                        SELECT {SEARCH_SQL} AS doc FROM {table} TABLESAMPLE SYSTEM (%s) LIMIT %s
+                        SELECT {SEARCH_SQL} AS doc FROM {table} TABLESAMPLE SYSTEM (%s) REPEATABLE (0) LIMIT %s
                     ), total AS (SELECT count(*) AS n FROM sample)
                     SELECT t FROM sample CROSS JOIN LATERAL unnest(show_trgm(doc)) AS t, total
                      GROUP BY t, total.n HAVING count(*) > total.n * %s

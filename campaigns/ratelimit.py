@@ -3,13 +3,17 @@
 GCRA-style: Redis keeps the time at which the tenant's next free slot starts. A worker reserves n
 slots in one round trip and learns when its first slot begins; it then sends message i no earlier
 than first + i / rate. Reservations are serialised by Redis, so K workers together never exceed the
-rate, and a worker that dies only wastes the slots it reserved.
+rate, and a worker that dies only wastes the slots it reserved. With Redis unreachable nothing is
+reserved: `reserve` raises `RateUnavailable` and the caller stops sending (sending unpaced across
+workers would break the tenant's rate).
 """
 
 import threading
 import time
 
 from django.core.cache import cache
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 # KEYS[1]: next free slot (seconds, float, Redis clock). ARGV: n, rate.
 # Returns the delay in seconds until the first reserved slot (0 when it starts now).
@@ -24,6 +28,10 @@ local after = tat + n / rate
 redis.call('SET', KEYS[1], tostring(after), 'EX', math.ceil(after - now) + 60)
 return tostring(tat - now)
 """
+
+
+class RateUnavailable(Exception):
+    """Redis, which keeps the shared reservations, cannot be reached; no slot was reserved."""
 
 
 class Pacer:
@@ -49,7 +57,10 @@ class RateLimiter:
         self.key = key
 
     def reserve(self, n):
-        delay = self._reserve_redis(n)
+        try:
+            delay = self._reserve_redis(n)
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            raise RateUnavailable(f"{type(exc).__name__}: {exc}") from exc
         if delay is None:
             delay = _local_reserve(self.key, n, self.rate)
         return Pacer(start=time.monotonic() + delay, interval=1.0 / self.rate)

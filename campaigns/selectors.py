@@ -129,8 +129,10 @@ def campaigns_with_expired_leases(*, now=None):
 def campaigns_stalled(*, now=None, quiet_seconds):
     """Sending campaigns nobody is working on: recipients are due, none is held, none was sent lately.
 
-    A worker that died between batches holds no lease, and its queued task may come back only after
-    the broker's visibility timeout; these campaigns get fresh batch tasks."""
+    Their task messages are gone or late: a Redis restart loses every queued and unacked message (a
+    sender that found Redis unreachable gave its claims back and stopped), and a worker that died
+    between batches holds no lease while its task comes back only after the broker's visibility
+    timeout. A live sender holds rows in `sending` or has sent within `quiet_seconds`."""
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=quiet_seconds)
     recipients = CampaignRecipient.objects.filter(campaign=OuterRef("pk"))

@@ -10,7 +10,9 @@ where another stopped. The promises it keeps, and how:
 - transient errors (4xx, lost connections) put the recipient back with a growing delay, permanent
   ones (5xx) mark it failed with the reason;
 - pause, resume and cancel act between batches: each batch starts by reading the campaign's state;
-- the tenant's rate is reserved in Redis before each batch and paced within it.
+- the tenant's rate is reserved in Redis before each batch and paced within it; with Redis
+  unreachable the run gives its unsent claims back and stops (the beat's stall check restarts the
+  campaign once Redis is back: the queued task messages may be gone with it).
 """
 
 import logging
@@ -24,7 +26,7 @@ from . import selectors
 from .mail import NOT_ATTEMPTED, delivery_error, mail_connection
 from .messages import CampaignComposer
 from .models import Campaign, CampaignRecipient
-from .ratelimit import RateLimiter
+from .ratelimit import RateLimiter, RateUnavailable
 from .rendering import customer_context
 
 logger = logging.getLogger(__name__)
@@ -156,6 +158,19 @@ class Store:
                     """,
                     [list(result.released)],
                 )
+
+    def give_back(self, ids):
+        """Claims that were never sent go back to pending, due at once; the attempt does not count."""
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""
+                UPDATE {self.table}
+                SET status = 'pending', attempts = greatest(attempts - 1, 0), lease_until = NULL
+                WHERE id = ANY(%s) AND status = 'sending'
+                """,
+                [list(ids)],
+            )
+            return cursor.rowcount
 
 
 class Messenger:
@@ -289,6 +304,8 @@ class RunOutcome:
     more: bool = False
     delay: float = 0.0
     finished: bool = False
+    # Stopped because Redis (rate reservations, task broker) is unreachable; nothing is held.
+    redis_unreachable: bool = False
 
 
 def composer_for(*, campaign, test=False):
@@ -337,12 +354,29 @@ def run(
             claims = store.claim(limit=batch_size, lease_seconds=lease_seconds)
             if not claims:
                 break
+            try:
+                pacer = limiter.reserve(len(claims))
+            except RateUnavailable as exc:
+                # Nothing of this batch went out. Held under a lease the rows would wait out
+                # CAMPAIGN_LEASE_SECONDS after Redis is back; given back, the stall check finds them.
+                # No re-enqueue: the broker is the same Redis.
+                given_back = store.give_back([claim.id for claim in claims])
+                logger.warning(
+                    "sending paused: Redis unreachable (%s); campaign %s in %s gave back %s claimed "
+                    "recipients and resumes when the stall check finds it after Redis is back",
+                    exc,
+                    campaign_id,
+                    connection.schema_name,
+                    given_back,
+                )
+                outcome.redis_unreachable = True
+                return outcome
             result = send_batch(
                 claims=claims,
                 customers=store.customers([claim.customer_id for claim in claims]),
                 composer=composer,
                 messenger=messenger,
-                pacer=limiter.reserve(len(claims)),
+                pacer=pacer,
             )
             store.record(result, campaign_name=campaign.name)
             outcome.batches += 1
@@ -383,6 +417,7 @@ def run_until_done(*, campaign_id, mail_overrides=None, batch_size=None, sleep=t
             total.retried += outcome.retried
             total.batches += outcome.batches
             total.finished = total.finished or outcome.finished
+            total.redis_unreachable = outcome.redis_unreachable
             if not outcome.more:
                 return total
             sleep(outcome.delay)

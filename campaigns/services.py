@@ -521,33 +521,60 @@ def campaigns_start_due(*, now=None):
 
 
 def leases_reclaim(*, now=None):
-    """Recover from dead workers: recipients whose lease expired go back to pending, campaigns nobody
-    works on get fresh batch tasks, finished ones still marked sending become sent.
+    """Recover from dead workers: recipients whose lease expired go back to pending and their campaign
+    gets fresh batch tasks, campaigns nobody works on are resumed (`campaigns_resume_stalled`),
+    finished ones still marked sending become sent.
 
     Returns the ids of the campaigns it touched."""
-    from django.conf import settings
-
     now = now or timezone.now()
+    # Before the reclaim below: a campaign holding expired leases is not stalled yet, so no campaign
+    # gets batch tasks from both.
+    resumed = campaigns_resume_stalled(now=now)
     expired = list(selectors.campaigns_with_expired_leases(now=now).values_list("id", flat=True))
     if expired:
         # Attempts were counted at claim time; a recipient that keeps killing workers fails eventually.
         CampaignRecipient.objects.filter(
             campaign_id__in=expired, status="sending", lease_until__lt=now
         ).update(status="pending", lease_until=None)
-    stalled = list(
-        selectors.campaigns_stalled(now=now, quiet_seconds=settings.CAMPAIGN_LEASE_SECONDS).values_list(
-            "id", flat=True
-        )
-    )
-    restart = sorted(set(expired) | set(stalled))
-    for campaign_id in Campaign.objects.filter(id__in=restart, status="sending").values_list("id", flat=True):
+    for campaign_id in Campaign.objects.filter(id__in=expired, status="sending").values_list("id", flat=True):
         senders_enqueue(campaign_id=campaign_id)
     finished = [
         campaign_id
         for campaign_id in selectors.campaigns_done_but_sending().values_list("id", flat=True)
         if campaign_finish_if_done(campaign_id=campaign_id)
     ]
-    return sorted(set(restart) | set(finished))
+    return sorted(set(resumed) | set(expired) | set(finished))
+
+
+def campaigns_resume_stalled(*, now=None):
+    """Fresh batch tasks for the sending campaigns nobody works on (`selectors.campaigns_stalled`,
+    quiet for CAMPAIGN_STALL_SECONDS), e.g. after a Redis restart lost their queued task messages.
+
+    Once per campaign until one of its batch tasks starts (`campaign_resume_arrived`): new tasks
+    waiting behind a busy queue do not get more piled on them. Returns the ids it enqueued."""
+    from django.conf import settings
+
+    resumed = []
+    stalled = selectors.campaigns_stalled(now=now, quiet_seconds=settings.CAMPAIGN_STALL_SECONDS)
+    for campaign_id, started_at in stalled.values_list("id", "started_at"):
+        # The marker lives in Redis next to the task messages, so a restart that loses them loses it
+        # too; otherwise it lapses like a lease. With Redis down `add` fails soft (False) and nothing
+        # is enqueued: the broker is down as well.
+        if cache.add(_resume_key(campaign_id, started_at), 1, timeout=settings.CAMPAIGN_LEASE_SECONDS):
+            senders_enqueue(campaign_id=campaign_id)
+            resumed.append(campaign_id)
+    return resumed
+
+
+def campaign_resume_arrived(*, campaign_id):
+    """A batch task of the campaign started: a later stall may be resumed again."""
+    started_at = Campaign.objects.filter(pk=campaign_id).values_list("started_at", flat=True).first()
+    cache.delete(_resume_key(campaign_id, started_at))
+
+
+def _resume_key(campaign_id, started_at):
+    # started_at too: a recreated database (or tenant) numbers its campaigns from 1 again.
+    return f"campaigns:resumed:{campaign_id}:{started_at.timestamp() if started_at else 0}"
 
 
 def campaign_test_send(*, campaign, emails):

@@ -7,7 +7,9 @@ the beat tasks run in public and loop over the serving tenants themselves.
 import logging
 
 from celery import shared_task
+from django.db import connection
 from django_tenants.utils import tenant_context
+from kombu.exceptions import OperationalError
 
 from tenancy.models import Tenant
 
@@ -19,9 +21,19 @@ logger = logging.getLogger(__name__)
 @shared_task(ignore_result=True, acks_late=True)
 def send_campaign_batches(campaign_id):
     """Send batches of one campaign for a while, then re-enqueue itself while work is left."""
+    services.campaign_resume_arrived(campaign_id=campaign_id)
     outcome = sender.run(campaign_id=campaign_id)
     if outcome.more:
-        send_campaign_batches.apply_async((campaign_id,), countdown=outcome.delay)
+        try:
+            send_campaign_batches.apply_async((campaign_id,), countdown=outcome.delay)
+        except OperationalError as exc:  # the broker (Redis) is down; this batch's results are recorded
+            logger.warning(
+                "sending paused: Redis unreachable (%s); campaign %s in %s resumes when the stall "
+                "check finds it after Redis is back",
+                exc,
+                campaign_id,
+                connection.schema_name,
+            )
     return {"sent": outcome.sent, "failed": outcome.failed, "retried": outcome.retried}
 
 
@@ -42,6 +54,19 @@ def dispatch_due_campaigns():
         started = services.campaigns_start_due()
         if started:
             logger.info("campaigns: started %s in %s", started, tenant.schema_name)
+
+    _each_tenant(work)
+
+
+@shared_task(ignore_result=True)
+def resume_stalled_campaigns():
+    """Beat, every 20 s: sending campaigns nobody works on (their task messages were lost with a Redis
+    restart, or their worker died between batches) get fresh batch tasks."""
+
+    def work(tenant):
+        campaign_ids = services.campaigns_resume_stalled()
+        if campaign_ids:
+            logger.warning("campaigns: resumed stalled %s in %s", campaign_ids, tenant.schema_name)
 
     _each_tenant(work)
 

@@ -17,6 +17,9 @@ app.conf.beat_schedule = {
     "campaigns-dispatch-due": {"task": "campaigns.tasks.dispatch_due_campaigns", "schedule": 60.0},
     # Re-queue recipients whose worker died holding their lease.
     "campaigns-reclaim-leases": {"task": "campaigns.tasks.reclaim_expired_leases", "schedule": 120.0},
+    # Resume sending campaigns nobody works on: a Redis restart loses every queued task message.
+    # With CAMPAIGN_STALL_SECONDS (30 s) sending goes on within about a minute of Redis coming back.
+    "campaigns-resume-stalled": {"task": "campaigns.tasks.resume_stalled_campaigns", "schedule": 20.0},
     # Publish the transactional outbox; changes also kick it after commit, this catches the rest.
     "events-publish-outbox": {"task": "events.tasks.publish_outbox", "schedule": 10.0},
     # Prune outbox rows that RabbitMQ confirmed long ago.

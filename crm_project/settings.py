@@ -293,6 +293,9 @@ CAMPAIGN_BATCH_SIZE = int(env("CAMPAIGN_BATCH_SIZE", "200"))
 CAMPAIGN_LEASE_SECONDS = int(env("CAMPAIGN_LEASE_SECONDS", "300"))
 CAMPAIGN_SEND_CONCURRENCY = int(env("CAMPAIGN_SEND_CONCURRENCY", "2"))
 CAMPAIGN_TASK_SECONDS = int(env("CAMPAIGN_TASK_SECONDS", "30"))
+# A sending campaign with due recipients, none held and none sent for this long gets fresh batch
+# tasks from beat (its task messages were lost, e.g. with a Redis restart).
+CAMPAIGN_STALL_SECONDS = int(env("CAMPAIGN_STALL_SECONDS", "30"))
 # Any ANYMAIL_<NAME> variable becomes ANYMAIL["<NAME>"] (API keys, webhook secrets).
 ANYMAIL = {key[len("ANYMAIL_") :]: value for key, value in os.environ.items() if key.startswith("ANYMAIL_")}
 DEFAULT_FROM_EMAIL = MAIL_FROM_ADDRESS

@@ -43,6 +43,13 @@ class OutboxEvent(models.Model):
             "data": self.data,
         }
 
+    def envelopes(self):
+        """The messages this row stands for: itself, or the events of a batch row (events.batches)."""
+        from .batches import batch_renderer
+
+        render = batch_renderer(self.type)
+        return [self.envelope()] if render is None else render(self)
+
 
 class InboxMessage(models.Model):
     """A webshop message that was applied: its unique key makes a redelivered message a no-op.

@@ -18,6 +18,7 @@ def publish_pending(result, *, batch_size, max_batches):
     from .services import outbox_mark_failed, outbox_mark_published
 
     connection = None
+    budget = batch_size * max_batches  # messages per run: batch rows hold many
     try:
         for _ in range(max_batches):
             batch = list(OutboxEvent.objects.filter(published_at__isnull=True).order_by("id")[:batch_size])
@@ -37,8 +38,16 @@ def publish_pending(result, *, batch_size, max_batches):
                     producer = connection.Producer(exchange=events_exchange(), auto_declare=True)
                 for event in batch:
                     current = event
-                    _publish(producer, event)
+                    messages = _publish(producer, event)
+                    budget -= messages
                     confirmed.append(event.id)
+                    if messages > 1:  # a batch row: mark it now, so a failure later never repeats it
+                        outbox_mark_published(ids=confirmed)
+                        result.published += len(confirmed)
+                        result.event_ids += confirmed
+                        confirmed = []
+                    if budget <= 0:
+                        break
             except Exception as exc:  # the broker is down, refused, or timed out: stop here
                 outbox_mark_published(ids=confirmed)
                 result.published += len(confirmed)
@@ -50,6 +59,8 @@ def publish_pending(result, *, batch_size, max_batches):
             outbox_mark_published(ids=confirmed)
             result.published += len(confirmed)
             result.event_ids += confirmed
+            if budget <= 0:
+                break
             if len(batch) < batch_size:
                 return
         result.more = True
@@ -62,16 +73,20 @@ def publish_pending(result, *, batch_size, max_batches):
 
 
 def _publish(producer, event):
-    producer.publish(
-        event.envelope(),
-        serializer="json",
-        routing_key=event.type,
-        delivery_mode=2,  # persistent
-        message_id=str(event.event_id),
-        timestamp=int(event.occurred_at.timestamp()),
-        type=event.type,
-        headers={"tenant": event.tenant},
-        retry=False,
-        timeout=settings.EVENTS_BROKER_CONNECT_TIMEOUT,
-        confirm_timeout=settings.EVENTS_PUBLISH_CONFIRM_TIMEOUT,
-    )
+    """Publish the row's message(s), each confirmed by the broker; returns how many."""
+    envelopes = event.envelopes()
+    for envelope in envelopes:
+        producer.publish(
+            envelope,
+            serializer="json",
+            routing_key=envelope["type"],
+            delivery_mode=2,  # persistent
+            message_id=envelope["id"],
+            timestamp=int(event.occurred_at.timestamp()),
+            type=envelope["type"],
+            headers={"tenant": event.tenant},
+            retry=False,
+            timeout=settings.EVENTS_BROKER_CONNECT_TIMEOUT,
+            confirm_timeout=settings.EVENTS_PUBLISH_CONFIRM_TIMEOUT,
+        )
+    return len(envelopes)

@@ -22,11 +22,10 @@ def make_order(**fields):
 
 
 def events(type=None):
-    """This tenant's outbox events, oldest first, as (type, data)."""
+    """This tenant's outbox events, oldest first, as (type, data), batch rows expanded as published."""
     rows = OutboxEvent.objects.filter(tenant=connection.schema_name).order_by("id")
-    if type:
-        rows = rows.filter(type=type)
-    return [(event.type, event.data) for event in rows]
+    found = [(e["type"], e["data"]) for row in rows for e in row.envelopes()]
+    return [event for event in found if type is None or event[0] == type]
 
 
 @pytest.fixture

@@ -129,7 +129,7 @@ def test_it_stops_at_the_first_failed_publish_so_nothing_overtakes_it(tenant, ev
     def refuse_the_third(producer, event):
         if event.pk == emitted[2].pk:
             raise ConnectionResetError("connection reset by broker")
-        real_publish(producer, event)
+        return real_publish(producer, event)
 
     monkeypatch.setattr(publisher, "_publish", refuse_the_third)
 

@@ -1,0 +1,67 @@
+"""customer.created / customer.updated for many customers at once (the CSV import), as batch rows of
+the outbox (events.batches): one compact row per BATCH_EVENTS changed customers, written set-based in
+the import's transaction, rendered into one event per customer when the row is published.
+
+A batch row's data: {"items": [[customer id, created (bool), [changed field names]], ...]} in id order.
+"""
+
+from django.db import connection
+from django_tenants.utils import schema_context
+
+from events.batches import BATCH_EVENTS, batch_envelope, batch_renderer_register
+from events.models import OutboxEvent
+
+BATCH_TYPE = "customers.batch"
+
+
+def batch_rows_insert(cursor, *, touched_table):
+    """Write the batch rows for the customers in `touched_table` (id, created, changed); one statement."""
+    cursor.execute(
+        f"""
+        INSERT INTO {OutboxEvent._meta.db_table} (event_id, tenant, type, occurred_at, data, attempts, last_error)
+        SELECT gen_random_uuid(), %s, %s, now(),
+               jsonb_build_object('items', jsonb_agg(jsonb_build_array(id, created, changed) ORDER BY id)), 0, ''
+          FROM (SELECT id, created, changed, (row_number() OVER (ORDER BY id) - 1) / %s AS part
+                  FROM {touched_table}) touched
+         GROUP BY part
+         ORDER BY part
+        """,
+        [connection.schema_name, BATCH_TYPE, BATCH_EVENTS],
+    )
+    return cursor.rowcount
+
+
+def batch_render(row):
+    """The row's events, each the customer as GET /api/customers/{id} returns it now (an erased
+    customer: only {"id", "erased": true}); nothing when the tenant's schema is gone."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [row.tenant])
+        if cursor.fetchone() is None:
+            return []
+    items = row.data.get("items", [])
+    with schema_context(row.tenant):
+        payloads = _payloads(ids=[item[0] for item in items])
+    envelopes = []
+    for customer_id, created, changed in items:
+        data = payloads.get(customer_id)
+        if data is None:
+            data = {"id": customer_id, "erased": True}
+        elif not created:
+            data["changed"] = changed
+        kind = "customer.created" if created else "customer.updated"
+        envelopes.append(batch_envelope(row, key=customer_id, type=kind, data=data))
+    return envelopes
+
+
+def _payloads(*, ids):
+    """{id: the customer as the API's serializer renders it} (services.customer_payload, for many);
+    erased customers are left out."""
+    from .selectors import customer_list
+    from .serializers import CustomerSerializer
+
+    customers = customer_list().filter(pk__in=ids, erased_at__isnull=True)
+    return {customer.pk: dict(CustomerSerializer(customer).data) for customer in customers}
+
+
+def register():
+    batch_renderer_register(type=BATCH_TYPE, render=batch_render)

@@ -1,0 +1,40 @@
+"""Outbox rows that stand for many events: a bulk import writes one compact row per thousand changed
+customers in its own transaction, and the publisher expands each row into one message per event.
+
+Why: a million customer.created payloads built and indexed inside the import cost more than the import
+itself. The row records which customers changed, how and when, in the change's transaction, so nothing
+is lost or reordered; the payload is rendered when the row is published (seconds later), so it is the
+customer as the API returns it then: an erased customer's event carries no personal data.
+
+The app that writes such rows registers how to render them (`batch_renderer_register`); the events
+app never imports it (dependencies point down to events).
+"""
+
+import uuid
+
+_RENDERERS = {}
+
+# At most this many events in one outbox row: a row is published whole or, after a failure, again
+# whole (at least once; the event ids are the same every time).
+BATCH_EVENTS = 1000
+
+
+def batch_renderer_register(*, type, render):
+    """`render(row)` -> the row's envelopes, in order: see `batch_envelope`."""
+    _RENDERERS[type] = render
+
+
+def batch_renderer(type):
+    return _RENDERERS.get(type)
+
+
+def batch_envelope(row, *, key, type, data):
+    """One event of a batch row. Its id is derived from the row's id and `key` (the customer's id), so
+    publishing the row again gives every event the id it had the first time."""
+    return {
+        "id": str(uuid.uuid5(row.event_id, str(key))),
+        "type": type,
+        "tenant": row.tenant,
+        "occurred_at": row.occurred_at.isoformat(),
+        "data": data,
+    }

@@ -4,28 +4,28 @@ The webshop publishes to the topic exchange `webshop.events` (WEBSHOP_EVENTS_EXC
 consumes the CRM's durable queue on it (WEBSHOP_EVENTS_QUEUE) and applies each message through the
 same serializers and services as the HTTP API. Poison messages go to `<queue>.dead` with the reason
 in the `x-crm-error` header. Run one or more (one is active at a time, the others stand by).
+
+The consumer itself (events.inbound) knows RabbitMQ, not customers; this command, in the customers app,
+plugs the customer and order services into it, so the dependencies point one way (customers -> events).
 """
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from kombu.exceptions import OperationalError as KombuOperationalError
 
+from customers.models import Order
+from customers.serializers import CustomerInputSerializer, OrderInputSerializer, OrderStatusInputSerializer
+from customers.services import customer_upsert, order_set_status, order_upsert
 from events.inbound import webshop_consume
 
 
 def customer_upserted(data):
-    from customers.serializers import CustomerInputSerializer
-    from customers.services import customer_upsert
-
     serializer = CustomerInputSerializer(data=data, partial=True)
     serializer.is_valid(raise_exception=True)
     customer_upsert(data=serializer.validated_data)
 
 
 def order_created(data):
-    from customers.serializers import OrderInputSerializer
-    from customers.services import order_upsert
-
     serializer = OrderInputSerializer(data=data)
     serializer.is_valid(raise_exception=True)
     order_upsert(data=serializer.validated_data)
@@ -33,10 +33,6 @@ def order_created(data):
 
 def order_updated(data):
     """A whole order (as order.created), or just `{"external_id", "status"}` for a status change."""
-    from customers.models import Order
-    from customers.serializers import OrderStatusInputSerializer
-    from customers.services import order_set_status
-
     if not isinstance(data, dict) or set(data) - {"external_id", "status"} or "status" not in data:
         return order_created(data)
     serializer = OrderStatusInputSerializer(data={"status": data["status"]})

@@ -1,12 +1,12 @@
 """`/healthz`: reachability of the database, Redis and the brokers (200 when all are up, else 503)."""
 
-import socket
 import time
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
+
+from .net import url_connect
 
 
 def _check_database():
@@ -16,9 +16,7 @@ def _check_database():
 
 def _tcp_check(url, default_port):
     def check():
-        parts = urlsplit(url)
-        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or default_port), timeout=1):
-            pass
+        url_connect(url, default_port)
 
     return check
 

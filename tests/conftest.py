@@ -2,13 +2,13 @@
 once and kept with --reuse-db; each test runs in a rolled-back transaction inside tenant A."""
 
 import os
-import socket
-from urllib.parse import urlsplit
 
 import pytest
 from django.conf import settings
 from django.db import connection
 from django_tenants.utils import schema_context
+
+from crm_project.net import url_reachable
 
 TENANT_A = {"slug": "tenant-a", "domain": "tenant-a.localhost", "name": "Tenant A"}
 TENANT_B = {"slug": "tenant-b", "domain": "tenant-b.localhost", "name": "Tenant B"}
@@ -123,20 +123,11 @@ def api_b(other_tenant):
     return make_api_client(other_tenant, user)
 
 
-def _reachable(url, default_port):
-    parts = urlsplit(url)
-    try:
-        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or default_port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
 def require_service(name):
     """A test that needs a real server: in CI a missing one fails the test, elsewhere it skips it."""
     urls = {"redis": (settings.REDIS_URL, 6379), "rabbitmq": (settings.EVENTS_BROKER_URL, 5672)}
     url, port = urls[name]
-    if not url or not _reachable(url, port):
+    if not url or not url_reachable(url, port):
         message = f"{name} is not reachable at {url}"
         if IN_CI:
             pytest.fail(message + " (CI must run every test against the real service)")

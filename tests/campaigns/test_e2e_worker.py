@@ -4,70 +4,31 @@ Data is committed in a fresh tenant created for this module and dropped afterwar
 workers are other processes and see only committed rows.
 """
 
-import asyncio
 import email
 import email.policy
-import os
-import signal
-import socket
 import subprocess
-import sys
-import threading
 import time
 import uuid
 from collections import Counter
-from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
 from django.conf import settings
 from django.db import connection
 from django_tenants.utils import schema_context
 
+from tests import processes
 from tests.conftest import PASSWORD, make_api_client, require_service
 
-ROOT = Path(__file__).resolve().parents[2]
 QUEUE = settings.CELERY_TASK_DEFAULT_QUEUE  # the queue this test run's tasks go to
 BATCH = 5
 LEASE = 3
 
 
-class Sink:
-    """An SMTP server that keeps every message; `delay` makes it slow so a worker can die mid-batch."""
-
-    def __init__(self):
-        self.messages = []  # (recipients, bytes)
-        self.delay = 0.0
-        self.lock = threading.Lock()
-
-    async def handle_DATA(self, server, session, envelope):
-        if self.delay:
-            await asyncio.sleep(self.delay)
-        with self.lock:
-            self.messages.append(
-                (list(envelope.rcpt_tos), bytes(envelope.original_content or envelope.content))
-            )
-        return "250 OK"
-
-    def clear(self):
-        with self.lock:
-            self.messages.clear()
-
-    def by_address(self):
-        with self.lock:
-            return Counter(rcpt for rcpts, _ in self.messages for rcpt in rcpts)
-
-
 @pytest.fixture(scope="module")
 def sink():
-    handler = Sink()
-    with socket.socket() as probe:  # a free port (aiosmtpd's start-up check cannot use port 0)
-        probe.bind(("127.0.0.1", 0))
-        handler.port = probe.getsockname()[1]
-    controller = Controller(handler, hostname="127.0.0.1", port=handler.port)
-    controller.start()
-    yield handler
-    controller.stop()
+    """An SMTP server that keeps every message; `delay` makes it slow so a worker can die mid-batch."""
+    with processes.smtp_sink() as handler:
+        yield handler
 
 
 @pytest.fixture(scope="module")
@@ -105,80 +66,33 @@ def blocker(django_db_blocker):
     return django_db_blocker
 
 
-class Workers:
+def _worker_env(sink):
+    return {
+        "EMAIL_HOST": "127.0.0.1",
+        "EMAIL_PORT": str(sink.port),
+        "MAIL_MAILER": "smtp",
+        "CAMPAIGN_BATCH_SIZE": str(BATCH),
+        "CAMPAIGN_LEASE_SECONDS": str(LEASE),
+        "CAMPAIGN_SEND_CONCURRENCY": "2",
+        "CAMPAIGN_TASK_SECONDS": "2",
+        "DB_CONN_MAX_AGE": "0",
+    }
+
+
+class Workers(processes.CeleryWorkers):
+    """Workers sending to the sink, with small batches and a short lease."""
+
     def __init__(self, sink):
+        super().__init__(queue=QUEUE)
         self.sink = sink
-        self.procs = []
 
     def start(self, concurrency=2):
-        env = {
-            **os.environ,
-            "DATABASE_URL": _database_url(),
-            "CELERY_QUEUE": QUEUE,
-            "EMAIL_HOST": "127.0.0.1",
-            "EMAIL_PORT": str(self.sink.port),
-            "MAIL_MAILER": "smtp",
-            "CAMPAIGN_BATCH_SIZE": str(BATCH),
-            "CAMPAIGN_LEASE_SECONDS": str(LEASE),
-            "CAMPAIGN_SEND_CONCURRENCY": "2",
-            "CAMPAIGN_TASK_SECONDS": "2",
-            "DB_CONN_MAX_AGE": "0",
-        }
-        proc = subprocess.Popen(
-            [
-                str(Path(sys.executable).with_name("celery")),
-                "-A",
-                "crm_project",
-                "worker",
-                "-Q",
-                QUEUE,
-                "--pool=prefork",
-                "-c",
-                str(concurrency),
-                "-l",
-                "warning",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-                "-n",
-                f"e2e-{uuid.uuid4().hex[:6]}@%h",
-            ],
-            cwd=ROOT,
-            env=env,
-            start_new_session=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        self.procs.append(proc)
-        return proc
-
-    def kill(self, proc):
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-
-    def stop_all(self):
-        for proc in self.procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-        self.procs.clear()
-
-
-def _database_url():
-    db = connection.settings_dict
-    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+        return super().start(env=_worker_env(self.sink), concurrency=concurrency, stderr=subprocess.PIPE)
 
 
 @pytest.fixture
 def workers(sink, live):
-    from crm_project.celery import app
-
-    with app.connection_for_write() as conn:  # nothing left over from an earlier run
-        conn.default_channel.queue_purge(QUEUE)
+    processes.purge_queue(QUEUE)  # nothing left over from an earlier run
     sink.clear()
     sink.delay = 0.0
     pool = Workers(sink)

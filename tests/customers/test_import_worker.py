@@ -1,17 +1,15 @@
 """An admin upload imported by a real Celery worker (its own process and connection)."""
 
 import os
+import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import connection
 from django_tenants.utils import schema_context
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests import processes
 
 
 def test_it_imports_an_uploaded_list_on_a_real_worker(fresh_tenant, django_db_blocker, redis_service):
@@ -20,36 +18,8 @@ def test_it_imports_an_uploaded_list_on_a_real_worker(fresh_tenant, django_db_bl
 
     host, schema, token = fresh_tenant
     queue = f"customers-import-test-{os.getpid()}"
-    env = {
-        **os.environ,
-        "DATABASE_URL": settings.DATABASES["default"].get("TEST_URL", "")
-        or f"postgres://{connection.settings_dict['USER']}@{connection.settings_dict['HOST']}:"
-        f"{connection.settings_dict['PORT']}/{connection.settings_dict['NAME']}",
-        "CELERY_QUEUE": queue,
-    }
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "crm_project",
-            "worker",
-            "-Q",
-            queue,
-            "--pool",
-            "solo",
-            "--without-heartbeat",
-            "--without-gossip",
-            "--without-mingle",
-            "--loglevel",
-            "WARNING",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    workers = processes.CeleryWorkers(queue=queue)
+    worker = workers.start(pool="solo", stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         with django_db_blocker.unblock(), schema_context(schema):
             upload = SimpleUploadedFile("list.csv", b"email,first_name,tags\nw1@example.com,W,vip\nbad,X,\n")
@@ -71,6 +41,7 @@ def test_it_imports_an_uploaded_list_on_a_real_worker(fresh_tenant, django_db_bl
             assert list(Customer.objects.values_list("email", "first_name")) == [("w1@example.com", "W")]
             ImportJob.objects.all().delete()
     finally:
-        worker.terminate()
+        os.killpg(worker.pid, signal.SIGTERM)
         output = worker.communicate(timeout=20)[0].decode(errors="replace")
+        workers.stop_all()
         assert "Traceback" not in output, output

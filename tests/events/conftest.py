@@ -3,11 +3,9 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from django.conf import settings
@@ -16,6 +14,7 @@ from kombu import Connection, Queue
 
 from events.broker import events_exchange
 from tests.conftest import IN_CI
+from tests.processes import celery_worker, database_url
 
 
 def committed(work):
@@ -127,17 +126,11 @@ def stopped_rabbitmq(rabbitmq_service):
         start()
 
 
-def test_database_url():
-    """DATABASE_URL of the test database (what a subprocess needs to see this run's data)."""
-    parts = urlsplit(settings.DATABASE_URL)
-    return urlunsplit(parts._replace(path="/" + connection.settings_dict["NAME"]))
-
-
 def process_env(**extra):
     """The environment for a worker or consumer process of this test run."""
     return dict(
         os.environ,
-        DATABASE_URL=test_database_url(),
+        DATABASE_URL=database_url(),
         CELERY_QUEUE=settings.CELERY_TASK_DEFAULT_QUEUE,
         REDIS_URL=settings.REDIS_URL,
         CELERY_BROKER_URL=settings.CELERY_BROKER_URL,
@@ -148,37 +141,9 @@ def process_env(**extra):
 
 @contextlib.contextmanager
 def celery_worker_process(**extra_env):
-    """`celery -A crm_project worker` on this test database and this run's queue; stopped afterwards."""
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "crm_project",
-            "worker",
-            "--pool=solo",
-            "--loglevel=WARNING",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "-Q",
-            settings.CELERY_TASK_DEFAULT_QUEUE,
-        ],
-        cwd=settings.BASE_DIR,
-        env=process_env(**extra_env),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
+    """One solo-pool worker with this test run's settings (its stderr a pipe); stopped afterwards."""
+    with celery_worker(env=process_env(**extra_env), pool="solo", stderr=subprocess.PIPE) as worker:
         yield worker
-    finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ fresh tenant of its own, dropped with everything in it afterwards.
 import http.client
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,23 +22,12 @@ from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from campaigns.tokens import make_token
+from tests import processes
 from tests.conftest import PASSWORD, require_service
 
 from .conftest import APPLE_MPP_AGENT, HUMAN_AGENT
 
-ROOT = Path(__file__).resolve().parents[2]
 QUEUE = settings.CELERY_TASK_DEFAULT_QUEUE
-
-
-def _database_url():
-    db = connection.settings_dict
-    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
-def _free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +93,7 @@ def world(django_db_setup, django_db_blocker):
 
 
 def _environment():
-    return {**os.environ, "DATABASE_URL": _database_url(), "CELERY_QUEUE": QUEUE, "DEBUG": "false"}
+    return {**os.environ, "DATABASE_URL": processes.database_url(), "CELERY_QUEUE": QUEUE, "DEBUG": "false"}
 
 
 def _wait_until(check, seconds, what):
@@ -119,7 +107,7 @@ def _wait_until(check, seconds, what):
 
 @pytest.fixture(scope="module")
 def server(world):
-    port = _free_port()
+    port = processes.free_port()
     proc = subprocess.Popen(
         [
             str(Path(sys.executable).with_name("gunicorn")),
@@ -131,19 +119,12 @@ def server(world):
             "--log-level",
             "warning",
         ],
-        cwd=ROOT,
+        cwd=processes.ROOT,
         env=_environment(),
     )
 
-    def up():
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return True
-        except OSError:
-            return False
-
     try:
-        _wait_until(up, 20, "gunicorn")
+        processes.wait_for_port(port, timeout=20)
         yield port
     finally:
         proc.send_signal(signal.SIGINT)  # quick shutdown: nothing is in flight any more
@@ -152,33 +133,9 @@ def server(world):
 
 @pytest.fixture(scope="module")
 def worker(world):
-    from crm_project.celery import app
-
-    with app.connection_for_write() as conn:
-        conn.default_channel.queue_purge(QUEUE)
-    proc = subprocess.Popen(
-        [
-            str(Path(sys.executable).with_name("celery")),
-            "-A",
-            "crm_project",
-            "worker",
-            "-Q",
-            QUEUE,
-            "--pool=solo",
-            "-l",
-            "warning",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-        ],
-        cwd=ROOT,
-        env=_environment(),
-    )
-    try:
+    processes.purge_queue(QUEUE)
+    with processes.celery_worker(queue=QUEUE, pool="solo", env={"DEBUG": "false"}) as proc:
         yield proc
-    finally:
-        proc.kill()  # idle by now; a warm shutdown only costs seconds
-        proc.wait(timeout=15)
 
 
 def _request(port, host, method, path, *, body=None, headers=None):

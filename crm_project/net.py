@@ -17,11 +17,7 @@ def url_connect(url, default_port, timeout=1.0):
 
 
 def reachable(host, port, timeout=0.5):
-    try:
-        tcp_connect(host, port, timeout)
-        return True
-    except OSError:
-        return False
+    return url_reachable(f"tcp://{host}:{port}", port, timeout)
 
 
 def url_reachable(url, default_port, timeout=1.0):

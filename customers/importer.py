@@ -360,7 +360,11 @@ class _Importer:
         return result
 
     def _process_chunk(self, cursor):
+        # The planner needs the chunk's size and rough distributions, not fine histograms: a tenth of
+        # the default sample keeps ANALYZE of a 50k-row chunk at a few milliseconds instead of ~100.
+        cursor.execute("SET LOCAL default_statistics_target = 10")
         cursor.execute(f"ANALYZE {STAGING}")
+        cursor.execute("SET LOCAL default_statistics_target = DEFAULT")
         self._timed("validate", self._validate, cursor)
         self._timed("dedupe", self._dedupe, cursor)
         self._timed("update", self._update_existing, cursor)

@@ -2,7 +2,8 @@
 the outbox (events.batches): one compact row per BATCH_EVENTS changed customers, written set-based in
 the import's transaction, rendered into one event per customer when the row is published.
 
-A batch row's data: {"items": [[customer id, created (bool), [changed field names]], ...]} in id order.
+A batch row's data: {"ids": [customer ids, in order], "updated": {"<id>": [changed field names]}}; an
+id not in "updated" was created.
 """
 
 from django.db import connection
@@ -20,7 +21,9 @@ def batch_rows_insert(cursor, *, touched_table):
         f"""
         INSERT INTO {OutboxEvent._meta.db_table} (event_id, tenant, type, occurred_at, data, attempts, last_error)
         SELECT gen_random_uuid(), %s, %s, now(),
-               jsonb_build_object('items', jsonb_agg(jsonb_build_array(id, created, changed) ORDER BY id)), 0, ''
+               jsonb_build_object('ids', to_jsonb(array_agg(id ORDER BY id)),
+                                  'updated', COALESCE(jsonb_object_agg(id, changed) FILTER (WHERE NOT created), '{{}}')),
+               0, ''
           FROM (SELECT id, created, changed, (row_number() OVER (ORDER BY id) - 1) / %s AS part
                   FROM {touched_table}) touched
          GROUP BY part
@@ -38,17 +41,18 @@ def batch_render(row):
         cursor.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [row.tenant])
         if cursor.fetchone() is None:
             return []
-    items = row.data.get("items", [])
+    ids, updated = row.data.get("ids", []), row.data.get("updated", {})
     with schema_context(row.tenant):
-        payloads = _payloads(ids=[item[0] for item in items])
+        payloads = _payloads(ids=ids)
     envelopes = []
-    for customer_id, created, changed in items:
+    for customer_id in ids:
+        changed = updated.get(str(customer_id))
         data = payloads.get(customer_id)
         if data is None:
             data = {"id": customer_id, "erased": True}
-        elif not created:
+        elif changed is not None:
             data["changed"] = changed
-        kind = "customer.created" if created else "customer.updated"
+        kind = "customer.created" if changed is None else "customer.updated"
         envelopes.append(batch_envelope(row, key=customer_id, type=kind, data=data))
     return envelopes
 

@@ -21,7 +21,7 @@ def test_it_writes_one_outbox_row_per_thousand_changed_customers(tmp_path, tenan
     import_customers_csv(path_or_file=write(tmp_path, [f"c{n}@example.com,N{n}" for n in range(2500)]))
 
     rows = list(OutboxEvent.objects.order_by("id"))
-    assert [(row.type, len(row.data["items"])) for row in rows] == [
+    assert [(row.type, len(row.data["ids"])) for row in rows] == [
         (BATCH_TYPE, 1000),
         (BATCH_TYPE, 1000),
         (BATCH_TYPE, 500),

@@ -540,8 +540,8 @@ class _Importer:
             ), customers AS (SELECT DISTINCT customer_id AS id FROM added),
             marked AS (
                 INSERT INTO {TOUCHED} (id, created, changed) SELECT id, false, ARRAY['tags'] FROM customers
-                ON CONFLICT (id) DO UPDATE SET changed = CASE WHEN {TOUCHED}.created THEN {TOUCHED}.changed
-                    ELSE {TOUCHED}.changed || ARRAY['tags'] END
+                ON CONFLICT (id) DO UPDATE SET changed = {TOUCHED}.changed || ARRAY['tags']
+                    WHERE NOT {TOUCHED}.created  -- a created customer's tags are no change: no row rewritten
                 RETURNING id, (xmax = 0) AS fresh
             )
             UPDATE {self.customers} c SET updated_at = now() FROM marked WHERE c.id = marked.id AND marked.fresh

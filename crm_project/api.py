@@ -1,6 +1,5 @@
 """API conventions shared by every app: pagination, error shapes, auth token endpoint."""
 
-import hashlib
 import logging
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
@@ -15,6 +14,8 @@ from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
+
+from .throttling import FailureWindow
 
 logger = logging.getLogger(__name__)
 
@@ -65,34 +66,31 @@ ERROR_409 = OpenApiResponse(description="The object's state does not allow this.
 
 
 class AuthFailureThrottle(SimpleRateThrottle):
-    """Counts failed logins per client address and username; a burst of failures is a 429."""
+    """Counts failed logins per client address and username (AUTH_FAILURE_RATE); a burst of failures
+    is a 429 with Retry-After. Successful logins are never counted."""
 
     scope = "auth_failures"
+    retry_seconds = 0
 
-    def get_cache_key(self, request, view):
-        username = ""
-        if isinstance(request.data, dict):
-            username = str(request.data.get("username", ""))[:150].lower()
-        # Hashed: usernames are user input and cache keys must stay short and plain.
-        digest = hashlib.sha256(f"{self.get_ident(request)}\0{username}".encode()).hexdigest()[:32]
-        return self.cache_format % {"scope": self.scope, "ident": digest}
+    def _window(self):
+        return FailureWindow(scope="auth-failures", limit=self.num_requests, seconds=self.duration)
+
+    def _who(self, request):
+        username = request.data.get("username", "") if isinstance(request.data, dict) else ""
+        return self.get_ident(request), username
 
     def allow_request(self, request, view):
-        # Only failures are recorded (see record_failure); here we only check the count.
         if self.rate is None:
             return True
-        self.key = self.get_cache_key(request, view)
-        self.history = self.cache.get(self.key, [])
-        self.now = self.timer()
-        while self.history and self.history[-1] <= self.now - self.duration:
-            self.history.pop()
-        if len(self.history) >= self.num_requests:
-            return self.throttle_failure()
-        return True
+        self.retry_seconds = self._window().retry_after(*self._who(request))
+        return not self.retry_seconds
 
-    def record_failure(self):
-        self.history.insert(0, self.now)
-        self.cache.set(self.key, self.history, self.duration)
+    def wait(self):
+        return self.retry_seconds
+
+    def record_failure(self, request):
+        if self.rate is not None:
+            self._window().record(*self._who(request))
 
 
 class TokenRequestSerializer(serializers.Serializer):
@@ -127,9 +125,7 @@ class TokenView(APIView):
             password=serializer.validated_data["password"],
         )
         if user is None or not user.is_active:
-            throttle = AuthFailureThrottle()
-            throttle.allow_request(request, self)  # loads this client's history
-            throttle.record_failure()
+            AuthFailureThrottle().record_failure(request)
             raise exceptions.ValidationError(
                 {"non_field_errors": ["Unable to log in with these credentials."]}
             )

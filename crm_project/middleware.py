@@ -1,11 +1,9 @@
 """Request guards that apply to every host: body size for the API, brute force on the admin login."""
 
-import hashlib
-import time
-
 from django.conf import settings
-from django.core.cache import cache
 from django.http import JsonResponse
+
+from .throttling import FailureWindow
 
 
 class ApiBodySizeLimitMiddleware:
@@ -44,19 +42,18 @@ class AdminLoginThrottleMiddleware:
     def __call__(self, request):
         if request.method != "POST" or not request.path.endswith("/admin/login/"):
             return self.get_response(request)
-        username = str(request.POST.get("username", ""))[:150].strip().lower()
-        digest = hashlib.sha256(f"{request.META.get('REMOTE_ADDR', '')}\0{username}".encode()).hexdigest()[
-            :32
-        ]
-        key = f"admin-login-failures:{digest}"
-        window = settings.ADMIN_LOGIN_FAILURE_WINDOW
-        now = time.time()
-        failures = [t for t in (cache.get(key) or []) if t > now - window]
-        if len(failures) >= settings.ADMIN_LOGIN_MAX_FAILURES:
+        window = FailureWindow(
+            scope="admin-login-failures",
+            limit=settings.ADMIN_LOGIN_MAX_FAILURES,
+            seconds=settings.ADMIN_LOGIN_FAILURE_WINDOW,
+        )
+        who = (request.META.get("REMOTE_ADDR", ""), request.POST.get("username", ""))
+        retry_after = window.retry_after(*who)
+        if retry_after:
             response = JsonResponse({"detail": "Too many failed logins; try again later."}, status=429)
-            response["Retry-After"] = str(int(window - (now - min(failures))) + 1)
+            response["Retry-After"] = str(retry_after)
             return response
         response = self.get_response(request)
-        if response.status_code == 200:
-            cache.set(key, failures + [now], window)
+        if response.status_code == 200:  # the form again: a failed login (a success redirects)
+            window.record(*who)
         return response

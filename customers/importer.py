@@ -23,7 +23,9 @@ command `import_customers`, the admin upload (a Celery task) and the benchmark.
 import csv
 import io
 import json
+import queue
 import re
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -101,6 +103,68 @@ class ImportReport:
 
 class _BrokenRecord(Exception):
     pass
+
+
+@dataclass
+class _Chunk:
+    payload: bytes  # rows in COPY text format
+    errors: list  # [(line, reason)] of the lines it skipped
+    bytes_read: int
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_text(value):
+    """A value in COPY's text format: \\N for NULL, backslash and control characters escaped."""
+    return "\\N" if value is None else str(value).translate(_COPY_ESCAPES)
+
+
+class _ahead:
+    """Runs a generator one item ahead in a thread: the next chunk is read and parsed while the
+    database works on this one (parsing is Python, the database waits on a socket without the GIL).
+    At most one finished chunk waits, so memory stays at two chunks whatever the file's size."""
+
+    def __init__(self, generator):
+        self.generator = generator
+        self.queue = queue.Queue(maxsize=1)
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="import-reader", daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        try:
+            for item in self.generator:
+                if not self._put(("item", item)):
+                    return
+            self._put(("end", None))
+        except BaseException as error:  # handed to the consumer, raised there
+            self._put(("error", error))
+
+    def _put(self, entry):
+        while not self.stopped.is_set():
+            try:
+                self.queue.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        kind, value = self.queue.get()
+        if kind == "error":
+            raise value
+        if kind == "end":
+            self.queue.put(("end", None))
+            raise StopIteration
+        return value
+
+    def close(self):
+        self.stopped.set()
+        self.thread.join(timeout=5)
 
 
 class _Lines:
@@ -258,13 +322,15 @@ class _Importer:
         self.customer_tags = CustomerTag._meta.db_table
         self.addresses = Address._meta.db_table
         self.pending_errors = []
+        self.read_errors = []
 
-    def _error(self, line, reason):
-        self.pending_errors.append((line, reason))
+    def _read_error(self, line, reason):
+        # Only the reading side (the header, then the reader thread) appends here.
+        self.read_errors.append((line, reason))
 
     def run(self, binary, total_bytes):
         started = time.monotonic()
-        lines = _Lines(binary, self._error)
+        lines = _Lines(binary, self._read_error)
         reader = csv.reader(lines, strict=True)
         header = self._header(reader, lines)
         mapping, self.report.ignored_columns = _header_mapping(header)
@@ -272,27 +338,24 @@ class _Importer:
         attribute_columns = [(key[5:], pos) for key, pos in mapping.items() if key.startswith("attr:")]
         if attribute_columns:
             self.present.add("attributes")
-        width = len(header)
-        with connection.cursor() as cursor:
-            self._create_temp_tables(cursor)
-            done = False
-            while not done:
-                with transaction.atomic():
-                    cursor.execute(f"TRUNCATE {STAGING}, {ERRORS}, {TOUCHED}")
-                    done = self._timed(
-                        "read+copy",
-                        self._copy_chunk,
-                        cursor,
-                        reader,
-                        lines,
-                        mapping,
-                        attribute_columns,
-                        width,
-                    )
-                    self._process_chunk(cursor)
-                if self.progress:
-                    self.progress(lines.bytes_read, total_bytes, self.report)
-            cursor.execute(f"DROP TABLE IF EXISTS {STAGING}, {ERRORS}, {TOUCHED}")
+        chunks = _ahead(self._chunks(reader, lines, mapping, attribute_columns, len(header)))
+        try:
+            with connection.cursor() as cursor:
+                self._create_temp_tables(cursor)
+                while True:
+                    chunk = self._timed("read", next, chunks, None)
+                    if chunk is None:
+                        break
+                    with transaction.atomic():
+                        cursor.execute(f"TRUNCATE {STAGING}, {ERRORS}, {TOUCHED}")
+                        self._timed("copy", self._copy_chunk, cursor, chunk.payload)
+                        self.pending_errors = chunk.errors
+                        self._process_chunk(cursor)
+                    if self.progress:
+                        self.progress(chunk.bytes_read, total_bytes, self.report)
+                cursor.execute(f"DROP TABLE IF EXISTS {STAGING}, {ERRORS}, {TOUCHED}")
+        finally:
+            chunks.close()
         self.report.errors.sort()
         r = self.report
         r.rows = r.created + r.updated + r.unchanged + r.failed + r.duplicates
@@ -308,50 +371,62 @@ class _Importer:
             except (csv.Error, _BrokenRecord) as error:
                 raise ImportFileError(f"The header (line {lines.line_no}) is not valid CSV: {error}.")
             lines.pending = False
-            if self.pending_errors:
-                line, reason = self.pending_errors[0]
+            if self.read_errors:
+                line, reason = self.read_errors[0]
                 raise ImportFileError(f"The header (line {line}) cannot be read: {reason}.")
             if header:
                 return header
 
     def _create_temp_tables(self, cursor):
         text_columns = ", ".join(f"{column} text" for column in COLUMNS)
-        cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {STAGING} (line bigint, {text_columns})")
+        # customer_id: the customer a row updates or created, once known (the upsert's steps share it).
+        cursor.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {STAGING} (line bigint, {text_columns}, customer_id bigint)"
+        )
         cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {ERRORS} (line bigint, reason text)")
         cursor.execute(
             f"CREATE TEMP TABLE IF NOT EXISTS {TOUCHED} (id bigint PRIMARY KEY, created boolean, changed text[])"
         )
 
-    def _copy_chunk(self, cursor, reader, lines, mapping, attribute_columns, width):
-        """Stream up to chunk_rows good rows into the staging table; True when the file is done."""
-        rows = 0
-        with cursor.cursor.copy(f"COPY {STAGING} (line, {', '.join(COLUMNS)}) FROM STDIN") as copy:
+    def _chunks(self, reader, lines, mapping, attribute_columns, width):
+        """The file's good rows, chunk_rows at a time, as COPY text ready to send, with the chunk's bad
+        lines. Runs in the reader thread (see _ahead), so parsing overlaps the database's work."""
+        while True:
+            out, rows, done = io.StringIO(), 0, False
             while rows < self.chunk_rows:
                 try:
                     row = next(reader)
                 except StopIteration:
-                    return True
+                    done = True
+                    break
                 except _BrokenRecord:
-                    self._error(lines.line_no, "a quoted field is not closed on this line")
+                    self._read_error(lines.line_no, "a quoted field is not closed on this line")
                     continue
                 except csv.Error as error:
                     lines.pending = False
-                    self._error(lines.line_no, f"broken CSV quoting ({error})")
+                    self._read_error(lines.line_no, f"broken CSV quoting ({error})")
                     continue
                 lines.pending = False
                 if not row or (len(row) == 1 and not row[0].strip()):
                     continue  # blank line
                 if len(row) != width:
-                    self._error(lines.line_no, f"expected {width} columns, found {len(row)}")
+                    self._read_error(lines.line_no, f"expected {width} columns, found {len(row)}")
                     continue
                 try:
                     values = _row_values(row, mapping, attribute_columns)
                 except ValueError as error:
-                    self._error(lines.line_no, str(error))
+                    self._read_error(lines.line_no, str(error))
                     continue
-                copy.write_row((lines.line_no, *values))
+                out.write("\t".join((str(lines.line_no), *map(_copy_text, values))) + "\n")
                 rows += 1
-        return False
+            errors, self.read_errors = self.read_errors, []
+            yield _Chunk(out.getvalue().encode("utf-8"), errors, lines.bytes_read)
+            if done:
+                return
+
+    def _copy_chunk(self, cursor, payload):
+        with cursor.cursor.copy(f"COPY {STAGING} (line, {', '.join(COLUMNS)}) FROM STDIN") as copy:
+            copy.write(payload)
 
     def _timed(self, phase, step, *args):
         started = time.monotonic()
@@ -445,8 +520,10 @@ class _Importer:
 
     def _update_existing(self, cursor):
         columns = [column for column in COLUMNS if column in self.present and column not in ("email", "tags")]
-        cursor.execute(f"SELECT count(*) FROM {STAGING} s JOIN {self.customers} c ON c.email = s.email")
-        matched = cursor.fetchone()[0]
+        cursor.execute(
+            f"UPDATE {STAGING} s SET customer_id = c.id FROM {self.customers} c WHERE c.email = s.email"
+        )
+        matched = cursor.rowcount
         if not matched:
             return
         if not columns:
@@ -463,7 +540,7 @@ class _Importer:
         cursor.execute(
             f"""
             WITH src AS (
-                SELECT c.id, {news}, {olds} FROM {STAGING} s JOIN {self.customers} c ON c.email = s.email
+                SELECT c.id, {news}, {olds} FROM {STAGING} s JOIN {self.customers} c ON c.id = s.customer_id
             ), upd AS (
                 UPDATE {self.customers} c SET {sets}, updated_at = now() FROM src
                  WHERE c.id = src.id AND ({differs})
@@ -486,13 +563,20 @@ class _Importer:
                 COALESCE({_bool_sql("email_marketing")}, false), COALESCE({_bool_sql("email_transactional")}, true),
                 NULLIF(s.unsubscribed_at, '')::timestamptz, 0, 0, now(), now()
               FROM {STAGING} s
-             WHERE NOT EXISTS (SELECT 1 FROM {self.customers} c WHERE c.email = s.email)
+             WHERE s.customer_id IS NULL  -- set by _update_existing for every known email
         """
 
         def run(on_conflict):
             sql = insert + (" ON CONFLICT DO NOTHING" if on_conflict else "")
-            # The created ids feed the events, and the tags step (a new customer's tags are no "update").
-            if self.emit_events or "tags" in self.present:
+            # The created ids feed the events, and the tags step (a new customer's tags are no "update");
+            # the tags step finds its customers by the staging rows' customer_id.
+            if "tags" in self.present or on_conflict:
+                sql = (
+                    f"WITH ins AS ({sql} RETURNING id, email), "
+                    f"marked AS (INSERT INTO {TOUCHED} (id, created, changed) SELECT id, true, '{{}}' FROM ins) "
+                    f"UPDATE {STAGING} s SET customer_id = ins.id FROM ins WHERE s.email = ins.email"
+                )
+            elif self.emit_events:
                 sql = f"WITH ins AS ({sql} RETURNING id) INSERT INTO {TOUCHED} (id, created, changed) SELECT id, true, '{{}}' FROM ins"
             cursor.execute(sql)
 
@@ -508,9 +592,10 @@ class _Importer:
             pass
         run(on_conflict=True)
         self.report.created += cursor.rowcount
+        # The rows the insert skipped have no customer: their email or external_id was taken meanwhile.
         cursor.execute(
             f"INSERT INTO {ERRORS} (line, reason) SELECT s.line, 'conflicts with a customer written during the import; "
-            f"import this row again' FROM {STAGING} s WHERE NOT EXISTS (SELECT 1 FROM {self.customers} c WHERE c.email = s.email)"
+            f"import this row again' FROM {STAGING} s WHERE s.customer_id IS NULL"
         )
         if cursor.rowcount:
             cursor.execute(f"DELETE FROM {STAGING} s USING {ERRORS} e WHERE s.line = e.line")
@@ -529,12 +614,11 @@ class _Importer:
             f"""
             WITH added AS (
                 INSERT INTO {self.customer_tags} (customer_id, tag_id, created_at)
-                SELECT DISTINCT c.id, g.id, now()
+                SELECT DISTINCT s.customer_id, g.id, now()
                   FROM {STAGING} s
-                  JOIN {self.customers} c ON c.email = s.email
                  CROSS JOIN LATERAL unnest(string_to_array(s.tags, ',')) AS t(name)
                   JOIN {self.tags} g ON lower(g.name) = lower(btrim(t.name))
-                 WHERE s.tags <> '' AND btrim(t.name) <> ''
+                 WHERE s.tags <> '' AND btrim(t.name) <> '' AND s.customer_id IS NOT NULL
                 ON CONFLICT DO NOTHING
                 RETURNING customer_id
             ), customers AS (SELECT DISTINCT customer_id AS id FROM added),

@@ -232,3 +232,28 @@ def test_it_can_import_without_events(tmp_path, tenant, capsys):
         "new",
         "vip",
     ]
+
+
+def test_it_reports_rows_a_concurrent_writer_took_and_keeps_the_others(tmp_path, tenant, monkeypatch):
+    from customers import importer
+
+    original = importer._Importer._update_existing
+
+    def then_someone_else_writes(self, cursor):
+        original(self, cursor)
+        # Committed by another request between our steps, as far as this chunk can tell.
+        Customer.objects.create(email="b@example.com", first_name="Theirs")
+
+    monkeypatch.setattr(importer._Importer, "_update_existing", then_someone_else_writes)
+    text = "email,first_name,tags\na@example.com,A,vip\nb@example.com,B,vip\nc@example.com,C,\n"
+    report = import_customers_csv(path_or_file=write(tmp_path, text))
+
+    assert (report.created, report.failed) == (2, 1)
+    assert report.errors == [(3, "conflicts with a customer written during the import; import this row again")]
+    assert dict(Customer.objects.values_list("email", "first_name")) == {
+        "a@example.com": "A",
+        "b@example.com": "Theirs",
+        "c@example.com": "C",
+    }
+    tagged = CustomerTag.objects.filter(tag__name="vip").values_list("customer__email", flat=True)
+    assert sorted(tagged) == ["a@example.com"]

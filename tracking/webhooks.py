@@ -1,20 +1,25 @@
-"""ESP delivery events, through django-anymail's `tracking` signal (anymail's documented interface).
+"""ESP webhooks through django-anymail's signals (anymail's documented interface).
 
-Anymail has already authenticated the webhook (WEBHOOK_SECRET basic auth, plus the ESP's signature
-where it has one) and normalised the ESP's payload; this maps the event to our outcome and finds the
-recipient by the metadata the sender attached, or by Message-ID.
+- `tracking`: delivery events. Anymail has already authenticated the webhook (WEBHOOK_SECRET basic
+  auth, plus the ESP's signature where it has one) and normalised the ESP's payload; this maps the
+  event to our outcome and finds the recipient by the metadata the sender attached, or by Message-ID.
+- `inbound`: mail to MAIL_UNSUBSCRIBE_MAILTO, the `mailto:` of our List-Unsubscribe header, whose
+  subject carries the recipient's signed unsubscribe token: it unsubscribes as the one-click POST does.
 """
 
 import logging
+import re
 
-from anymail.signals import EventType, RejectReason, tracking
+from anymail.signals import EventType, RejectReason, inbound, tracking
 from django.conf import settings
 from django.core import checks
 from django.db import connection
 from django.dispatch import receiver
 from django_tenants.utils import schema_context
 
-from . import services
+from campaigns.tokens import read_token
+
+from . import selectors, services
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +98,38 @@ def on_tracking_event(sender, event, esp_name, **kwargs):
         return
     with schema_context(schema):
         services.delivery_event_apply(**arguments)
+
+
+# "unsubscribe-<token>" (campaigns.messages), wherever a mail client left it in the subject ("Re: ...").
+MAILTO_SUBJECT = re.compile(r"unsubscribe-([0-9A-Za-z.]+~[0-9A-Za-z_-]+)")
+
+
+@receiver(inbound, dispatch_uid="tracking.webhooks.on_inbound_message")
+def on_inbound_message(sender, event, esp_name, **kwargs):
+    """A mailto unsubscribe. The signed token is the proof (as for the one-click POST): whoever can
+    read the message may unsubscribe its recipient, and a forged subject names nobody."""
+    message = event.message
+    match = MAILTO_SUBJECT.search((message.subject if message is not None else None) or "")
+    if match is None:
+        logger.info("%s inbound message without an unsubscribe token ignored", esp_name)
+        return
+    token = match.group(1)
+    current = connection.schema_name
+    if current != "public":
+        schemas = [current]
+    else:  # one address for every tenant: the tenant whose key signed the token
+        from tenancy.models import Tenant
+
+        schemas = Tenant.objects.serving().values_list("schema_name", flat=True)
+    for schema in schemas:
+        if read_token("u", token, schema=schema) is None:
+            continue
+        with schema_context(schema):
+            recipient = selectors.recipient_for_token(token=token)
+            if recipient is not None:
+                services.recipient_unsubscribe(recipient=recipient, source="mailto")
+        return
+    logger.warning("%s inbound unsubscribe with a token of no tenant ignored", esp_name)
 
 
 @checks.register(checks.Tags.security)

@@ -25,6 +25,7 @@ import io
 import json
 import queue
 import re
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -346,13 +347,26 @@ class _Importer:
                     chunk = self._timed("read", next, chunks, None)
                     if chunk is None:
                         break
-                    with transaction.atomic():
+                    atomic = transaction.atomic()
+                    atomic.__enter__()
+                    try:
+                        # A chunk's commit need not wait for its WAL to reach the disk (190 ms each at
+                        # 50k rows): the import's last transaction below does, and that flushes every
+                        # chunk before it. A server crash in between loses the unflushed chunks only,
+                        # and the import reports failure; running it again upserts the same rows.
+                        cursor.execute("SET LOCAL synchronous_commit = off")
                         cursor.execute(f"TRUNCATE {STAGING}, {ERRORS}, {TOUCHED}")
                         self._timed("copy", self._copy_chunk, cursor, chunk.payload)
                         self.pending_errors = chunk.errors
                         self._process_chunk(cursor)
+                    except BaseException:
+                        atomic.__exit__(*sys.exc_info())
+                        raise
+                    self._timed("commit", atomic.__exit__, None, None, None)
                     if self.progress:
                         self.progress(chunk.bytes_read, total_bytes, self.report)
+                with transaction.atomic():
+                    cursor.execute("SELECT txid_current()")  # a synchronous commit: all chunks on disk
                 cursor.execute(f"DROP TABLE IF EXISTS {STAGING}, {ERRORS}, {TOUCHED}")
         finally:
             chunks.close()
@@ -385,7 +399,8 @@ class _Importer:
         )
         cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {ERRORS} (line bigint, reason text)")
         cursor.execute(
-            f"CREATE TEMP TABLE IF NOT EXISTS {TOUCHED} (id bigint PRIMARY KEY, created boolean, changed text[])"
+            f"CREATE TEMP TABLE IF NOT EXISTS {TOUCHED} "
+            "(id bigint PRIMARY KEY, created boolean, changed text[], email text)"
         )
 
     def _chunks(self, reader, lines, mapping, attribute_columns, width):
@@ -568,16 +583,14 @@ class _Importer:
 
         def run(on_conflict):
             sql = insert + (" ON CONFLICT DO NOTHING" if on_conflict else "")
-            # The created ids feed the events, and the tags step (a new customer's tags are no "update");
-            # the tags step finds its customers by the staging rows' customer_id.
-            if "tags" in self.present or on_conflict:
+            # The created customers feed the events and the tags step (a new customer's tags are no
+            # "update"), which finds them by email here (updating the staging rows' customer_id instead
+            # cost 10% of the insert).
+            if self.emit_events or "tags" in self.present or on_conflict:
                 sql = (
-                    f"WITH ins AS ({sql} RETURNING id, email), "
-                    f"marked AS (INSERT INTO {TOUCHED} (id, created, changed) SELECT id, true, '{{}}' FROM ins) "
-                    f"UPDATE {STAGING} s SET customer_id = ins.id FROM ins WHERE s.email = ins.email"
+                    f"WITH ins AS ({sql} RETURNING id, email) INSERT INTO {TOUCHED} (id, created, changed, email) "
+                    f"SELECT id, true, '{{}}', email FROM ins"
                 )
-            elif self.emit_events:
-                sql = f"WITH ins AS ({sql} RETURNING id) INSERT INTO {TOUCHED} (id, created, changed) SELECT id, true, '{{}}' FROM ins"
             cursor.execute(sql)
 
         # Fast path: a plain INSERT (speculative ON CONFLICT insertion costs ~20% at a million rows).
@@ -595,7 +608,8 @@ class _Importer:
         # The rows the insert skipped have no customer: their email or external_id was taken meanwhile.
         cursor.execute(
             f"INSERT INTO {ERRORS} (line, reason) SELECT s.line, 'conflicts with a customer written during the import; "
-            f"import this row again' FROM {STAGING} s WHERE s.customer_id IS NULL"
+            f"import this row again' FROM {STAGING} s WHERE s.customer_id IS NULL "
+            f"AND NOT EXISTS (SELECT 1 FROM {TOUCHED} t WHERE t.created AND t.email = s.email)"
         )
         if cursor.rowcount:
             cursor.execute(f"DELETE FROM {STAGING} s USING {ERRORS} e WHERE s.line = e.line")
@@ -614,11 +628,12 @@ class _Importer:
             f"""
             WITH added AS (
                 INSERT INTO {self.customer_tags} (customer_id, tag_id, created_at)
-                SELECT DISTINCT s.customer_id, g.id, now()
+                SELECT DISTINCT COALESCE(s.customer_id, new.id), g.id, now()
                   FROM {STAGING} s
+                  LEFT JOIN {TOUCHED} new ON new.created AND new.email = s.email
                  CROSS JOIN LATERAL unnest(string_to_array(s.tags, ',')) AS t(name)
                   JOIN {self.tags} g ON lower(g.name) = lower(btrim(t.name))
-                 WHERE s.tags <> '' AND btrim(t.name) <> '' AND s.customer_id IS NOT NULL
+                 WHERE s.tags <> '' AND btrim(t.name) <> '' AND COALESCE(s.customer_id, new.id) IS NOT NULL
                 ON CONFLICT DO NOTHING
                 RETURNING customer_id
             ), customers AS (SELECT DISTINCT customer_id AS id FROM added),

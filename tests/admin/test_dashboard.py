@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 from decimal import Decimal
+from unittest import mock
 
 import pytest
 from django.utils import timezone
@@ -198,3 +199,29 @@ def test_it_links_its_cards_to_the_lists_behind_them(admin_client_a):
     assert 'href="/admin/customers/customer/"' in html
     assert 'href="/admin/campaigns/campaign/?status__exact=sending"' in html
     assert 'href="/admin/campaigns/campaign/?status__exact=scheduled"' in html
+
+
+def test_it_keeps_the_customer_figures_for_minutes_and_recounts_when_a_customer_arrives(
+    admin_client_a, tenant, settings
+):
+    from crm_project import dashboard
+    from customers.models import Customer
+
+    Customer.objects.create(email="first@example.com", email_marketing=True)
+    counted = []
+    real = dashboard.dashboard_customers
+
+    def counting(**kwargs):
+        counted.append(1)
+        return real(**kwargs)
+
+    with mock.patch.object(dashboard, "dashboard_customers", counting):
+        first = admin_client_a.get("/admin/").context["dashboard"]["customers"]
+        Customer.objects.filter(email="first@example.com").update(email_marketing=False)
+        again = admin_client_a.get("/admin/").context["dashboard"]["customers"]
+        assert len(counted) == 1 and again == first  # from the cache, with the time it was counted
+        assert first["as_of"] is not None
+        Customer.objects.create(email="second@example.com")
+        fresh = admin_client_a.get("/admin/").context["dashboard"]["customers"]
+    assert len(counted) == 2
+    assert fresh["total"] == first["total"] + 1

@@ -270,6 +270,14 @@ MAIL_UNSUBSCRIBE_MAILTO = env("MAIL_UNSUBSCRIBE_MAILTO", "")
 TRACKING_TRUST_X_FORWARDED_FOR = env_bool("TRACKING_TRUST_X_FORWARDED_FOR", False)
 # Raw open/click hits are kept this long after the roll-up counted them (counters stay for good).
 TRACKING_HIT_RETENTION_DAYS = int(env("TRACKING_HIT_RETENTION_DAYS", "180"))
+# Budgets of the links in our emails, per web worker process (tracking/ratelimit.py): each open or
+# click token gets BURST stored hits at once, then one per INTERVAL seconds; over it the answer is the
+# same and the hit is only counted. Unsubscribe and preference pages: PAGE_BURST requests per token,
+# then one per PAGE_INTERVAL seconds; the same per client address for links that are not valid; 429.
+TRACKING_HIT_BURST = int(env("TRACKING_HIT_BURST", "20"))
+TRACKING_HIT_INTERVAL_SECONDS = float(env("TRACKING_HIT_INTERVAL_SECONDS", "10"))
+TRACKING_PAGE_BURST = int(env("TRACKING_PAGE_BURST", "30"))
+TRACKING_PAGE_INTERVAL_SECONDS = float(env("TRACKING_PAGE_INTERVAL_SECONDS", "2"))
 EMAIL_BACKENDS = {
     "smtp": "django.core.mail.backends.smtp.EmailBackend",
     "console": "django.core.mail.backends.console.EmailBackend",

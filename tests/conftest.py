@@ -48,6 +48,15 @@ def _tenant(spec):
     return Tenant.objects.get(schema_name=schema_for_slug(spec["slug"]))
 
 
+@pytest.fixture(autouse=True)
+def _tracking_budgets_full():
+    """The tracking links' budgets live in the process (tracking/ratelimit.py): every test starts
+    with full ones, whatever the tests before it requested from the same address."""
+    from tracking import ratelimit
+
+    ratelimit.reset()
+
+
 @pytest.fixture
 def tenant(db):
     """Tenant A, active on the connection for the whole test."""

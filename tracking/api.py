@@ -40,6 +40,10 @@ class CampaignStatsSerializer(serializers.Serializer):
     clicks = serializers.IntegerField(help_text="Human clicks.")
     unique_clicks = serializers.IntegerField(help_text="Recipients who clicked (humans).")
     unsubscribes = serializers.IntegerField()
+    hits_not_stored = serializers.IntegerField(
+        help_text="Open and click hits over their link's budget (replays): answered as usual, not stored "
+        "and in none of the figures above. Reported by each web worker at most a minute late."
+    )
     open_rate = serializers.FloatField(
         help_text="unique_opens / delivered (or / sent without delivery data)."
     )

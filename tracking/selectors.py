@@ -9,6 +9,7 @@ from campaigns.tokens import read_token
 from customers.models import Customer
 
 from .models import CampaignStats, HourlyStats
+from .ratelimit import hits_not_stored
 
 
 def recipient_for_token(*, token):
@@ -109,6 +110,7 @@ def campaign_stats(*, campaign):
         "clicks": counters.clicks,
         "unique_clicks": counters.unique_clicks,
         "unsubscribes": counters.unsubscribes,
+        "hits_not_stored": hits_not_stored(campaign_id=campaign.pk),
         "open_rate": _rate(counters.unique_opens, base),
         "click_rate": _rate(counters.unique_clicks, base),
         "click_to_open_rate": _rate(counters.unique_clicks, counters.unique_opens),

@@ -6,6 +6,7 @@ template. The pages are plain HTML that works without JavaScript and reflect not
 
 import ipaddress
 import logging
+import math
 from functools import wraps
 
 from django import forms
@@ -19,7 +20,7 @@ from django.views.decorators.http import require_http_methods
 from campaigns.tokens import make_token, read_token
 from tenancy.middleware import TRANSPARENT_GIF
 
-from . import selectors, services
+from . import ratelimit, selectors, services
 
 logger = logging.getLogger(__name__)
 
@@ -50,17 +51,22 @@ def _pixel():
 
 @csrf_exempt
 def open_pixel(request, token):
-    """`GET /t/o/<token>`: always the 1x1 GIF; a valid token's GET is recorded as an open."""
+    """`GET /t/o/<token>`: always the 1x1 GIF; a valid token's GET is recorded as an open, within the
+    token's budget (see ratelimit: over it, the same GIF and only a count)."""
     if request.method == "GET":
         ids = read_token("o", token)
         if ids and len(ids) == 1:
             try:
-                services.hit_record_open(
-                    tenant=request.tenant,
-                    recipient_id=ids[0],
-                    ip=client_ip(request),
-                    user_agent=request.META.get("HTTP_USER_AGENT", ""),
-                )
+                if ratelimit.hit_allowed(kind="o", recipient_id=ids[0]):
+                    services.hit_record_open(
+                        tenant=request.tenant,
+                        recipient_id=ids[0],
+                        ip=client_ip(request),
+                        user_agent=request.META.get("HTTP_USER_AGENT", ""),
+                    )
+                else:
+                    ratelimit.unstored_hit(recipient_id=ids[0])
+                ratelimit.unstored_report()
             except Exception:  # the pixel is an image whatever happens behind it
                 logger.exception("open hit not recorded")
     return _pixel()
@@ -98,22 +104,41 @@ def _page(request, template, context=None, status=200):
     )
 
 
+def _too_many(request):
+    response = _page(request, "rate_limited.html", status=429)
+    response["Retry-After"] = str(math.ceil(settings.TRACKING_PAGE_INTERVAL_SECONDS))
+    return response
+
+
 def _invalid_link(request):
+    # Only links that are not valid are limited per address: valid ones have their token's budget.
+    if not ratelimit.invalid_link_allowed(ip=client_ip(request)):
+        return _too_many(request)
     return _page(request, "invalid_link.html", status=404)
 
 
 @_page_headers
 @csrf_exempt
 def click_redirect(request, token):
-    """`GET /t/c/<token>`: 302 to the link's URL, only if the link is in the recipient's campaign."""
+    """`GET /t/c/<token>`: 302 to the link's URL, only if the link is in the recipient's campaign.
+    Within the token's budget the click is recorded; over it, the same redirect and only a count."""
     ids = read_token("c", token)
     if not ids or len(ids) != 2 or request.method not in ("GET", "HEAD"):
         return _invalid_link(request)
+    recipient_id, link_id = ids
+    if not ratelimit.hit_allowed(kind="c", recipient_id=recipient_id, link_id=link_id):
+        url = ratelimit.click_url_recall(recipient_id=recipient_id, link_id=link_id)
+        if url:
+            ratelimit.unstored_hit(recipient_id=recipient_id)
+            ratelimit.unstored_report()
+            return _Redirect(url)
+        # No URL known for it yet (the link does not resolve, or the database failed each time): the
+        # usual answer below, which for a link that does not resolve stores nothing either.
     try:
         url = services.hit_record_click(
             tenant=request.tenant,
-            recipient_id=ids[0],
-            link_id=ids[1],
+            recipient_id=recipient_id,
+            link_id=link_id,
             ip=client_ip(request),
             user_agent=request.META.get("HTTP_USER_AGENT", ""),
             # Link checkers and scanners ask with HEAD; a person's browser never does.
@@ -124,7 +149,16 @@ def click_redirect(request, token):
         return _page(request, "unavailable.html", status=503)
     if not url or not url.lower().startswith(("http://", "https://")):
         return _invalid_link(request)
+    ratelimit.click_url_remember(recipient_id=recipient_id, link_id=link_id, url=url)
+    ratelimit.unstored_report()
     return _Redirect(url)
+
+
+def _page_allowed(kind, token):
+    """A valid token's page requests are limited per token, not per address: mailbox providers send
+    the RFC 8058 one-click POSTs of all their users from a few servers of their own."""
+    ids = read_token(kind, token)
+    return not ids or len(ids) != 1 or ratelimit.page_allowed(kind=kind, object_id=ids[0])
 
 
 def _mask(email):
@@ -151,6 +185,8 @@ def _consent_context(customer, unsubscribe_token=None):
 def unsubscribe(request, token):
     """`GET /u/<token>` shows the choice (a GET never unsubscribes); `POST` unsubscribes, or with
     `action=resubscribe` undoes it."""
+    if not _page_allowed("u", token):
+        return _too_many(request)
     recipient = selectors.recipient_for_token(token=token)
     if recipient is None:
         return _invalid_link(request)
@@ -194,6 +230,8 @@ class PreferencesForm(forms.Form):
 @require_http_methods(["GET", "HEAD", "POST"])
 def preferences(request, token):
     """`/p/<token>`: the customer's own choices, marketing and transactional email on or off."""
+    if not _page_allowed("p", token):
+        return _too_many(request)
     customer = selectors.customer_for_token(token=token)
     if customer is None:
         return _invalid_link(request)

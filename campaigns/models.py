@@ -89,6 +89,8 @@ class CampaignRecipient(models.Model):
         ("failed", "Failed"),
         ("bounced", "Bounced"),
         ("complained", "Complained"),
+        # Still pending when the campaign was cancelled: never sent, never will be.
+        ("cancelled", "Cancelled"),
     ]
 
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="recipients")

@@ -11,19 +11,38 @@ and Django's language is already a small, logic-light one. What makes it a sandb
   resolve to nothing, and Django itself refuses any name starting with an underscore (`__class__`) at
   parse time. Model instances, querysets and settings never enter a context.
 
+A sandbox that only limits what a template can *reach* still lets it burn a worker: a loop over a
+big value inside a loop over it, a `{% with %}` chain that doubles a string, `ljust:"999999999"`.
+So every template also has limits (settings `TEMPLATE_*`, see crm_project/settings.py):
+
+- at save time: the size of each source, and `{% for %}` nesting (TEMPLATE_MAX_LOOP_DEPTH), refused
+  with the line like a syntax error, plus a trial render against sample values that must stay within
+  the render budget (a bomb built from literals never reaches a send);
+- at render time, a budget per message: steps (each loop pass, each node and each filter call is
+  one), characters of each rendered part, the size of every filter result, and a wall-clock
+  deadline as the backstop for what the counts miss. Over it, rendering stops at once with
+  `RenderLimitExceeded`, a ValidationError naming the field and line: a 400 at preview, a failed
+  recipient with the reason during a send.
+
 One narrow entry point each: `compile_message` / `render_message` to render, `template_errors` /
 `validate_sources` to validate at save time, `customer_context` / `order_context` / `sample_context`
 to build the documented values.
 """
 
+import functools
 import re
+import time
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
 import html2text
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.template import Context, Engine, Library, TemplateSyntaxError, defaultfilters, defaulttags
+from django.template.base import TextNode
+from django.template.defaulttags import ForNode
 
 # Tags a marketer may use. Everything else (load, include, extends, block, debug, csrf_token, url,
 # lorem, querystring, ...) is a syntax error at save time.
@@ -47,8 +66,111 @@ ALLOWED_TAGS = (
 )
 # Filters: all of Django's built-ins work on plain data; `pprint` is the one that exists for debugging.
 DENIED_FILTERS = {"pprint"}
+# Filters whose argument is a width or precision: `ljust:"999999999"` would allocate a gigabyte before
+# any check of its result could run, so their numbers are checked first.
+SIZED_FILTERS = {"ljust", "rjust", "center", "stringformat", "floatformat"}
+MAX_FILTER_PRECISION = 1000
 
-MAX_SOURCE_LENGTH = 500_000
+# Whatever reaches the parser at all (the per-field limits of validate_sources are far below it;
+# a campaign's HTML with tracked links rewritten is compiled again at send time, so not those).
+MAX_SOURCE_LENGTH = 4 * 1024 * 1024
+
+
+def limits():
+    """The template limits in force (settings, read per call: tests and a changed environment see them)."""
+    return {
+        "subject": settings.TEMPLATE_MAX_SUBJECT_CHARS,
+        "html_body": settings.TEMPLATE_MAX_HTML_BYTES,
+        "text_body": settings.TEMPLATE_MAX_TEXT_BYTES,
+        "loop_depth": settings.TEMPLATE_MAX_LOOP_DEPTH,
+        "steps": settings.TEMPLATE_RENDER_MAX_STEPS,
+        "chars": settings.TEMPLATE_RENDER_MAX_CHARS,
+        "seconds": settings.TEMPLATE_RENDER_MAX_SECONDS,
+    }
+
+
+class RenderLimitExceeded(ValidationError):
+    """A render went over its budget: `{field: ["Line N: why"]}`, so callers that handle a broken
+    template (preview 400, test send, transactional failure) handle this one too."""
+
+    def __init__(self, field, message):
+        super().__init__({field: [message]})
+        self.field = field
+        self.reason = message
+
+    def __str__(self):
+        return f"{self.field}: {self.reason}"
+
+
+class _OverBudget(Exception):
+    def __init__(self, reason, line=None):
+        super().__init__(reason)
+        self.reason = reason
+        self.line = line
+
+
+class _Budget:
+    """What one message's render may still spend (shared by its parts; characters count per part)."""
+
+    __slots__ = ("steps", "max_steps", "chars", "max_chars", "deadline", "seconds")
+
+    def __init__(self):
+        values = limits()
+        self.steps = 0
+        self.max_steps = values["steps"]
+        self.chars = 0
+        self.max_chars = values["chars"]
+        self.seconds = values["seconds"]
+        self.deadline = time.monotonic() + self.seconds
+
+    def spend(self):
+        self.steps += 1
+        # Not the clock at every step: it is the backstop, the step count the rule.
+        if self.steps > self.max_steps or not self.steps & 0xFF:
+            self.check()
+
+    def check(self):
+        if self.steps > self.max_steps:
+            raise _OverBudget(
+                f"the template does too much work (more than {self.max_steps} steps: each loop pass, "
+                "tag, variable and filter counts one); loop over fewer items or nest fewer loops."
+            )
+        if time.monotonic() > self.deadline:
+            raise _OverBudget(f"rendering took longer than {self.seconds:g} seconds.")
+
+    def emit(self, size):
+        self.chars += size
+        if self.chars > self.max_chars:
+            raise _OverBudget(f"the rendered text would be longer than {self.max_chars} characters.")
+
+    def check_value(self, name, value):
+        if isinstance(value, str | tuple | list) and len(value) > self.max_chars:
+            raise _OverBudget(
+                f"the filter '{name}' would make a value longer than {self.max_chars} characters."
+            )
+
+
+# The budget of the render in progress in this thread (None outside CompiledMessage.render: the
+# nodes then render as Django's would).
+_BUDGET = ContextVar("template_render_budget", default=None)
+
+
+def _budgeted_filter(name, func):
+    @functools.wraps(func)  # keeps is_safe / needs_autoescape / the signature Django checks
+    def budgeted(value, *args, **kwargs):
+        budget = _BUDGET.get()
+        if budget is None:
+            return func(value, *args, **kwargs)
+        budget.spend()
+        if name in SIZED_FILTERS and args:
+            cap = MAX_FILTER_PRECISION if name == "floatformat" else budget.max_chars
+            if any(int(number) > cap for number in re.findall(r"\d+", str(args[0]))):
+                raise _OverBudget(f"the filter '{name}' was given a width or precision above {cap}.")
+        result = func(value, *args, **kwargs)
+        budget.check_value(name, result)
+        return result
+
+    return budgeted
 
 
 def _sandbox_library():
@@ -57,7 +179,7 @@ def _sandbox_library():
         library.tags[name] = defaulttags.register.tags[name]
     for name, func in defaultfilters.register.filters.items():
         if name not in DENIED_FILTERS:
-            library.filters[name] = func
+            library.filters[name] = _budgeted_filter(name, func)
     return library
 
 
@@ -145,13 +267,141 @@ def html_to_text(html):
     return converter.handle(html).strip() + "\n"
 
 
+def _line(node):
+    token = getattr(node, "token", None)
+    return getattr(token, "lineno", None)
+
+
+class _CountedValues:
+    """A loop's values that spend a step per pass (an empty loop body over a big value still costs)."""
+
+    __slots__ = ("values", "budget")
+
+    def __init__(self, values, budget):
+        self.values = values
+        self.budget = budget
+
+    def __len__(self):
+        return len(self.values)
+
+    def __iter__(self):
+        for item in self.values:
+            self.budget.spend()
+            yield item
+
+    def __reversed__(self):
+        for item in reversed(self.values):
+            self.budget.spend()
+            yield item
+
+
+class _CountedSequence:
+    """Stands in for a `{% for %}` node's sequence expression; only ForNode.render resolves it."""
+
+    __slots__ = ("expression",)
+
+    def __init__(self, expression):
+        self.expression = expression
+
+    def resolve(self, context, ignore_failures=False):
+        values = self.expression.resolve(context, ignore_failures=ignore_failures)
+        budget = _BUDGET.get()
+        if values is None or budget is None:
+            return values
+        if not hasattr(values, "__len__"):
+            values = list(values)
+        return _CountedValues(values, budget)
+
+    def __str__(self):
+        return str(self.expression)
+
+
+def _budgeted_render(node, leaf):
+    render = node.render_annotated
+    line = _line(node)
+
+    # The sender's hot path: this runs for most nodes of every message, so it is kept flat.
+    def render_annotated(context):
+        budget = _BUDGET.get()
+        if budget is None:
+            return render(context)
+        try:
+            budget.steps += 1
+            if budget.steps > budget.max_steps or not budget.steps & 0xFF:
+                budget.check()
+            output = render(context)
+            if leaf:  # what a template emits is the sum of its leaves; containers would count it twice
+                budget.chars += len(output)
+                if budget.chars > budget.max_chars:
+                    budget.emit(0)
+        except _OverBudget as exc:
+            if exc.line is None:  # the innermost node names the line
+                exc.line = line
+            raise
+        return output
+
+    return render_annotated
+
+
+def _children(node):
+    for attr in node.child_nodelists:
+        nodelist = getattr(node, attr, None)
+        if nodelist:
+            yield nodelist
+
+
+def _too_deep(nodelist, depth, max_depth):
+    """The first `{% for %}` nested deeper than max_depth, or None."""
+    for node in nodelist:
+        level = depth + isinstance(node, ForNode)
+        if level > max_depth:
+            return node
+        for child in _children(node):
+            found = _too_deep(child, level, max_depth)
+            if found is not None:
+                return found
+    return None
+
+
+def _instrument(nodelist, in_loop):
+    for node in nodelist:
+        children = list(_children(node))
+        # Static text outside loops renders once, so its cost and size are bounded by the source's:
+        # left as it is (most of an HTML template's nodes, and a third of the render time if wrapped).
+        if in_loop or not isinstance(node, TextNode):
+            node.render_annotated = _budgeted_render(node, leaf=not children)
+        if isinstance(node, ForNode):
+            node.sequence = _CountedSequence(node.sequence)
+        for child in children:
+            _instrument(child, in_loop or isinstance(node, ForNode))
+
+
+def _parse(source):
+    """Compile and instrument: nodes spend from the render budget; loops count their passes."""
+    template = _engine().from_string(source)
+    _instrument(template.nodelist, in_loop=False)
+    return template
+
+
 def _compile(source, field):
     if len(source) > MAX_SOURCE_LENGTH:
         raise ValidationError({field: [f"is too long (at most {MAX_SOURCE_LENGTH} characters)."]})
     try:
-        return _engine().from_string(source)
+        template = _parse(source)
     except TemplateSyntaxError as exc:
         raise ValidationError({field: [_describe(exc, source)]})
+    max_depth = limits()["loop_depth"]
+    too_deep = _too_deep(template.nodelist, 0, max_depth)
+    if too_deep is not None:
+        raise ValidationError(
+            {
+                field: [
+                    f"Line {_line(too_deep)}: {{% for %}} loops are nested more than {max_depth} deep; "
+                    "nest fewer loops."
+                ]
+            }
+        )
+    return template
 
 
 def _describe(exc, source):
@@ -174,15 +424,74 @@ def template_errors(source):
     return []
 
 
+def _size_error(field, source):
+    limit = limits().get(field)
+    if limit is None or not source:
+        return None
+    if field == "subject":  # a header line: RFC 5322 counts characters
+        if len(source) > limit:
+            return f"is too long: {len(source)} characters, at most {limit}."
+        return None
+    size = len(source.encode("utf-8", "surrogatepass"))
+    if size > limit:
+        return f"is too large: {_kb(size)}, at most {_kb(limit)}."
+    return None
+
+
+def _kb(size):
+    return f"{size / 1024:.0f} KB" if size >= 1024 else f"{size} bytes"
+
+
+def _trial_context():
+    return {
+        "customer": sample_context(),
+        "campaign": {"name": "Sample"},
+        "order": sample_order_context(),
+        "unsubscribe_url": "https://example.com/u/sample",
+        "preferences_url": "https://example.com/p/sample",
+        "crm_links": {},
+    }
+
+
 def validate_sources(**sources):
-    """Raise ValidationError({field: ["Line N: ..."]}) for every source (by field name) that does not parse."""
+    """Raise ValidationError({field: ["Line N: ..."]}) for every source (by field name) that is too
+    large, does not parse, or renders over the budget against sample values."""
     errors = {}
+    compiled = {}
     for field, source in sources.items():
-        messages = template_errors(source)
-        if messages:
-            errors[field] = messages
+        too_large = _size_error(field, source or "")
+        if too_large:
+            errors[field] = [too_large]
+            continue  # not parsed: a 50 MB body costs nothing more than its length
+        try:
+            compiled[field] = _compile(source or "", field)
+        except ValidationError as exc:
+            errors[field] = exc.message_dict[field]
+    if compiled and not errors:
+        # Only the budget counts here: a filter that fails on sample values (`divisibleby:0`) renders
+        # empty-handed for real data too, but it is not this check's business.
+        context = Context({key: plain(value) for key, value in _trial_context().items()}, autoescape=True)
+        for field, template in compiled.items():
+            try:
+                _render_part(template, context, field, _Budget())
+            except RenderLimitExceeded as exc:
+                errors[field] = [exc.reason]
+            except Exception:
+                continue
     if errors:
         raise ValidationError(errors)
+
+
+def _render_part(template, context, field, budget):
+    token = _BUDGET.set(budget)
+    budget.chars = 0
+    try:
+        return template.render(context)
+    except _OverBudget as exc:
+        where = f"Line {exc.line}: " if exc.line else ""
+        raise RenderLimitExceeded(field, f"{where}{exc.reason}") from None
+    finally:
+        _BUDGET.reset(token)
 
 
 class CompiledMessage:
@@ -199,17 +508,22 @@ class CompiledMessage:
             # Convert the HTML *template* once instead of every rendered message: html2text is slow and
             # leaves `{{ }}`/`{% %}` alone; when the conversion does not compile, fall back per message.
             try:
-                self.text = _engine().from_string(html_to_text(html or ""))
+                self.text = _parse(html_to_text(html or ""))
             except TemplateSyntaxError:
                 self.text = None
 
     def render(self, context):
+        """Raises RenderLimitExceeded (a ValidationError naming the field and line) over the budget."""
         # One Context for the three parts (only the escaping differs): a Context is costly to build.
         ctx = Context({key: plain(value) for key, value in context.items()}, autoescape=True)
-        html = self.html.render(ctx)
+        budget = _Budget()
+        html = _render_part(self.html, ctx, "html_body", budget)
         ctx.autoescape = False
-        subject = self.subject.render(ctx)
-        text = self.text.render(ctx) if self.text is not None else html_to_text(html)
+        subject = _render_part(self.subject, ctx, "subject", budget)
+        if self.text is not None:
+            text = _render_part(self.text, ctx, "text_body", budget)
+        else:
+            text = html_to_text(html)
         # A subject is one header line: folded whitespace would break it.
         subject = re.sub(r"\s+", " ", subject).strip()
         return Rendered(subject=subject, html=html, text=text)
@@ -258,6 +572,21 @@ def order_context(order, items=None):
                 "total": format(item.unit_price * item.quantity, "f"),
             }
             for item in items
+        ],
+    }
+
+
+def sample_order_context():
+    """`order.*` for a trial render or preview of a transactional template."""
+    return {
+        "number": "1001",
+        "total": "59.80",
+        "currency": "EUR",
+        "status": "paid",
+        "placed_at": datetime(2026, 1, 2, 10, 30),
+        "items": [
+            {"sku": "TEA-1", "name": "Green tea", "quantity": 2, "unit_price": "9.90", "total": "19.80"},
+            {"sku": "MUG-1", "name": "Mug", "quantity": 1, "unit_price": "40.00", "total": "40.00"},
         ],
     }
 

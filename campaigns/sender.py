@@ -10,6 +10,9 @@ where another stopped. The promises it keeps, and how:
 - transient errors (4xx, lost connections) put the recipient back with a growing delay, permanent
   ones (5xx) mark it failed with the reason;
 - pause, resume and cancel act between batches: each batch starts by reading the campaign's state;
+  a claim and the recording of a batch hold a share lock on the campaign row, so a cancel (which
+  locks it for update) happens wholly before or after them: nothing is claimed once a campaign is
+  cancelled, and what a batch in flight could not send becomes `cancelled`, not pending again;
 - the tenant's rate is reserved in Redis before each batch and paced within it; with Redis
   unreachable the run gives its unsent claims back and stops (the beat's stall check restarts the
   campaign once Redis is back: the queued task messages may be gone with it).
@@ -72,9 +75,27 @@ class Store:
     def status(self):
         return Campaign.objects.filter(pk=self.campaign_id).values_list("status", flat=True).first()
 
+    def _locked_status(self, cursor):
+        """The campaign's state, held until this transaction ends: KEY SHARE lets the workers of one
+        campaign through together and waits only for a state change (services lock FOR UPDATE)."""
+        cursor.execute(
+            f"SELECT status FROM {Campaign._meta.db_table} WHERE id = %s FOR KEY SHARE", [self.campaign_id]
+        )
+        row = cursor.fetchone()
+        return row[0] if row else None
+
+    def _unsent_status(self, cursor):
+        """Where a claimed but unsent recipient goes: back to pending, or cancelled with its campaign."""
+        return "cancelled" if self._locked_status(cursor) == "cancelled" else "pending"
+
     def claim(self, *, limit, lease_seconds):
-        """Take up to `limit` due pending recipients for `lease_seconds`; committed before returning."""
-        with connection.cursor() as cursor:
+        """Take up to `limit` due pending recipients for `lease_seconds`; committed before returning.
+
+        Only while the campaign is sending: a cancel committed before this claim leaves nothing to
+        take, and one that comes during it waits for it (the rows claimed are a batch in flight)."""
+        with transaction.atomic(), connection.cursor() as cursor:
+            if self._locked_status(cursor) != "sending":
+                return []
             cursor.execute(
                 f"""
                 UPDATE {self.table} AS r
@@ -104,6 +125,7 @@ class Store:
 
         interaction_table = Interaction._meta.db_table
         with transaction.atomic(), connection.cursor() as cursor:
+            unsent = self._unsent_status(cursor) if (result.retry or result.released) else "pending"
             if result.sent:
                 ids, mids = zip(*result.sent, strict=True)
                 cursor.execute(
@@ -129,12 +151,13 @@ class Store:
                 cursor.execute(
                     f"""
                     UPDATE {self.table} AS r
-                    SET status = 'pending', error = v.reason,
-                        lease_until = clock_timestamp() + make_interval(secs => v.delay)
+                    SET status = %s, error = v.reason,
+                        lease_until = CASE WHEN %s::text = 'pending'
+                                           THEN clock_timestamp() + make_interval(secs => v.delay) END
                     FROM unnest(%s::bigint[], %s::text[], %s::float8[]) AS v (id, reason, delay)
                     WHERE r.id = v.id AND r.status = 'sending'
                     """,
-                    [list(ids), list(reasons), list(delays)],
+                    [unsent, unsent, list(ids), list(reasons), list(delays)],
                 )
             if result.failed:
                 ids, reasons = zip(*result.failed, strict=True)
@@ -152,23 +175,24 @@ class Store:
                 cursor.execute(
                     f"""
                     UPDATE {self.table}
-                    SET status = 'pending', attempts = greatest(attempts - 1, 0),
-                        lease_until = clock_timestamp() + interval '30 seconds'
+                    SET status = %s, attempts = greatest(attempts - 1, 0),
+                        lease_until = CASE WHEN %s::text = 'pending' THEN clock_timestamp() + interval '30 seconds' END
                     WHERE id = ANY(%s) AND status = 'sending'
                     """,
-                    [list(result.released)],
+                    [unsent, unsent, list(result.released)],
                 )
 
     def give_back(self, ids):
-        """Claims that were never sent go back to pending, due at once; the attempt does not count."""
-        with connection.cursor() as cursor:
+        """Claims that were never sent go back to pending (cancelled with their campaign), due at
+        once; the attempt does not count."""
+        with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(
                 f"""
                 UPDATE {self.table}
-                SET status = 'pending', attempts = greatest(attempts - 1, 0), lease_until = NULL
+                SET status = %s, attempts = greatest(attempts - 1, 0), lease_until = NULL
                 WHERE id = ANY(%s) AND status = 'sending'
                 """,
-                [list(ids)],
+                [self._unsent_status(cursor), list(ids)],
             )
             return cursor.rowcount
 

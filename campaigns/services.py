@@ -474,10 +474,34 @@ def campaign_resume(*, campaign):
 
 
 def campaign_cancel(*, campaign):
-    """Nobody else receives it; recipients not sent yet stay pending (and count as not sent)."""
+    """Nobody else receives it: in the same transaction as the state change, the recipients still
+    pending become `cancelled`, and `campaign.cancelled` is published with the counts.
+
+    Rows a worker holds (`sending`) are a batch in flight and stay its own: the worker records what
+    really happened to each (sent, failed) and what it did not send becomes cancelled too
+    (sender.Store takes a share lock on the campaign to claim or record, so no claim slips in
+    between this transition and the update below)."""
     with transaction.atomic():
         campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
-        return campaign_transition(campaign=campaign, to="cancelled")
+        campaign_transition(campaign=campaign, to="cancelled")
+        CampaignRecipient.objects.filter(campaign_id=campaign.pk, status="pending").update(
+            status="cancelled", lease_until=None
+        )
+        progress = selectors.campaign_progress(campaign=campaign)
+        left_us = ("sent", "delivered", "bounced", "complained")
+        event_emit(
+            type="campaign.cancelled",
+            data={
+                "id": campaign.pk,
+                "name": campaign.name,
+                "recipients": progress["total"],
+                "sent": sum(progress[status] for status in left_us),
+                "failed": progress["failed"],
+                "cancelled": progress["cancelled"],
+                "in_flight": progress["sending"],
+            },
+        )
+    return campaign
 
 
 def campaign_finish_if_done(*, campaign_id):
@@ -532,10 +556,23 @@ def leases_reclaim(*, now=None):
     resumed = campaigns_resume_stalled(now=now)
     expired = list(selectors.campaigns_with_expired_leases(now=now).values_list("id", flat=True))
     if expired:
-        # Attempts were counted at claim time; a recipient that keeps killing workers fails eventually.
-        CampaignRecipient.objects.filter(
-            campaign_id__in=expired, status="sending", lease_until__lt=now
-        ).update(status="pending", lease_until=None)
+        with transaction.atomic():
+            # Under the share lock the sender takes: a campaign cancelled meanwhile gets its rows
+            # cancelled, never pending again (nobody would ever pick them up).
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"SELECT id, status FROM {Campaign._meta.db_table} WHERE id = ANY(%s) ORDER BY id "
+                    "FOR KEY SHARE",
+                    [expired],
+                )
+                statuses = dict(cursor.fetchall())
+            cancelled = [pk for pk, status in statuses.items() if status == "cancelled"]
+            held = CampaignRecipient.objects.filter(status="sending", lease_until__lt=now)
+            # Attempts were counted at claim time; a recipient that keeps killing workers fails eventually.
+            held.filter(campaign_id__in=[pk for pk in statuses if pk not in cancelled]).update(
+                status="pending", lease_until=None
+            )
+            held.filter(campaign_id__in=cancelled).update(status="cancelled", lease_until=None)
     for campaign_id in Campaign.objects.filter(id__in=expired, status="sending").values_list("id", flat=True):
         senders_enqueue(campaign_id=campaign_id)
     finished = [

@@ -304,6 +304,17 @@ CAMPAIGN_TASK_SECONDS = int(env("CAMPAIGN_TASK_SECONDS", "30"))
 # A sending campaign with due recipients, none held and none sent for this long gets fresh batch
 # tasks from beat (its task messages were lost, e.g. with a Redis restart).
 CAMPAIGN_STALL_SECONDS = int(env("CAMPAIGN_STALL_SECONDS", "30"))
+# Limits of marketers' templates (campaigns/rendering.py): the size of each source (a 400 naming the
+# field when saved), `{% for %}` nesting, and the budget of one message's render: steps (loop passes,
+# tags, variables, filter calls), characters per rendered part, and seconds as the backstop. Over the
+# budget a preview is a 400 and a recipient fails with the reason, instead of a worker burning away.
+TEMPLATE_MAX_SUBJECT_CHARS = int(env("TEMPLATE_MAX_SUBJECT_CHARS", "998"))
+TEMPLATE_MAX_HTML_BYTES = int(env("TEMPLATE_MAX_HTML_BYTES", str(512 * 1024)))
+TEMPLATE_MAX_TEXT_BYTES = int(env("TEMPLATE_MAX_TEXT_BYTES", str(256 * 1024)))
+TEMPLATE_MAX_LOOP_DEPTH = int(env("TEMPLATE_MAX_LOOP_DEPTH", "3"))
+TEMPLATE_RENDER_MAX_STEPS = int(env("TEMPLATE_RENDER_MAX_STEPS", "100000"))
+TEMPLATE_RENDER_MAX_CHARS = int(env("TEMPLATE_RENDER_MAX_CHARS", str(2 * 1024 * 1024)))
+TEMPLATE_RENDER_MAX_SECONDS = float(env("TEMPLATE_RENDER_MAX_SECONDS", "5"))
 # Any ANYMAIL_<NAME> variable becomes ANYMAIL["<NAME>"] (API keys, webhook secrets).
 ANYMAIL = {key[len("ANYMAIL_") :]: value for key, value in os.environ.items() if key.startswith("ANYMAIL_")}
 DEFAULT_FROM_EMAIL = MAIL_FROM_ADDRESS

@@ -21,6 +21,7 @@ EVENT_TYPES = {
     "customer.updated",
     "customer.unsubscribed",
     "campaign.sent",
+    "campaign.cancelled",
     "email.opened",
     "email.clicked",
 }

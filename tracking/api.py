@@ -26,12 +26,17 @@ class HourStatsSerializer(serializers.Serializer):
 class CampaignStatsSerializer(serializers.Serializer):
     status = serializers.CharField()
     recipients = serializers.IntegerField()
-    pending = serializers.IntegerField(help_text="Not sent yet (pending or being sent).")
+    pending = serializers.IntegerField(
+        help_text="Not sent yet (pending or being sent); after a cancel only a batch still in flight."
+    )
     sent = serializers.IntegerField(help_text="Left us: sent, delivered, bounced or complained.")
     delivered = serializers.IntegerField(help_text="Confirmed by the ESP (complaints included).")
     failed = serializers.IntegerField()
     bounced = serializers.IntegerField()
     complained = serializers.IntegerField()
+    cancelled = serializers.IntegerField(
+        help_text="Never sent because the campaign was cancelled first (counted in none of the above)."
+    )
     opens = serializers.IntegerField(
         help_text="Human opens: pixel loads, plus one for a recipient whose first sign is a click."
     )

@@ -221,7 +221,7 @@ def test_it_sends_nothing_more_once_cancelled(tenant):
     services.campaign_cancel(campaign=campaign)
     assert sender.run(campaign_id=campaign.pk, limiter=FAST).sent == 0
     assert len(mail.outbox) == 2
-    assert CampaignRecipient.objects.filter(campaign=campaign, status="pending").count() == 2
+    assert CampaignRecipient.objects.filter(campaign=campaign, status="cancelled").count() == 2
     assert Campaign.objects.get(pk=campaign.pk).status == "cancelled"
 
 

@@ -9,7 +9,7 @@ from django.utils import timezone
 from jsonschema import Draft202012Validator
 
 from campaigns.models import Campaign, CampaignLink, CampaignRecipient
-from campaigns.services import campaign_finish_if_done
+from campaigns.services import campaign_cancel, campaign_finish_if_done
 from events.contracts import SCHEMA_DIR, event_errors, event_schema, webshop_envelope_errors
 from events.models import OutboxEvent
 from events.services import EVENT_TYPES, outbox_publish
@@ -56,6 +56,7 @@ def make_every_event(tenant, api):
     hits_rollup()
     assert recipient_unsubscribe(recipient=recipient)
     assert campaign_finish_if_done(campaign_id=campaign.pk)
+    campaign_cancel(campaign=Campaign.objects.create(name="Winter", subject="Hi"))
     erased = api.post("/api/customers", {"email": "gone@example.com"}, format="json").json()["id"]
     assert api.delete(f"/api/customers/{erased}").status_code in (200, 204)
     return list(OutboxEvent.objects.filter(id__gt=first).order_by("id"))

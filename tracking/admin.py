@@ -72,7 +72,11 @@ def stats_page_context(stats):
         {
             "label": _("Recipients"),
             "value": stats["recipients"],
-            "note": _("%(n)s pending") % {"n": stats["pending"]},
+            "note": (
+                _("%(n)s pending · %(c)s cancelled") % {"n": stats["pending"], "c": stats["cancelled"]}
+                if stats.get("cancelled")
+                else _("%(n)s pending") % {"n": stats["pending"]}
+            ),
         },
         {
             "label": _("Open rate"),

@@ -76,3 +76,12 @@ def test_it_refuses_staff_without_campaign_permission(tenant, sent):
     user = get_user_model().objects.create_user(username="intern", password="x" * 12, is_staff=True)
     response = _client(tenant, user).get(reverse("admin:tracking_campaign_stats", args=[sent.campaign.pk]))
     assert response.status_code == 403
+
+
+def test_it_shows_the_recipients_a_cancel_left_unsent(tenant, sent, marketer):
+    from campaigns.models import CampaignRecipient
+
+    CampaignRecipient.objects.filter(pk=sent.recipients[2].pk).update(status="cancelled", sent_at=None)
+    url = reverse("admin:tracking_campaign_stats", args=[sent.campaign.pk])
+    html = _client(tenant, marketer).get(url).content.decode()
+    assert "0 pending · 1 cancelled" in html

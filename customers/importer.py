@@ -41,6 +41,8 @@ from .countries import COUNTRY_CODES
 from .models import Address, Customer, CustomerTag, Tag
 
 CHUNK_ROWS = 50_000
+# A file at least this large into a tenant without customers is a first load (see _indexes_drop).
+BULK_LOAD_MIN_BYTES = 4 * 1024 * 1024
 MAX_REPORTED_ERRORS = 1000
 TEXT_COLUMNS = {"external_id": 255, "first_name": 150, "last_name": 150, "phone": 50, "city": 150}
 BOOL_COLUMNS = ("email_marketing", "email_transactional")
@@ -80,6 +82,7 @@ class ImportReport:
     ignored_columns: list = field(default_factory=list)
     seconds: float = 0.0
     timings: dict = field(default_factory=dict)  # seconds per phase, for tuning
+    bulk_load: bool = False  # a first load: secondary indexes built once at the end
 
     def add_errors(self, rows):
         self.failed += len(rows)
@@ -99,6 +102,7 @@ class ImportReport:
             "ignored_columns": self.ignored_columns,
             "seconds": round(self.seconds, 3),
             "timings": {phase: round(seconds, 3) for phase, seconds in self.timings.items()},
+            "bulk_load": self.bulk_load,
         }
 
 
@@ -343,30 +347,16 @@ class _Importer:
         try:
             with connection.cursor() as cursor:
                 self._create_temp_tables(cursor)
-                while True:
-                    chunk = self._timed("read", next, chunks, None)
-                    if chunk is None:
-                        break
-                    atomic = transaction.atomic()
-                    atomic.__enter__()
-                    try:
-                        # A chunk's commit need not wait for its WAL to reach the disk (190 ms each at
-                        # 50k rows): the import's last transaction below does, and that flushes every
-                        # chunk before it. A server crash in between loses the unflushed chunks only,
-                        # and the import reports failure; running it again upserts the same rows.
-                        cursor.execute("SET LOCAL synchronous_commit = off")
-                        cursor.execute(f"TRUNCATE {STAGING}, {ERRORS}, {TOUCHED}")
-                        self._timed("copy", self._copy_chunk, cursor, chunk.payload)
-                        self.pending_errors = chunk.errors
-                        self._process_chunk(cursor)
-                    except BaseException:
-                        atomic.__exit__(*sys.exc_info())
-                        raise
-                    self._timed("commit", atomic.__exit__, None, None, None)
-                    if self.progress:
-                        self.progress(chunk.bytes_read, total_bytes, self.report)
-                with transaction.atomic():
-                    cursor.execute("SELECT txid_current()")  # a synchronous commit: all chunks on disk
+                if (total_bytes or 0) >= BULK_LOAD_MIN_BYTES and self._customers_empty(cursor):
+                    self.report.bulk_load = True
+                    with transaction.atomic():
+                        indexes = self._timed("drop indexes", self._indexes_drop, cursor)
+                        self._apply(cursor, chunks, total_bytes, asynchronous_commits=False)
+                        self._timed("build indexes", self._indexes_build, cursor, indexes)
+                else:
+                    self._apply(cursor, chunks, total_bytes, asynchronous_commits=True)
+                    with transaction.atomic():
+                        cursor.execute("SELECT txid_current()")  # a synchronous commit: all chunks on disk
                 cursor.execute(f"DROP TABLE IF EXISTS {STAGING}, {ERRORS}, {TOUCHED}")
         finally:
             chunks.close()
@@ -375,6 +365,63 @@ class _Importer:
         r.rows = r.created + r.updated + r.unchanged + r.failed + r.duplicates
         self.report.seconds = time.monotonic() - started
         return self.report
+
+    def _apply(self, cursor, chunks, total_bytes, *, asynchronous_commits):
+        """Each chunk in a transaction of its own (a savepoint inside a bulk load's transaction)."""
+        while True:
+            chunk = self._timed("read", next, chunks, None)
+            if chunk is None:
+                return
+            atomic = transaction.atomic()
+            atomic.__enter__()
+            try:
+                if asynchronous_commits:
+                    # A chunk's commit need not wait for its WAL to reach the disk (190 ms each at 50k
+                    # rows): the import's last transaction does, and that flushes every chunk before
+                    # it. A server crash in between loses the unflushed chunks only, and the import
+                    # reports failure; running it again upserts the same rows.
+                    cursor.execute("SET LOCAL synchronous_commit = off")
+                cursor.execute(f"TRUNCATE {STAGING}, {ERRORS}, {TOUCHED}")
+                self._timed("copy", self._copy_chunk, cursor, chunk.payload)
+                self.pending_errors = chunk.errors
+                self._process_chunk(cursor)
+            except BaseException:
+                atomic.__exit__(*sys.exc_info())
+                raise
+            self._timed("commit", atomic.__exit__, None, None, None)
+            if self.progress:
+                self.progress(chunk.bytes_read, total_bytes, self.report)
+
+    def _customers_empty(self, cursor):
+        cursor.execute(f"SELECT NOT EXISTS (SELECT 1 FROM {self.customers})")
+        return cursor.fetchone()[0]
+
+    def _indexes_drop(self, cursor):
+        """A first load into an empty customer table: its secondary indexes (trigram search, filters,
+        orderings) are dropped and built once at the end, which is several times cheaper than
+        maintaining them row by row. Unique indexes stay: the upsert relies on them. Everything runs
+        in one transaction, so a failure or a crash leaves the table with every index, as before;
+        meanwhile the table is locked for other writers and readers (it was empty).
+        Returns the dropped indexes' definitions."""
+        cursor.execute(
+            """
+            SELECT c.relname, pg_get_indexdef(i.indexrelid)
+              FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+             WHERE i.indrelid = %s::regclass AND NOT i.indisunique AND NOT i.indisprimary AND i.indisvalid
+             ORDER BY c.relname
+            """,
+            [self.customers],
+        )
+        indexes = cursor.fetchall()
+        for name, _ in indexes:
+            cursor.execute(f'DROP INDEX "{name}"')
+        return [definition for _, definition in indexes]
+
+    def _indexes_build(self, cursor, definitions):
+        # Sorting a million keys in memory instead of on disk: this transaction only.
+        cursor.execute("SET LOCAL maintenance_work_mem = '256MB'")
+        for definition in definitions:
+            cursor.execute(definition)
 
     def _header(self, reader, lines):
         while True:

@@ -592,6 +592,26 @@ def import_job_start(*, upload, user=None):
     return job
 
 
+def _on_own_connection(work):
+    """Run `work` in this tenant on a thread's own database connection, committed at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connections
+    from django_tenants.utils import schema_context
+
+    schema = connection.schema_name
+
+    def run():
+        try:
+            with schema_context(schema):
+                return work()
+        finally:
+            connections.close_all()  # this thread's connections only
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(run).result()
+
+
 def import_job_run(*, job_id):
     """Run a queued import, saving progress on its row after each chunk. Safe to run twice: a job
     that is no longer queued (a redelivered task) is left alone."""
@@ -606,14 +626,18 @@ def import_job_run(*, job_id):
     job = ImportJob.objects.get(pk=job_id)
 
     def progress(done, total, report):
-        ImportJob.objects.filter(pk=job_id).update(
-            processed_bytes=done,
-            total_bytes=total,
-            rows=report.created + report.updated + report.unchanged + report.failed + report.duplicates,
-            created=report.created,
-            updated=report.updated,
-            unchanged=report.unchanged,
-            failed=report.failed,
+        # On a connection of its own: a first load runs as one long transaction (importer), and the
+        # admin's progress bar must move meanwhile.
+        _on_own_connection(
+            lambda: ImportJob.objects.filter(pk=job_id).update(
+                processed_bytes=done,
+                total_bytes=total,
+                rows=report.created + report.updated + report.unchanged + report.failed + report.duplicates,
+                created=report.created,
+                updated=report.updated,
+                unchanged=report.unchanged,
+                failed=report.failed,
+            )
         )
 
     try:

@@ -249,7 +249,9 @@ def test_it_reports_rows_a_concurrent_writer_took_and_keeps_the_others(tmp_path,
     report = import_customers_csv(path_or_file=write(tmp_path, text))
 
     assert (report.created, report.failed) == (2, 1)
-    assert report.errors == [(3, "conflicts with a customer written during the import; import this row again")]
+    assert report.errors == [
+        (3, "conflicts with a customer written during the import; import this row again")
+    ]
     assert dict(Customer.objects.values_list("email", "first_name")) == {
         "a@example.com": "A",
         "b@example.com": "Theirs",

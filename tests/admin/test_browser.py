@@ -351,6 +351,8 @@ def test_it_lets_an_admin_change_the_tenants_settings(admin_page, site):
     page.wait_for_url(re.compile(r"/admin/tenancy/tenant/settings/"))
     page.fill("input[name=send_rate_per_second]", "0")
     page.click("button[name=save]")
+    # The form comes back at the same URL: wait for the answer, not for a URL change.
+    page.locator("text=The settings were not saved").wait_for()
     assert "The settings were not saved" in page.inner_text("body")
     assert "greater than or equal to 1" in page.inner_text("body")
     assert site.run(lambda: Tenant.objects.get(pk=site.tenant.pk).send_rate_per_second) == 1000
@@ -359,6 +361,7 @@ def test_it_lets_an_admin_change_the_tenants_settings(admin_page, site):
     page.fill("textarea[name=postal_address]", "Fő utca 2, 1011 Budapest")
     page.click("button[name=save]")
     page.wait_for_url(re.compile(r"/admin/tenancy/tenant/settings/$"))
+    page.locator("text=Settings saved").wait_for()  # the redirect lands on the URL the form had
     assert "Settings saved" in page.inner_text("body")
     row = site.run(lambda: Tenant.objects.get(pk=site.tenant.pk))
     assert (row.send_rate_per_second, row.postal_address) == (800, "Fő utca 2, 1011 Budapest")

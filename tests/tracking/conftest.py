@@ -98,3 +98,15 @@ def unsubscribe_path(recipient):
 
 def preferences_path(customer):
     return f"/p/{make_token('p', customer.pk)}"
+
+
+def is_pixel(response):
+    """The open pixel's answer: the 1x1 GIF, never cached."""
+    from tracking.views import PIXEL_GIF
+
+    return (
+        response.status_code == 200
+        and response["Content-Type"] == "image/gif"
+        and response.content == PIXEL_GIF
+        and "no-store" in response["Cache-Control"]
+    )

@@ -3,23 +3,13 @@ from unittest import mock
 from django.db import OperationalError
 
 from tracking.models import Hit
-from tracking.views import PIXEL_GIF
 
-from .conftest import HUMAN_AGENT, open_path
-
-
-def _is_pixel(response):
-    return (
-        response.status_code == 200
-        and response["Content-Type"] == "image/gif"
-        and response.content == PIXEL_GIF
-        and "no-store" in response["Cache-Control"]
-    )
+from .conftest import HUMAN_AGENT, is_pixel, open_path
 
 
 def test_it_returns_a_one_pixel_gif_that_is_never_cached(web, sent):
     response = web.get(open_path(sent.recipients[0]))
-    assert _is_pixel(response)
+    assert is_pixel(response)
     assert response.content[:6] == b"GIF89a"
     assert response.content[6:10] == b"\x01\x00\x01\x00"  # 1 x 1
     assert response["Pragma"] == "no-cache"
@@ -47,7 +37,7 @@ def test_it_returns_the_pixel_and_records_nothing_for_a_tampered_token(web, sent
         "/t/o/" + "x" * 500,
         open_path(sent.recipients[0]).replace("/t/o/", "/t/o/1"),
     ):
-        assert _is_pixel(web.get(path)), path
+        assert is_pixel(web.get(path)), path
     assert Hit.objects.count() == 0
 
 
@@ -55,15 +45,15 @@ def test_it_does_not_accept_a_click_or_unsubscribe_token_as_an_open(web, sent):
     from campaigns.tokens import make_token
 
     recipient = sent.recipients[0]
-    assert _is_pixel(web.get(f"/t/o/{make_token('u', recipient.pk)}"))
-    assert _is_pixel(web.get(f"/t/o/{make_token('c', recipient.pk, sent.links[0].pk)}"))
+    assert is_pixel(web.get(f"/t/o/{make_token('u', recipient.pk)}"))
+    assert is_pixel(web.get(f"/t/o/{make_token('c', recipient.pk, sent.links[0].pk)}"))
     assert Hit.objects.count() == 0
 
 
 def test_it_records_nothing_for_a_recipient_that_does_not_exist(web, sent):
     from campaigns.tokens import make_token
 
-    assert _is_pixel(web.get(f"/t/o/{make_token('o', 987654321)}"))
+    assert is_pixel(web.get(f"/t/o/{make_token('o', 987654321)}"))
     assert Hit.objects.count() == 0
 
 
@@ -71,7 +61,7 @@ def test_it_ignores_a_token_of_tenant_a_on_tenant_b(web_b, sent, other_tenant):
     from django_tenants.utils import schema_context
 
     response = web_b.get(open_path(sent.recipients[0]))
-    assert _is_pixel(response)
+    assert is_pixel(response)
     assert Hit.objects.count() == 0
     with schema_context(other_tenant.schema_name):
         assert Hit.objects.count() == 0
@@ -80,13 +70,13 @@ def test_it_ignores_a_token_of_tenant_a_on_tenant_b(web_b, sent, other_tenant):
 def test_it_still_returns_the_pixel_when_recording_fails(web, sent):
     with mock.patch("tracking.services.hit_record_open", side_effect=OperationalError("database is down")):
         response = web.get(open_path(sent.recipients[0]))
-    assert _is_pixel(response)
+    assert is_pixel(response)
     assert Hit.objects.count() == 0
 
 
 def test_it_answers_head_and_post_with_the_pixel_without_recording(web, sent):
     assert web.head(open_path(sent.recipients[0])).status_code == 200
-    assert _is_pixel(web.post(open_path(sent.recipients[0])))
+    assert is_pixel(web.post(open_path(sent.recipients[0])))
     assert Hit.objects.count() == 0
 
 

@@ -14,9 +14,8 @@ from customers.models import Customer, Interaction
 from events.models import OutboxEvent
 from tracking import ratelimit
 from tracking.models import Hit
-from tracking.views import PIXEL_GIF
 
-from .conftest import click_path, make_sent_campaign, open_path, preferences_path, unsubscribe_path
+from .conftest import click_path, is_pixel, make_sent_campaign, open_path, preferences_path, unsubscribe_path
 
 BURST = 20
 INTERVAL = 10
@@ -47,15 +46,6 @@ def _counters_removed(tenant):
         cache.delete(ratelimit.UNSTORED_CACHE_KEY.format(campaign_id=campaign_id))
 
 
-def _is_pixel(response):
-    return (
-        response.status_code == 200
-        and response["Content-Type"] == "image/gif"
-        and response.content == PIXEL_GIF
-        and "no-store" in response["Cache-Control"]
-    )
-
-
 def _is_refusal_page(response):
     return (
         response.status_code == 429
@@ -75,7 +65,7 @@ def _stats(api, campaign):
 def test_it_answers_every_replayed_open_with_the_pixel_and_stores_only_the_burst(web, sent, clock):
     recipient = sent.recipients[0]
     responses = [web.get(open_path(recipient)) for _ in range(BURST + 15)]
-    assert [_is_pixel(response) for response in responses] == [True] * (BURST + 15)
+    assert [is_pixel(response) for response in responses] == [True] * (BURST + 15)
     assert Hit.objects.filter(kind="o", recipient_id=recipient.pk).count() == BURST
     assert Hit.objects.count() == BURST
 
@@ -105,7 +95,7 @@ def test_it_records_every_one_of_500_recipients_behind_one_address(web, tenant, 
     emails = [f"person{i}@office.example.com" for i in range(500)]
     sent = make_sent_campaign(name="Office", emails=emails)
     for recipient in sent.recipients:
-        assert _is_pixel(web.get(open_path(recipient), REMOTE_ADDR="198.51.100.7"))
+        assert is_pixel(web.get(open_path(recipient), REMOTE_ADDR="198.51.100.7"))
         response = web.get(click_path(recipient, sent.links[0]), REMOTE_ADDR="198.51.100.7")
         assert response.status_code == 302
     assert Hit.objects.filter(kind="o", ip="198.51.100.7").values("recipient_id").distinct().count() == 500
@@ -121,7 +111,7 @@ def test_it_refills_the_budget_with_time(web, sent, clock):
 
     clock.now += 3 * INTERVAL
     for _ in range(5):
-        assert _is_pixel(web.get(open_path(recipient)))
+        assert is_pixel(web.get(open_path(recipient)))
     assert Hit.objects.count() == BURST + 3
 
     clock.now += BURST * INTERVAL  # idle long enough: the whole burst again
@@ -161,7 +151,7 @@ def test_it_keeps_one_tenants_budget_apart_from_anothers(web, web_b, sent, other
     for _ in range(BURST + 5):
         web.get(open_path(recipient))
     for _ in range(3):
-        assert _is_pixel(web_b.get(f"/t/o/{token_b}"))
+        assert is_pixel(web_b.get(f"/t/o/{token_b}"))
     assert Hit.objects.count() == BURST
     with schema_context(other_tenant.schema_name):
         assert Hit.objects.filter(recipient_id=recipient.pk).count() == 3
@@ -279,7 +269,7 @@ def test_it_limits_links_that_are_not_valid_per_address(web, sent, clock):
     assert (
         web.get(click_path(sent.recipients[0], sent.links[0]), REMOTE_ADDR="203.0.113.5").status_code == 302
     )
-    assert _is_pixel(web.get("/t/o/garbage", REMOTE_ADDR="203.0.113.5"))  # the pixel is always the pixel
+    assert is_pixel(web.get("/t/o/garbage", REMOTE_ADDR="203.0.113.5"))  # the pixel is always the pixel
 
 
 @override_settings(TRACKING_TRUST_X_FORWARDED_FOR=True, **PAGE_BUDGET)

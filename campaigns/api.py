@@ -7,7 +7,7 @@ from rest_framework import exceptions, generics, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from crm_project.api import ERROR_400, ERROR_404, ERROR_409, Conflict
+from core.api import ERROR_400, ERROR_404, ERROR_409, Conflict
 from customers.models import Customer
 
 from . import selectors, services
@@ -29,7 +29,7 @@ from .services import CampaignStateError
 
 def _call(service, **kwargs):
     """Run a service; its CampaignStateError is a 409 (its ValidationError becomes a 400 in
-    crm_project.api.exception_handler)."""
+    core.api.exception_handler)."""
     try:
         return service(**kwargs)
     except CampaignStateError as error:

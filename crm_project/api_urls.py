@@ -1,7 +1,7 @@
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from .api import TokenRevokeView, TokenView
+from core.api import TokenRevokeView, TokenView
 
 urlpatterns = [
     path("auth/token", TokenView.as_view(), name="api-token"),

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
 
-from .net import url_connect
+from core.net import url_connect
 
 
 def _check_database():

@@ -39,6 +39,7 @@ PUBLIC_DOMAIN = env("PUBLIC_DOMAIN", APP_URL_PARTS.hostname or "localhost")
 # --- apps (django-tenants: shared apps live in public, tenant apps in each tenant's schema) ---------
 SHARED_APPS = [
     "django_tenants",
+    "core",
     "tenancy",
     "events",
     "unfold",
@@ -94,8 +95,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "crm_project.middleware.ApiBodySizeLimitMiddleware",
-    "crm_project.middleware.AdminLoginThrottleMiddleware",
+    "core.middleware.ApiBodySizeLimitMiddleware",
+    "core.middleware.AdminLoginThrottleMiddleware",
 ]
 
 TEMPLATES = [
@@ -133,7 +134,7 @@ REDIS_URL = env("REDIS_URL", "redis://127.0.0.1:6379/0")
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "crm_project.cache.FailSoftRedisCache",
+            "BACKEND": "core.cache.FailSoftRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_FUNCTION": "django_tenants.cache.make_key",
             "REVERSE_KEY_FUNCTION": "django_tenants.cache.reverse_key",
@@ -182,8 +183,8 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
-    "DEFAULT_PARSER_CLASSES": ["crm_project.parsers.SafeJSONParser"],
-    "DEFAULT_PAGINATION_CLASS": "crm_project.pagination.Pagination",
+    "DEFAULT_PARSER_CLASSES": ["core.parsers.SafeJSONParser"],
+    "DEFAULT_PAGINATION_CLASS": "core.pagination.Pagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
@@ -191,7 +192,7 @@ REST_FRAMEWORK = {
         "rest_framework.filters.OrderingFilter",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "crm_project.api.exception_handler",
+    "EXCEPTION_HANDLER": "core.api.exception_handler",
     "DEFAULT_THROTTLE_RATES": {
         "auth_failures": env("AUTH_FAILURE_RATE", "10/min"),
     },
@@ -214,7 +215,7 @@ SPECTACULAR_SETTINGS = {
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "crm_project.openapi.document_common_responses",
+        "core.openapi.document_common_responses",
     ],
 }
 CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS", "")
@@ -281,7 +282,7 @@ TRACKING_PAGE_INTERVAL_SECONDS = float(env("TRACKING_PAGE_INTERVAL_SECONDS", "2"
 EMAIL_BACKENDS = {
     "smtp": "django.core.mail.backends.smtp.EmailBackend",
     "console": "django.core.mail.backends.console.EmailBackend",
-    "file": "crm_project.mail.EmlFileBackend",
+    "file": "core.mail.EmlFileBackend",
     "locmem": "django.core.mail.backends.locmem.EmailBackend",
 }
 EMAIL_BACKEND = EMAIL_BACKENDS.get(MAIL_MAILER) or f"anymail.backends.{MAIL_MAILER}.EmailBackend"

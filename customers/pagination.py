@@ -14,7 +14,7 @@ from django.db import connections, transaction
 from django.db.models import Count, Window
 from django.utils.functional import cached_property
 
-from crm_project.pagination import Pagination
+from core.pagination import Pagination
 
 ESTIMATE_ABOVE = 100_000
 # Up to this many expected matches the page query also counts them (one scan instead of two); above

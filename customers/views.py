@@ -11,8 +11,8 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from crm_project.api import ERROR_400, ERROR_404, ERROR_409, Conflict, PayloadTooLarge
-from crm_project.parsers import SafeJSONParser
+from core.api import ERROR_400, ERROR_404, ERROR_409, Conflict, PayloadTooLarge
+from core.parsers import SafeJSONParser
 
 from . import selectors, services
 from .filters import CustomerFilter

@@ -15,7 +15,7 @@ from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from crm_project.api import ERROR_400, ERROR_404, ERROR_409, Conflict
+from core.api import ERROR_400, ERROR_404, ERROR_409, Conflict
 from customers.models import Tag
 
 from . import selectors, services

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.db import connection
 from django_tenants.utils import schema_context
 
-from crm_project.net import url_reachable
+from core.net import url_reachable
 
 TENANT_A = {"slug": "tenant-a", "domain": "tenant-a.localhost", "name": "Tenant A"}
 TENANT_B = {"slug": "tenant-b", "domain": "tenant-b.localhost", "name": "Tenant B"}

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from django.db import connection
 
-from crm_project.net import reachable
+from core.net import reachable
 
 ROOT = Path(__file__).resolve().parents[1]
 

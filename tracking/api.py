@@ -6,7 +6,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from crm_project.api import ERROR_404
+from core.api import ERROR_404
 
 from . import selectors
 

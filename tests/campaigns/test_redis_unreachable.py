@@ -101,7 +101,7 @@ def _sending_campaign(n, prefix="c"):
 def test_it_reports_an_unreachable_redis_when_reserving(settings):
     settings.CACHES = {
         "default": {
-            "BACKEND": "crm_project.cache.FailSoftRedisCache",
+            "BACKEND": "core.cache.FailSoftRedisCache",
             "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens on port 1: connection refused
             "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
         }

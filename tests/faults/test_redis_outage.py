@@ -114,7 +114,7 @@ def test_it_stops_the_broker_and_the_rate_reservations_with_one_redis():
     keeps the send-rate reservations, so stopping it takes both away."""
     assert settings.CELERY_BROKER_URL == settings.REDIS_URL
     assert settings.CACHES["default"]["LOCATION"] == settings.REDIS_URL
-    assert settings.CACHES["default"]["BACKEND"] == "crm_project.cache.FailSoftRedisCache"
+    assert settings.CACHES["default"]["BACKEND"] == "core.cache.FailSoftRedisCache"
 
 
 RECIPIENTS = 300

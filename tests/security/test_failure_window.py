@@ -1,8 +1,8 @@
-"""The failed-login window shared by the token endpoint and the admin login (crm_project.throttling)."""
+"""The failed-login window shared by the token endpoint and the admin login (core.throttling)."""
 
 from django.core.cache import cache
 
-from crm_project.throttling import FailureWindow
+from core.throttling import FailureWindow
 
 
 class Clock:

@@ -24,6 +24,7 @@ def require_root_control(command):
 @pytest.fixture
 def committed_tenant(django_db_setup, django_db_blocker):
     """A fresh tenant whose data is committed (visible to other processes), dropped afterwards."""
+    from events.models import OutboxEvent
     from tenancy.models import Tenant
     from tenancy.services import tenant_create
 
@@ -41,6 +42,9 @@ def committed_tenant(django_db_setup, django_db_blocker):
         connection.set_schema_to_public()
         with connection.cursor() as cursor:
             cursor.execute(f'DROP SCHEMA IF EXISTS "{created.tenant.schema_name}" CASCADE')
+        # Its events live in the public outbox: left there they would be another test's surprise
+        # in the next run on a kept (--reuse-db) database.
+        OutboxEvent.objects.filter(tenant=created.tenant.schema_name).delete()
         Tenant.objects.filter(pk=created.tenant.pk).delete()
 
 

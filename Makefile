@@ -27,7 +27,7 @@ test: $(STAMP) $(CHROMIUM)
 	$(PY) -m crm_project.devenv test $(ARGS)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/lint-imports
 
 bench: $(STAMP)
 	$(PY) -m crm_project.devenv bench $(ARGS)

@@ -28,6 +28,8 @@ from django.db.models.functions import Lower
 from django.db.models.lookups import Contains, EndsWith, Exact, In, IsNull, StartsWith
 from django.utils import timezone
 
+from customers.models import CustomerTag, Tag
+
 MAX_DEPTH = 20
 MAX_RULES = 1000
 MAX_BYTES = 1024 * 1024
@@ -122,12 +124,23 @@ class FieldSpec:
 
 
 def _customer_tags(values):
-    from customers.models import CustomerTag
-
     members = CustomerTag.objects.filter(customer=OuterRef("pk"))
     if values is not None:
-        members = members.filter(In(Lower("tag__name"), [Lower(Value(v)) for v in values]))
+        # Names are resolved to ids before the query is built (one lookup on the unique lower(name)
+        # index): with constant ids the planner reads customertag's statistics for them, so a tag
+        # held by 40% of a million customers becomes a hash semi-join (0.24 s). Joined on the name
+        # instead, it guessed 0.2% and probed the customer pkey 400,000 times (1.7 s).
+        members = members.filter(tag_id__in=tag_ids(values))
     return Exists(members)
+
+
+def tag_ids(names):
+    """Ids of the tags named (ignoring case); names without a tag have none."""
+    return list(
+        Tag.objects.filter(In(Lower("name"), [Lower(Value(name)) for name in names])).values_list(
+            "id", flat=True
+        )
+    )
 
 
 def _purchased_skus(values):

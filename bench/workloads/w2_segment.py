@@ -1,5 +1,5 @@
 """Row 2: count a 4-condition segment (number, text `in`, date `inLastDays`, tag) through the segments
-API (`POST /api/segments/preview`: count and a sample of 10) against the hand-written SQL count."""
+API (`POST /api/segments/preview`: count and a sample of 10) against the hand-tuned SQL count."""
 
 import json
 
@@ -8,7 +8,7 @@ from django_tenants.utils import schema_context
 
 from bench.core import Check, GrowthPoint, Row, alternate, median, timed
 
-TARGET = "≤ 1.5× baseline time"
+TARGET = "≤ 1.5× baseline time and < 300 ms"
 RULES = {
     "combinator": "and",
     "rules": [
@@ -18,14 +18,18 @@ RULES = {
         {"field": "tags", "operator": "contains", "value": "newsletter"},
     ],
 }
-HAND_WRITTEN = """
+# The count as a PostgreSQL expert writes it (plan in bench/README.md): the tag's id looked up first,
+# so the planner knows from customertag's statistics that 40% of customers hold it and joins by hash
+# instead of probing the customer pkey once per tag holder; the other three conditions filter one
+# parallel scan of the customers.
+TAG_ID = "SELECT id FROM customers_tag WHERE lower(name) = 'newsletter'"
+HAND_TUNED = """
 SELECT count(*) FROM customers_customer c
 WHERE c.erased_at IS NULL
   AND c.total_spent > 20000
   AND lower(c.city) IN ('budapest', 'debrecen', 'szeged')
   AND c.last_order_at >= now() - interval '180 days'
-  AND EXISTS (SELECT 1 FROM customers_customertag ct JOIN customers_tag t ON t.id = ct.tag_id
-              WHERE ct.customer_id = c.id AND lower(t.name) = 'newsletter')
+  AND EXISTS (SELECT 1 FROM customers_customertag ct WHERE ct.customer_id = c.id AND ct.tag_id = %s)
 """
 
 
@@ -61,7 +65,9 @@ def run(ctx, *, size, main):
 
     def baseline():
         with schema_context(ctx.data_schema), connection.cursor() as cursor:
-            cursor.execute(HAND_WRITTEN)
+            cursor.execute(TAG_ID)
+            tag_id = cursor.fetchone()[0]
+            cursor.execute(HAND_TUNED, [tag_id])
             counts["sql"] = cursor.fetchone()[0]
 
     ours_times, base_times = alternate(ours, baseline, runs=ctx.scale.query_runs)
@@ -78,7 +84,7 @@ def run(ctx, *, size, main):
         ours=ours_ms,
         baseline=base_ms,
         target=TARGET,
-        rule=lambda ours, base, ratio: ratio <= 1.5,
+        rule=lambda ours, base, ratio: ratio <= 1.5 and ours < 300,
         note=f"medians of {ctx.scale.query_runs}; {counts['sql']:,} customers match; the API returns the "
         f"count and a sample of 10 from one scan; the compiled count query alone takes {count_ms:.1f} ms",
         checks=[Check("API count = SQL count", counts["api"], counts["sql"])],

@@ -7,9 +7,24 @@ class CampaignsConfig(AppConfig):
 
     def ready(self):
         from customers import hooks
+        from segments.rules import register_set_field
 
-        from . import services, transactional
+        from . import selectors, services, transactional
 
         transactional.register()
+        # The segment fields over recipients' opens and clicks: segments sits below campaigns and
+        # knows them only through its registry.
+        register_set_field(
+            "opened_campaign",
+            selectors.recipients_exist("first_opened_at"),
+            member_type="id",
+            label="Opened campaign",
+        )
+        register_set_field(
+            "clicked_campaign",
+            selectors.recipients_exist("first_clicked_at"),
+            member_type="id",
+            label="Clicked campaign",
+        )
         if services.recipients_erase not in hooks.customer_erased:
             hooks.customer_erased.append(services.recipients_erase)

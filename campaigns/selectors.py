@@ -18,6 +18,21 @@ VALID_EMAIL_SQL_RE = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 ACTIVE_RECIPIENT_STATUSES = ("pending", "sending")
 
 
+def recipients_exist(timestamp_field):
+    """A set-field builder for the segment language (segments.rules.register_set_field): customers with
+    a recipient row whose `timestamp_field` is set, in any campaign or in the campaigns named."""
+
+    def build(values):
+        rows = CampaignRecipient.objects.filter(
+            customer=OuterRef("pk"), **{f"{timestamp_field}__isnull": False}
+        )
+        if values is not None:
+            rows = rows.filter(campaign_id__in=values)
+        return Exists(rows)
+
+    return build
+
+
 def segment_customers(*, segment):
     """The customers a segment matches now, as one SQL-shaped queryset (segments owns the rules)."""
     from django.core.exceptions import ValidationError

@@ -154,25 +154,6 @@ def _purchased_skus(values):
     return Exists(items)
 
 
-def _recipient_builder(timestamp_field):
-    """Default builder for opened/clicked_campaign over campaigns' recipient rows.
-
-    The model is looked up by name at compile time (no import of the higher app, STYLE 13); the
-    tracking app may replace these builders with `register_set_field` in its AppConfig.ready().
-    """
-
-    def build(values):
-        from django.apps import apps
-
-        recipient = apps.get_model("campaigns", "CampaignRecipient")
-        rows = recipient.objects.filter(customer=OuterRef("pk"), **{f"{timestamp_field}__isnull": False})
-        if values is not None:
-            rows = rows.filter(campaign_id__in=values)
-        return Exists(rows)
-
-    return build
-
-
 FIELDS: dict[str, FieldSpec] = {}
 
 
@@ -218,12 +199,7 @@ def register_set_field(name, builder, *, member_type="text", label=None):
 
 register_set_field("tags", _customer_tags, label="Tags")
 register_set_field("purchased_sku", _purchased_skus, label="Purchased SKU")
-register_set_field(
-    "opened_campaign", _recipient_builder("first_opened_at"), member_type="id", label="Opened campaign"
-)
-register_set_field(
-    "clicked_campaign", _recipient_builder("first_clicked_at"), member_type="id", label="Clicked campaign"
-)
+# opened_campaign and clicked_campaign come from the campaigns app, which registers them at start-up.
 
 
 def field_spec(name):

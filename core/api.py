@@ -15,29 +15,12 @@ from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from .exceptions import Conflict, PayloadTooLarge, ServiceUnavailable
 from .throttling import FailureWindow
 
+__all__ = ["Conflict", "PayloadTooLarge", "ServiceUnavailable"]
+
 logger = logging.getLogger(__name__)
-
-
-class Conflict(exceptions.APIException):
-    """A state conflict, e.g. sending a campaign that is already sent."""
-
-    status_code = status.HTTP_409_CONFLICT
-    default_detail = "The object's state does not allow this."
-    default_code = "conflict"
-
-
-class ServiceUnavailable(exceptions.APIException):
-    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    default_detail = "The service is temporarily unavailable; retry shortly."
-    default_code = "unavailable"
-
-
-class PayloadTooLarge(exceptions.APIException):
-    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
-    default_detail = "The request body is too large."
-    default_code = "payload_too_large"
 
 
 def exception_handler(exc, context):

@@ -1,8 +1,10 @@
-"""The API's JSON parser: refuses what would otherwise surface as a 500.
+"""The API's one JSON parser (the default of every view): refuses what would otherwise surface as a 500.
 
-Python's json module raises RecursionError on deeply nested input (an attacker's `[[[[...]]]]`);
-here that is a clear 400 before any view runs. (NUL characters are refused per field, by the
-serializers, so the error names the field.)
+- A body over API_MAX_BODY_BYTES is a 413 and is never read past the limit (the request guard in
+  core/middleware.py refuses a declared Content-Length earlier still; this catches chunked bodies).
+- Python's json module raises RecursionError on deeply nested input (an attacker's `[[[[...]]]]`);
+  here that is a clear 400 before any view runs. Rule trees (20 levels of groups) stay well inside.
+- (NUL characters are refused per field, by the serializers, so the error names the field.)
 """
 
 import json
@@ -10,6 +12,8 @@ import json
 from django.conf import settings
 from rest_framework import exceptions
 from rest_framework.parsers import JSONParser
+
+from .exceptions import PayloadTooLarge
 
 MAX_DEPTH = 64
 
@@ -40,15 +44,10 @@ class SafeJSONParser(JSONParser):
     def parse(self, stream, media_type=None, parser_context=None):
         if stream is None:
             return {}
-        raw = stream.read(settings.API_MAX_BODY_BYTES + 1)
-        if len(raw) > settings.API_MAX_BODY_BYTES:
-            raise exceptions.ValidationError(
-                {
-                    "non_field_errors": [
-                        f"The request body is larger than {settings.API_MAX_BODY_BYTES} bytes."
-                    ]
-                }
-            )
+        limit = settings.API_MAX_BODY_BYTES
+        raw = stream.read(limit + 1)
+        if len(raw) > limit:
+            raise PayloadTooLarge(f"The request body is larger than the limit of {limit} bytes.")
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as error:

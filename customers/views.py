@@ -1,6 +1,5 @@
 """The customers API (PRODUCT.md "Customers"): validate, call one service or selector, serialize."""
 
-from django.conf import settings
 from django.http import StreamingHttpResponse
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
@@ -11,8 +10,7 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.api import ERROR_400, ERROR_404, ERROR_409, Conflict, PayloadTooLarge
-from core.parsers import SafeJSONParser
+from core.api import ERROR_400, ERROR_404, ERROR_409, Conflict
 
 from . import selectors, services
 from .filters import CustomerFilter
@@ -33,22 +31,6 @@ from .serializers import (
 ERROR_413 = OpenApiResponse(description="The request body is too large.")
 ERROR_415 = OpenApiResponse(description="The body is not JSON.")
 WRITE_ERRORS = {400: ERROR_400, 413: ERROR_413, 415: ERROR_415}
-
-
-class LimitedJSONParser(SafeJSONParser):
-    """JSON bodies up to DATA_UPLOAD_MAX_MEMORY_SIZE; a bigger one is a 413 before it is read."""
-
-    def parse(self, stream, media_type=None, parser_context=None):
-        request = (parser_context or {}).get("request")
-        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-        if request is not None and limit is not None:
-            try:
-                length = int(request.META.get("CONTENT_LENGTH") or 0)
-            except ValueError:
-                length = 0
-            if length > limit:
-                raise PayloadTooLarge(f"The request body is {length} bytes; the limit is {limit} bytes.")
-        return super().parse(stream, media_type, parser_context)
 
 
 class CSVRenderer(BaseRenderer):
@@ -110,7 +92,6 @@ def _customer_response(customer_id, status_code=status.HTTP_200_OK):
 
 
 class CustomerListView(generics.ListAPIView):
-    parser_classes = [LimitedJSONParser]
     serializer_class = CustomerSerializer
     filter_backends = [DjangoFilterBackend, CustomerSearchFilter, StrictOrderingFilter]
     filterset_class = CustomerFilter
@@ -170,8 +151,6 @@ class CustomerListView(generics.ListAPIView):
 
 
 class CustomerDetailView(APIView):
-    parser_classes = [LimitedJSONParser]
-
     def get_object(self):
         return generics.get_object_or_404(Customer.objects.all(), pk=self.kwargs["pk"])
 
@@ -227,7 +206,6 @@ class CustomerOrdersView(generics.ListAPIView):
 
 
 class CustomerActivityView(generics.ListAPIView):
-    parser_classes = [LimitedJSONParser]
     serializer_class = InteractionSerializer
     filter_backends = []
 
@@ -275,8 +253,6 @@ BULK_REQUEST = {
 
 
 class CustomerBulkView(APIView):
-    parser_classes = [LimitedJSONParser]
-
     @extend_schema(
         summary="Upsert up to 1000 customers (by external_id, else email); a result per item",
         request=BULK_REQUEST,
@@ -287,8 +263,6 @@ class CustomerBulkView(APIView):
 
 
 class OrderUpsertView(APIView):
-    parser_classes = [LimitedJSONParser]
-
     @extend_schema(
         summary="Record an order (idempotent by external_id; 201 when new, 200 when re-delivered)",
         request=OrderInputSerializer,
@@ -304,8 +278,6 @@ class OrderUpsertView(APIView):
 
 
 class OrderDetailView(APIView):
-    parser_classes = [LimitedJSONParser]
-
     def get_object(self):
         return generics.get_object_or_404(Order.objects.prefetch_related("items"), pk=self.kwargs["pk"])
 
@@ -326,8 +298,6 @@ class OrderDetailView(APIView):
 
 
 class OrderBulkView(APIView):
-    parser_classes = [LimitedJSONParser]
-
     @extend_schema(
         summary="Upsert up to 1000 orders; a result per item",
         request=BULK_REQUEST,

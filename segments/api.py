@@ -1,7 +1,5 @@
 """The segments API (PRODUCT.md "Segments"): views validate, call one service or selector, serialize."""
 
-import json
-
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Prefetch
 from django.db.models.functions import Lower
@@ -11,7 +9,6 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, generics, status
 from rest_framework.filters import OrderingFilter, SearchFilter
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -33,35 +30,6 @@ from .serializers import (
     SegmentSerializer,
     SegmentUpdateSerializer,
 )
-
-MAX_BODY_BYTES = 4 * 1024 * 1024
-
-
-class RulesJSONParser(JSONParser):
-    """JSON with a size cap and no RecursionError: rule trees come from builders and from attackers.
-
-    The cap is above the rules' own 1 MB limit so that an oversized value is reported at its path
-    by the rule validator; past the cap the body is refused unread.
-    """
-
-    def parse(self, stream, media_type=None, parser_context=None):
-        if stream is None:
-            return {}
-        raw = stream.read(MAX_BODY_BYTES + 1)
-        if len(raw) > MAX_BODY_BYTES:
-            raise exceptions.ValidationError(
-                {
-                    "non_field_errors": [
-                        f"The request body is larger than {MAX_BODY_BYTES // (1024 * 1024)} MB."
-                    ]
-                }
-            )
-        try:
-            return json.loads(raw.decode("utf-8"))
-        except RecursionError:
-            raise exceptions.ValidationError({"non_field_errors": ["The JSON nests too deeply."]})
-        except (ValueError, UnicodeDecodeError) as error:
-            raise exceptions.ParseError(f"JSON parse error - {error}")
 
 
 def _validation(error):
@@ -95,7 +63,6 @@ def _refresh_flag(request):
 
 
 class SegmentListView(generics.GenericAPIView):
-    parser_classes = [RulesJSONParser]
     serializer_class = SegmentSerializer
     filter_backends = [SearchFilter, OrderingFilter]
     search_fields = ["name", "description"]
@@ -121,8 +88,6 @@ class SegmentListView(generics.GenericAPIView):
 
 
 class SegmentDetailView(APIView):
-    parser_classes = [RulesJSONParser]
-
     @extend_schema(
         parameters=[REFRESH], responses={200: SegmentDetailSerializer, 400: ERROR_400, 404: ERROR_404}
     )
@@ -214,8 +179,6 @@ class SegmentCustomersView(generics.GenericAPIView):
 class SegmentPreviewView(APIView):
     """Count and a sample of up to 10 customers for rules being edited (query builders)."""
 
-    parser_classes = [RulesJSONParser]
-
     @extend_schema(request=PreviewSerializer, responses={200: PreviewResultSerializer, 400: ERROR_400})
     def post(self, request):
         data = PreviewSerializer(data=request.data)
@@ -229,8 +192,6 @@ class SegmentPreviewView(APIView):
 
 class SegmentMembersView(APIView):
     """Add and remove customers of a static segment: ``{"add": [ids], "remove": [ids]}``."""
-
-    parser_classes = [RulesJSONParser]
 
     @extend_schema(
         request=MembersChangeSerializer,
@@ -257,8 +218,6 @@ class SegmentMembersView(APIView):
 
 class SegmentFreezeView(APIView):
     """Save who the segment matches now as a new static segment."""
-
-    parser_classes = [RulesJSONParser]
 
     @extend_schema(
         request=FreezeSerializer, responses={201: SegmentDetailSerializer, 400: ERROR_400, 404: ERROR_404}

@@ -4,7 +4,7 @@ from django.http import StreamingHttpResponse
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import filters, generics, status
+from rest_framework import generics, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 from core.api import ERROR_400, ERROR_404, ERROR_409, Conflict
 
 from . import selectors, services
-from .filters import CustomerFilter
+from .filters import CUSTOMER_ORDERING_FIELDS, CustomerFilter, CustomerSearchFilter, StrictOrderingFilter
 from .models import Customer, Order
 from .pagination import CustomerPagination
 from .serializers import (
@@ -43,44 +43,6 @@ class CSVRenderer(BaseRenderer):
         return JSONRenderer().render(data)
 
 
-class CustomerSearchFilter(filters.SearchFilter):
-    """`?search=`: every word must occur in the email, "first last" name or phone (trigram index)."""
-
-    search_description = "Words that must all occur in the email, the name (first last) or the phone."
-
-    def get_search_fields(self, view, request):
-        return ["email"]  # for the schema only; filtering is selectors.customers_search
-
-    def filter_queryset(self, request, queryset, view):
-        term = request.query_params.get(self.search_param, "")
-        if "\x00" in term:
-            raise ValidationError({"search": ["NUL characters are not allowed."]})
-        return selectors.customers_search(queryset, term=term)
-
-
-class StrictOrderingFilter(filters.OrderingFilter):
-    """`?ordering=`: an unknown field is a 400; the id breaks ties so pages never overlap."""
-
-    def get_ordering(self, request, queryset, view):
-        params = request.query_params.get(self.ordering_param)
-        if not params:
-            return self.get_default_ordering(view)
-        fields = [param.strip() for param in params.split(",") if param.strip()]
-        allowed = set(view.ordering_fields)
-        unknown = [field for field in fields if field.lstrip("-") not in allowed]
-        if unknown:
-            raise ValidationError(
-                {
-                    "ordering": [
-                        f"Unknown ordering field(s): {', '.join(unknown)}. Allowed: {', '.join(view.ordering_fields)}."
-                    ]
-                }
-            )
-        if not any(field.lstrip("-") == "id" for field in fields):
-            fields.append("-id" if fields[-1].startswith("-") else "id")
-        return fields
-
-
 def _validated(serializer_class, request, **kwargs):
     serializer = serializer_class(data=request.data, **kwargs)
     serializer.is_valid(raise_exception=True)
@@ -96,20 +58,7 @@ class CustomerListView(generics.ListAPIView):
     filter_backends = [DjangoFilterBackend, CustomerSearchFilter, StrictOrderingFilter]
     filterset_class = CustomerFilter
     pagination_class = CustomerPagination
-    ordering_fields = [
-        "id",
-        "email",
-        "first_name",
-        "last_name",
-        "city",
-        "country",
-        "total_spent",
-        "order_count",
-        "first_order_at",
-        "last_order_at",
-        "created_at",
-        "updated_at",
-    ]
+    ordering_fields = CUSTOMER_ORDERING_FIELDS
     ordering = ["-id"]
     renderer_classes = [*generics.ListAPIView.renderer_classes, CSVRenderer]
 

@@ -13,10 +13,16 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api import ERROR_400, ERROR_404, ERROR_409, Conflict
+from customers.filters import (
+    CUSTOMER_ORDERING_FIELDS,
+    CustomerFilter,
+    CustomerSearchFilter,
+    StrictOrderingFilter,
+)
 from customers.models import Tag
+from customers.pagination import CustomerPagination
 
 from . import selectors, services
-from .filters import SegmentCustomerFilter
 from .rules import RuleError
 from .serializers import (
     FreezeSerializer,
@@ -133,22 +139,10 @@ class SegmentCustomersView(generics.GenericAPIView):
     """The customers the segment matches now, paginated, with the customer list's filters."""
 
     serializer_class = SegmentCustomerSerializer
-    filter_backends = [DjangoFilterBackend, SearchFilter, OrderingFilter]
-    filterset_class = SegmentCustomerFilter
-    search_fields = ["first_name", "last_name", "email", "phone"]
-    ordering_fields = [
-        "id",
-        "email",
-        "first_name",
-        "last_name",
-        "city",
-        "country",
-        "total_spent",
-        "order_count",
-        "first_order_at",
-        "last_order_at",
-        "created_at",
-    ]
+    filter_backends = [DjangoFilterBackend, CustomerSearchFilter, StrictOrderingFilter]
+    filterset_class = CustomerFilter
+    pagination_class = CustomerPagination
+    ordering_fields = CUSTOMER_ORDERING_FIELDS
     ordering = ["-id"]
 
     def get_queryset(self):

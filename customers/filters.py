@@ -6,6 +6,8 @@ from django import forms
 from rest_framework import filters
 from rest_framework.exceptions import ValidationError
 
+from core.values import parse_bool
+
 from . import selectors
 from .countries import country_normalize
 from .models import Customer
@@ -25,17 +27,11 @@ class CountryFilter(django_filters.CharFilter):
 
 
 class StrictBooleanFormField(forms.Field):
-    TRUE, FALSE = ("true", "1", "yes"), ("false", "0", "no")
-
     def clean(self, value):
-        value = (value or "").strip().lower()
-        if not value:
-            return None
-        if value in self.TRUE:
-            return True
-        if value in self.FALSE:
-            return False
-        raise forms.ValidationError(f"'{value}' is not true or false.")
+        try:
+            return parse_bool(value)
+        except ValueError as error:
+            raise forms.ValidationError(str(error))
 
 
 class StrictBooleanFilter(django_filters.BooleanFilter):

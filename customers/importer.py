@@ -24,7 +24,6 @@ import csv
 import io
 import json
 import queue
-import re
 import sys
 import threading
 import time
@@ -34,6 +33,7 @@ from pathlib import Path
 
 from django.db import IntegrityError, connection, transaction
 
+from core.values import FALSE_WORDS, TRUE_WORDS, email_is_valid, parse_bool
 from events.services import outbox_kick
 
 from . import outbox
@@ -56,10 +56,6 @@ IGNORED_COLUMNS = {
     "created_at",
     "updated_at",
 }
-TRUE_WORDS = ("true", "1", "yes", "y")
-FALSE_WORDS = ("false", "0", "no", "n")
-# Close to Django's EmailValidator for the common case (ASCII local part and domain).
-_EMAIL = re.compile(r"^[a-z0-9.!#$%&'*+/=?^_`{|}~-]+@([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
 STAGING = "customer_import_staging"
 ERRORS = "customer_import_errors"
@@ -263,7 +259,7 @@ def _row_values(row, mapping, attribute_columns):
             value = value.lower()
             if len(value) > 254:
                 raise ValueError("email is longer than 254 characters")
-            if not _EMAIL.match(value):
+            if not email_is_valid(value):
                 raise ValueError(f"email '{value}' is not a valid address")
         elif column == "country":
             value = value.upper()
@@ -273,10 +269,11 @@ def _row_values(row, mapping, attribute_columns):
             if len(value) > TEXT_COLUMNS[column]:
                 raise ValueError(f"{column} is longer than {TEXT_COLUMNS[column]} characters")
         elif column in BOOL_COLUMNS:
-            lowered = value.lower()
-            if lowered not in TRUE_WORDS and lowered not in FALSE_WORDS:
+            try:
+                flag = parse_bool(value)
+            except ValueError:
                 raise ValueError(f"{column} '{value}' is not true or false")
-            value = "true" if lowered in TRUE_WORDS else "false"
+            value = "true" if flag else "false"
         elif column == "tags":
             if any(len(name.strip()) > 100 for name in value.split(",")):
                 raise ValueError("a tag name is longer than 100 characters")
@@ -311,8 +308,8 @@ def _attributes(row, value, attribute_columns):
 
 def _bool_sql(column):
     return (
-        f"CASE WHEN lower(s.{column}) IN ({', '.join(repr(w) for w in TRUE_WORDS)}) THEN true "
-        f"WHEN lower(s.{column}) IN ({', '.join(repr(w) for w in FALSE_WORDS)}) THEN false END"
+        f"CASE WHEN lower(s.{column}) IN ({', '.join(repr(w) for w in sorted(TRUE_WORDS))}) THEN true "
+        f"WHEN lower(s.{column}) IN ({', '.join(repr(w) for w in sorted(FALSE_WORDS))}) THEN false END"
     )
 
 

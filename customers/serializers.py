@@ -4,8 +4,9 @@ output representations (also the `data` of customer.* events)."""
 import json
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.core.validators import EmailValidator
 from rest_framework import serializers
+
+from core import values
 
 from .countries import country_normalize
 from .models import Address, Customer, Interaction, Order, OrderItem
@@ -19,21 +20,13 @@ MAX_ADDRESSES = 20
 MAX_ORDER_ITEMS = 500
 MAX_ATTRIBUTES_CHARS = 16_384
 
-_email_validator = EmailValidator(message="Enter a valid email address.")
-
 
 def email_normalize(value):
-    """Trimmed, lower-case and valid, or a ValidationError naming the value."""
-    email = (value or "").strip().lower()
-    if not email:
-        raise serializers.ValidationError("An email address is required.")
-    if len(email) > 254:
-        raise serializers.ValidationError("An email address has at most 254 characters.")
+    """Trimmed, lower-case and valid (core.values), or a ValidationError naming the value."""
     try:
-        _email_validator(email)
-    except Exception:
-        raise serializers.ValidationError(f"'{value}' is not a valid email address.")
-    return email
+        return values.email_normalize(value)
+    except ValueError as error:
+        raise serializers.ValidationError(str(error))
 
 
 def _find_nul(value, path=""):

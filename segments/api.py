@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api import ERROR_400, ERROR_404, ERROR_409, Conflict
+from core.values import parse_bool
 from customers.filters import (
     CUSTOMER_ORDERING_FIELDS,
     CustomerFilter,
@@ -60,12 +61,10 @@ REFRESH = OpenApiParameter(
 
 
 def _refresh_flag(request):
-    value = request.query_params.get("refresh", "").strip().lower()
-    if value in ("", "0", "false", "no"):
-        return False
-    if value in ("1", "true", "yes"):
-        return True
-    raise exceptions.ValidationError({"refresh": ["Must be true or false."]})
+    try:
+        return bool(parse_bool(request.query_params.get("refresh", "")))
+    except ValueError:
+        raise exceptions.ValidationError({"refresh": ["Must be true or false."]})
 
 
 class SegmentListView(generics.GenericAPIView):

@@ -259,3 +259,32 @@ def test_it_reports_rows_a_concurrent_writer_took_and_keeps_the_others(tmp_path,
     }
     tagged = CustomerTag.objects.filter(tag__name="vip").values_list("customer__email", flat=True)
     assert sorted(tagged) == ["a@example.com"]
+
+
+ADDRESSES = [
+    ("anna@bücher.de", True),  # an international domain
+    ("anna@xn--bcher-kva.de", True),
+    ("o'brien+news@example.co.uk", True),
+    ("a..b@example.com", False),
+    (".anna@example.com", False),
+    ("anna@example", False),
+    ("anna@@example.com", False),
+    ("ánna@example.com", False),
+]
+
+
+def test_it_accepts_exactly_the_addresses_the_api_accepts(tmp_path, tenant, api):
+    """One email rule (core.values) for the import and the API."""
+    for address, valid in ADDRESSES:
+        response = api.post("/api/customers", {"email": address.upper()}, format="json")
+        assert response.status_code == (201 if valid else 400), (address, response.content)
+        if not valid:
+            assert list(response.json()) == ["email"], address
+    created = set(Customer.objects.values_list("email", flat=True))
+    assert created == {address for address, valid in ADDRESSES if valid}
+    Customer.objects.all().delete()
+
+    text = "email\n" + "\n".join(address for address, _ in ADDRESSES) + "\n"
+    report = import_customers_csv(path_or_file=write(tmp_path, text))
+    assert set(Customer.objects.values_list("email", flat=True)) == created
+    assert report.failed == sum(1 for _, valid in ADDRESSES if not valid)

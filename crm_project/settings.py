@@ -258,6 +258,9 @@ WEBSHOP_EVENTS_QUEUE = env("WEBSHOP_EVENTS_QUEUE", "crm.webshop.ingest")
 WEBSHOP_EVENTS_BATCH_SIZE = int(env("WEBSHOP_EVENTS_BATCH_SIZE", "100"))
 # How long the consumer waits for a batch to fill before applying what it has (seconds).
 WEBSHOP_EVENTS_BATCH_WAIT = float(env("WEBSHOP_EVENTS_BATCH_WAIT", "0.5"))
+# A webshop message's signature (events/README.md) counts for this long after its time `t`; keep it
+# below EVENTS_INBOX_RETENTION_DAYS, so a replayed message is either a known id or refused as too old.
+WEBSHOP_SIGNATURE_MAX_AGE_SECONDS = int(env("WEBSHOP_SIGNATURE_MAX_AGE_SECONDS", str(7 * 24 * 3600)))
 # Order emails for orders placed longer ago than this are not sent (a historic import is no news).
 TRANSACTIONAL_EMAIL_MAX_AGE_HOURS = int(env("TRANSACTIONAL_EMAIL_MAX_AGE_HOURS", "72"))
 

@@ -63,3 +63,11 @@ def test_it_does_not_exist_on_the_public_host(django_user_model, tenant):
 
     assert host_client(operator, host=PUBLIC_HOST).post(ROTATE).status_code == 404
     assert _secret("public") == public_before
+
+
+def test_the_settings_form_cannot_set_the_secret(admin_client_a, tenant):
+    before = _secret("tenant_a")
+
+    admin_client_a.post(URL, {"send_rate_per_second": "50", "webshop_secret": "chosen-by-an-attacker"})
+
+    assert _secret("tenant_a") == before

@@ -28,6 +28,11 @@ DEMO = {
 }
 
 
+# `make run` and `make bench` run in development whatever .env says: .env may be a copy of the
+# production-shaped .env.example. Set in the shell, APP_ENV still wins (load_dotenv never overrides).
+DEVELOPMENT = "development"
+
+
 def say(message):
     print(f"[crm] {message}", flush=True)
 
@@ -116,6 +121,7 @@ def manage(*args, check=True):
 
 
 def run():
+    os.environ.setdefault("APP_ENV", DEVELOPMENT)
     load_dotenv()
     os.environ.setdefault("APP_URL", "http://localhost:8012")
     database = choose_database(prefer_local=False)
@@ -203,6 +209,7 @@ def test(args):
 
 def bench(args):
     """`make bench`: the benchmark suite (bench/) on a database of its own, never the dev data."""
+    os.environ.setdefault("APP_ENV", DEVELOPMENT)
     load_dotenv()
     if os.environ.get("BENCH_DATABASE_URL"):
         os.environ["DATABASE_URL"] = os.environ["BENCH_DATABASE_URL"]

@@ -5,6 +5,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from crm_project.production import production_problems
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -25,16 +28,23 @@ def env_list(name, default=""):
 
 
 # --- core -------------------------------------------------------------------------------------------
-APP_ENV = env("APP_ENV", "development")  # development | production
+# development (`make run`, the tests: the default) | production (docker compose, .env.example). An empty
+# variable counts as unset, so a copy of .env.example with blanks still runs `make run`.
+APP_ENV = env("APP_ENV") or "development"
+if APP_ENV not in ("development", "production"):
+    raise ImproperlyConfigured(f"APP_ENV must be development or production, not {APP_ENV!r}.")
 PRODUCTION = APP_ENV == "production"
+# Development's well-known key; production has no default and refuses weak keys (crm_project/production.py).
 DEFAULT_SECRET_KEY = "dev-insecure-change-me"
-SECRET_KEY = env("SECRET_KEY", DEFAULT_SECRET_KEY)
+SECRET_KEY = env("SECRET_KEY") or ("" if PRODUCTION else DEFAULT_SECRET_KEY)
 DEBUG = env_bool("DEBUG", not PRODUCTION)
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "*")
-APP_URL = env("APP_URL", "http://localhost:8012").rstrip("/")
+# Production must list its hosts: the public host and the tenants' (".crm.example.com" covers every
+# sub-domain); development serves any host (*.localhost).
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS") or ([] if PRODUCTION else ["*"])
+APP_URL = (env("APP_URL") or "http://localhost:8012").rstrip("/")
 APP_URL_PARTS = urlsplit(APP_URL)
 # The bare host of APP_URL is the public (operators') host; tenants live on sub-domains of it.
-PUBLIC_DOMAIN = env("PUBLIC_DOMAIN", APP_URL_PARTS.hostname or "localhost")
+PUBLIC_DOMAIN = env("PUBLIC_DOMAIN") or APP_URL_PARTS.hostname or "localhost"
 
 # --- apps (django-tenants: shared apps live in public, tenant apps in each tenant's schema) ---------
 SHARED_APPS = [
@@ -258,6 +268,9 @@ WEBSHOP_EVENTS_QUEUE = env("WEBSHOP_EVENTS_QUEUE", "crm.webshop.ingest")
 WEBSHOP_EVENTS_BATCH_SIZE = int(env("WEBSHOP_EVENTS_BATCH_SIZE", "100"))
 # How long the consumer waits for a batch to fill before applying what it has (seconds).
 WEBSHOP_EVENTS_BATCH_WAIT = float(env("WEBSHOP_EVENTS_BATCH_WAIT", "0.5"))
+# A webshop message's signature (events/README.md) counts for this long after its time `t`; keep it
+# below EVENTS_INBOX_RETENTION_DAYS, so a replayed message is either a known id or refused as too old.
+WEBSHOP_SIGNATURE_MAX_AGE_SECONDS = int(env("WEBSHOP_SIGNATURE_MAX_AGE_SECONDS", str(7 * 24 * 3600)))
 # Order emails for orders placed longer ago than this are not sent (a historic import is no news).
 TRANSACTIONAL_EMAIL_MAX_AGE_HOURS = int(env("TRANSACTIONAL_EMAIL_MAX_AGE_HOURS", "72"))
 
@@ -345,11 +358,17 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
 
-if PRODUCTION and (SECRET_KEY == DEFAULT_SECRET_KEY or len(SECRET_KEY) < 32 or DEBUG):
-    from django.core.exceptions import ImproperlyConfigured
-
+if PRODUCTION and (
+    problems := production_problems(
+        secret_key=SECRET_KEY,
+        debug=DEBUG,
+        allowed_hosts=ALLOWED_HOSTS,
+        app_url=APP_URL,
+        public_domain=PUBLIC_DOMAIN,
+    )
+):
     raise ImproperlyConfigured(
-        "APP_ENV=production refuses to start with DEBUG on or a default/short SECRET_KEY (>= 32 chars)."
+        "APP_ENV=production refuses to start:\n" + "\n".join(f"- {problem}" for problem in problems)
     )
 
 # --- admin theme (django-unfold) -----------------------------------------------------------------

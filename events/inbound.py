@@ -1,8 +1,10 @@
 """The webshop's messages from RabbitMQ (`webshop.events`), applied in batches, each exactly once.
 
 A message: `{"id", "type", "tenant" (schema or domain), "data"}` with `data` shaped like the matching
-API input. Per batch and tenant one transaction; every message in its own savepoint, so a bad one
-is rolled back alone. The message id is claimed in that savepoint (a unique key), so a redelivered
+API input, and the header `x-crm-signature: t=<unix time>,v1=<hex HMAC-SHA256 of "<t>." + body>` keyed
+with the claimed tenant's webshop secret: others may be able to publish, only the tenant's webshop can
+prove the tenant (events/README.md). Per batch and tenant one transaction; every message in its own
+savepoint, so a bad one is rolled back alone. The message id is claimed in that savepoint (a unique key), so a redelivered
 or repeated message changes nothing. Messages are acknowledged only after their transaction
 committed; what cannot be applied goes to the dead-letter queue with the reason in its headers.
 
@@ -10,6 +12,8 @@ The engine knows no app above events: the caller passes `handlers` (type -> call
 validate and apply through the owning app's services, raising ValidationError for bad data.
 """
 
+import hashlib
+import hmac
 import json
 import logging
 import signal
@@ -36,6 +40,9 @@ from .contracts import webshop_envelope_errors
 logger = logging.getLogger(__name__)
 
 REASON_MAX = 2000
+SIGNATURE_HEADER = "x-crm-signature"
+# A signature may be this far ahead of our clock (the webshop's clock runs fast) and still count.
+SIGNATURE_CLOCK_SKEW_SECONDS = 300
 
 
 @dataclass
@@ -68,27 +75,66 @@ class Delivery:
     poison: Poison | None = None
 
 
+@dataclass(frozen=True)
+class ClaimedTenant:
+    schema: str
+    webshop_secret: str
+
+
 def tenant_resolve(name):
-    """The schema of a serving tenant named by schema or by one of its domains, else None."""
-    from tenancy.models import Domain, Tenant
+    """The serving tenant named by schema or by one of its domains (schema and secret), else None."""
+    from tenancy.models import Tenant
 
     name = name.strip().lower()
     with schema_context("public"):
-        tenant = Tenant.objects.serving().filter(schema_name=name).first()
-        if tenant is None:
-            domain = Domain.objects.filter(domain=name.rstrip("."), tenant__in=Tenant.objects.serving())
-            tenant = domain.values_list("tenant__schema_name", flat=True).first()
-            return tenant
-        return tenant.schema_name
+        serving = Tenant.objects.serving()
+        row = serving.filter(schema_name=name).values_list("schema_name", "webshop_secret").first()
+        if row is None:
+            row = (
+                serving.filter(domains__domain=name.rstrip("."))
+                .values_list("schema_name", "webshop_secret")
+                .first()
+            )
+    return ClaimedTenant(*row) if row else None
 
 
-def _parse(message, tenants):
+def webshop_signature(*, secret, timestamp, body):
+    """The hex HMAC-SHA256 a webshop sends in `v1=`: keyed with its secret, over `"<timestamp>." + body`."""
+    return hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+
+
+def signature_problem(header, *, body, secret, now, max_age):
+    """None when `header` proves that the holder of `secret` signed `body` lately, else why not."""
+    if isinstance(header, bytes):
+        header = header.decode("utf-8", "replace")
+    if not header:
+        return f"The message has no {SIGNATURE_HEADER} header; sign it with the tenant's webshop secret."
+    parts = {}
+    for item in str(header).split(","):
+        key, _, value = item.strip().partition("=")
+        parts.setdefault(key, []).append(value)
+    stamp = parts.get("t", [""])[0]
+    if not (stamp.isascii() and stamp.isdigit()):
+        return f"The {SIGNATURE_HEADER} header has no t=<unix time>."
+    timestamp = int(stamp)
+    expected = webshop_signature(secret=secret, timestamp=stamp, body=body)
+    if not any(hmac.compare_digest(expected, given) for given in parts.get("v1", [])):
+        return "The signature does not match the claimed tenant's webshop secret."
+    # Checked after the MAC, so only the tenant's webshop can learn that its clock is off.
+    if timestamp > now + SIGNATURE_CLOCK_SKEW_SECONDS:
+        return f"The signature's time t={timestamp} is in the future."
+    if now - timestamp > max_age:
+        return f"The signature is {int(now - timestamp)} s old; at most {max_age} s are accepted."
+    return None
+
+
+def _parse(message, tenants, *, now, max_age):
     delivery = Delivery(message=message)
     try:
         body = message.body
-        if isinstance(body, bytes):
-            body = body.decode("utf-8")
-        envelope = json.loads(body)
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        envelope = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         delivery.poison = Poison("invalid_json", f"The body is not JSON: {exc}")
         return delivery
@@ -99,9 +145,23 @@ def _parse(message, tenants):
     delivery.envelope = envelope
     if envelope["tenant"] not in tenants:
         tenants[envelope["tenant"]] = tenant_resolve(envelope["tenant"])
-    delivery.schema = tenants[envelope["tenant"]]
-    if delivery.schema is None:
+    claimed = tenants[envelope["tenant"]]
+    if claimed is None:
         delivery.poison = Poison("unknown_tenant", f"No active tenant is named '{envelope['tenant']}'.")
+        return delivery
+    # The claim is only a claim until the tenant's own secret proves it: nothing of the message is
+    # used before this check.
+    problem = signature_problem(
+        (message.headers or {}).get(SIGNATURE_HEADER),
+        body=body,
+        secret=claimed.webshop_secret,
+        now=now,
+        max_age=max_age,
+    )
+    if problem:
+        delivery.poison = Poison("invalid_signature", f"Tenant '{envelope['tenant']}' not proven: {problem}")
+        return delivery
+    delivery.schema = claimed.schema
     return delivery
 
 
@@ -159,10 +219,19 @@ def _apply_group(schema, deliveries, handlers, stats):
 
 
 class WebshopConsumer:
-    def __init__(self, *, handlers, batch_size=100, wait=0.5, connection_factory=broker_connection):
+    def __init__(
+        self,
+        *,
+        handlers,
+        batch_size=100,
+        wait=0.5,
+        signature_max_age=7 * 24 * 3600,
+        connection_factory=broker_connection,
+    ):
         self.handlers = handlers
         self.batch_size = batch_size
         self.wait = wait
+        self.signature_max_age = signature_max_age
         self.connection_factory = connection_factory
         self.stats = ConsumeStats()
         self.stopping = False
@@ -235,12 +304,13 @@ class WebshopConsumer:
         if not connection.in_atomic_block:
             close_old_connections()
         self.stats.batches += 1
-        tenants = {}
+        tenants = {}  # per batch: a rotated secret counts from the next batch on
         groups = {}
         poisoned = []
+        now = time.time()
         for message in messages:
             try:
-                delivery = _parse(message, tenants)
+                delivery = _parse(message, tenants, now=now, max_age=self.signature_max_age)
             except (OperationalError, InterfaceError):
                 raise
             except Exception as error:  # whatever the bytes are, they must not crash-loop the consumer
@@ -323,5 +393,6 @@ def webshop_consume(*, handlers, once=False, max_messages=None, batch_size=None,
         handlers=handlers,
         batch_size=batch_size or settings.WEBSHOP_EVENTS_BATCH_SIZE,
         wait=settings.WEBSHOP_EVENTS_BATCH_WAIT,
+        signature_max_age=settings.WEBSHOP_SIGNATURE_MAX_AGE_SECONDS,
     )
     return consumer.run(once=once, max_messages=max_messages, install_signals=install_signals)

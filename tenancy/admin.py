@@ -11,6 +11,7 @@ from django.db import connection
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.views.decorators.http import require_POST
 from unfold.admin import ModelAdmin, TabularInline
 from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationForm
 from unfold.widgets import (
@@ -25,7 +26,7 @@ from unfold.widgets import (
 from .models import Domain, Tenant
 from .roles import ADMIN, MARKETER, ROLE_CHOICES, TENANT_SETTINGS_PERMISSION, user_role, user_role_assign
 from .services import tenant_activate, tenant_create, tenant_deactivate, validate_domain, validate_slug
-from .tenant_settings import TENANT_SETTINGS_FIELDS, tenant_settings_update
+from .tenant_settings import TENANT_SETTINGS_FIELDS, tenant_settings_update, tenant_webshop_secret_rotate
 
 
 def on_public_host(request):
@@ -119,13 +120,18 @@ class TenantSettingsForm(forms.ModelForm):
         }
 
 
-def tenant_settings_view(request):
-    """GET shows, POST saves the current tenant's settings. Tenant hosts only; admins only."""
-    tenant = getattr(request, "tenant", None)
+def _settings_tenant(request):
+    """The tenant whose settings the request may see and change (its own), else 404/403."""
     if on_public_host(request):
         raise Http404("Tenant settings exist on a tenant's host.")
     if not request.user.has_perm(TENANT_SETTINGS_PERMISSION):
         raise PermissionDenied
+    return request.tenant
+
+
+def tenant_settings_view(request):
+    """GET shows, POST saves the current tenant's settings. Tenant hosts only; admins only."""
+    tenant = _settings_tenant(request)
     # Fresh rows: the form's instance is changed by validation, the service's is not.
     tenant = Tenant.objects.get(pk=tenant.pk)
     data = request.POST if request.method == "POST" else None
@@ -161,6 +167,19 @@ def tenant_settings_view(request):
     return TemplateResponse(request, "admin/tenancy/tenant_settings.html", context, status=status)
 
 
+@require_POST
+def tenant_webshop_secret_rotate_view(request):
+    """POST: a new webshop signing secret for the current tenant; the old one stops working at once."""
+    tenant = _settings_tenant(request)
+    tenant_webshop_secret_rotate(tenant=Tenant.objects.get(pk=tenant.pk))
+    messages.success(
+        request,
+        "New webshop secret: messages signed with the old one now go to the dead-letter queue. "
+        "Give the new one to the webshop.",
+    )
+    return HttpResponseRedirect(reverse("admin:tenant_settings"))
+
+
 @admin.register(Tenant)
 class TenantAdmin(PublicOnlyMixin, ModelAdmin):
     list_display = ["schema_name", "name", "primary_domain", "is_active", "created_at"]
@@ -190,8 +209,15 @@ class TenantAdmin(PublicOnlyMixin, ModelAdmin):
 
     def get_urls(self):
         # The tenant's own settings page lives here, so it is served by the same admin on tenant hosts.
-        own = path("settings/", self.admin_site.admin_view(tenant_settings_view), name="tenant_settings")
-        return [own, *super().get_urls()]
+        own = [
+            path("settings/", self.admin_site.admin_view(tenant_settings_view), name="tenant_settings"),
+            path(
+                "settings/webshop-secret/rotate/",
+                self.admin_site.admin_view(tenant_webshop_secret_rotate_view),
+                name="tenant_webshop_secret_rotate",
+            ),
+        ]
+        return [*own, *super().get_urls()]
 
     def get_queryset(self, request):
         return super().get_queryset(request).filter(is_template=False).prefetch_related("domains")

@@ -1,6 +1,13 @@
+import secrets
+
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django_tenants.models import DomainMixin, TenantMixin
+
+
+def webshop_secret_new():
+    """A fresh secret for signing the webshop's bus messages (256 bits, URL-safe text)."""
+    return secrets.token_urlsafe(32)
 
 
 class TenantQuerySet(models.QuerySet):
@@ -29,6 +36,10 @@ class Tenant(TenantMixin):
     track_opens = models.BooleanField(default=True)
     track_clicks = models.BooleanField(default=True)
     machine_open_window_seconds = models.PositiveIntegerField(default=10)
+
+    # The key of the HMAC that proves a webshop bus message comes from this tenant (events/README.md).
+    # Its admins see and rotate it on the tenant's settings page; nobody else can set it.
+    webshop_secret = models.CharField(max_length=64, default=webshop_secret_new, editable=False)
 
     # Schemas are created by tenancy.services.tenant_create (clone of the template + real migrate).
     auto_create_schema = False

@@ -7,7 +7,7 @@ its own row. Writes go through `tenant_settings_update`, the one way to change t
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from .models import Tenant
+from .models import Tenant, webshop_secret_new
 
 TENANT_SETTINGS_FIELDS = (
     "from_name",
@@ -70,3 +70,17 @@ def tenant_settings_update(*, tenant, changes):
         for name in changed:
             setattr(tenant, name, cleaned[name])
     return changed
+
+
+def tenant_webshop_secret_rotate(*, tenant):
+    """Give the tenant a new webshop signing secret; the old one stops proving anything at once.
+
+    Rotation is what an admin does after a leak, so there is no grace period: messages signed with
+    the old secret go to the dead-letter queue, to be republished once signed with the new one.
+    """
+    if tenant.schema_name == "public" or tenant.is_template:
+        raise ValidationError({"tenant": ["The platform and the template have no webshop secret."]})
+    secret = webshop_secret_new()
+    Tenant.objects.filter(pk=tenant.pk).update(webshop_secret=secret)
+    tenant.webshop_secret = secret
+    return secret

@@ -1,4 +1,6 @@
 import contextlib
+import hashlib
+import hmac
 import json
 import os
 import shutil
@@ -10,6 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from django.conf import settings
 from django.db import connection, connections
+from django.db.models import Q
+from django_tenants.utils import schema_context
 from kombu import Connection, Queue
 
 from events.broker import events_exchange
@@ -28,6 +32,28 @@ def committed(work):
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(run).result()
+
+
+def webshop_secret(name):
+    """The webshop secret of the tenant named by schema or domain (as its admin reads it in the admin),
+    or a made-up one for a tenant that does not exist."""
+    from tenancy.models import Tenant
+
+    with schema_context("public"):
+        secret = (
+            Tenant.objects.filter(Q(schema_name=name) | Q(domains__domain=name))
+            .values_list("webshop_secret", flat=True)
+            .first()
+        )
+    return secret or "secret-of-a-tenant-that-does-not-exist"
+
+
+def webshop_signed(body, secret, *, timestamp=None):
+    """The headers a webshop sends with `body`, computed as events/README.md tells webshops to
+    (written out here rather than calling the consumer's own code)."""
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return {"x-crm-signature": f"t={timestamp},v1={mac}"}
 
 
 class EventsQueue:

@@ -1,6 +1,7 @@
 """The inbound consumer against the real RabbitMQ: batches, exactly-once effects, a dead-letter queue."""
 
 import json
+import time
 import uuid
 from decimal import Decimal
 
@@ -11,7 +12,8 @@ from kombu import Connection, Exchange
 
 from customers.models import Customer, Order
 from events.broker import webshop_dead_letter_exchange, webshop_dead_letter_queue, webshop_queue
-from events.models import InboxMessage
+from events.models import InboxMessage, OutboxEvent
+from tests.events.conftest import webshop_secret, webshop_signed
 
 
 @pytest.fixture
@@ -35,8 +37,12 @@ class WebshopBus:
     def __init__(self, exchange):
         self.exchange = Exchange(exchange, type="topic", durable=True)
 
-    def publish(self, *messages):
-        """Each message: a dict (sent as JSON) or raw bytes; routing key = its type."""
+    def publish(self, *messages, signed_by=None, headers=None):
+        """Each message: a dict (sent as JSON) or raw bytes; routing key = its type.
+
+        Signed as the webshop of `signed_by` (a tenant's schema or domain) would; by default as the
+        tenant each message claims (tenant_a for bytes that claim none). `headers` replaces the
+        signature header (e.g. `{}` for an unsigned message)."""
         from django.conf import settings
 
         with Connection(settings.EVENTS_BROKER_URL, transport_options={"confirm_publish": True}) as conn:
@@ -48,12 +54,16 @@ class WebshopBus:
             for message in messages:
                 body = message if isinstance(message, bytes) else json.dumps(message).encode()
                 key = message.get("type", "x") if isinstance(message, dict) else "order.created"
+                signer = signed_by or (message.get("tenant") if isinstance(message, dict) else None)
                 producer.publish(
                     body,
                     routing_key=key,
                     content_type="application/json",
                     content_encoding="utf-8",
                     delivery_mode=2,
+                    headers=headers
+                    if headers is not None
+                    else webshop_signed(body, webshop_secret(signer or "tenant_a")),
                 )
 
     def dead_letters(self):
@@ -307,3 +317,122 @@ def test_many_orders_with_repeats_leave_exact_aggregates(tenant, webshop):
     assert Order.objects.filter(external_id__startswith="bulk-").count() == 50
     assert [m.headers["x-crm-error-kind"] for m in webshop.dead_letters()] == ["invalid_json"]
     assert webshop.pending() == 0
+
+
+def _nothing_written(tenant_obj, other_tenant, ids):
+    """Neither tenant got a customer, an order, an inbox claim or an event from the messages `ids`."""
+    counts = []
+    for schema in (tenant_obj.schema_name, other_tenant.schema_name):
+        with schema_context(schema):
+            counts.append((Customer.objects.count(), Order.objects.count()))
+    claims = InboxMessage.objects.filter(message_id__in=ids).count()
+    return counts, claims, OutboxEvent.objects.filter(type__startswith="customer.").count()
+
+
+def test_a_message_claiming_another_tenant_goes_to_the_dead_letter_queue_and_writes_nowhere(
+    tenant, other_tenant, webshop
+):
+    """Tenant B's webshop (it knows B's secret, and may publish) tries to write into tenant A."""
+    before = _nothing_written(tenant, other_tenant, [])
+    forged = [
+        message("customer.upserted", {"email": "mallory@example.com"}, tenant="tenant_a"),
+        message("order.created", order("evil-1", "mallory@example.com", "1.00"), tenant="tenant-a.localhost"),
+    ]
+    webshop.publish(*forged, signed_by="tenant_b")
+    unsigned = message("customer.upserted", {"email": "nosig@example.com"})
+    webshop.publish(unsigned, headers={})
+    garbled = message("customer.upserted", {"email": "garbled@example.com"})
+    webshop.publish(garbled, headers={"x-crm-signature": "v1=" + "0" * 64})
+    # B signs a message for itself, then the body is changed to claim A: the MAC no longer fits.
+    swapped_body = message("customer.upserted", {"email": "swapped@example.com"}, tenant="tenant_b")
+    headers = webshop_signed(json.dumps(swapped_body).encode(), webshop_secret("tenant_b"))
+    webshop.publish({**swapped_body, "tenant": "tenant_a"}, headers=headers)
+    ids = [m["id"] for m in (*forged, unsigned, garbled, swapped_body)]
+
+    consume()
+
+    dead = {json.loads(m.body)["id"]: m.headers for m in webshop.dead_letters()}
+    assert sorted(dead) == sorted(ids)
+    assert {headers["x-crm-error-kind"] for headers in dead.values()} == {"invalid_signature"}
+    assert dead[forged[0]["id"]]["x-crm-error"] == (
+        "Tenant 'tenant_a' not proven: The signature does not match the claimed tenant's webshop secret."
+    )
+    assert dead[forged[1]["id"]]["x-crm-error"].startswith("Tenant 'tenant-a.localhost' not proven: ")
+    assert dead[unsigned["id"]]["x-crm-error"] == (
+        "Tenant 'tenant_a' not proven: The message has no x-crm-signature header; "
+        "sign it with the tenant's webshop secret."
+    )
+    assert dead[garbled["id"]]["x-crm-error"].endswith("The x-crm-signature header has no t=<unix time>.")
+    assert dead[forged[0]["id"]]["x-crm-signature"].startswith("t=")  # kept, for the operator to see
+    assert _nothing_written(tenant, other_tenant, ids) == before
+    assert not Customer.objects.filter(email__in=["mallory@example.com", "nosig@example.com"]).exists()
+    assert webshop.pending() == 0
+
+
+def test_it_applies_each_message_proven_by_its_own_tenants_secret(tenant, other_tenant, webshop):
+    webshop.publish(
+        message("customer.upserted", {"email": "ann@example.com"}, tenant="tenant_a"),
+        message("customer.upserted", {"email": "bea@example.com"}, tenant="tenant-b.localhost"),
+    )
+
+    consume()
+
+    assert webshop.dead_letters() == []
+    assert list(
+        Customer.objects.filter(email__in=["ann@example.com", "bea@example.com"]).values_list(
+            "email", flat=True
+        )
+    ) == ["ann@example.com"]
+    with schema_context(other_tenant.schema_name):
+        assert list(
+            Customer.objects.filter(email__in=["ann@example.com", "bea@example.com"]).values_list(
+                "email", flat=True
+            )
+        ) == ["bea@example.com"]
+
+
+def test_it_refuses_a_signature_too_old_or_from_the_future_and_writes_nothing(
+    tenant, other_tenant, webshop, settings
+):
+    settings.WEBSHOP_SIGNATURE_MAX_AGE_SECONDS = 3600
+    now = int(time.time())
+    stale = message("customer.upserted", {"email": "stale@example.com"})
+    future = message("customer.upserted", {"email": "future@example.com"})
+    fresh = message("customer.upserted", {"email": "fresh@example.com"})
+    secret = webshop_secret("tenant_a")
+    for msg, timestamp in ((stale, now - 3700), (future, now + 3600), (fresh, now - 3500)):
+        webshop.publish(msg, headers=webshop_signed(json.dumps(msg).encode(), secret, timestamp=timestamp))
+    before = _nothing_written(tenant, other_tenant, [])
+
+    consume()
+
+    reasons = {json.loads(m.body)["id"]: m.headers["x-crm-error"] for m in webshop.dead_letters()}
+    assert sorted(reasons) == sorted([stale["id"], future["id"]])
+    assert reasons[stale["id"]].endswith(" s old; at most 3600 s are accepted.")
+    assert reasons[future["id"]].endswith(f"The signature's time t={now + 3600} is in the future.")
+    counts, claims, _ = _nothing_written(tenant, other_tenant, [stale["id"], future["id"]])
+    assert claims == 0
+    assert counts[0] == (before[0][0][0] + 1, before[0][0][1])  # only the fresh one
+    assert Customer.objects.filter(email="fresh@example.com").exists()
+
+
+def test_a_rotated_secret_stops_proving_at_once(tenant, webshop):
+    from tenancy.models import Tenant
+    from tenancy.tenant_settings import tenant_webshop_secret_rotate
+
+    old_secret = webshop_secret("tenant_a")
+    with schema_context("public"):
+        new_secret = tenant_webshop_secret_rotate(tenant=Tenant.objects.get(schema_name="tenant_a"))
+    assert new_secret != old_secret and webshop_secret("tenant_a") == new_secret
+    late = message("customer.upserted", {"email": "late@example.com"})
+    current = message("customer.upserted", {"email": "current@example.com"})
+    webshop.publish(late, headers=webshop_signed(json.dumps(late).encode(), old_secret))
+    webshop.publish(current)
+
+    consume()
+
+    [dead] = webshop.dead_letters()
+    assert json.loads(dead.body)["id"] == late["id"]
+    assert dead.headers["x-crm-error-kind"] == "invalid_signature"
+    assert not Customer.objects.filter(email="late@example.com").exists()
+    assert Customer.objects.filter(email="current@example.com").exists()

@@ -13,7 +13,14 @@ from django_tenants.utils import schema_context
 from kombu import Connection, Exchange
 
 from events.broker import webshop_dead_letter_exchange, webshop_dead_letter_queue, webshop_queue
-from tests.events.conftest import committed, process_env, rabbitmq_app, require_rabbitmqctl, wait_for_broker
+from tests.events.conftest import (
+    committed,
+    process_env,
+    rabbitmq_app,
+    require_rabbitmqctl,
+    wait_for_broker,
+    webshop_signed,
+)
 
 
 @pytest.fixture
@@ -31,12 +38,16 @@ def topology(rabbitmq_service, settings):
         Exchange(settings.WEBSHOP_EVENTS_EXCHANGE)(channel).delete()
 
 
-def publish(exchange, messages):
+def publish(exchange, messages, *, secret):
+    """As the tenant's webshop publishes: each message signed with the tenant's webshop secret."""
     with Connection(settings.EVENTS_BROKER_URL, transport_options={"confirm_publish": True}) as conn:
         channel = conn.channel()
         producer = conn.Producer(channel=channel, exchange=Exchange(exchange, type="topic", durable=True))
         for message in messages:
-            producer.publish(json.dumps(message).encode(), routing_key=message["type"], delivery_mode=2)
+            body = json.dumps(message).encode()
+            producer.publish(
+                body, routing_key=message["type"], delivery_mode=2, headers=webshop_signed(body, secret)
+            )
 
 
 def customers_in(schema):
@@ -71,7 +82,11 @@ def test_the_consumer_process_survives_a_rabbitmq_restart_and_stops_cleanly(fres
     try:
         wait_for_queue(queue, process)
         first = [f"before{n}@example.com" for n in range(3)]
-        publish(exchange, [upsert(email, fresh_tenant.schema_name) for email in first])
+        publish(
+            exchange,
+            [upsert(email, fresh_tenant.schema_name) for email in first],
+            secret=fresh_tenant.webshop_secret,
+        )
         wait_until(lambda: customers_in(fresh_tenant.schema_name) == sorted(first), process)
 
         rabbitmq_app("stop_app")
@@ -81,7 +96,11 @@ def test_the_consumer_process_survives_a_rabbitmq_restart_and_stops_cleanly(fres
             rabbitmq_app("start_app")
             wait_for_broker()
         after = [f"after{n}@example.com" for n in range(3)]
-        publish(exchange, [upsert(email, fresh_tenant.schema_name) for email in after])
+        publish(
+            exchange,
+            [upsert(email, fresh_tenant.schema_name) for email in after],
+            secret=fresh_tenant.webshop_secret,
+        )
         wait_until(
             lambda: customers_in(fresh_tenant.schema_name) == sorted(first + after), process, timeout=60
         )

@@ -1,11 +1,15 @@
 """Create the demo tenant with a few hundred customers, orders, tags, a segment, a template and a
-draft campaign. Idempotent: an existing demo tenant is left as it is."""
+draft campaign. Idempotent: an existing demo tenant is left as it is.
+
+Development only (`make run`, docker-compose.dev.yml): its admin has a published password, so with
+APP_ENV=production it refuses and creates nothing."""
 
 import random
 from datetime import timedelta
 from decimal import Decimal
 
-from django.core.management.base import BaseCommand
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
 from django.utils import timezone
 from django_tenants.utils import schema_context
@@ -66,6 +70,11 @@ class Command(BaseCommand):
         parser.add_argument("--customers", type=int, default=300)
 
     def handle(self, *args, **options):
+        if settings.PRODUCTION:
+            raise CommandError(
+                "seed_demo makes a tenant whose admin password is published: it runs only with "
+                "APP_ENV=development. Create real tenants with create_crm_tenant."
+            )
         public_tenant_ensure()
         schema = schema_for_slug(options["slug"])
         if Tenant.objects.filter(schema_name=schema).exists():

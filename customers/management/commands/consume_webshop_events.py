@@ -2,7 +2,8 @@
 
 The webshop publishes to the topic exchange `webshop.events` (WEBSHOP_EVENTS_EXCHANGE); this command
 consumes the CRM's durable queue on it (WEBSHOP_EVENTS_QUEUE) and applies each message through the
-same serializers and services as the HTTP API. Poison messages go to `<queue>.dead` with the reason
+same serializers and services as the HTTP API, once the message's `x-crm-signature` has proven the
+tenant it names (events/README.md). Poison and unproven messages go to `<queue>.dead` with the reason
 in the `x-crm-error` header. Run one or more (one is active at a time, the others stand by).
 
 The consumer itself (events.inbound) knows RabbitMQ, not customers; this command, in the customers app,

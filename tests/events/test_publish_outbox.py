@@ -1,11 +1,13 @@
 """The publisher against the real RabbitMQ: persistent, confirmed, in order, nothing lost while it is down."""
 
 import json
+import os
 import time
 from collections import defaultdict
 
 import psycopg
 import pytest
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 from django_tenants.utils import schema_context
@@ -42,7 +44,11 @@ def test_it_publishes_a_persistent_confirmed_message_per_event(tenant, events_qu
     assert message.properties["delivery_mode"] == 2
     assert message.content_type == "application/json"
     assert message.delivery_info["routing_key"] == "customer.created"
-    assert message.delivery_info["exchange"] == "crm.events"
+    assert (
+        message.delivery_info["exchange"]
+        == settings.EVENTS_EXCHANGE
+        == os.environ.get("EVENTS_EXCHANGE", "crm.events")
+    )
     assert message.headers["tenant"] == "tenant_a"
     assert result.error == "" and event.pk in result.event_ids
     row = OutboxEvent.objects.get(pk=event.pk)

@@ -24,8 +24,9 @@ def _pg_ctl(action):
     version, name = next(
         (fields[0], fields[1]) for fields in map(str.split, listing.splitlines()) if int(fields[2]) == _port()
     )
+    # A (fast) stop still writes a shutdown checkpoint: on a busy disk that took over a minute once.
     subprocess.run(
-        ["pg_ctlcluster", "--skip-systemctl-redirect", version, name, action], check=True, timeout=60
+        ["pg_ctlcluster", "--skip-systemctl-redirect", version, name, action], check=True, timeout=180
     )
 
 

@@ -151,3 +151,38 @@ def redis_service():
 @pytest.fixture
 def rabbitmq_service():
     require_service("rabbitmq")
+
+
+@pytest.fixture
+def dns_server(settings):
+    """A real DNS server on loopback (tests/dns_server.py); the code under test resolves through it."""
+    from tests.dns_server import TestDNSServer
+
+    server = TestDNSServer().start()
+    settings.DNS_NAMESERVERS = [server.nameserver]
+    settings.DNS_TIMEOUT_SECONDS = 2.0
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def verified_sender_domain(domain):
+    """A sender domain of the current tenant, verified (as if its records had been found in DNS)."""
+    from django.utils import timezone
+
+    from campaigns import senders
+    from campaigns.models import SenderDomain
+
+    sender_domain = SenderDomain.objects.filter(domain=domain).first() or senders.sender_domain_create(
+        domain=domain
+    )
+    SenderDomain.objects.filter(pk=sender_domain.pk).update(status="verified", verified_at=timezone.now())
+    sender_domain.refresh_from_db()
+    return sender_domain
+
+
+@pytest.fixture
+def verified_domain(tenant):
+    """shop.example, a verified sender domain of tenant A (the domain the campaign helpers send from)."""
+    return verified_sender_domain("shop.example")

@@ -541,8 +541,9 @@ class SenderDomainAdmin(ModelAdmin):
     list_display = ["domain", "status_badge", "verified_at", "last_checked_at"]
     list_filter = ["status"]
     search_fields = ["domain"]
-    fields = ["domain", "status", "dkim_selector", "verified_at", "last_checked_at", "created_at"]
-    change_form_outer_after_template = "admin/campaigns/senderdomain/records.html"
+    fields = ["domain", "status", "verified_at", "last_checked_at", "dkim_selector", "created_at"]
+    # Above the details: what to publish and what the last check found come first.
+    change_form_outer_before_template = "admin/campaigns/senderdomain/records.html"
 
     def get_fields(self, request, obj=None):
         return ["domain"] if obj is None else self.fields
@@ -575,7 +576,7 @@ class SenderDomainAdmin(ModelAdmin):
         messages.success(
             request,
             _("%(domain)s added: publish the two records below at your DNS provider, then verify.")
-            % {"domain": obj.domain},
+            % {"domain": obj.display_domain},
         )
         return redirect("admin:campaigns_senderdomain_change", obj.pk)
 
@@ -612,14 +613,15 @@ class SenderDomainAdmin(ModelAdmin):
         if sender_domain.status == "verified" and not problems:
             messages.success(
                 request,
-                _("%(domain)s is verified: its addresses can send.") % {"domain": sender_domain.domain},
+                _("%(domain)s is verified: its addresses can send.")
+                % {"domain": sender_domain.display_domain},
             )
         else:
             messages.error(
                 request,
                 _("%(domain)s is %(status)s. %(problems)s")
                 % {
-                    "domain": sender_domain.domain,
+                    "domain": sender_domain.display_domain,
                     "status": sender_domain.get_status_display().lower(),
                     "problems": " ".join(problems),
                 },

@@ -183,4 +183,12 @@ class SenderDomain(models.Model):
         ordering = ["domain"]
 
     def __str__(self):
-        return self.domain
+        return self.display_domain
+
+    @property
+    def display_domain(self):
+        """The domain as people write it (hírlevél.example for xn--hrlevl-fva1a.example)."""
+        try:
+            return self.domain.encode("ascii").decode("idna")
+        except UnicodeError:
+            return self.domain

@@ -133,3 +133,55 @@ def test_it_sends_order_emails_from_the_platform_address_when_the_default_sender
     assert _signature(raw)["d"] == settings.MAIL_FROM_ADDRESS.rpartition("@")[2]
     record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
     assert dkim.verify(raw, dnsfunc=lambda name, timeout=5: record)
+
+
+def test_it_holds_back_a_sending_campaign_whose_domain_failed_its_check_until_it_verifies_again(
+    verified_domain, sink
+):
+    from campaigns.models import CampaignRecipient, SenderDomain
+
+    campaign = make_campaign(static_segment(make_customers(2)))
+    services.campaign_start(campaign=campaign, enqueue=False)
+    SenderDomain.objects.filter(pk=verified_domain.pk).update(status="failed")
+
+    def run():
+        return engine.run(
+            campaign_id=campaign.pk,
+            messenger=engine.Messenger(lambda: mail.CampaignSMTPBackend(host="127.0.0.1", port=sink.port)),
+            limiter=RateLimiter(rate_per_second=100000),
+        )
+
+    outcome = run()
+
+    # Nothing went out unsigned or under a domain the tenant no longer proves it holds; the
+    # recipients wait for a retry (a transient refusal), with the reason.
+    assert outcome.sent == 0 and sink.messages == []
+    rows = list(CampaignRecipient.objects.filter(campaign=campaign).values_list("status", "error"))
+    assert [status for status, _ in rows] == ["pending", "pending"]
+    assert all(error.startswith("sender refused: The sender domain shop.example failed") for _, error in rows)
+
+    # Verified again (and the retry due): the same recipients are sent, signed.
+    SenderDomain.objects.filter(pk=verified_domain.pk).update(status="verified")
+    CampaignRecipient.objects.filter(campaign=campaign).update(lease_until=None)
+    assert run().sent == 2
+    for _, raw in sink.messages:
+        _assert_signed_by(raw, verified_domain)
+
+
+def test_it_fails_a_scheduled_campaign_whose_domain_failed_its_check_with_the_reason(verified_domain):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from campaigns.models import Campaign, SenderDomain
+
+    campaign = make_campaign(static_segment(make_customers(1)))
+    services.campaign_schedule(campaign=campaign, scheduled_at=timezone.now() + timedelta(minutes=5))
+    SenderDomain.objects.filter(pk=verified_domain.pk).update(status="failed")
+
+    assert services.campaigns_start_due(now=timezone.now() + timedelta(minutes=10)) == []
+
+    campaign = Campaign.objects.get(pk=campaign.pk)
+    assert campaign.status == "failed"
+    assert campaign.error.startswith("Could not start: from_email: The sender domain shop.example failed")
+    assert not campaign.recipients.exists()

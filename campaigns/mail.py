@@ -124,7 +124,7 @@ def signer_for(from_header):
 
     The platform address is signed with the platform's key, if one is configured; an address on a
     domain the tenant has verified with that domain's own key; anything else is refused."""
-    if senders.bare_address(from_header).lower() == settings.MAIL_FROM_ADDRESS.strip().lower():
+    if senders.is_platform_address(from_header):
         return platform_signer()
     domain = senders.address_domain(from_header)
     try:

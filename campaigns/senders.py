@@ -89,16 +89,17 @@ def domain_normalize(value):
     return host
 
 
-def _platform_address():
-    return settings.MAIL_FROM_ADDRESS.strip().lower()
-
-
 def bare_address(address):
     """`a@b` of `Name <a@b>` or `a@b`, stripped."""
     address = (address or "").strip()
     if address.endswith(">") and "<" in address:
         address = address[address.rindex("<") + 1 : -1].strip()
     return address
+
+
+def is_platform_address(address):
+    """Exactly the platform's MAIL_FROM_ADDRESS (any case, with or without a display name)."""
+    return bare_address(address).lower() == settings.MAIL_FROM_ADDRESS.strip().lower()
 
 
 def address_domain(address):
@@ -115,9 +116,9 @@ def address_domain(address):
 def sender_problem(from_email):
     """Why the current tenant may not send from `from_email`, or None when it may: the platform's
     MAIL_FROM_ADDRESS, or an address on a domain this tenant has verified."""
-    address = bare_address(from_email)
-    if address.lower() == _platform_address():
+    if is_platform_address(from_email):
         return None
+    address = bare_address(from_email)
     domain = address_domain(address)
     if domain is None:
         return f"'{address}' is not a valid email address."

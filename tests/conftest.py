@@ -48,6 +48,16 @@ def _tenant(spec):
     return Tenant.objects.get(schema_name=schema_for_slug(spec["slug"]))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_dns_beyond_the_machine():
+    """No test asks a real DNS: unless a test points DNS_NAMESERVERS at its own server (`dns_server`),
+    look-ups go to a loopback port where nothing listens and end at once as a DNS error."""
+    from django.test import override_settings
+
+    with override_settings(DNS_NAMESERVERS=["127.0.0.1:9"], DNS_TIMEOUT_SECONDS=1.0):
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _tracking_budgets_full():
     """The tracking links' budgets live in the process (tracking/ratelimit.py): every test starts

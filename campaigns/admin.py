@@ -21,8 +21,8 @@ from unfold.admin import ModelAdmin
 from customers.models import Customer
 from segments.models import Segment
 
-from . import selectors, services
-from .models import Campaign, CampaignRecipient, EmailTemplate, Suppression
+from . import selectors, senders, services
+from .models import Campaign, CampaignRecipient, EmailTemplate, SenderDomain, Suppression
 from .services import CampaignStateError
 
 STATUS_COLOURS = {
@@ -206,7 +206,10 @@ class CampaignForm(forms.ModelForm):
         data = super().clean()
         probe = Campaign(**{field: data.get(field) for field in self.Meta.fields if field in data})
         try:
-            services.campaign_validate(campaign=probe)
+            # The sender is checked when it is set or changed (services.campaign_validate says why).
+            services.campaign_validate(
+                campaign=probe, check_sender=not self.instance.pk or "from_email" in self.changed_data
+            )
             if data.get("exclude_segment") and data.get("exclude_segment") == data.get("segment"):
                 raise ValidationError({"exclude_segment": ["Cannot be the segment itself."]})
             scheduled_at = data.get("scheduled_at")
@@ -504,3 +507,135 @@ class SuppressionAdmin(ModelAdmin):
     def save_model(self, request, obj, form, change):
         obj.email = (obj.email or "").strip().lower()
         super().save_model(request, obj, form, change)
+
+
+# --- sender domains ----------------------------------------------------------------------------------
+
+SENDER_STATUS_COLOURS = {"pending": "#d97706", "verified": "#16a34a", "failed": "#dc2626"}
+
+
+class SenderDomainAddForm(forms.ModelForm):
+    class Meta:
+        model = SenderDomain
+        fields = ["domain"]
+        help_texts = {"domain": _("The part after @ of the addresses to send from, e.g. example.com.")}
+
+    def clean_domain(self):
+        try:
+            host = senders.domain_normalize(self.cleaned_data.get("domain"))
+        except ValidationError as error:
+            raise ValidationError(error.message_dict["domain"])
+        if SenderDomain.objects.filter(domain=host).exists():
+            raise ValidationError(
+                _("%(domain)s is already a sender domain of this account.") % {"domain": host}
+            )
+        return host
+
+
+@admin.register(SenderDomain)
+class SenderDomainAdmin(ModelAdmin):
+    """Add a domain, publish the records it shows, verify it. Nothing to edit: a domain is added,
+    verified (again) or deleted; the private key is never shown."""
+
+    form = SenderDomainAddForm
+    list_display = ["domain", "status_badge", "verified_at", "last_checked_at"]
+    list_filter = ["status"]
+    search_fields = ["domain"]
+    fields = ["domain", "status", "verified_at", "last_checked_at", "dkim_selector", "created_at"]
+    # Above the details: what to publish and what the last check found come first.
+    change_form_outer_before_template = "admin/campaigns/senderdomain/records.html"
+
+    def get_fields(self, request, obj=None):
+        return ["domain"] if obj is None else self.fields
+
+    def get_readonly_fields(self, request, obj=None):
+        return [] if obj is None else self.fields
+
+    def has_change_permission(self, request, obj=None):
+        return False  # the page is a view; "Verify now" needs the change permission (verify_view)
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # a bulk delete would skip the in-use check
+        return actions
+
+    @admin.display(description=_("Status"), ordering="status")
+    def status_badge(self, obj):
+        return format_html(
+            '<span class="sender-domain-status" data-status="{}" style="color:{};font-weight:600">{}</span>',
+            obj.status,
+            SENDER_STATUS_COLOURS.get(obj.status, "#6b7280"),
+            obj.get_status_display(),
+        )
+
+    def save_model(self, request, obj, form, change):
+        saved = senders.sender_domain_create(domain=form.cleaned_data["domain"])
+        obj.pk = saved.pk
+
+    def response_add(self, request, obj, post_url_continue=None):
+        messages.success(
+            request,
+            _("%(domain)s added: publish the two records below at your DNS provider, then verify.")
+            % {"domain": obj.display_domain},
+        )
+        return redirect("admin:campaigns_senderdomain_change", obj.pk)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        sender_domain = SenderDomain.objects.filter(pk=object_id).first()
+        if sender_domain is not None:
+            extra_context = {
+                **(extra_context or {}),
+                "sender_domain": sender_domain,
+                "sender_records": senders.sender_domain_records(sender_domain=sender_domain),
+                "sender_verify_url": reverse("admin:campaigns_senderdomain_verify", args=[sender_domain.pk]),
+                "sender_can_verify": request.user.has_perm("campaigns.change_senderdomain"),
+            }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def get_urls(self):
+        return [
+            path(
+                "<int:pk>/verify/",
+                self.admin_site.admin_view(self.verify_view),
+                name="campaigns_senderdomain_verify",
+            ),
+        ] + super().get_urls()
+
+    def verify_view(self, request, pk):
+        """POST: look the records up now, then back to the domain's page with what was found."""
+        if request.method != "POST" or not request.user.has_perm("campaigns.change_senderdomain"):
+            raise PermissionDenied
+        sender_domain = senders.sender_domain_verify(sender_domain=get_object_or_404(SenderDomain, pk=pk))
+        records = senders.sender_domain_records(sender_domain=sender_domain)
+        problems = [
+            f"{record['name']}: {record['detail']}" for record in records if record["status"] != "found"
+        ]
+        if sender_domain.status == "verified" and not problems:
+            messages.success(
+                request,
+                _("%(domain)s is verified: its addresses can send.")
+                % {"domain": sender_domain.display_domain},
+            )
+        else:
+            messages.error(
+                request,
+                _("%(domain)s is %(status)s. %(problems)s")
+                % {
+                    "domain": sender_domain.display_domain,
+                    "status": sender_domain.get_status_display().lower(),
+                    "problems": " ".join(problems),
+                },
+            )
+        return redirect("admin:campaigns_senderdomain_change", pk)
+
+    def delete_view(self, request, object_id, extra_context=None):
+        sender_domain = SenderDomain.objects.filter(pk=object_id).first()
+        if sender_domain is not None and self.has_delete_permission(request, sender_domain):
+            problem = senders.sender_domain_in_use(sender_domain=sender_domain)
+            if problem:
+                messages.error(request, problem)
+                return redirect("admin:campaigns_senderdomain_change", sender_domain.pk)
+        return super().delete_view(request, object_id, extra_context)
+
+    def delete_model(self, request, obj):
+        senders.sender_domain_delete(sender_domain=obj)

@@ -10,13 +10,15 @@ from rest_framework.views import APIView
 from core.api import ERROR_400, ERROR_404, ERROR_409, Conflict
 from customers.models import Customer
 
-from . import selectors, services
-from .models import Campaign, CampaignRecipient, EmailTemplate
+from . import selectors, senders, services
+from .models import Campaign, CampaignRecipient, EmailTemplate, SenderDomain
 from .serializers import (
     CampaignInputSerializer,
     CampaignSerializer,
     RecipientSerializer,
     RenderedSerializer,
+    SenderDomainInputSerializer,
+    SenderDomainSerializer,
     SendInputSerializer,
     TemplateInputSerializer,
     TemplatePreviewInputSerializer,
@@ -286,3 +288,64 @@ class CampaignProgressView(APIView):
     def get(self, request, pk):
         campaign = _campaign(pk)
         return Response({"status": campaign.status, **selectors.campaign_progress(campaign=campaign)})
+
+
+# --- sender domains ----------------------------------------------------------------------------------
+
+
+class SenderDomainListView(generics.GenericAPIView):
+    serializer_class = SenderDomainSerializer
+    queryset = SenderDomain.objects.all()
+
+    @extend_schema(responses={200: SenderDomainSerializer(many=True)})
+    def get(self, request):
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(SenderDomainSerializer(page, many=True).data)
+
+    @extend_schema(
+        request=SenderDomainInputSerializer,
+        responses={201: SenderDomainSerializer, 400: ERROR_400},
+        description="Add a domain to send from: the answer lists the two TXT records to publish "
+        "(verification and DKIM); then call verify. Its addresses are refused until it is verified.",
+    )
+    def post(self, request):
+        data = SenderDomainInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        sender_domain = senders.sender_domain_create(domain=data.validated_data["domain"])
+        return Response(SenderDomainSerializer(sender_domain).data, status=status.HTTP_201_CREATED)
+
+
+class SenderDomainDetailView(generics.GenericAPIView):
+    serializer_class = SenderDomainSerializer
+    queryset = SenderDomain.objects.all()
+
+    @extend_schema(responses={200: SenderDomainSerializer, 404: ERROR_404})
+    def get(self, request, pk):
+        return Response(SenderDomainSerializer(self.get_object()).data)
+
+    @extend_schema(
+        responses={204: None, 404: ERROR_404, 409: ERROR_409},
+        description="Remove the domain and its key; 409 while a live campaign or the account's default "
+        "sender uses it.",
+    )
+    def delete(self, request, pk):
+        try:
+            senders.sender_domain_delete(sender_domain=self.get_object())
+        except senders.SenderDomainInUse as error:
+            raise Conflict(str(error))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class SenderDomainVerifyView(generics.GenericAPIView):
+    serializer_class = SenderDomainSerializer
+    queryset = SenderDomain.objects.all()
+
+    @extend_schema(
+        request=None,
+        responses={200: SenderDomainSerializer, 404: ERROR_404},
+        description="Look up both records in the DNS now. Both found: `verified`; either missing or "
+        "different: `failed`; no answer from the DNS: the status stays, each record says why.",
+    )
+    def post(self, request, pk):
+        sender_domain = senders.sender_domain_verify(sender_domain=self.get_object())
+        return Response(SenderDomainSerializer(sender_domain).data)

@@ -8,10 +8,13 @@ class CampaignsConfig(AppConfig):
     def ready(self):
         from customers import hooks
         from segments.rules import register_set_field
+        from tenancy import tenant_settings
 
-        from . import selectors, services, transactional
+        from . import selectors, senders, services, transactional
 
         transactional.register()
+        if senders.sender_problem not in tenant_settings.FROM_EMAIL_CHECKS:
+            tenant_settings.FROM_EMAIL_CHECKS.append(senders.sender_problem)
         # The segment fields over recipients' opens and clicks: segments sits below campaigns and
         # knows them only through its registry.
         register_set_field(

@@ -155,3 +155,40 @@ class Suppression(models.Model):
 
     def __str__(self):
         return self.email
+
+
+class SenderDomain(models.Model):
+    """A domain this tenant may send from once DNS proves it controls it (campaigns/senders.py).
+
+    The tenant publishes two TXT records: the verification token and the DKIM public key. The private
+    key is stored encrypted (senders.py) and never leaves the server."""
+
+    STATUS_CHOICES = [("pending", "Pending"), ("verified", "Verified"), ("failed", "Failed")]
+
+    # Lower-case, IDNA (xn--) form: what goes on the wire in From and in DKIM's d=.
+    domain = models.CharField(max_length=253, unique=True)
+    verification_token = models.CharField(max_length=64)
+    dkim_selector = models.CharField(max_length=63)
+    dkim_public_key = models.TextField(help_text="base64 DER (SubjectPublicKeyInfo), as DNS publishes it")
+    dkim_private_key_encrypted = models.TextField(editable=False)
+    status = models.CharField(max_length=10, choices=STATUS_CHOICES, default="pending", db_index=True)
+    verified_at = models.DateTimeField(null=True, blank=True)
+    last_checked_at = models.DateTimeField(null=True, blank=True)
+    # What the last check found, per record: {"verification": {...}, "dkim": {...}} (senders.py).
+    last_check = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "sender_domains"
+        ordering = ["domain"]
+
+    def __str__(self):
+        return self.display_domain
+
+    @property
+    def display_domain(self):
+        """The domain as people write it (hírlevél.example for xn--hrlevl-fva1a.example)."""
+        try:
+            return self.domain.encode("ascii").decode("idna")
+        except UnicodeError:
+            return self.domain

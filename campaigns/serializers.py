@@ -1,10 +1,12 @@
 """Shapes of the templates and campaigns API (PRODUCT.md "Templates and campaigns")."""
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from segments.models import Segment
 
-from .models import Campaign, CampaignRecipient, EmailTemplate
+from . import senders
+from .models import Campaign, CampaignRecipient, EmailTemplate, SenderDomain
 
 
 class TemplateSerializer(serializers.ModelSerializer):
@@ -141,3 +143,50 @@ class RecipientSerializer(serializers.ModelSerializer):
             "unsubscribed_at",
         ]
         read_only_fields = fields
+
+
+class SenderDomainRecordSerializer(serializers.Serializer):
+    purpose = serializers.ChoiceField(
+        choices=senders.PURPOSES,
+        help_text="verification: proves control of the domain; dkim: the public key.",
+    )
+    name = serializers.CharField(help_text="The DNS name to publish the record at.")
+    type = serializers.CharField(help_text="Always TXT.")
+    value = serializers.CharField(help_text="The record's value, exactly.")
+    status = serializers.ChoiceField(
+        choices=[senders.UNCHECKED, senders.FOUND, senders.MISSING, senders.MISMATCH, senders.ERROR],
+        help_text="What the last check found: unchecked, found, missing (no TXT record), mismatch "
+        "(TXT records without this value) or error (no answer from the DNS).",
+    )
+    found = serializers.ListField(
+        child=serializers.CharField(), help_text="The TXT values the last check saw."
+    )
+    detail = serializers.CharField()
+
+
+class SenderDomainSerializer(serializers.ModelSerializer):
+    records = serializers.SerializerMethodField()
+
+    class Meta:
+        model = SenderDomain
+        fields = [
+            "id",
+            "domain",
+            "status",
+            "dkim_selector",
+            "verified_at",
+            "last_checked_at",
+            "created_at",
+            "records",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(SenderDomainRecordSerializer(many=True))
+    def get_records(self, obj):
+        return senders.sender_domain_records(sender_domain=obj)
+
+
+class SenderDomainInputSerializer(serializers.Serializer):
+    domain = serializers.CharField(
+        max_length=300, help_text="e.g. example.com (international names welcome)."
+    )

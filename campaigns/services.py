@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from events.services import event_emit
 
-from . import selectors
+from . import selectors, senders
 from .messages import UNSUBSCRIBE_VAR_RE, trackable_urls
 from .models import Campaign, CampaignLink, CampaignRecipient, EmailTemplate
 from .rendering import customer_context, sample_context, validate_sources
@@ -177,7 +177,12 @@ def template_preview(*, subject, html_body, text_body, customer=None, campaign_n
 # --- campaigns: content ------------------------------------------------------------------------------
 
 
-def campaign_validate(*, campaign):
+def campaign_validate(*, campaign, check_sender=True):
+    """Everything wrong with a campaign's fields, as ValidationError({field: [messages]}).
+
+    `check_sender`: whether `from_email` must be one this tenant may send from (PRODUCT.md "Sender
+    identity"); edits that leave the sender alone skip it, so a draft saved before sender domains
+    existed stays editable (its sender is refused when it is sent, with how to fix it)."""
     errors = {}
     if campaign.template_id and campaign.template.kind != "marketing":
         errors["template"] = ["A campaign uses a marketing template, not a transactional one."]
@@ -192,6 +197,10 @@ def campaign_validate(*, campaign):
                 validate_email(value)
             except ValidationError:
                 errors[field] = [f"'{value}' is not a valid email address."]
+    if check_sender and campaign.from_email and "from_email" not in errors:
+        problem = senders.sender_problem(campaign.from_email)
+        if problem:
+            errors["from_email"] = [problem]
     if errors:
         raise ValidationError(errors)
 
@@ -233,10 +242,11 @@ def campaign_update(*, campaign, **changes):
         campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
         if campaign.status not in EDITABLE_STATUSES:
             raise CampaignStateError(f"A campaign that is {campaign.status} cannot be edited.")
+        sender_before = campaign.from_email
         for key, value in changes.items():
             if key in CAMPAIGN_FIELDS:
                 setattr(campaign, key, value)
-        campaign_validate(campaign=campaign)
+        campaign_validate(campaign=campaign, check_sender=campaign.from_email != sender_before)
         if "scheduled_at" in changes:
             scheduled_at = changes["scheduled_at"]
             if scheduled_at is not None:
@@ -272,6 +282,12 @@ def _preflight(*, campaign, count_audience=True, require_segment=True):
         validate_email(sender["from_email"])
     except ValidationError:
         errors["from_email"] = [f"'{sender['from_email']}' is not a valid sender address."]
+    else:
+        problem = senders.sender_problem(sender["from_email"])
+        if problem and not campaign.from_email:
+            problem = f"The account's default sender address (Settings) is refused. {problem}"
+        if problem:
+            errors["from_email"] = [problem]
     if not errors:
         try:
             validate_sources(subject=content["subject"], html_body=content["html"], text_body=content["text"])
@@ -333,7 +349,12 @@ def campaign_checklist(*, campaign):
             "",
         ),
         ("subject", "Subject present and valid", "subject" not in problems, ""),
-        ("sender", "Valid sender address", "from_email" not in problems, sender["from_email"]),
+        (
+            "sender",
+            "Sender address allowed (a verified domain or the platform address)",
+            "from_email" not in problems,
+            " ".join(problems["from_email"]) if "from_email" in problems else sender["from_email"],
+        ),
         (
             "unsubscribe",
             "Unsubscribe link present",

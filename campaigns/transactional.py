@@ -30,7 +30,7 @@ from events.models import TransactionalEmail
 from tenancy.models import Tenant
 from tenancy.services import PROVISION_HOOKS
 
-from . import tokens
+from . import senders, tokens
 from .mail import delivery_error, mail_connection
 from .messages import sending_domain
 from .models import EmailTemplate
@@ -292,7 +292,10 @@ def _compose(row, order, customer):
             "preferences_url": tokens.preferences_url(base_url, customer.pk),
         },
     )
-    from_email = (tenant and tenant.from_email) or settings.MAIL_FROM_ADDRESS
+    # An order email goes out whatever the sender setting says: a default sender the tenant may not
+    # use (saved before sender domains existed, or its domain failed its check) gives way to the
+    # platform address rather than holding up the customer's confirmation.
+    from_email = senders.sender_or_platform(tenant.from_email if tenant is not None else "")
     from_name = (tenant and (tenant.from_name or tenant.name)) or ""
     domain = sending_domain(from_email)
     digest = salted_hmac(

@@ -15,4 +15,7 @@ urlpatterns = [
     path("campaigns/<int:pk>/test", api.CampaignTestView.as_view(), name="campaign-test"),
     path("campaigns/<int:pk>/recipients", api.CampaignRecipientsView.as_view(), name="campaign-recipients"),
     path("campaigns/<int:pk>/progress", api.CampaignProgressView.as_view(), name="campaign-progress"),
+    path("sender-domains", api.SenderDomainListView.as_view(), name="sender-domain-list"),
+    path("sender-domains/<int:pk>", api.SenderDomainDetailView.as_view(), name="sender-domain-detail"),
+    path("sender-domains/<int:pk>/verify", api.SenderDomainVerifyView.as_view(), name="sender-domain-verify"),
 ]

@@ -105,6 +105,12 @@ def navigation(request):
                     "campaigns.view_suppression",
                 ),
                 _item(
+                    _("Sender domains"),
+                    "verified",
+                    "admin:campaigns_senderdomain_changelist",
+                    "campaigns.view_senderdomain",
+                ),
+                _item(
                     _("Order emails"),
                     "mark_email_read",
                     "admin:events_transactionalemail_changelist",

@@ -307,8 +307,19 @@ EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
 EMAIL_TIMEOUT = int(env("EMAIL_TIMEOUT", "30"))
+# Messages from MAIL_FROM_ADDRESS are DKIM-signed with this selector and key (d= its domain) when both are
+# set; a tenant's own verified domains sign with their own keys (campaigns/senders.py).
 DKIM_SELECTOR = env("DKIM_SELECTOR", "")
 DKIM_PRIVATE_KEY_FILE = env("DKIM_PRIVATE_KEY_FILE", "")
+# The sender domains' DKIM private keys are stored encrypted with a key derived from this secret. Set it
+# once and keep it (it defaults to SECRET_KEY): keys stored under another secret cannot be read.
+DKIM_KEY_SECRET = env("DKIM_KEY_SECRET") or SECRET_KEY
+# The envelope sender (Return-Path) of every message, where bounces go; empty: the From address.
+MAIL_RETURN_PATH = env("MAIL_RETURN_PATH", "")
+# DNS look-ups (sender domain verification) go to these nameservers ("host" or "host:port", comma-
+# separated; empty: the system's resolver), each given at most DNS_TIMEOUT_SECONDS.
+DNS_NAMESERVERS = env_list("DNS_NAMESERVERS", "")
+DNS_TIMEOUT_SECONDS = float(env("DNS_TIMEOUT_SECONDS", "5"))
 # Campaign sending: recipients per claimed batch, how long a claim holds before it is reclaimed,
 # how many batch tasks share one campaign, and how long one task sends before re-enqueueing itself.
 CAMPAIGN_BATCH_SIZE = int(env("CAMPAIGN_BATCH_SIZE", "200"))

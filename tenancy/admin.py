@@ -26,7 +26,12 @@ from unfold.widgets import (
 from .models import Domain, Tenant
 from .roles import ADMIN, MARKETER, ROLE_CHOICES, TENANT_SETTINGS_PERMISSION, user_role, user_role_assign
 from .services import tenant_activate, tenant_create, tenant_deactivate, validate_domain, validate_slug
-from .tenant_settings import TENANT_SETTINGS_FIELDS, tenant_settings_update, tenant_webshop_secret_rotate
+from .tenant_settings import (
+    TENANT_SETTINGS_FIELDS,
+    from_email_problem,
+    tenant_settings_update,
+    tenant_webshop_secret_rotate,
+)
 
 
 def on_public_host(request):
@@ -163,6 +168,8 @@ def tenant_settings_view(request):
         "form": form,
         "tenant": tenant,
         "domains": list(tenant.domains.order_by("-is_primary", "domain")),
+        # A sender saved before sender domains existed, or whose domain failed its last check.
+        "sender_problem": from_email_problem(tenant=tenant, from_email=tenant.from_email),
     }
     return TemplateResponse(request, "admin/tenancy/tenant_settings.html", context, status=status)
 
@@ -180,8 +187,25 @@ def tenant_webshop_secret_rotate_view(request):
     return HttpResponseRedirect(reverse("admin:tenant_settings"))
 
 
+class TenantChangeForm(forms.ModelForm):
+    """The operators' edit of a tenant: its sender address obeys the same rule as the tenant's own page."""
+
+    class Meta:
+        model = Tenant
+        fields = ["name", *TENANT_SETTINGS_FIELDS]
+
+    def clean_from_email(self):
+        value = (self.cleaned_data.get("from_email") or "").strip().lower()
+        if value and value != self.instance.from_email:
+            problem = from_email_problem(tenant=self.instance, from_email=value)
+            if problem:
+                raise ValidationError(problem)
+        return value
+
+
 @admin.register(Tenant)
 class TenantAdmin(PublicOnlyMixin, ModelAdmin):
+    form = TenantChangeForm
     list_display = ["schema_name", "name", "primary_domain", "is_active", "created_at"]
     list_filter = ["is_active"]
     search_fields = ["schema_name", "name", "domains__domain"]

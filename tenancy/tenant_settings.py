@@ -6,6 +6,7 @@ its own row. Writes go through `tenant_settings_update`, the one way to change t
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django_tenants.utils import schema_context
 
 from .models import Tenant, webshop_secret_new
 
@@ -22,6 +23,24 @@ TENANT_SETTINGS_FIELDS = (
 MACHINE_OPEN_WINDOW_MAX_SECONDS = 3600
 POSTAL_ADDRESS_MAX_LENGTH = 1000
 _TEXT_FIELDS = ("from_name", "from_email", "reply_to", "postal_address")
+
+
+# What makes a sender address acceptable is decided above tenancy (campaigns: the platform address or
+# a domain the tenant has verified); the app that decides plugs its check in here at start-up. Each is
+# called inside the tenant's schema as `check(from_email)` and returns why it is refused, or None.
+FROM_EMAIL_CHECKS = []
+
+
+def from_email_problem(*, tenant, from_email):
+    """Why `tenant` may not send from `from_email`, or None (an empty address means the platform's)."""
+    if not from_email:
+        return None
+    with schema_context(tenant.schema_name):
+        for check in FROM_EMAIL_CHECKS:
+            problem = check(from_email)
+            if problem:
+                return problem
+    return None
 
 
 def tenant_settings(*, tenant):
@@ -61,6 +80,13 @@ def tenant_settings_update(*, tenant, changes):
     except ValidationError as exc:
         for name, messages in exc.message_dict.items():
             errors.setdefault(name, []).extend(messages)
+    # Checked when it changes: a sender saved before the rule existed does not block other settings
+    # (campaigns refuse it when they are sent, saying how to fix it).
+    sender = cleaned.get("from_email")
+    if sender and sender != tenant.from_email and "from_email" not in errors:
+        problem = from_email_problem(tenant=tenant, from_email=sender)
+        if problem:
+            errors["from_email"] = [problem]
     if errors:
         raise ValidationError(errors)
     changed = [name for name, value in cleaned.items() if getattr(tenant, name) != value]

@@ -48,6 +48,16 @@ def _tenant(spec):
     return Tenant.objects.get(schema_name=schema_for_slug(spec["slug"]))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_dns_beyond_the_machine():
+    """No test asks a real DNS: unless a test points DNS_NAMESERVERS at its own server (`dns_server`),
+    look-ups go to a loopback port where nothing listens and end at once as a DNS error."""
+    from django.test import override_settings
+
+    with override_settings(DNS_NAMESERVERS=["127.0.0.1:9"], DNS_TIMEOUT_SECONDS=1.0):
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _tracking_budgets_full():
     """The tracking links' budgets live in the process (tracking/ratelimit.py): every test starts
@@ -151,3 +161,38 @@ def redis_service():
 @pytest.fixture
 def rabbitmq_service():
     require_service("rabbitmq")
+
+
+@pytest.fixture
+def dns_server(settings):
+    """A real DNS server on loopback (tests/dns_server.py); the code under test resolves through it."""
+    from tests.dns_server import TestDNSServer
+
+    server = TestDNSServer().start()
+    settings.DNS_NAMESERVERS = [server.nameserver]
+    settings.DNS_TIMEOUT_SECONDS = 2.0
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def verified_sender_domain(domain):
+    """A sender domain of the current tenant, verified (as if its records had been found in DNS)."""
+    from django.utils import timezone
+
+    from campaigns import senders
+    from campaigns.models import SenderDomain
+
+    sender_domain = SenderDomain.objects.filter(domain=domain).first() or senders.sender_domain_create(
+        domain=domain
+    )
+    SenderDomain.objects.filter(pk=sender_domain.pk).update(status="verified", verified_at=timezone.now())
+    sender_domain.refresh_from_db()
+    return sender_domain
+
+
+@pytest.fixture
+def verified_domain(tenant):
+    """shop.example, a verified sender domain of tenant A (the domain the campaign helpers send from)."""
+    return verified_sender_domain("shop.example")

@@ -55,12 +55,13 @@ EVIL = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 class Site:
     """What the browser tests know about the live site."""
 
-    def __init__(self, *, tenant, domain, processes, sink, blocker):
+    def __init__(self, *, tenant, domain, processes, sink, blocker, dns):
         self.tenant = tenant
         self.domain = domain
         self.processes = processes
         self.sink = sink
         self.blocker = blocker
+        self.dns = dns  # the DNS server the site resolves through (tests/dns_server.py)
         self.url = f"http://{domain}:{processes.port}"
         self.admin_email = f"admin@{domain}"
         self.marketer_email = f"marketer@{domain}"
@@ -84,6 +85,9 @@ def _seed(site_domain):
     from campaigns.models import EmailTemplate
     from customers.models import Customer, CustomerTag, Tag
     from tenancy.roles import MARKETER
+    from tests.conftest import verified_sender_domain
+
+    verified_sender_domain("teashop.example")  # the tenant's sender, news@teashop.example
 
     user = get_user_model().objects.create_user(
         username=f"marketer@{site_domain}", email=f"marketer@{site_domain}", password=PASSWORD, is_staff=True
@@ -181,17 +185,26 @@ def site(django_db_setup, django_db_blocker):
             _seed(domain)
         connection.set_schema_to_public()
         purge_queue(browser_queue())
+    from tests.dns_server import TestDNSServer
+
     sink = MailSink()
     sink.start()
-    processes = Processes(sink=sink, queue=browser_queue())
+    dns = TestDNSServer().start()
+    processes = Processes(sink=sink, queue=browser_queue(), extra_env={"DNS_NAMESERVERS": dns.nameserver})
     try:
         processes.start()
         yield Site(
-            tenant=created.tenant, domain=domain, processes=processes, sink=sink, blocker=django_db_blocker
+            tenant=created.tenant,
+            domain=domain,
+            processes=processes,
+            sink=sink,
+            blocker=django_db_blocker,
+            dns=dns,
         )
     finally:
         processes.stop()
         sink.stop()
+        dns.stop()
         with django_db_blocker.unblock():
             from events.models import OutboxEvent
 

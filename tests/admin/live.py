@@ -93,11 +93,12 @@ class MailSink:
 class Processes:
     """gunicorn and a Celery worker with the test database, a queue of their own and the SMTP sink."""
 
-    def __init__(self, *, sink, queue):
+    def __init__(self, *, sink, queue, extra_env=None):
         self.port = free_port()
         self.queue = queue
         self.env = {
             **os.environ,
+            **(extra_env or {}),
             "DATABASE_URL": database_url(),
             "DEBUG": "true",
             "APP_URL": f"http://localhost:{self.port}",

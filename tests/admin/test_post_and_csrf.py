@@ -43,7 +43,7 @@ class Forms(HTMLParser):
 
 
 @pytest.fixture
-def world(tenant):
+def world(tenant, verified_domain):
     evil = Customer.objects.create(
         email="xss@example.com",
         external_id=EVIL,
@@ -65,7 +65,13 @@ def world(tenant):
     campaign = Campaign.objects.create(
         name=EVIL, subject="Hi", template=template, segment=segment, from_email="news@shop.example"
     )
-    return {"evil": evil, "segment": segment, "template": template, "campaign": campaign}
+    return {
+        "evil": evil,
+        "segment": segment,
+        "template": template,
+        "campaign": campaign,
+        "sender_domain": verified_domain,
+    }
 
 
 def _pages(world):
@@ -85,6 +91,9 @@ def _pages(world):
         f"/admin/campaigns/campaign/{campaign.pk}/change/",
         f"/admin/campaigns/campaign/{campaign.pk}/action/send/",
         f"/admin/campaigns/campaign/{campaign.pk}/action/cancel/",
+        "/admin/campaigns/senderdomain/",
+        "/admin/campaigns/senderdomain/add/",
+        f"/admin/campaigns/senderdomain/{world['sender_domain'].pk}/change/",
         "/admin/tracking/campaignreport/",
         "/admin/tenancy/tenant/settings/",
         "/admin/auth/user/",

@@ -5,6 +5,7 @@ from django.db import connection
 
 from tenancy.models import Tenant
 from tests.admin.conftest import PUBLIC_HOST, host_client
+from tests.conftest import verified_sender_domain
 
 pytestmark = pytest.mark.django_db
 URL = "/admin/tenancy/tenant/settings/"
@@ -17,6 +18,12 @@ VALID = {
     "track_opens": "on",
     "machine_open_window_seconds": "15",
 }
+
+
+@pytest.fixture(autouse=True)
+def teashop_verified(tenant):
+    """teashop.example, the domain of VALID's sender, is a verified sender domain of tenant A."""
+    return verified_sender_domain("teashop.example")
 
 
 def _settings(tenant_id):
@@ -71,6 +78,8 @@ def test_it_saves_the_settings_of_the_own_tenant_only(admin_client_a, tenant, ot
         ("send_rate_per_second", "10001", "less than or equal to 10000"),
         ("send_rate_per_second", "fast", "Enter a whole number"),
         ("from_email", "not-an-address", "Enter a valid email address"),
+        ("from_email", "news@elsewhere.example", "is not on a verified sender domain of this account"),
+        ("from_email", "news@sub.teashop.example", "is not on a verified sender domain of this account"),
         ("machine_open_window_seconds", "99999", "Between 0 and 3600 seconds"),
         ("postal_address", "x" * 1001, "At most 1000 characters"),
     ],
@@ -86,6 +95,17 @@ def test_it_refuses_bad_settings_naming_the_field_and_changes_nothing(
     assert message in " ".join(response.context["form"].errors[field])
     assert "The settings were not saved" in response.content.decode()
     assert _settings(tenant.pk) == before
+
+
+def test_it_says_how_to_fix_a_default_sender_that_is_refused(admin_client_a, tenant):
+    Tenant.objects.filter(pk=tenant.pk).update(from_email="news@legacy.example")
+
+    html = admin_client_a.get(URL).content.decode()
+
+    assert 'id="tenant-sender-problem"' in html
+    assert "add legacy.example under Sender domains, publish its DNS records and verify it" in html
+    Tenant.objects.filter(pk=tenant.pk).update(from_email="news@teashop.example")
+    assert 'id="tenant-sender-problem"' not in admin_client_a.get(URL).content.decode()
 
 
 def test_it_refuses_a_multi_line_sender_name_and_changes_nothing(admin_client_a, tenant):

@@ -5,6 +5,7 @@ import pytest
 from campaigns import services
 from customers.models import Customer
 from segments.models import Segment, SegmentMember
+from tests.conftest import verified_sender_domain
 
 
 def make_customers(n, *, prefix="c", consent=True, **fields):
@@ -37,6 +38,8 @@ HTML = (
 
 
 def make_campaign(segment, **fields):
+    """A draft from news@shop.example, a verified sender domain of the tenant (made here if missing)."""
+    verified_sender_domain("shop.example")
     values = {
         "name": "Spring",
         "subject": "Hi {{ customer.first_name }}",

@@ -17,7 +17,7 @@ from django.db import connection
 from django_tenants.utils import schema_context
 
 from tests import processes
-from tests.conftest import PASSWORD, make_api_client, require_service
+from tests.conftest import PASSWORD, make_api_client, require_service, verified_sender_domain
 
 QUEUE = settings.CELERY_TASK_DEFAULT_QUEUE  # the queue this test run's tasks go to
 BATCH = 5
@@ -48,6 +48,8 @@ def live(django_db_setup, django_db_blocker):
         )
         Tenant.objects.filter(pk=created.tenant.pk).update(send_rate_per_second=10000)
         created.tenant.refresh_from_db()
+        with schema_context(created.tenant.schema_name):
+            verified_sender_domain("shop.example")  # the campaigns send from news@shop.example
         connection.set_schema_to_public()
     yield created.tenant
     with django_db_blocker.unblock():

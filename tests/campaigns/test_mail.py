@@ -1,17 +1,22 @@
-"""The wire format of campaign messages, DKIM signing, error classification, signed tokens."""
+"""The wire format of campaign messages, DKIM signing per sender domain, error classification, signed
+tokens."""
 
 import base64
 import email
 import email.policy
-import shutil
 import smtplib
-import subprocess
 
+import dkim
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from django.conf import settings
 from django.core import signing
 from django.core.mail import BadHeaderError, EmailMultiAlternatives
 
-from campaigns import mail, tokens
+from campaigns import mail, senders, tokens
+from campaigns.models import SenderDomain
+from tests.conftest import verified_sender_domain
 
 
 def _message(**overrides):
@@ -60,42 +65,183 @@ def test_it_leaves_other_shapes_to_django_and_refuses_header_injection():
         mail.message_bytes(_message(subject="Hi\r\nBcc: victim@example.com"))
 
 
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is needed to make a key")
-def test_it_signs_with_dkim_including_the_rfc8058_headers(tmp_path, settings):
-    import dkim
-
-    key = tmp_path / "dkim.pem"
-    subprocess.run(["openssl", "genrsa", "-out", str(key), "2048"], check=True, capture_output=True)
-    public_der = subprocess.run(
-        ["openssl", "rsa", "-in", str(key), "-pubout", "-outform", "DER"], check=True, capture_output=True
-    ).stdout
-    settings.DKIM_SELECTOR = "crm"
-    settings.DKIM_PRIVATE_KEY_FILE = str(key)
-    assert mail.dkim_enabled()
-
-    raw = mail.message_bytes(_message(from_email="news@shop.example"))
-    signed = mail.dkim_sign(raw, domain="shop.example") + raw
-    record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(public_der)
-    assert dkim.verify(signed, dnsfunc=lambda name, timeout=5: record)
+def _dkim_fields(signed):
     signature = email.message_from_bytes(signed, policy=email.policy.default)["DKIM-Signature"]
-    signed_headers = signature.replace(" ", "").split("h=")[1].split(";")[0].lower().split(":")
-    assert {"list-unsubscribe", "list-unsubscribe-post", "from", "subject", "message-id"} <= set(
+    fields = {}
+    for part in signature.replace("\r\n", "").split(";"):
+        name, _, value = part.partition("=")
+        fields[name.strip()] = "".join(value.split())
+    return fields
+
+
+def _published(sender_domain):
+    """dkimpy's dnsfunc answering what the tenant was told to publish, and nothing else."""
+    records = {r["name"]: r["value"] for r in senders.sender_domain_records(sender_domain=sender_domain)}
+
+    def dnsfunc(name, timeout=5):
+        value = records.get(name.decode().rstrip("."))
+        return value.encode() if value else None
+
+    return dnsfunc
+
+
+def test_it_signs_a_tenants_message_with_its_verified_domains_own_key(verified_domain):
+    signer = mail.signer_for("Shop <news@shop.example>")
+    assert (signer.domain, signer.selector) == ("shop.example", verified_domain.dkim_selector)
+
+    raw = mail.message_bytes(_message(from_email="Shop <news@shop.example>"))
+    signed = signer.sign(raw) + raw
+
+    assert dkim.verify(signed, dnsfunc=_published(verified_domain))
+    fields = _dkim_fields(signed)
+    assert (fields["d"], fields["s"], fields["a"]) == (
+        "shop.example",
+        verified_domain.dkim_selector,
+        "rsa-sha256",
+    )
+    signed_headers = fields["h"].lower().split(":")
+    assert {"from", "subject", "message-id", "list-unsubscribe", "list-unsubscribe-post"} <= set(
         signed_headers
     )
     # Tampering with the one-click header breaks the signature.
     assert not dkim.verify(
         signed.replace(b"List-Unsubscribe=One-Click", b"List-Unsubscribe=Nope"),
-        dnsfunc=lambda name, timeout=5: record,
+        dnsfunc=_published(verified_domain),
     )
 
 
-def test_it_uses_the_dkim_backend_only_for_smtp_with_a_key(settings, tmp_path):
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+def test_it_refuses_a_sender_the_tenant_may_not_use_before_signing(verified_domain, other_tenant):
+    from django_tenants.utils import schema_context
+
+    verified_sender_domain("pending.example")  # made, then set back to pending below
+    SenderDomain.objects.filter(domain="pending.example").update(status="pending")
+    for refused in ["news@pending.example", "news@sub.shop.example", "news@elsewhere.example"]:
+        with pytest.raises(mail.SenderRefused):
+            mail.signer_for(refused)
+    # Tenant A's verified domain is nothing to tenant B.
+    with schema_context(other_tenant.schema_name):
+        with pytest.raises(mail.SenderRefused, match="not on a verified sender domain"):
+            mail.signer_for("news@shop.example")
+    assert mail.delivery_error(mail.SenderRefused("x")) == mail.DeliveryError(
+        permanent=False, reason="sender refused: x"
+    )
+
+
+def _platform_key(tmp_path):
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    path = tmp_path / "platform.pem"
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    public = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return path, b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
+
+
+def test_it_signs_the_platform_address_with_the_platform_key_or_not_at_all(tenant, settings, tmp_path):
     settings.DKIM_SELECTOR = ""
+    assert mail.signer_for(f"Shop <{settings.MAIL_FROM_ADDRESS}>") is None
+
+    path, record = _platform_key(tmp_path)
+    settings.DKIM_SELECTOR = "platform"
+    settings.DKIM_PRIVATE_KEY_FILE = str(path)
+    signer = mail.signer_for(settings.MAIL_FROM_ADDRESS)
+    raw = mail.message_bytes(_message(from_email=settings.MAIL_FROM_ADDRESS))
+    signed = signer.sign(raw) + raw
+    fields = _dkim_fields(signed)
+    assert (fields["d"], fields["s"]) == (settings.MAIL_FROM_ADDRESS.rpartition("@")[2], "platform")
+    assert dkim.verify(signed, dnsfunc=lambda name, timeout=5: record)
+    # The platform key never signs for a tenant's claimed domain.
+    with pytest.raises(mail.SenderRefused):
+        mail.signer_for("news@shop.example")
+
+
+class _Envelopes:
+    """aiosmtpd handler keeping each message's envelope sender, recipients and bytes."""
+
+    def __init__(self):
+        self.received = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.received.append((envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.original_content)))
+        return "250 OK"
+
+
+@pytest.fixture
+def envelope_server():
+    import socket
+
+    from aiosmtpd.controller import Controller
+
+    handler = _Envelopes()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield handler, port
+    controller.stop()
+
+
+@pytest.mark.parametrize("pipelining", ["always", "never"])
+def test_it_sends_signed_messages_and_refuses_foreign_senders_over_smtp(
+    verified_domain, other_tenant, envelope_server, settings, pipelining
+):
+    from django_tenants.utils import schema_context
+
+    handler, port = envelope_server
+    settings.MAIL_RETURN_PATH = ""
+    backend = mail.CampaignSMTPBackend(host="127.0.0.1", port=port, timeout=5)
+    backend.pipelining = pipelining
+    messages = [
+        _message(from_email="Shop <news@shop.example>", to=["one@example.com"]),
+        _message(from_email="news@not-ours.example", to=["two@example.com"]),
+        _message(from_email="Shop <news@shop.example>", to=["three@example.com"]),
+    ]
+    results = backend.send_many(messages)
+    backend.close()
+
+    assert results[0] is None and results[2] is None
+    assert isinstance(results[1], mail.SenderRefused)
+    assert [(sender, rcpts) for sender, rcpts, _ in handler.received] == [
+        ("news@shop.example", ["one@example.com"]),
+        ("news@shop.example", ["three@example.com"]),
+    ]
+    for _, _, raw in handler.received:
+        assert dkim.verify(raw, dnsfunc=_published(verified_domain))
+        assert _dkim_fields(raw)["d"] == "shop.example"
+        parsed = email.message_from_bytes(raw, policy=email.policy.default)
+        assert parsed["From"].addresses[0].domain == "shop.example"
+
+    # Tenant B, sending as tenant A's verified domain: refused, nothing reaches the server.
+    handler.received.clear()
+    with schema_context(other_tenant.schema_name):
+        backend = mail.CampaignSMTPBackend(host="127.0.0.1", port=port, timeout=5)
+        [result] = backend.send_many([_message(from_email="news@shop.example")])
+        backend.close()
+    assert isinstance(result, mail.SenderRefused)
+    assert handler.received == []
+
+
+def test_it_uses_the_return_path_setting_as_the_envelope_sender(verified_domain, envelope_server, settings):
+    handler, port = envelope_server
+    settings.MAIL_RETURN_PATH = "bounces@bounce.platform.example"
+    backend = mail.CampaignSMTPBackend(host="127.0.0.1", port=port, timeout=5)
+    assert backend.send_messages([_message(from_email="Shop <news@shop.example>")]) == 1
+    backend.close()
+    [(sender, _, raw)] = handler.received
+    assert sender == "bounces@bounce.platform.example"
+    assert email.message_from_bytes(raw, policy=email.policy.default)["From"].addresses[0].addr_spec == (
+        "news@shop.example"
+    )
+
+
+def test_it_uses_the_signing_smtp_backend_for_smtp_only(settings):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     assert type(mail.mail_connection()).__name__ == "CampaignSMTPBackend"
-    settings.DKIM_SELECTOR = "crm"
-    settings.DKIM_PRIVATE_KEY_FILE = str(tmp_path / "key.pem")
-    assert type(mail.mail_connection()).__name__ == "DKIMEmailBackend"
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     assert type(mail.mail_connection()).__name__ == "EmailBackend"
 
@@ -189,7 +335,10 @@ def test_it_sends_a_batch_with_per_message_results(smtp_server, pipelining):
     backend = mail.CampaignSMTPBackend(host="127.0.0.1", port=port, timeout=5)
     backend.pipelining = pipelining
     to = ["ok1@example.com", "bad@example.com", "later@example.com", "ok2@example.com", "dots@example.com"]
-    messages = [_message(to=[address], body=f"Hi {address}\n.\n..\n.end\n") for address in to]
+    messages = [
+        _message(to=[address], body=f"Hi {address}\n.\n..\n.end\n", from_email=settings.MAIL_FROM_ADDRESS)
+        for address in to
+    ]
     paced = []
 
     results = backend.send_many(messages, before_each=paced.append)
@@ -221,7 +370,12 @@ def test_it_reports_the_rest_of_a_batch_as_not_attempted_when_the_server_is_gone
     from campaigns.sender import Messenger
 
     messenger = Messenger(lambda: mail.CampaignSMTPBackend(host="127.0.0.1", port=port, timeout=2))
-    results = messenger.send_many([_message(to=["a@example.com"]), _message(to=["b@example.com"])])
+    results = messenger.send_many(
+        [
+            _message(to=[to], from_email=settings.MAIL_FROM_ADDRESS)
+            for to in ("a@example.com", "b@example.com")
+        ]
+    )
     assert isinstance(results[0], ConnectionRefusedError)
     assert mail.delivery_error(results[0]).broken is True
     assert results[1] is mail.NOT_ATTEMPTED

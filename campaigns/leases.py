@@ -21,6 +21,12 @@ campaign's recipients, and any other sender's due messages with the same columns
 
 Lease times are the database's clock (`statement_timestamp()`); the worker counts from just before
 it asked, on its own monotonic clock, so it never believes in more lease than the database gave.
+
+A sender with its own table (the campaign sender is `sender.Store` over `services.RECIPIENT_LEASES`)
+declares `LeasedTable(table=..., group=...)`, claims with `skip=selectors.marketing_skip_reason_sql(...)`
+for marketing email, wraps the claim in a `Lease`, passes `lease.keep` into the mail backend's
+`before_each` hook (sender.send_batch does, turning LeaseLost into mail.StopSending), writes outcomes
+with `held()` and runs `reclaim_expired` from its beat task.
 """
 
 import time

@@ -232,6 +232,15 @@ def message_bytes(message):
 
 
 NOT_ATTEMPTED = object()  # send_many's result for a message it never got to (the connection broke)
+
+
+class StopSending(Exception):
+    """Raised by a `before_each` hook: nothing more may leave (the sender lost its claim on the
+    batch). The message the hook was called for and all after it are NOT_ATTEMPTED; in a pipeline,
+    so is the message whose data was about to follow (the connection is dropped before its end, so
+    the server discards it)."""
+
+
 _LEADING_DOT_RE = re.compile(rb"(?m)^\.")
 
 
@@ -298,7 +307,7 @@ class CampaignSMTPBackend(SMTPBackend):
 
         Returns, per message, None (accepted), the exception that refused it, or NOT_ATTEMPTED when
         the connection broke before its turn. `before_each(i)` runs before message i goes out
-        (rate pacing)."""
+        (rate pacing, keeping the claim's lease); it may raise StopSending."""
         with self._lock:
             self.open()
             conn = self.connection
@@ -325,7 +334,12 @@ class CampaignSMTPBackend(SMTPBackend):
     def _send_one_by_one(self, conn, prepared, results, before_each):
         for position, (index, from_email, recipients, raw) in enumerate(prepared):
             if before_each:
-                before_each(position)
+                try:
+                    before_each(position)
+                except StopSending:
+                    for rest, *_ in prepared[position:]:
+                        results[rest] = NOT_ATTEMPTED
+                    return
             try:
                 conn.sendmail(from_email, recipients, raw)
             except Exception as exc:
@@ -340,7 +354,12 @@ class CampaignSMTPBackend(SMTPBackend):
     def _send_pipelined(self, conn, prepared, results, before_each):
         """One write per message: its data, its end, and the next message's envelope (RFC 2920)."""
         if before_each:
-            before_each(0)
+            try:
+                before_each(0)
+            except StopSending:
+                for index, *_ in prepared:
+                    results[index] = NOT_ATTEMPTED
+                return
         try:
             conn.send(_envelope(prepared[0][1], prepared[0][2]))
         except OSError as exc:
@@ -354,7 +373,13 @@ class CampaignSMTPBackend(SMTPBackend):
                 rcpt_replies = [conn.getreply() for _ in recipients]
                 data_code, data_text = conn.getreply()
                 if following and before_each:
-                    before_each(position + 1)
+                    try:
+                        before_each(position + 1)
+                    except StopSending:
+                        # This message's data has not gone out: drop the connection mid-DATA (no
+                        # QUIT, which the server would read as data) and the server discards it.
+                        self._abort(prepared[position:], results)
+                        return
                 next_envelope = _envelope(following[1], following[2]) if following else b""
                 if data_code == 354:
                     payload = _LEADING_DOT_RE.sub(b"..", raw)
@@ -386,6 +411,15 @@ class CampaignSMTPBackend(SMTPBackend):
                 )
                 self._broken(prepared[position + 1 :], results)
                 return
+
+    def _abort(self, rest, results):
+        for index, *_ in rest:
+            results[index] = NOT_ATTEMPTED
+        try:
+            self.connection.close()
+        except Exception:
+            pass
+        self.connection = None
 
     def _broken(self, rest, results):
         for index, *_ in rest:

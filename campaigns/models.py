@@ -91,6 +91,9 @@ class CampaignRecipient(models.Model):
         ("complained", "Complained"),
         # Still pending when the campaign was cancelled: never sent, never will be.
         ("cancelled", "Cancelled"),
+        # No longer allowed to get it when its turn came (unsubscribed, suppressed, consent withdrawn
+        # or erased after the audience was frozen); `error` says why.
+        ("skipped", "Skipped"),
     ]
 
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="recipients")
@@ -100,6 +103,9 @@ class CampaignRecipient(models.Model):
     message_id = models.CharField(max_length=255, blank=True, default="")
     attempts = models.PositiveSmallIntegerField(default=0)
     lease_until = models.DateTimeField(null=True, blank=True)
+    # Which claim holds the row while it is `sending` (campaigns/leases.py): every write of the
+    # claim's outcome matches it, so a claim whose lease was reclaimed changes nothing.
+    claim_token = models.UUIDField(null=True, blank=True)
     error = models.TextField(blank=True, default="")
     sent_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)

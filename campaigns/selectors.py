@@ -65,6 +65,28 @@ def audience_queryset(*, campaign):
     return audience
 
 
+def marketing_skip_reason_sql(*, customer_id, email):
+    """SQL giving why a message may not go to `email` (a column of customer `customer_id`) now, or NULL:
+    the rules of the audience freeze, checked again at the moment of sending, so that whoever
+    unsubscribed, withdrew consent, was suppressed or erased meanwhile is skipped, not mailed.
+
+    Two primary-key lookups per row, run inside the claim's statement (leases.LeasedTable.claim),
+    never a query per recipient."""
+    customers, suppressions = Customer._meta.db_table, Suppression._meta.db_table
+    return f"""(
+        SELECT CASE
+            WHEN c.erased_at IS NOT NULL THEN 'the customer was erased'
+            WHEN c.unsubscribed_at IS NOT NULL THEN 'the customer unsubscribed'
+            WHEN NOT c.email_marketing
+                THEN 'the customer withdrew marketing consent'
+            WHEN s.reason IS NOT NULL
+                THEN 'the address is suppressed (' || replace(s.reason, '_', ' ') || ')'
+        END
+        FROM {customers} AS c LEFT JOIN {suppressions} AS s ON s.email = {email}
+        WHERE c.id = {customer_id}
+    )"""
+
+
 def audience_count(*, campaign):
     return audience_queryset(campaign=campaign).count()
 

@@ -1,42 +1,60 @@
 """The sending engine: claim a batch, render it, send it over one connection, record the results.
 
-Small and separate (listmonk's shape): it talks to the database through `Store` and to the mail
+Small and separate (listmonk's shape): it talks to the database only through `Store` and to the mail
 transport through `Messenger`, and keeps its progress in the database, so any worker can pick up
 where another stopped. The promises it keeps, and how:
 
-- exactly once: a recipient is claimed by one worker at a time (`FOR UPDATE SKIP LOCKED` + a lease);
-  only a worker that dies between the SMTP hand-off and recording the batch leaves rows that are
-  sent again once their lease expires, carrying the same deterministic Message-ID;
+- exactly once, however long a batch takes: a recipient is claimed by one worker at a time, under a
+  claim token and a lease (campaigns/leases.py); the lease is renewed before each message while the
+  worker lives, every write of the batch's outcome matches the token, and the reclaimer takes only
+  the rows of a worker that stopped renewing. Only a worker that dies (or stands still for longer
+  than its lease) between the SMTP hand-off and recording the batch leaves rows that are sent again,
+  carrying the same deterministic Message-ID; a late outcome of such a batch changes nothing;
+- consent at the moment of sending: a claim skips recipients who unsubscribed, withdrew consent, were
+  suppressed or erased after the audience was frozen (status `skipped`, the reason in `error`);
 - transient errors (4xx, lost connections) put the recipient back with a growing delay, permanent
   ones (5xx) mark it failed with the reason;
-- pause, resume and cancel act between batches: each batch starts by reading the campaign's state;
-  a claim and the recording of a batch hold a share lock on the campaign row, so a cancel (which
-  locks it for update) happens wholly before or after them: nothing is claimed once a campaign is
-  cancelled, and what a batch in flight could not send becomes `cancelled`, not pending again;
-- the tenant's rate is reserved in Redis before each batch and paced within it; with Redis
-  unreachable the run gives its unsent claims back and stops (the beat's stall check restarts the
-  campaign once Redis is back: the queued task messages may be gone with it).
+- pause, resume and cancel act between batches: each batch starts by reading the campaign's state,
+  and only while its tenant is active (a deactivated tenant sends nothing more); a claim and the
+  recording of a batch hold a share lock on the campaign row, so a cancel (which locks it for
+  update) happens wholly before or after them: nothing is claimed once a campaign is cancelled, and
+  what a batch in flight could not send becomes `cancelled`, not pending again;
+- the tenant's rate is reserved in Redis before each claim (waiting for a slot never eats a lease),
+  paced within the batch, and what a short batch did not use is given back; with Redis unreachable
+  the run stops before claiming anything (the beat's stall check restarts the campaign once Redis is
+  back: the queued task messages may be gone with it).
 """
 
 import logging
 import time
+import uuid
 from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import connection, transaction
 
-from . import selectors
-from .mail import NOT_ATTEMPTED, delivery_error, mail_connection
+from customers.models import Interaction
+from tenancy.models import Tenant
+
+from . import selectors, services
+from .leases import Lease, LeaseLost
+from .mail import NOT_ATTEMPTED, StopSending, delivery_error, mail_connection
 from .messages import CampaignComposer
-from .models import Campaign, CampaignRecipient
+from .models import Campaign
 from .ratelimit import RateLimiter, RateUnavailable
 from .rendering import customer_context
+from .services import RECIPIENT_LEASES
+from .tokens import tenant_base_url
 
 logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
 # Two broken connections in a row within one batch: the server is down; give the rest back untried.
 MAX_BROKEN_IN_A_ROW = 2
+# Claims that never went out because the server is down wait this long before they are due again.
+RELEASE_DELAY_SECONDS = 30
+# A sender that must wait longer than this for its first rate slot tells the stall check it is busy.
+NOTE_RATE_WAIT_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -48,11 +66,25 @@ class Claim:
 
 
 @dataclass
+class Batch:
+    """What one claim took: recipients to send under `lease`, and how many it skipped instead."""
+
+    claims: list = field(default_factory=list)
+    skipped: int = 0
+    token: uuid.UUID | None = None
+    lease: Lease | None = None
+    # False when the campaign was no longer sending (paused, cancelled) at the moment of the claim.
+    open: bool = True
+
+
+@dataclass
 class BatchResult:
     sent: list = field(default_factory=list)  # (recipient id, message id)
     retry: list = field(default_factory=list)  # (recipient id, reason, delay seconds)
     failed: list = field(default_factory=list)  # (recipient id, reason)
-    released: list = field(default_factory=list)  # recipient ids not tried (connection down)
+    released: list = field(default_factory=list)  # recipient ids not tried (connection down, or stopped)
+    # Why the batch stopped sending before its end (it lost its lease), else "".
+    stopped: str = ""
 
     @property
     def claimed(self):
@@ -64,16 +96,54 @@ def retry_delay_seconds(attempts):
     return min(60 * 2 ** max(attempts - 1, 0), 3600)
 
 
-class Store:
-    """The database side of sending one campaign (the connection's current tenant schema)."""
+def composer_for(*, campaign, test=False):
+    return CampaignComposer(
+        campaign=campaign,
+        content=selectors.campaign_content(campaign=campaign),
+        sender=selectors.campaign_sender(campaign=campaign),
+        links=selectors.campaign_links(campaign_id=campaign.pk),
+        base_url=tenant_base_url(),
+        test=test,
+    )
 
-    table = CampaignRecipient._meta.db_table
+
+class Store:
+    """The sending engine's only door to the database, for one campaign (the connection's current
+    tenant schema): the campaign and its content, whether it may send, claims and their leases, the
+    customers, the outcomes, and finishing the campaign."""
 
     def __init__(self, campaign_id):
         self.campaign_id = campaign_id
+        self._campaign = None
 
-    def status(self):
-        return Campaign.objects.filter(pk=self.campaign_id).values_list("status", flat=True).first()
+    def campaign(self):
+        """The campaign (with its template), or None when it does not exist."""
+        if self._campaign is None:
+            self._campaign = Campaign.objects.filter(pk=self.campaign_id).select_related("template").first()
+        return self._campaign
+
+    def composer(self):
+        return composer_for(campaign=self.campaign())
+
+    def send_rate(self):
+        """The tenant's messages per second."""
+        return getattr(connection.tenant, "send_rate_per_second", 50)
+
+    def may_send(self):
+        """Whether a batch may start: the campaign is sending and its tenant is active. Read from the
+        database each time: a worker's tenant object is cached and would miss a deactivation."""
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""
+                SELECT c.status, t.is_active
+                FROM {Campaign._meta.db_table} AS c
+                LEFT JOIN public.{Tenant._meta.db_table} AS t ON t.schema_name = %s
+                WHERE c.id = %s
+                """,
+                [connection.schema_name, self.campaign_id],
+            )
+            row = cursor.fetchone()
+        return row is not None and row[0] == "sending" and bool(row[1])
 
     def _locked_status(self, cursor):
         """The campaign's state, held until this transaction ends: KEY SHARE lets the workers of one
@@ -89,41 +159,49 @@ class Store:
         return "cancelled" if self._locked_status(cursor) == "cancelled" else "pending"
 
     def claim(self, *, limit, lease_seconds):
-        """Take up to `limit` due pending recipients for `lease_seconds`; committed before returning.
+        """Take up to `limit` due pending recipients under a new token and a lease of `lease_seconds`;
+        committed before returning. Those who may no longer be mailed are skipped in the same
+        statement (selectors.marketing_skip_reason_sql).
 
         Only while the campaign is sending: a cancel committed before this claim leaves nothing to
         take, and one that comes during it waits for it (the rows claimed are a batch in flight)."""
+        taken_at = time.monotonic()  # before asking: the lease runs from a moment after this
         with transaction.atomic(), connection.cursor() as cursor:
             if self._locked_status(cursor) != "sending":
-                return []
-            cursor.execute(
-                f"""
-                UPDATE {self.table} AS r
-                SET status = 'sending', attempts = r.attempts + 1,
-                    lease_until = clock_timestamp() + make_interval(secs => %s)
-                WHERE r.id IN (
-                    SELECT id FROM {self.table}
-                    WHERE campaign_id = %s AND status = 'pending'
-                      AND (lease_until IS NULL OR lease_until <= clock_timestamp())
-                    ORDER BY id
-                    LIMIT %s
-                    FOR UPDATE SKIP LOCKED
-                )
-                RETURNING r.id, r.customer_id, r.email, r.attempts
-                """,
-                [lease_seconds, self.campaign_id, limit],
+                return Batch(open=False)
+            token, rows, skipped = RECIPIENT_LEASES.claim(
+                cursor,
+                group_id=self.campaign_id,
+                limit=limit,
+                lease_seconds=lease_seconds,
+                columns=("u.id", "u.customer_id", "u.email", "u.attempts"),
+                skip=selectors.marketing_skip_reason_sql(customer_id="u.customer_id", email="u.email"),
             )
-            rows = cursor.fetchall()
-        return [Claim(*row) for row in sorted(rows)]
+        claims = [Claim(*row) for row in rows]
+        lease = Lease(
+            token=token,
+            ids=[claim.id for claim in claims],
+            seconds=lease_seconds,
+            renew=self._renew,
+            taken_at=taken_at,
+        )
+        return Batch(claims=claims, skipped=skipped, token=token, lease=lease)
+
+    def _renew(self, *, token, ids, lease_seconds):
+        with connection.cursor() as cursor:
+            return RECIPIENT_LEASES.renew(cursor, token=token, ids=ids, lease_seconds=lease_seconds)
 
     def customers(self, ids):
         return selectors.customers_for_sending(ids=ids)
 
-    def record(self, result, *, campaign_name=""):
-        """Write a batch's outcome set-based, in one transaction; sent ones also log an interaction."""
-        from customers.models import Interaction
-
-        interaction_table = Interaction._meta.db_table
+    def record(self, batch, result):
+        """Write a batch's outcome set-based, in one transaction, to the rows its claim still holds
+        (the token); sent ones also log an interaction. Returns how many rows it wrote: fewer than
+        claimed only when the lease was lost and the rows reclaimed (then they are not ours)."""
+        held = RECIPIENT_LEASES.held("r")
+        table = RECIPIENT_LEASES.table
+        token = batch.token
+        written = 0
         with transaction.atomic(), connection.cursor() as cursor:
             unsent = self._unsent_status(cursor) if (result.retry or result.released) else "pending"
             if result.sent:
@@ -131,70 +209,85 @@ class Store:
                 cursor.execute(
                     f"""
                     WITH done AS (
-                        UPDATE {self.table} AS r
-                        SET status = 'sent', sent_at = clock_timestamp(), message_id = v.mid, lease_until = NULL, error = ''
+                        UPDATE {table} AS r
+                        SET status = 'sent', sent_at = clock_timestamp(), message_id = v.mid,
+                            lease_until = NULL, claim_token = NULL, error = ''
                         FROM unnest(%s::bigint[], %s::text[]) AS v (id, mid)
-                        WHERE r.id = v.id AND r.status = 'sending'
+                        WHERE r.id = v.id AND {held}
                         RETURNING r.id, r.customer_id, r.message_id
                     )
-                    INSERT INTO {interaction_table} (customer_id, kind, body, data, occurred_at, created_at)
+                    INSERT INTO {Interaction._meta.db_table} (customer_id, kind, body, data, occurred_at, created_at)
                     SELECT done.customer_id, 'email_sent', %s,
                            jsonb_build_object('campaign', %s::bigint, 'recipient', done.id,
                                               'message_id', done.message_id),
                            clock_timestamp(), clock_timestamp()
                     FROM done
                     """,
-                    [list(ids), list(mids), f"Campaign: {campaign_name}"[:500], self.campaign_id],
+                    [
+                        list(ids),
+                        list(mids),
+                        token,
+                        f"Campaign: {self.campaign().name}"[:500],
+                        self.campaign_id,
+                    ],
                 )
+                written += cursor.rowcount
             if result.retry:
                 ids, reasons, delays = zip(*result.retry, strict=True)
                 cursor.execute(
                     f"""
-                    UPDATE {self.table} AS r
-                    SET status = %s, error = v.reason,
+                    UPDATE {table} AS r
+                    SET status = %s, error = v.reason, claim_token = NULL,
                         lease_until = CASE WHEN %s::text = 'pending'
                                            THEN clock_timestamp() + make_interval(secs => v.delay) END
                     FROM unnest(%s::bigint[], %s::text[], %s::float8[]) AS v (id, reason, delay)
-                    WHERE r.id = v.id AND r.status = 'sending'
+                    WHERE r.id = v.id AND {held}
                     """,
-                    [unsent, unsent, list(ids), list(reasons), list(delays)],
+                    [unsent, unsent, list(ids), list(reasons), list(delays), token],
                 )
+                written += cursor.rowcount
             if result.failed:
                 ids, reasons = zip(*result.failed, strict=True)
                 cursor.execute(
                     f"""
-                    UPDATE {self.table} AS r
-                    SET status = 'failed', error = v.reason, lease_until = NULL
+                    UPDATE {table} AS r
+                    SET status = 'failed', error = v.reason, lease_until = NULL, claim_token = NULL
                     FROM unnest(%s::bigint[], %s::text[]) AS v (id, reason)
-                    WHERE r.id = v.id AND r.status = 'sending'
+                    WHERE r.id = v.id AND {held}
                     """,
-                    [list(ids), list(reasons)],
+                    [list(ids), list(reasons), token],
                 )
+                written += cursor.rowcount
             if result.released:
-                # Never tried: the attempt does not count.
-                cursor.execute(
-                    f"""
-                    UPDATE {self.table}
-                    SET status = %s, attempts = greatest(attempts - 1, 0),
-                        lease_until = CASE WHEN %s::text = 'pending' THEN clock_timestamp() + interval '30 seconds' END
-                    WHERE id = ANY(%s) AND status = 'sending'
-                    """,
-                    [unsent, unsent, list(result.released)],
+                # Never tried: the attempt does not count; with the server down they wait a little.
+                written += RECIPIENT_LEASES.release(
+                    cursor,
+                    token=token,
+                    ids=result.released,
+                    status=unsent,
+                    due_in=None if result.stopped else RELEASE_DELAY_SECONDS,
                 )
-
-    def give_back(self, ids):
-        """Claims that were never sent go back to pending (cancelled with their campaign), due at
-        once; the attempt does not count."""
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(
-                f"""
-                UPDATE {self.table}
-                SET status = %s, attempts = greatest(attempts - 1, 0), lease_until = NULL
-                WHERE id = ANY(%s) AND status = 'sending'
-                """,
-                [self._unsent_status(cursor), list(ids)],
+        if written < result.claimed:
+            logger.warning(
+                "campaign %s in %s: %s of %s outcomes of a batch were not recorded: its lease had run "
+                "out and another claim holds those recipients",
+                self.campaign_id,
+                connection.schema_name,
+                result.claimed - written,
+                result.claimed,
             )
-            return cursor.rowcount
+        return written
+
+    def note_rate_wait(self, seconds):
+        services.campaign_rate_wait_note(campaign=self.campaign(), seconds=seconds)
+
+    def work_left(self):
+        """(pending, sending, seconds until the earliest pending recipient is due or None)."""
+        return selectors.campaign_work_left(campaign_id=self.campaign_id)
+
+    def finish_if_done(self):
+        """sending/paused -> sent when nobody is left (the state machine's own function)."""
+        return services.campaign_finish_if_done(campaign_id=self.campaign_id)
 
 
 class Messenger:
@@ -216,7 +309,8 @@ class Messenger:
 
     def send_many(self, messages, before_each=None):
         """Per message: None (accepted), the exception, or NOT_ATTEMPTED. SMTP pipelines the batch;
-        other backends (ESPs, console, file) get one call per message."""
+        other backends (ESPs, console, file) get one call per message. `before_each(i)` may raise
+        StopSending: message i and the rest are not attempted."""
         try:
             connection = self._connection()
             if hasattr(connection, "send_many"):
@@ -230,7 +324,10 @@ class Messenger:
         results = []
         for index, message in enumerate(messages):
             if before_each:
-                before_each(index)
+                try:
+                    before_each(index)
+                except StopSending:
+                    return results + [NOT_ATTEMPTED] * (len(messages) - index)
             try:
                 self.send(message)
                 results.append(None)
@@ -249,8 +346,9 @@ class Messenger:
     close = reset
 
 
-def send_batch(*, claims, customers, composer, messenger, pacer):
-    """Compose and send each claimed recipient; classify every failure. Pure of the database.
+def send_batch(*, claims, customers, composer, messenger, pacer, lease=None):
+    """Compose and send each claimed recipient; classify every failure. Pure of the database but for
+    the lease, which `lease.keep()` renews before each message (or stops the batch when it is lost).
 
     The whole batch is composed first and then sent back to back: interleaving CPU-heavy rendering
     with SMTP round trips made every round trip wait for the scheduler (3x slower sends measured on
@@ -274,10 +372,21 @@ def send_batch(*, claims, customers, composer, messenger, pacer):
             result.failed.append((claim.id, f"could not render: {type(exc).__name__}: {exc}"[:1000]))
             continue
         composed.append((claim, message, mid))
+
+    def before_each(index):
+        pacer.wait(index)
+        if lease is not None:
+            try:
+                lease.keep()
+            except LeaseLost as exc:
+                result.stopped = str(exc)
+                raise StopSending(str(exc)) from exc
+
+    messages = [message for _, message, _ in composed]
     if hasattr(messenger, "send_many"):
-        outcomes = messenger.send_many([message for _, message, _ in composed], before_each=pacer.wait)
+        outcomes = messenger.send_many(messages, before_each=before_each)
     else:
-        outcomes = _send_each(messenger, [message for _, message, _ in composed], pacer)
+        outcomes = _send_each(messenger, messages, before_each)
     for (claim, _message, mid), outcome in zip(composed, outcomes, strict=True):
         if outcome is None:
             result.sent.append((claim.id, mid))
@@ -297,15 +406,18 @@ def send_batch(*, claims, customers, composer, messenger, pacer):
     return result
 
 
-def _send_each(messenger, messages, pacer):
+def _send_each(messenger, messages, before_each):
     """For a messenger with `send` only: one call per message; after two broken connections in a
-    row the rest are not attempted."""
+    row, or once `before_each` raised StopSending, the rest are not attempted."""
     outcomes, broken = [], 0
     for index, message in enumerate(messages):
         if broken >= MAX_BROKEN_IN_A_ROW:
             outcomes.append(NOT_ATTEMPTED)
             continue
-        pacer.wait(index)
+        try:
+            before_each(index)
+        except StopSending:
+            return outcomes + [NOT_ATTEMPTED] * (len(messages) - index)
         try:
             messenger.send(message)
             outcomes.append(None)
@@ -323,6 +435,7 @@ class RunOutcome:
     sent: int = 0
     failed: int = 0
     retried: int = 0
+    skipped: int = 0
     batches: int = 0
     # Whether this campaign needs another run, and after how many seconds.
     more: bool = False
@@ -330,19 +443,6 @@ class RunOutcome:
     finished: bool = False
     # Stopped because Redis (rate reservations, task broker) is unreachable; nothing is held.
     redis_unreachable: bool = False
-
-
-def composer_for(*, campaign, test=False):
-    from .tokens import tenant_base_url
-
-    return CampaignComposer(
-        campaign=campaign,
-        content=selectors.campaign_content(campaign=campaign),
-        sender=selectors.campaign_sender(campaign=campaign),
-        links=selectors.campaign_links(campaign_id=campaign.pk),
-        base_url=tenant_base_url(),
-        test=test,
-    )
 
 
 def run(
@@ -356,72 +456,88 @@ def run(
     max_batches=None,
 ):
     """Send batches of one campaign until it is done, stopped, or `time_budget` seconds are used."""
-    from .services import campaign_finish_if_done
-
     time_budget = settings.CAMPAIGN_TASK_SECONDS if time_budget is None else time_budget
     batch_size = batch_size or settings.CAMPAIGN_BATCH_SIZE
     lease_seconds = lease_seconds or settings.CAMPAIGN_LEASE_SECONDS
     outcome = RunOutcome()
-    campaign = Campaign.objects.filter(pk=campaign_id).select_related("template").first()
-    if campaign is None or campaign.status != "sending":
-        return outcome
     store = Store(campaign_id)
-    composer = composer_for(campaign=campaign)
-    limiter = limiter or RateLimiter(rate_per_second=getattr(connection.tenant, "send_rate_per_second", 50))
+    if store.campaign() is None or not store.may_send():
+        return outcome
+    composer = store.composer()
+    limiter = limiter or RateLimiter(rate_per_second=store.send_rate())
+    rate = getattr(limiter, "rate", None)
+    if rate:
+        # A batch reserves no more than the rate lets out within one task's time: at 1 message/s a
+        # batch of 200 would make every other sender of the tenant wait over three minutes for it.
+        batch_size = max(1, min(batch_size, int(rate * max(time_budget, 1))))
     own_messenger = messenger is None
     messenger = messenger or Messenger()
     deadline = time.monotonic() + time_budget
     try:
         while True:
-            if store.status() != "sending":  # paused or cancelled: stop between batches
+            if not store.may_send():  # paused, cancelled, or the tenant deactivated: stop between batches
                 return outcome
-            claims = store.claim(limit=batch_size, lease_seconds=lease_seconds)
-            if not claims:
-                break
             try:
-                pacer = limiter.reserve(len(claims))
+                pacer = limiter.reserve(batch_size)
             except RateUnavailable as exc:
-                # Nothing of this batch went out. Held under a lease the rows would wait out
-                # CAMPAIGN_LEASE_SECONDS after Redis is back; given back, the stall check finds them.
-                # No re-enqueue: the broker is the same Redis.
-                given_back = store.give_back([claim.id for claim in claims])
+                # Nothing is claimed, nothing held; the stall check finds the campaign once Redis is
+                # back. No re-enqueue: the broker is the same Redis.
                 logger.warning(
-                    "sending paused: Redis unreachable (%s); campaign %s in %s gave back %s claimed "
-                    "recipients and resumes when the stall check finds it after Redis is back",
+                    "sending paused: Redis unreachable (%s); campaign %s in %s claimed nothing more "
+                    "and resumes when the stall check finds it after Redis is back",
                     exc,
                     campaign_id,
                     connection.schema_name,
-                    given_back,
                 )
                 outcome.redis_unreachable = True
                 return outcome
-            result = send_batch(
-                claims=claims,
-                customers=store.customers([claim.customer_id for claim in claims]),
-                composer=composer,
-                messenger=messenger,
-                pacer=pacer,
-            )
-            store.record(result, campaign_name=campaign.name)
-            outcome.batches += 1
-            outcome.sent += len(result.sent)
-            outcome.failed += len(result.failed)
-            outcome.retried += len(result.retry) + len(result.released)
-            if result.released:  # the server is down: come back later rather than spin
-                outcome.more, outcome.delay = True, 30.0
+            # The slot is waited for before claiming: a lease runs only while its batch is sent.
+            if pacer.delay() > NOTE_RATE_WAIT_SECONDS:
+                store.note_rate_wait(pacer.delay())
+            pacer.wait(0)
+            batch = store.claim(limit=batch_size, lease_seconds=lease_seconds)
+            pacer.give_back(batch_size - len(batch.claims))
+            if not batch.open:
                 return outcome
+            outcome.skipped += batch.skipped
+            if batch.claims:
+                result = send_batch(
+                    claims=batch.claims,
+                    customers=store.customers([claim.customer_id for claim in batch.claims]),
+                    composer=composer,
+                    messenger=messenger,
+                    pacer=pacer,
+                    lease=batch.lease,
+                )
+                store.record(batch, result)
+                outcome.batches += 1
+                outcome.sent += len(result.sent)
+                outcome.failed += len(result.failed)
+                outcome.retried += len(result.retry) + len(result.released)
+                if result.stopped:
+                    logger.warning(
+                        "campaign %s in %s: a batch stopped sending: %s",
+                        campaign_id,
+                        connection.schema_name,
+                        result.stopped,
+                    )
+                elif result.released:  # the server is down: come back later rather than spin
+                    outcome.more, outcome.delay = True, float(RELEASE_DELAY_SECONDS)
+                    return outcome
+            elif not batch.skipped:
+                break
             if time.monotonic() >= deadline or (max_batches and outcome.batches >= max_batches):
                 outcome.more = True
                 return outcome
     finally:
         if own_messenger:
             messenger.close()
-    pending, sending, due_in = selectors.campaign_work_left(campaign_id=campaign_id)
+    pending, sending, due_in = store.work_left()
     if pending:
         # Only recipients waiting for their retry time are left: come back then.
         outcome.more, outcome.delay = True, max(1.0, due_in or 0.0)
     elif not sending:
-        outcome.finished = campaign_finish_if_done(campaign_id=campaign_id)
+        outcome.finished = store.finish_if_done()
     # Rows another worker holds: that worker finishes the campaign; if it died, the reclaimer does.
     return outcome
 
@@ -439,6 +555,7 @@ def run_until_done(*, campaign_id, mail_overrides=None, batch_size=None, sleep=t
             total.sent += outcome.sent
             total.failed += outcome.failed
             total.retried += outcome.retried
+            total.skipped += outcome.skipped
             total.batches += outcome.batches
             total.finished = total.finished or outcome.finished
             total.redis_unreachable = outcome.redis_unreachable

@@ -3,6 +3,7 @@
 import hashlib
 import logging
 
+from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -14,6 +15,7 @@ from django.utils import timezone
 from events.services import event_emit
 
 from . import selectors, senders
+from .leases import LeasedTable
 from .messages import UNSUBSCRIBE_VAR_RE, trackable_urls
 from .models import Campaign, CampaignLink, CampaignRecipient, EmailTemplate
 from .rendering import customer_context, sample_context, validate_sources
@@ -31,6 +33,8 @@ ALLOWED_TRANSITIONS = {
     "cancelled": set(),
     "failed": set(),
 }
+# The recipients are claimed, renewed and reclaimed under leases (campaigns/leases.py).
+RECIPIENT_LEASES = LeasedTable(table=CampaignRecipient._meta.db_table, group="campaign_id")
 EDITABLE_STATUSES = ("draft", "scheduled")
 START_FROM = ("draft", "scheduled")
 TEST_SEND_MAX = 10
@@ -468,9 +472,7 @@ def links_ensure(*, campaign):
 
 def senders_enqueue(*, campaign_id, countdown=0):
     """Start CAMPAIGN_SEND_CONCURRENCY batch tasks for a campaign once the transaction commits."""
-    from django.conf import settings
-
-    from .tasks import send_campaign_batches
+    from .tasks import send_campaign_batches  # tasks import this module
 
     def enqueue():
         for _ in range(max(1, settings.CAMPAIGN_SEND_CONCURRENCY)):
@@ -577,23 +579,22 @@ def leases_reclaim(*, now=None):
     resumed = campaigns_resume_stalled(now=now)
     expired = list(selectors.campaigns_with_expired_leases(now=now).values_list("id", flat=True))
     if expired:
-        with transaction.atomic():
-            # Under the share lock the sender takes: a campaign cancelled meanwhile gets its rows
-            # cancelled, never pending again (nobody would ever pick them up).
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    f"SELECT id, status FROM {Campaign._meta.db_table} WHERE id = ANY(%s) ORDER BY id "
-                    "FOR KEY SHARE",
-                    [expired],
-                )
-                statuses = dict(cursor.fetchall())
-            cancelled = [pk for pk, status in statuses.items() if status == "cancelled"]
-            held = CampaignRecipient.objects.filter(status="sending", lease_until__lt=now)
-            # Attempts were counted at claim time; a recipient that keeps killing workers fails eventually.
-            held.filter(campaign_id__in=[pk for pk in statuses if pk not in cancelled]).update(
-                status="pending", lease_until=None
+        # Under the share lock the sender takes: a campaign cancelled meanwhile gets its rows
+        # cancelled, never pending again (nobody would ever pick them up). The rows lose their claim
+        # token: whatever their worker still writes changes nothing.
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT id, status FROM {Campaign._meta.db_table} WHERE id = ANY(%s) ORDER BY id "
+                "FOR KEY SHARE",
+                [expired],
             )
-            held.filter(campaign_id__in=cancelled).update(status="cancelled", lease_until=None)
+            statuses = dict(cursor.fetchall())
+            cancelled = [pk for pk, status in statuses.items() if status == "cancelled"]
+            # Attempts were counted at claim time; a recipient that keeps killing workers fails eventually.
+            RECIPIENT_LEASES.reclaim_expired(
+                cursor, now=now, group_ids=[pk for pk in statuses if pk not in cancelled]
+            )
+            RECIPIENT_LEASES.reclaim_expired(cursor, now=now, group_ids=cancelled, status="cancelled")
     for campaign_id in Campaign.objects.filter(id__in=expired, status="sending").values_list("id", flat=True):
         senders_enqueue(campaign_id=campaign_id)
     finished = [
@@ -610,11 +611,11 @@ def campaigns_resume_stalled(*, now=None):
 
     Once per campaign until one of its batch tasks starts (`campaign_resume_arrived`): new tasks
     waiting behind a busy queue do not get more piled on them. Returns the ids it enqueued."""
-    from django.conf import settings
-
     resumed = []
     stalled = selectors.campaigns_stalled(now=now, quiet_seconds=settings.CAMPAIGN_STALL_SECONDS)
     for campaign_id, started_at in stalled.values_list("id", "started_at"):
+        if cache.get(_rate_wait_key(campaign_id, started_at)):
+            continue  # its sender waits for a slot of the tenant's rate: busy, not stalled
         # The marker lives in Redis next to the task messages, so a restart that loses them loses it
         # too; otherwise it lapses like a lease. With Redis down `add` fails soft (False) and nothing
         # is enqueued: the broker is down as well.
@@ -622,6 +623,21 @@ def campaigns_resume_stalled(*, now=None):
             senders_enqueue(campaign_id=campaign_id)
             resumed.append(campaign_id)
     return resumed
+
+
+def campaign_rate_wait_note(*, campaign, seconds):
+    """A sender of the campaign waits `seconds` for a slot of its tenant's rate before it claims (the
+    tenant's other campaigns use the rate): meanwhile it holds and sends nothing, yet the campaign is
+    not stalled and gets no extra tasks (they would only reserve more slots and wait longer)."""
+    cache.set(
+        _rate_wait_key(campaign.pk, campaign.started_at),
+        1,
+        timeout=int(seconds) + settings.CAMPAIGN_STALL_SECONDS,
+    )
+
+
+def _rate_wait_key(campaign_id, started_at):
+    return f"campaigns:rate-wait:{campaign_id}:{started_at.timestamp() if started_at else 0}"
 
 
 def campaign_resume_arrived(*, campaign_id):

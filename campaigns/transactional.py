@@ -6,8 +6,9 @@ key, not a check-then-insert, is what makes a webshop that repeats itself get on
 request that inserted the row enqueues the send task. The task claims the row with a conditional
 update (pending -> sending, with a lease), renders the tenant's transactional template of that
 kind, sends, and records the outcome on the row and as a `transactional_email` interaction. A
-customer with `email_transactional` off gets nothing, and the interaction says why. A sweeper
-re-enqueues requests whose task never ran (task broker down) or whose worker died (lease expired).
+customer with `email_transactional` off gets nothing, and the interaction says why; a deactivated
+tenant sends nothing more (its requests end `skipped`). A sweeper re-enqueues the serving tenants'
+requests whose task never ran (task broker down) or whose worker died (lease expired).
 """
 
 import logging
@@ -191,6 +192,9 @@ def transactional_email_send(*, email_id):
     if not transactional_email_claim(email_id=email_id):
         return "busy", None
     row = TransactionalEmail.objects.get(pk=email_id)
+    # From the database, not connection.tenant: a worker caches its tenants and would miss a deactivation.
+    if not Tenant.objects.serving().filter(schema_name=row.tenant).exists():
+        return _finish(row, None, None, status="skipped", reason="Not sent: the account is deactivated.")
 
     order = Order.objects.select_related("customer").filter(pk=row.order_id).first()
     if order is None:
@@ -321,15 +325,20 @@ def _compose(row, order, customer):
 
 
 def transactional_emails_requeue(*, older_than=STUCK_AFTER):
-    """Enqueue again the requests of every tenant whose task never claimed them or whose worker died.
+    """Enqueue again the requests of every serving tenant whose task never claimed them or whose
+    worker died (a deactivated tenant's wait, sending nothing, until it is active again).
 
     Returns how many it enqueued. Runs from the public schema (beat).
     """
 
     now = timezone.now()
-    stuck = TransactionalEmail.objects.filter(
-        Q(status="pending", created_at__lt=now - older_than) | Q(status="sending", lease_until__lt=now)
-    ).values_list("id", "tenant")[:5000]
+    stuck = (
+        TransactionalEmail.objects.filter(
+            Q(status="pending", created_at__lt=now - older_than) | Q(status="sending", lease_until__lt=now)
+        )
+        .filter(tenant__in=Tenant.objects.serving().values("schema_name"))
+        .values_list("id", "tenant")[:5000]
+    )
     count = 0
     for email_id, schema in stuck:
         _enqueue(email_id, schema)

@@ -90,6 +90,10 @@ TENANT_TEMPLATE_SCHEMA = "tenant_template"
 TENANT_LIMIT_SET_CALLS = True
 # Paths that answer an image whatever happens (open pixels), even with the database down.
 ALWAYS_AN_IMAGE_PATHS = ["/t/o/"]
+# What a deactivated tenant's hosts still serve (everything else answers 410): its recipients'
+# unsubscribe links (page, form and RFC 8058 one-click POST) and preference centre. Open pixels there
+# get their image, recorded nowhere.
+DEACTIVATED_TENANT_PATHS = ["/u/", "/p/"]
 PUBLIC_SCHEMA_URLCONF = "crm_project.urls_public"
 ROOT_URLCONF = "crm_project.urls"
 DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]

@@ -15,8 +15,11 @@ TRANSPARENT_GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAAB
 class TenantMiddleware(TenantMainMiddleware):
     """Resolves the tenant from the host.
 
-    A deactivated tenant's hosts answer 410 Gone. With the database unreachable (a restart, a
-    fail-over) the answer is a 503 with Retry-After, never a 500, and still an image for open pixels.
+    A deactivated tenant's hosts answer 410 Gone, except its recipients' unsubscribe and preference
+    links (DEACTIVATED_TENANT_PATHS), which keep working, and open pixels, which still get their image
+    (nothing is recorded). The template tenant serves nothing. With the database unreachable (a
+    restart, a fail-over) the answer is a 503 with Retry-After, never a 500, and still an image for
+    open pixels.
     """
 
     def process_request(self, request):
@@ -28,23 +31,27 @@ class TenantMiddleware(TenantMainMiddleware):
         if response is not None:
             return response
         tenant = getattr(request, "tenant", None)
-        if (
-            tenant is not None
-            and (not tenant.is_active or tenant.is_template)
-            and tenant.schema_name != "public"
-        ):
-            connection.set_schema_to_public()
-            return HttpResponse(
-                "This account is not active.", status=410, content_type="text/plain; charset=utf-8"
-            )
-        return None
+        if tenant is None or tenant.schema_name == "public" or (tenant.is_active and not tenant.is_template):
+            return None
+        if not tenant.is_template and request.path_info.startswith(tuple(settings.DEACTIVATED_TENANT_PATHS)):
+            return None
+        connection.set_schema_to_public()
+        if request.path_info.startswith(tuple(settings.ALWAYS_AN_IMAGE_PATHS)):
+            return _transparent_gif()
+        return HttpResponse(
+            "This account is not active.", status=410, content_type="text/plain; charset=utf-8"
+        )
+
+
+def _transparent_gif():
+    response = HttpResponse(TRANSPARENT_GIF, content_type="image/gif")
+    response["Cache-Control"] = "no-store, no-cache, must-revalidate, max-age=0, private"
+    return response
 
 
 def database_unavailable(request):
     if request.path.startswith(tuple(settings.ALWAYS_AN_IMAGE_PATHS)):
-        response = HttpResponse(TRANSPARENT_GIF, content_type="image/gif")
-        response["Cache-Control"] = "no-store, no-cache, must-revalidate, max-age=0, private"
-        return response
+        return _transparent_gif()
     response = JsonResponse({"detail": "The service is temporarily unavailable; retry shortly."}, status=503)
     response["Retry-After"] = "5"
     return response

@@ -158,7 +158,8 @@ PROVISION_HOOKS = []
 
 
 def tenant_deactivate(*, tenant):
-    """Stop serving a tenant; its data is kept. Its hosts answer 410 from now on."""
+    """Stop serving a tenant; its data is kept. It sends nothing more, and its hosts answer 410 from
+    now on except its recipients' unsubscribe and preference links (DEACTIVATED_TENANT_PATHS)."""
     if tenant.schema_name == "public" or tenant.is_template:
         raise ValidationError({"tenant": "The public tenant and the template cannot be deactivated."})
     Tenant.objects.filter(pk=tenant.pk).update(is_active=False, deactivated_at=timezone.now())

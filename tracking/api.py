@@ -37,6 +37,10 @@ class CampaignStatsSerializer(serializers.Serializer):
     cancelled = serializers.IntegerField(
         help_text="Never sent because the campaign was cancelled first (counted in none of the above)."
     )
+    skipped = serializers.IntegerField(
+        help_text="Not sent because, when their turn came, they had unsubscribed, withdrawn consent, been "
+        "suppressed or erased since the audience was frozen (counted in none of the above)."
+    )
     opens = serializers.IntegerField(
         help_text="Human opens: pixel loads, plus one for a recipient whose first sign is a click."
     )

@@ -105,6 +105,7 @@ def campaign_stats(*, campaign):
         "bounced": statuses.get("bounced", 0),
         "complained": statuses.get("complained", 0),
         "cancelled": statuses.get("cancelled", 0),
+        "skipped": statuses.get("skipped", 0),
         "opens": counters.opens,
         "unique_opens": counters.unique_opens,
         "machine_opens": counters.machine_opens,

@@ -120,7 +120,12 @@ def on_inbound_message(sender, event, esp_name, **kwargs):
     else:  # one address for every tenant: the tenant whose key signed the token
         from tenancy.models import Tenant
 
-        schemas = Tenant.objects.serving().values_list("schema_name", flat=True)
+        # Deactivated tenants too: their recipients can still unsubscribe (PRODUCT.md).
+        schemas = (
+            Tenant.objects.filter(is_template=False)
+            .exclude(schema_name="public")
+            .values_list("schema_name", flat=True)
+        )
     for schema in schemas:
         if read_token("u", token, schema=schema) is None:
             continue

@@ -106,7 +106,7 @@ def test_it_cancels_mid_send_recording_the_batch_in_flight_and_sending_nothing_m
 
     # Nothing more goes out, whoever runs the campaign again.
     assert sender.run(campaign_id=campaign.pk, limiter=FAST).sent == 0
-    assert sender.Store(campaign.pk).claim(limit=10, lease_seconds=60) == []
+    assert sender.Store(campaign.pk).claim(limit=10, lease_seconds=60).claims == []
     assert services.leases_reclaim() == []
     assert sink.count() == 4
 
@@ -164,13 +164,13 @@ def test_it_claims_nothing_for_a_cancelled_campaign_even_with_rows_left_pending(
     # Rows left pending by an older version of the cancel.
     Campaign.objects.filter(pk=campaign.pk).update(status="cancelled")
 
-    assert sender.Store(campaign.pk).claim(limit=10, lease_seconds=60) == []
+    assert sender.Store(campaign.pk).claim(limit=10, lease_seconds=60).claims == []
     assert set(_statuses(campaign).values()) == {"pending"}
 
 
 def test_it_cancels_the_rows_of_a_dead_worker_instead_of_putting_them_back(tenant, run_on_commit):
     campaign = _start(3)
-    claims = sender.Store(campaign.pk).claim(limit=2, lease_seconds=60)
+    batch = sender.Store(campaign.pk).claim(limit=2, lease_seconds=60)
     services.campaign_cancel(campaign=campaign)
     CampaignRecipient.objects.filter(campaign=campaign, status="sending").update(
         lease_until=timezone.now() - timedelta(seconds=1)
@@ -180,7 +180,7 @@ def test_it_cancels_the_rows_of_a_dead_worker_instead_of_putting_them_back(tenan
         assert services.leases_reclaim() == [campaign.pk]
 
     assert callbacks == []  # no batch task for a cancelled campaign
-    assert len(claims) == 2
+    assert len(batch.claims) == 2
     assert set(_statuses(campaign).values()) == {"cancelled"}
     assert CampaignRecipient.objects.filter(campaign=campaign, lease_until__isnull=False).count() == 0
 

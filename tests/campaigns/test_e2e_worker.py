@@ -292,3 +292,75 @@ def test_it_sends_no_duplicates_with_two_workers_and_pause_resume(live, blocker,
     assert _post(client, blocker, f"/api/campaigns/{campaign.pk}/resume").status_code == 200
     _wait_sent(live, blocker, campaign.pk)
     assert sink.by_address() == Counter({address: 1 for address in expected})
+
+
+# Exactly once past the lease: 200 recipients, an SMTP server that takes 0.4 s per message, a tenant
+# rate of 10 messages/s, batches of 10 under a 2-second lease (every batch takes about twice its
+# lease), four batch tasks on two workers, and the reclaimer's beat task run every half second.
+SLOW_RECIPIENTS = 200
+SLOW_BATCH = 10
+SLOW_LEASE = 2
+SLOW_RATE = 10
+RELAY_SECONDS = 0.4
+SLOW_SENDERS = 4
+
+
+def _reclaim(blocker):
+    """What beat runs: every serving tenant's expired leases back to pending (and fresh batch tasks)."""
+    from campaigns.tasks import reclaim_expired_leases
+
+    with blocker.unblock():
+        connection.set_schema_to_public()
+        reclaim_expired_leases()
+        connection.set_schema_to_public()
+
+
+def test_it_sends_everyone_exactly_once_when_every_batch_outlives_its_lease(
+    live, blocker, workers, sink, settings
+):
+    from tenancy.models import Tenant
+
+    assert RELAY_SECONDS * SLOW_BATCH > 1.5 * SLOW_LEASE  # the premise: batches outlive their lease
+    settings.CAMPAIGN_SEND_CONCURRENCY = SLOW_SENDERS  # the batch tasks the send call enqueues
+    with blocker.unblock():
+        Tenant.objects.filter(pk=live.pk).update(send_rate_per_second=SLOW_RATE)
+    campaign, expected, _ = _setup_campaign(live, blocker, n=SLOW_RECIPIENTS, extra=False, name="Slow relay")
+    sink.delay = RELAY_SECONDS
+    env = {
+        **_worker_env(sink),
+        "CAMPAIGN_BATCH_SIZE": str(SLOW_BATCH),
+        "CAMPAIGN_LEASE_SECONDS": str(SLOW_LEASE),
+        "CAMPAIGN_SEND_CONCURRENCY": str(SLOW_SENDERS),
+        "CAMPAIGN_TASK_SECONDS": "10",
+    }
+    try:
+        for _ in range(2):
+            processes.CeleryWorkers.start(workers, env=env, concurrency=2, stderr=subprocess.PIPE)
+        client = _api(live, blocker)
+        assert _post(client, blocker, f"/api/campaigns/{campaign.pk}/send").status_code == 202
+
+        deadline = time.monotonic() + 180
+        status = "sending"
+        while status != "sent" and time.monotonic() < deadline:
+            _reclaim(blocker)
+            time.sleep(0.5)
+            status, _ = _campaign_state(live, blocker, campaign.pk)
+        time.sleep(SLOW_LEASE)  # a late duplicate would arrive now
+    finally:
+        with blocker.unblock():
+            Tenant.objects.filter(pk=live.pk).update(send_rate_per_second=10000)
+        connection.set_schema_to_public()
+
+    received = sink.by_address()
+    duplicates = {address: count for address, count in received.items() if count > 1}
+    assert duplicates == {}, f"{len(duplicates)} recipients got more than one message"
+    assert received == Counter({address: 1 for address in expected})
+    message_ids = Counter(
+        email.parser.BytesParser(policy=email.policy.default).parsebytes(raw, headersonly=True)["Message-ID"]
+        for _, raw in sink.messages
+    )
+    assert len(message_ids) == SLOW_RECIPIENTS and set(message_ids.values()) == {1}
+    status, rows = _campaign_state(live, blocker, campaign.pk)
+    assert status == "sent"
+    assert Counter(row["status"] for row in rows) == Counter({"sent": SLOW_RECIPIENTS})
+    assert {row["message_id"] for row in rows} == set(message_ids)

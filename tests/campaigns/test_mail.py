@@ -379,3 +379,28 @@ def test_it_reports_the_rest_of_a_batch_as_not_attempted_when_the_server_is_gone
     assert isinstance(results[0], ConnectionRefusedError)
     assert mail.delivery_error(results[0]).broken is True
     assert results[1] is mail.NOT_ATTEMPTED
+
+
+@pytest.mark.parametrize(("pipelining", "delivered"), [("never", 2), ("always", 1)])
+def test_it_sends_nothing_more_once_the_hook_stops_the_batch(smtp_server, pipelining, delivered):
+    """A sender that lost its claim stops mid-batch: the message the hook refused and all after it stay
+    unsent; in a pipeline the one whose data was about to follow is dropped with the connection."""
+    handler, port = smtp_server
+    backend = mail.CampaignSMTPBackend(host="127.0.0.1", port=port, timeout=5)
+    backend.pipelining = pipelining
+    to = [f"ok{i}@example.com" for i in range(4)]
+
+    def before_each(index):
+        if index == 2:
+            raise mail.StopSending("the lease was lost")
+
+    results = backend.send_many([_message(to=[address]) for address in to], before_each=before_each)
+    backend.close()
+
+    assert results == [None] * delivered + [mail.NOT_ATTEMPTED] * (4 - delivered)
+    assert backend.connection is None or pipelining == "never"
+    # A new connection still works: the server is fine, only that batch stopped.
+    again = mail.CampaignSMTPBackend(host="127.0.0.1", port=port, timeout=5)
+    assert again.send_many([_message(to=["after@example.com"])]) == [None]
+    again.close()
+    assert [address for address, _ in handler.received] == to[:delivered] + ["after@example.com"]

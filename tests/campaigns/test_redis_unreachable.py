@@ -1,4 +1,4 @@
-"""Redis unreachable: senders give their claims back and stop; beat's stall check resumes the campaign."""
+"""Redis unreachable: senders stop before claiming anything; beat's stall check resumes the campaign."""
 
 import logging
 from collections import Counter
@@ -79,7 +79,7 @@ class RedisGoneAfter:
                 if limiter.ok <= 0:
                     raise limiter.error
                 limiter.ok -= 1
-                return 0.0
+                return 0.0, "0"
 
         return Gone(rate_per_second=100000).reserve(n)
 
@@ -113,7 +113,7 @@ def test_it_reports_an_unreachable_redis_when_reserving(settings):
 @pytest.mark.parametrize(
     "error", [RedisConnectionError("Connection refused"), RedisTimeoutError("Timeout reading")]
 )
-def test_it_gives_the_claims_back_and_stops_when_the_rate_reservation_fails(tenant, caplog, error):
+def test_it_claims_nothing_and_stops_when_the_rate_reservation_fails(tenant, caplog, error):
     campaign = _sending_campaign(3)
     before = _rows(campaign)
     assert [(status, attempts, lease) for _, status, attempts, lease in before] == [("pending", 0, None)] * 3
@@ -129,7 +129,9 @@ def test_it_gives_the_claims_back_and_stops_when_the_rate_reservation_fails(tena
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1
     assert warnings[0].startswith(f"{PAUSED} ({type(error).__name__}: {error}); campaign {campaign.pk} in ")
-    assert "gave back 3 claimed recipients" in warnings[0]
+    assert warnings[0].endswith(
+        "claimed nothing more and resumes when the stall check finds it after Redis is back"
+    )
 
 
 def test_it_records_the_batch_handed_to_smtp_before_redis_went_away_and_sends_nobody_twice(tenant):
@@ -157,7 +159,9 @@ def test_it_records_the_batch_handed_to_smtp_before_redis_went_away_and_sends_no
     assert Campaign.objects.get(pk=campaign.pk).status == "sent"
 
 
-def test_it_resumes_a_campaign_whose_claims_were_given_back_after_the_quiet_window(tenant, enqueued, resume):
+def test_it_resumes_a_campaign_whose_sender_stopped_for_redis_after_the_quiet_window(
+    tenant, enqueued, resume
+):
     campaign = _sending_campaign(3)
     sender.run(campaign_id=campaign.pk, limiter=RedisGoneAfter(RedisConnectionError("gone")))
     now = timezone.now()
@@ -191,14 +195,14 @@ def test_it_does_not_pile_up_tasks_on_a_campaign_until_one_of_its_tasks_starts(
 
 def test_it_leaves_a_campaign_holding_a_live_lease_alone(tenant, enqueued, resume):
     campaign = _sending_campaign(3)
-    claims = sender.Store(campaign.pk).claim(limit=1, lease_seconds=300)
+    batch = sender.Store(campaign.pk).claim(limit=1, lease_seconds=300)
     before = _rows(campaign)
 
     assert resume(now=timezone.now() + timedelta(seconds=60)) == []
     assert enqueued == []
     assert _rows(campaign) == before
     assert [row[1] for row in before] == ["sending", "pending", "pending"]
-    assert len(claims) == 1
+    assert len(batch.claims) == 1
 
 
 def test_it_leaves_a_campaign_that_sent_within_the_quiet_window_alone(tenant, enqueued, resume):

@@ -230,8 +230,8 @@ def test_it_reclaims_expired_leases_and_resends_with_the_same_message_id(tenant)
     campaign = make_campaign(static_segment(customers))
     services.campaign_send_now(campaign=campaign)
     # A worker claimed both, handed them to SMTP, and died before recording anything.
-    claims = sender.Store(campaign.pk).claim(limit=10, lease_seconds=60)
-    assert len(claims) == 2
+    batch = sender.Store(campaign.pk).claim(limit=10, lease_seconds=60)
+    assert len(batch.claims) == 2
     assert services.leases_reclaim() == []  # not expired yet
     CampaignRecipient.objects.filter(campaign=campaign).update(lease_until=timezone.now())
 
@@ -250,9 +250,10 @@ def test_it_keeps_two_concurrent_claims_disjoint(tenant):
     store = sender.Store(campaign.pk)
     first = store.claim(limit=3, lease_seconds=60)
     second = store.claim(limit=3, lease_seconds=60)
-    assert len(first) == 3 and len(second) == 2
-    assert not {c.id for c in first} & {c.id for c in second}
-    assert store.claim(limit=3, lease_seconds=60) == []
+    assert len(first.claims) == 3 and len(second.claims) == 2
+    assert not {c.id for c in first.claims} & {c.id for c in second.claims}
+    assert first.token != second.token
+    assert store.claim(limit=3, lease_seconds=60).claims == []
 
 
 def test_it_paces_batches_at_the_tenant_rate(tenant):

@@ -382,7 +382,9 @@ def test_it_reports_the_rest_of_a_batch_as_not_attempted_when_the_server_is_gone
 
 
 @pytest.mark.parametrize(("pipelining", "delivered"), [("never", 2), ("always", 1)])
-def test_it_sends_nothing_more_once_the_hook_stops_the_batch(smtp_server, pipelining, delivered):
+def test_it_sends_nothing_more_once_the_hook_stops_the_batch(
+    verified_domain, smtp_server, pipelining, delivered
+):
     """A sender that lost its claim stops mid-batch: the message the hook refused and all after it stay
     unsent; in a pipeline the one whose data was about to follow is dropped with the connection."""
     handler, port = smtp_server

@@ -6,10 +6,7 @@ class CampaignsConfig(AppConfig):
     verbose_name = "Campaigns"
 
     def ready(self):
-        from customers import hooks
-
-        from . import services, transactional
+        from . import privacy, transactional
 
         transactional.register()
-        if services.recipients_erase not in hooks.customer_erased:
-            hooks.customer_erased.append(services.recipients_erase)
+        privacy.register()

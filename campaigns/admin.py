@@ -497,16 +497,30 @@ class CampaignRecipientAdmin(ModelAdmin):
         return False
 
 
+class SuppressionForm(forms.ModelForm):
+    class Meta:
+        model = Suppression
+        fields = ["email", "reason", "detail"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["email"].required = True  # empty only for an erased address's kept hash
+
+    def clean_email(self):
+        return (self.cleaned_data.get("email") or "").strip().lower()
+
+
 @admin.register(Suppression)
 class SuppressionAdmin(ModelAdmin):
-    list_display = ["email", "reason", "created_at"]
+    form = SuppressionForm
+    list_display = ["__str__", "reason", "created_at"]
     list_filter = ["reason"]
     search_fields = ["email"]
     fields = ["email", "reason", "detail"]
 
-    def save_model(self, request, obj, form, change):
-        obj.email = (obj.email or "").strip().lower()
-        super().save_model(request, obj, form, change)
+    def get_readonly_fields(self, request, obj=None):
+        # An erased address's suppression is its keyed hash (campaigns.privacy): nothing to edit.
+        return self.fields if obj is not None and obj.email is None else []
 
 
 # --- sender domains ----------------------------------------------------------------------------------

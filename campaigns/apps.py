@@ -6,11 +6,10 @@ class CampaignsConfig(AppConfig):
     verbose_name = "Campaigns"
 
     def ready(self):
-        from customers import hooks
         from segments.rules import register_set_field
         from tenancy import tenant_settings
 
-        from . import selectors, senders, services, transactional
+        from . import privacy, selectors, senders, transactional
 
         transactional.register()
         if senders.sender_problem not in tenant_settings.FROM_EMAIL_CHECKS:
@@ -29,5 +28,4 @@ class CampaignsConfig(AppConfig):
             member_type="id",
             label="Clicked campaign",
         )
-        if services.recipients_erase not in hooks.customer_erased:
-            hooks.customer_erased.append(services.recipients_erase)
+        privacy.register()

@@ -78,6 +78,16 @@ class Campaign(models.Model):
         return self.name
 
 
+# An erased customer's recipients keep their history under a placeholder address on this domain
+# (.invalid is reserved, RFC 2606: no real recipient has it), so the hit path can tell them without a
+# join to customers.
+ERASED_EMAIL_DOMAIN = "erased.invalid"
+
+
+def recipient_email_erased(email):
+    return (email or "").endswith("@" + ERASED_EMAIL_DOMAIN)
+
+
 class CampaignRecipient(models.Model):
     """One row per recipient, frozen when sending starts; the unit of claiming, sending and tracking."""
 
@@ -146,11 +156,17 @@ class CampaignLink(models.Model):
 
 
 class Suppression(models.Model):
-    """An address that gets no marketing email again (hard bounce, complaint, or by hand)."""
+    """An address that gets no marketing email again (hard bounce, complaint, or by hand).
+
+    The suppression of an erased customer's address outlives the erasure as the address's keyed hash
+    (`email` empty, `email_hash` set: campaigns.privacy); it holds the address again when that
+    address comes back as a new customer.
+    """
 
     REASON_CHOICES = [("hard_bounce", "Hard bounce"), ("complaint", "Complaint"), ("manual", "Manual")]
 
-    email = models.CharField(max_length=254, unique=True)
+    email = models.CharField(max_length=254, unique=True, null=True, blank=True)
+    email_hash = models.CharField(max_length=64, unique=True, null=True, blank=True, editable=False)
     reason = models.CharField(max_length=20, choices=REASON_CHOICES)
     detail = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
@@ -160,7 +176,7 @@ class Suppression(models.Model):
         ordering = ["-created_at"]
 
     def __str__(self):
-        return self.email
+        return self.email or "(an erased address)"
 
 
 class SenderDomain(models.Model):

@@ -24,6 +24,16 @@ So every template also has limits (settings `TEMPLATE_*`, see crm_project/settin
   `RenderLimitExceeded`, a ValidationError naming the field and line: a 400 at preview, a failed
   recipient with the reason during a send.
 
+Sizes are known before anything is built. A check of a filter's result comes too late: with a 2 MB
+`s`, `s|slice:":4000"|make_list|join:s` asks for 8 GB in one allocation and the check never runs.
+So every allowed filter has a forecast (`FORECASTS`: its output's size from its inputs, exact where
+that is cheap, else an upper bound) or is known to build nothing larger than its inputs
+(`NO_GROWTH`); a filter in neither table is not available at all, so a filter a new Django adds is
+not let in unexamined. A call whose forecast is over the budget is refused before it runs; so is a
+`{% for %}` over more items than the steps left, a `{% now %}` whose format could expand past the
+budget, and a variable whose escaped text would. What is built is then never more than the budget
+(2 MB of text, or a list of as many items as the steps allow) plus its HTML escaping.
+
 One narrow entry point each: `compile_message` / `render_message` to render, `template_errors` /
 `validate_sources` to validate at save time, `customer_context` / `order_context` / `sample_context`
 to build the documented values.
@@ -41,8 +51,11 @@ import html2text
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.template import Context, Engine, Library, TemplateSyntaxError, defaultfilters, defaulttags
-from django.template.base import TextNode
-from django.template.defaulttags import ForNode
+from django.template.base import TextNode, VariableNode, render_value_in_context
+from django.template.defaulttags import ForNode, NowNode
+from django.utils.formats import localize
+from django.utils.safestring import SafeData
+from django.utils.timezone import template_localtime
 
 # Tags a marketer may use. Everything else (load, include, extends, block, debug, csrf_token, url,
 # lorem, querystring, ...) is a syntax error at save time.
@@ -66,10 +79,13 @@ ALLOWED_TAGS = (
 )
 # Filters: all of Django's built-ins work on plain data; `pprint` is the one that exists for debugging.
 DENIED_FILTERS = {"pprint"}
-# Filters whose argument is a width or precision: `ljust:"999999999"` would allocate a gigabyte before
-# any check of its result could run, so their numbers are checked first.
+# Filters whose argument is a width or precision: `ljust:"999999999"` is refused for its argument
+# alone (see also FORECASTS).
 SIZED_FILTERS = {"ljust", "rjust", "center", "stringformat", "floatformat"}
 MAX_FILTER_PRECISION = 1000
+# A filter that works on inputs this large checks the clock before and after (the step count assumes
+# cheap steps: 256 of them between two looks at the clock could each chew 2 MB).
+LARGE_INPUT = 64 * 1024
 
 # Whatever reaches the parser at all (the per-field limits of validate_sources are far below it;
 # a campaign's HTML with tracked links rewritten is compiled again at send time, so not those).
@@ -89,9 +105,10 @@ def limits():
     }
 
 
-class RenderLimitExceeded(ValidationError):
-    """A render went over its budget: `{field: ["Line N: why"]}`, so callers that handle a broken
-    template (preview 400, test send, transactional failure) handle this one too."""
+class RenderFailed(ValidationError):
+    """A render that stopped: `{field: ["Line N: why"]}`, so callers that handle a broken template
+    (preview 400, test send, transactional failure) handle this one too. Raised as it is when a tag
+    or filter fails on the values given (`{% widthratio a b 'x' %}`): never a 500 at preview."""
 
     def __init__(self, field, message):
         super().__init__({field: [message]})
@@ -100,6 +117,10 @@ class RenderLimitExceeded(ValidationError):
 
     def __str__(self):
         return f"{self.field}: {self.reason}"
+
+
+class RenderLimitExceeded(RenderFailed):
+    """A render went over its budget (and stopped before building what would have crossed it)."""
 
 
 class _OverBudget(Exception):
@@ -112,12 +133,14 @@ class _OverBudget(Exception):
 class _Budget:
     """What one message's render may still spend (shared by its parts; characters count per part)."""
 
-    __slots__ = ("steps", "max_steps", "chars", "max_chars", "deadline", "seconds")
+    __slots__ = ("steps", "max_steps", "max_items", "chars", "max_chars", "deadline", "seconds")
 
     def __init__(self):
         values = limits()
         self.steps = 0
         self.max_steps = values["steps"]
+        # A list longer than the steps left could never be walked: no filter may build a longer one.
+        self.max_items = values["steps"]
         self.chars = 0
         self.max_chars = values["chars"]
         self.seconds = values["seconds"]
@@ -131,17 +154,39 @@ class _Budget:
 
     def check(self):
         if self.steps > self.max_steps:
-            raise _OverBudget(
-                f"the template does too much work (more than {self.max_steps} steps: each loop pass, "
-                "tag, variable and filter counts one); loop over fewer items or nest fewer loops."
-            )
+            raise self.too_much_work()
         if time.monotonic() > self.deadline:
             raise _OverBudget(f"rendering took longer than {self.seconds:g} seconds.")
+
+    def too_much_work(self):
+        return _OverBudget(
+            f"the template does too much work (more than {self.max_steps} steps: each loop pass, "
+            "tag, variable and filter counts one); loop over fewer items or nest fewer loops."
+        )
 
     def emit(self, size):
         self.chars += size
         if self.chars > self.max_chars:
             raise _OverBudget(f"the rendered text would be longer than {self.max_chars} characters.")
+
+    def will_emit(self, size):
+        """Refuse output of `size` characters before it is built."""
+        if self.chars + size > self.max_chars:
+            raise _OverBudget(f"the rendered text would be longer than {self.max_chars} characters.")
+
+    def will_build(self, name, forecast):
+        """Refuse a filter call whose forecast ("characters" or "items", size) is over the budget."""
+        unit, size = forecast
+        if unit == "items" and size > self.max_items:
+            raise _OverBudget(
+                f"the filter '{name}' would make a list of up to {size} items "
+                f"(at most {self.max_items} are allowed)."
+            )
+        if unit == "characters" and size > self.max_chars:
+            raise _OverBudget(
+                f"the filter '{name}' would make a value of up to {size} characters "
+                f"(at most {self.max_chars} are allowed)."
+            )
 
     def check_value(self, name, value):
         if isinstance(value, str | tuple | list) and len(value) > self.max_chars:
@@ -155,7 +200,254 @@ class _Budget:
 _BUDGET = ContextVar("template_render_budget", default=None)
 
 
+# --- what a filter would build, known before it builds it ------------------------------------------
+# Sizes in characters of text (or items of a list). Exact where a count over the input is cheap (the
+# escapes), else an upper bound from the filter's worst case per input character (measured over all
+# of Unicode for the case mappings and NFKD, over hostile tokens for urlize). A bound may refuse an
+# absurd but harmless call (urlize over 200 KB of text); it never lets a big one through.
+
+_HTML_ESCAPE_GROWTH = {"&": 4, "<": 3, ">": 3, '"': 5, "'": 5}  # django.utils.html.escape
+_JS_ESCAPED = dict.fromkeys([*range(32), *map(ord, "\\'\"<>&=-;`"), 0x2028, 0x2029])  # escapejs
+_DATE_FORMAT_GROWTH = 40  # the longest output of one date format character ('r', 'c': ~32)
+_URLIZE_GROWTH = 16  # 'www.' then emoji: each percent-encoded in the href and shown too (~13)
+_CASE_GROWTH = 3  # str.upper('ΐ') is three characters; nothing in Unicode maps to more
+_SLUG_GROWTH = 5  # NFKD of U+33AF is five ASCII characters; nothing decomposes to more
+
+
+def _big_int(text):
+    """int(text) for a width or precision, without Python's 4300-digit refusal (huge is huge)."""
+    digits = text.lstrip("0")
+    return int(digits or "0") if len(digits) < 19 else 10**19
+
+
+def _text_size(value):
+    """An upper bound of len(str(value)) for what a template can hold, without building it."""
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, Data):
+        return 0
+    if isinstance(value, tuple | list):  # str() of a sequence is its repr
+        return 2 + sum(_repr_size(item) + 2 for item in value)
+    if isinstance(value, bool) or value is None:
+        return 5
+    if isinstance(value, int):
+        return value.bit_length() // 3 + 2
+    return len(str(value))  # floats, dates: short
+
+
+def _repr_size(value):
+    if isinstance(value, str):
+        return 10 * len(value) + 2  # a non-printable character's repr is up to '\\U0001xxxx'
+    if isinstance(value, Data):
+        return len("Data()")
+    return _text_size(value)
+
+
+def _escaped_size(value):
+    """len(escape(str(value))), exact for text."""
+    if isinstance(value, str):
+        return len(value) + sum(value.count(char) * extra for char, extra in _HTML_ESCAPE_GROWTH.items())
+    return 6 * _text_size(value)
+
+
+def _shown_size(value, autoescape):
+    """len(conditional_escape(value)) when escaping, len(str(value)) when not."""
+    if not autoescape or isinstance(value, SafeData):
+        return _text_size(value)
+    return _escaped_size(value)
+
+
+def _newlines(text):
+    return text.count("\n") + text.count("\r")
+
+
+def _as_text(value):
+    return value if isinstance(value, str) else None
+
+
+def _chars(size):
+    return ("characters", size)
+
+
+def _forecast_add(value, arg, autoescape):
+    if isinstance(value, str) and isinstance(arg, str):
+        return _chars(len(value) + len(arg))  # (digits add as numbers: smaller still)
+    if isinstance(value, tuple | list) and isinstance(arg, tuple | list):
+        return ("items", len(value) + len(arg))
+    return None  # numbers, or a mix that renders empty
+
+
+def _forecast_padded(value, arg, autoescape):
+    return _chars(max(_text_size(value), _big_int(str(arg).strip().lstrip("+-"))))
+
+
+def _forecast_join(value, arg, autoescape):
+    if isinstance(value, str):  # joins its characters
+        items, count = _shown_size(value, autoescape), len(value)
+    elif isinstance(value, tuple | list | Data):
+        count = len(value)
+        items = sum(_shown_size(item, autoescape) for item in value)
+    else:
+        return None  # not a sequence: join gives the value back
+    return _chars(items + _shown_size(arg, autoescape) * max(count - 1, 0))
+
+
+def _forecast_stringformat(value, arg, autoescape):
+    # "%" + arg: widths and precisions are numbers in it; the value itself at most its text.
+    numbers = sum(_big_int(number) for number in re.findall(r"\d+", str(arg)))
+    return _chars(_text_size(value) + numbers + 64)
+
+
+def _forecast_date(value, arg, autoescape):
+    return _chars(_DATE_FORMAT_GROWTH * _text_size(arg) + 64)
+
+
+def _forecast_escapejs(value, arg, autoescape):
+    text = _as_text(value)
+    if text is None:
+        return _chars(6 * _text_size(value))
+    return _chars(len(text) + 5 * (len(text) - len(text.translate(_JS_ESCAPED))))
+
+
+def _forecast_linebreaks(value, arg, autoescape):
+    # Each newline becomes "<br>" or a paragraph break "</p>\n\n<p>".
+    text = str(value) if not isinstance(value, tuple | list | Data) else None
+    if text is None:
+        return _chars(12 * _text_size(value) + 8)
+    return _chars(_shown_size(text, autoescape) + 8 * _newlines(text) + 8)
+
+
+def _forecast_linebreaksbr(value, arg, autoescape):
+    text = str(value) if not isinstance(value, tuple | list | Data) else None
+    if text is None:
+        return _chars(9 * _text_size(value))
+    return _chars(_shown_size(text, autoescape) + 3 * _newlines(text))
+
+
+def _forecast_linenumbers(value, arg, autoescape):
+    text = str(value) if not isinstance(value, tuple | list | Data) else None
+    if text is None:
+        return _chars(16 * _text_size(value))
+    lines = text.count("\n") + 1
+    return _chars(_shown_size(text, autoescape) + (len(str(lines)) + 2) * lines)
+
+
+def _forecast_unordered_list(value, arg, autoescape, depth=1):
+    """Each item is indented by its depth, wrapped in <li>...</li>, a nested list in <ul> lines."""
+    if not isinstance(value, str | tuple | list | Data):
+        return _chars(6 * _text_size(value))
+    size = 0
+    for item in value:
+        if isinstance(item, tuple | list):
+            size += _forecast_unordered_list(item, arg, autoescape, depth + 1)[1] + 4 * depth + 16
+        else:
+            size += _shown_size(item, autoescape) + depth + 16
+    return _chars(size)
+
+
+def _forecast_wordwrap(value, arg, autoescape):
+    # Lines break on spaces they replace; only tabs grow (expanded to at most 8 spaces).
+    text = str(value) if not isinstance(value, tuple | list | Data) else None
+    if text is None:
+        return _chars(8 * _text_size(value))
+    return _chars(len(text) + 7 * text.count("\t"))
+
+
+def _forecast_each(transform):
+    """A filter whose output is each input character mapped to at most `transform` characters."""
+
+    def forecast(value, arg, autoescape):
+        return _chars(transform * _text_size(value) + 16)
+
+    return forecast
+
+
+def _forecast_percent_encoded(value, arg, autoescape):
+    text = _as_text(value)
+    per_char = 3 if text is not None and text.isascii() else 12  # %XX per UTF-8 byte
+    return _chars(per_char * _text_size(value))
+
+
+# Filters that build something larger than their inputs: name -> forecast(value, arg, autoescape).
+FORECASTS = {
+    "add": _forecast_add,
+    "addslashes": _forecast_each(2),
+    "capfirst": _forecast_each(_CASE_GROWTH),
+    "center": _forecast_padded,
+    "ljust": _forecast_padded,
+    "rjust": _forecast_padded,
+    "date": _forecast_date,
+    "time": _forecast_date,
+    "escape": lambda value, arg, autoescape: _chars(_escaped_size(value)),
+    "force_escape": lambda value, arg, autoescape: _chars(_escaped_size(value)),
+    "escapejs": _forecast_escapejs,
+    # (a list of as many items as the value has, each escaped or marked safe)
+    "escapeseq": lambda value, arg, autoescape: _chars(
+        sum(_shown_size(item, True) for item in value) if isinstance(value, str | tuple | list) else 0
+    ),
+    "safeseq": lambda value, arg, autoescape: _chars(
+        sum(_text_size(item) for item in value) if isinstance(value, str | tuple | list) else 0
+    ),
+    "floatformat": lambda value, arg, autoescape: _chars(
+        _text_size(value) + 2 * (_big_int("".join(re.findall(r"\d", str(arg)))) + 200)
+    ),
+    "iriencode": _forecast_percent_encoded,
+    "urlencode": _forecast_percent_encoded,
+    "join": _forecast_join,
+    "json_script": lambda value, arg, autoescape: _chars(12 * _text_size(value) + 6 * _text_size(arg) + 64),
+    "linebreaks": _forecast_linebreaks,
+    "linebreaksbr": _forecast_linebreaksbr,
+    "linenumbers": _forecast_linenumbers,
+    "lower": _forecast_each(_CASE_GROWTH),
+    "upper": _forecast_each(_CASE_GROWTH),
+    "title": _forecast_each(_CASE_GROWTH),
+    "make_list": lambda value, arg, autoescape: ("items", _text_size(value)),
+    "slugify": _forecast_each(_SLUG_GROWTH),
+    "stringformat": _forecast_stringformat,
+    # Truncation keeps the text, adds an ellipsis and, for HTML, closes what it left open.
+    "truncatechars": _forecast_each(1),
+    "truncatewords": _forecast_each(1),
+    "truncatechars_html": _forecast_each(3),
+    "truncatewords_html": _forecast_each(3),
+    "unordered_list": _forecast_unordered_list,
+    "urlize": _forecast_each(_URLIZE_GROWTH),
+    "urlizetrunc": _forecast_each(_URLIZE_GROWTH),
+    "wordwrap": _forecast_wordwrap,
+}
+# Filters whose result is no larger than their inputs (a part of the value, a number, a short text,
+# one of the arguments, or the same items in another order).
+NO_GROWTH = {
+    "cut",
+    "default",
+    "default_if_none",
+    "dictsort",
+    "dictsortreversed",
+    "divisibleby",
+    "filesizeformat",
+    "first",
+    "get_digit",
+    "last",
+    "length",
+    "phone2numeric",
+    "pluralize",
+    "random",
+    "safe",
+    "slice",
+    "striptags",
+    "timesince",
+    "timeuntil",
+    "wordcount",
+    "yesno",
+}
+
+
+def _input_size(value):
+    return len(value) if isinstance(value, str | tuple | list) else 0
+
+
 def _budgeted_filter(name, func):
+    forecast = FORECASTS.get(name)
+
     @functools.wraps(func)  # keeps is_safe / needs_autoescape / the signature Django checks
     def budgeted(value, *args, **kwargs):
         budget = _BUDGET.get()
@@ -164,9 +456,18 @@ def _budgeted_filter(name, func):
         budget.spend()
         if name in SIZED_FILTERS and args:
             cap = MAX_FILTER_PRECISION if name == "floatformat" else budget.max_chars
-            if any(int(number) > cap for number in re.findall(r"\d+", str(args[0]))):
+            if any(_big_int(number) > cap for number in re.findall(r"\d+", str(args[0]))):
                 raise _OverBudget(f"the filter '{name}' was given a width or precision above {cap}.")
+        if forecast is not None:
+            expected = forecast(value, args[0] if args else None, kwargs.get("autoescape", False))
+            if expected is not None:
+                budget.will_build(name, expected)
+        large = _input_size(value) > LARGE_INPUT
+        if large:
+            budget.check()
         result = func(value, *args, **kwargs)
+        if large or _input_size(result) > LARGE_INPUT:
+            budget.check()
         budget.check_value(name, result)
         return result
 
@@ -178,7 +479,8 @@ def _sandbox_library():
     for name in ALLOWED_TAGS:
         library.tags[name] = defaulttags.register.tags[name]
     for name, func in defaultfilters.register.filters.items():
-        if name not in DENIED_FILTERS:
+        # A filter nobody has looked at (in neither table) is not let in.
+        if name not in DENIED_FILTERS and (name in FORECASTS or name in NO_GROWTH):
             library.filters[name] = _budgeted_filter(name, func)
     return library
 
@@ -310,6 +612,9 @@ class _CountedSequence:
             return values
         if not hasattr(values, "__len__"):
             values = list(values)
+        # Every pass costs a step: a loop over more items than the steps left can never finish.
+        if len(values) > budget.max_steps - budget.steps:
+            raise budget.too_much_work()
         return _CountedValues(values, budget)
 
     def __str__(self):
@@ -343,6 +648,38 @@ def _budgeted_render(node, leaf):
     return render_annotated
 
 
+def _budgeted_variable(node):
+    """VariableNode.render, with the size of the escaped text known before it is built (escaping can
+    make a value six times longer)."""
+    expression = node.filter_expression
+
+    def render(context):
+        try:
+            value = expression.resolve(context)
+        except UnicodeDecodeError:
+            return ""
+        budget = _BUDGET.get()
+        if budget is not None:
+            value = localize(template_localtime(value, use_tz=context.use_tz), use_l10n=context.use_l10n)
+            budget.will_emit(_shown_size(value, context.autoescape))
+        return render_value_in_context(value, context)
+
+    return render
+
+
+def _budgeted_now(node):
+    """NowNode.render, refused before it formats when its format could expand past the budget."""
+    render = node.render
+
+    def budgeted(context):
+        budget = _BUDGET.get()
+        if budget is not None:
+            budget.will_emit(_DATE_FORMAT_GROWTH * len(node.format_string))
+        return render(context)
+
+    return budgeted
+
+
 def _children(node):
     for attr in node.child_nodelists:
         nodelist = getattr(node, attr, None)
@@ -370,6 +707,10 @@ def _instrument(nodelist, in_loop):
         # left as it is (most of an HTML template's nodes, and a third of the render time if wrapped).
         if in_loop or not isinstance(node, TextNode):
             node.render_annotated = _budgeted_render(node, leaf=not children)
+        if isinstance(node, VariableNode):
+            node.render = _budgeted_variable(node)
+        elif isinstance(node, NowNode):
+            node.render = _budgeted_now(node)
         if isinstance(node, ForNode):
             node.sequence = _CountedSequence(node.sequence)
         for child in children:
@@ -476,7 +817,7 @@ def validate_sources(**sources):
                 _render_part(template, context, field, _Budget())
             except RenderLimitExceeded as exc:
                 errors[field] = [exc.reason]
-            except Exception:
+            except RenderFailed:
                 continue
     if errors:
         raise ValidationError(errors)
@@ -490,6 +831,10 @@ def _render_part(template, context, field, budget):
     except _OverBudget as exc:
         where = f"Line {exc.line}: " if exc.line else ""
         raise RenderLimitExceeded(field, f"{where}{exc.reason}") from None
+    except Exception as exc:
+        debug = getattr(exc, "template_debug", None)
+        where = f"Line {debug['line']}: " if debug else ""
+        raise RenderFailed(field, f"{where}{type(exc).__name__}: {exc}"[:1000]) from exc
     finally:
         _BUDGET.reset(token)
 

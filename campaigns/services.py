@@ -8,8 +8,6 @@ from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import connection, transaction
-from django.db.models import CharField, Value
-from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
 from events.services import event_emit
@@ -715,10 +713,3 @@ def campaign_test_send(*, campaign, emails):
             TEST_SEND_MEMORY_SECONDS,
         )
     return results
-
-
-def recipients_erase(*, customer_id):
-    """GDPR erase: the recipients' copies of the customer's address become placeholders (history kept)."""
-    CampaignRecipient.objects.filter(customer_id=customer_id).update(
-        email=Concat(Value("erased-"), Cast("id", CharField()), Value("@erased.invalid"))
-    )

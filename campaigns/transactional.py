@@ -26,6 +26,7 @@ from django.utils.crypto import salted_hmac
 
 from customers import hooks
 from customers.models import Order
+from customers.privacy import redact
 from customers.services import interaction_add
 from events.models import TransactionalEmail
 from tenancy.models import Tenant
@@ -228,13 +229,23 @@ def transactional_email_send(*, email_id):
             mail.send_messages([message])
     except Exception as exc:
         error = delivery_error(exc)
+        # The ledger is in the public schema, beyond an erasure's reach: a server's reply that quotes
+        # the address (550 <ann@...>: unknown user) is kept without it.
+        why = redact(error.reason, customer.email)
         if error.permanent or row.attempts >= MAX_ATTEMPTS:
-            return _finish(row, order, customer, status="failed", reason=f"{title} not sent: {error.reason}")
+            return _finish(
+                row,
+                order,
+                customer,
+                status="failed",
+                reason=f"{title} not sent: {why}",
+                body=f"{title} not sent: {error.reason}",
+            )
         # Transient: the lease now runs until the retry, so the sweeper leaves it to the retry
         # and picks it up only if that retry is lost.
         retry_in = min(3600, 30 * 2 ** (row.attempts - 1))
         TransactionalEmail.objects.filter(pk=row.pk, status="sending").update(
-            lease_until=timezone.now() + timedelta(seconds=retry_in), reason=error.reason[:2000]
+            lease_until=timezone.now() + timedelta(seconds=retry_in), reason=why[:2000]
         )
         return "retry", retry_in
     return _finish(
@@ -252,7 +263,7 @@ def _finish(row, order, customer, *, status, reason, body=None, message_id=""):
     """Record the outcome on the ledger row and, once, as the customer's interaction.
 
     The ledger lives in the public schema, out of reach of a GDPR erasure: it never holds the
-    address. The interaction (erased with the customer) may.
+    address (callers redact servers' replies). The interaction (erased with the customer) may.
     """
 
     now = timezone.now()

@@ -22,6 +22,8 @@ from .models import Address, Customer, ImportJob, Interaction, Order, OrderItem,
 from .pagination import EstimatingPaginator
 from .serializers import email_normalize
 
+RESUBSCRIBE_REASON_MAX = 1000
+
 # --- filters ----------------------------------------------------------------------------------------
 
 
@@ -142,6 +144,22 @@ class CustomerAdminForm(forms.ModelForm):
             raise ValidationError(_("Attributes are a JSON object."))
         return value
 
+    def clean(self):
+        """An admin edit never lifts an unsubscribe: that is the resubscribe action, with a reason."""
+        data = super().clean()
+        unsubscribed_at = self.instance.unsubscribed_at if self.instance.pk else None
+        if unsubscribed_at is None:
+            return data
+        message = _(
+            "This customer unsubscribed on %(date)s. Only they can resubscribe (through their preference "
+            "centre), or an admin with the action “Resubscribe the selected customers (with a reason)”."
+        ) % {"date": unsubscribed_at.strftime("%Y-%m-%d %H:%M")}
+        if data.get("email_marketing") and not self.instance.email_marketing:
+            self.add_error("email_marketing", message)
+        if "unsubscribed_at" in data and data.get("unsubscribed_at") is None:
+            self.add_error("unsubscribed_at", message)
+        return data
+
     def clean_tags_text(self):
         names = [name.strip() for name in self.cleaned_data.get("tags_text", "").split(",") if name.strip()]
         too_long = [name for name in names if len(name) > 100]
@@ -219,7 +237,7 @@ class CustomerAdmin(ModelAdmin):
         "activity_timeline",
     ]
     inlines = [AddressInline, OrderInline]
-    actions = ["add_tag", "remove_tag", "export_csv"]
+    actions = ["add_tag", "remove_tag", "resubscribe", "export_csv"]
     fieldsets = [
         (
             None,
@@ -336,6 +354,42 @@ class CustomerAdmin(ModelAdmin):
     @admin.action(description=_("Remove a tag from the selected customers"), permissions=["change"])
     def remove_tag(self, request, queryset):
         return self._tag_action(request, queryset, add=False)
+
+    @admin.action(description=_("Resubscribe the selected customers (with a reason)"), permissions=["change"])
+    def resubscribe(self, request, queryset):
+        """Lift the unsubscribe of the selected customers who unsubscribed, recording who, why and when
+        on each (customers.services.customer_resubscribe)."""
+        unsubscribed = queryset.filter(unsubscribed_at__isnull=False, erased_at__isnull=True)
+        title = _("Resubscribe")
+        if request.POST.get("apply"):
+            reason = (request.POST.get("reason") or "").strip()
+            if not reason or len(reason) > RESUBSCRIBE_REASON_MAX:
+                messages.error(
+                    request,
+                    _("Say why they may get marketing email again (up to %(n)d characters).")
+                    % {"n": RESUBSCRIBE_REASON_MAX},
+                )
+            else:
+                count = 0
+                for customer in unsubscribed:
+                    if services.customer_resubscribe(
+                        customer=customer, source="admin", reason=reason, author=request.user
+                    ):
+                        count += 1
+                messages.success(request, _("%(count)d customers resubscribed.") % {"count": count})
+                return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": title,
+            "count": unsubscribed.count(),
+            "max_length": RESUBSCRIBE_REASON_MAX,
+            "action": request.POST.get("action"),
+            "opts": self.model._meta,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "select_across": request.POST.get("select_across", "0"),
+            "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
+        }
+        return TemplateResponse(request, "admin/customers/customer/resubscribe_action.html", context)
 
     @admin.action(description=_("Export the selected customers to CSV"), permissions=["view"])
     def export_csv(self, request, queryset):
@@ -497,6 +551,7 @@ class ImportJobAdmin(ModelAdmin):
         "updated",
         "unchanged",
         "failed",
+        "resubscribes_ignored",
         "error",
         "bad_rows",
         "created_by",

@@ -4,8 +4,13 @@ A higher app (campaigns, for transactional email) registers callables here at st
 services call them explicitly after the order change commits. Each hook takes keyword arguments:
   order_recorded(order_id=..., created=bool)          after an order is first recorded or re-delivered
   order_status_changed(order_id=..., old=str, new=str) after an order's status changed
-  customer_erased(customer_id=...)                     INSIDE the erase transaction: scrub the copies
+  customer_erased(customer_id=..., email=..., external_id=...)
+                                                       INSIDE the erase transaction: scrub the copies
                                                        of the customer's personal data a higher app keeps
+                                                       (email and external_id as they were, to find them)
+  erased_address_returned(email=...)                   INSIDE the transaction that creates a customer with
+                                                       an address erased before (a new sign-up): what was
+                                                       kept of it as a hash may hold the address again
 """
 
 import logging
@@ -15,6 +20,7 @@ logger = logging.getLogger(__name__)
 order_recorded = []
 order_status_changed = []
 customer_erased = []
+erased_address_returned = []
 
 
 def run(hooks, **kwargs):

@@ -5,7 +5,14 @@ command `import_customers`, the admin upload (a Celery task) and the benchmark.
 
 - The file is read as bytes, one line at a time, so memory stays flat whatever its size. A line that
   is not UTF-8, holds a NUL, has broken quoting or the wrong number of columns is reported with its
-  line number and skipped; the good rows are kept.
+  line number and skipped; the good rows are kept. A quoted cell may hold line breaks (a record then
+  spans lines, as in our own export); a quote left open swallows at most MAX_RECORD_LINES lines, and
+  the lines after the first of a record that fails are read again as records of their own.
+- Cells are read as spreadsheets write them: a leading apostrophe that marks a formula-like value as
+  text (our export's guard, customers.spreadsheet) is dropped, so an export imports back unchanged.
+- An address that was erased (GDPR; customers.privacy) is not imported again: its row is reported.
+- A row never resubscribes someone who unsubscribed (email_marketing true is left out for them and
+  recorded as a `resubscribe_ignored` interaction; the rest of the row applies).
 - Columns are mapped by header (any case): email (required), external_id, first_name, last_name,
   phone, city, country, tags (comma-separated names, added to the customer's tags), email_marketing,
   email_transactional (true/false/yes/no/1/0), unsubscribed_at (ISO 8601), attributes (a JSON object)
@@ -20,9 +27,11 @@ command `import_customers`, the admin upload (a Celery task) and the benchmark.
   the payload of GET /api/customers/{id}.
 """
 
+import collections
 import csv
 import io
 import json
+import logging
 import queue
 import sys
 import threading
@@ -38,12 +47,20 @@ from events.services import outbox_kick
 
 from . import outbox
 from .countries import COUNTRY_CODES
-from .models import Address, Customer, CustomerTag, Tag
+from .models import Address, Customer, CustomerTag, ErasedAddress, Interaction, Tag
+from .privacy import address_hasher
+from .services import RESUBSCRIBE_IGNORED
+from .spreadsheet import unguard
+
+logger = logging.getLogger(__name__)
 
 CHUNK_ROWS = 50_000
 # A file at least this large into a tenant without customers is a first load (see _indexes_drop).
 BULK_LOAD_MIN_BYTES = 4 * 1024 * 1024
 MAX_REPORTED_ERRORS = 1000
+# Physical lines one record may span (a quoted cell with line breaks); a quote left open ends here.
+MAX_RECORD_LINES = 100
+ERASED_ROW = "this address was erased at the person's request (GDPR); it is not imported again"
 TEXT_COLUMNS = {"external_id": 255, "first_name": 150, "last_name": 150, "phone": 50, "city": 150}
 BOOL_COLUMNS = ("email_marketing", "email_transactional")
 COLUMNS = ("email", *TEXT_COLUMNS, "country", "tags", *BOOL_COLUMNS, "unsubscribed_at", "attributes")
@@ -57,6 +74,7 @@ IGNORED_COLUMNS = {
     "updated_at",
 }
 
+IMPORT_SOURCE = "a CSV import"
 STAGING = "customer_import_staging"
 ERRORS = "customer_import_errors"
 TOUCHED = "customer_import_touched"
@@ -74,6 +92,7 @@ class ImportReport:
     unchanged: int = 0
     failed: int = 0
     duplicates: int = 0
+    resubscribes_ignored: int = 0
     errors: list = field(default_factory=list)  # [(line, reason)], the first MAX_REPORTED_ERRORS
     ignored_columns: list = field(default_factory=list)
     seconds: float = 0.0
@@ -94,6 +113,7 @@ class ImportReport:
             "unchanged": self.unchanged,
             "failed": self.failed,
             "duplicates": self.duplicates,
+            "resubscribes_ignored": self.resubscribes_ignored,
             "errors": [list(error) for error in self.errors],
             "ignored_columns": self.ignored_columns,
             "seconds": round(self.seconds, 3),
@@ -169,29 +189,53 @@ class _ahead:
 
 
 class _Lines:
-    """Decoded lines of a binary file, one record per physical line.
+    """Decoded lines of a binary file, handed to the csv reader record by record.
 
-    A quoted field left open at the end of its line would swallow the rest of the file into one
-    cell; refusing to hand the csv reader a continuation line keeps the damage to that one line.
+    A record is one line, or several when a quoted cell holds line breaks. `begin_record` starts one;
+    a record that turns out broken (a quote left open for MAX_RECORD_LINES lines or to the end of the
+    file, the wrong number of columns) gives back its lines after the first with `read_again`, so a
+    stray quote costs the one line it is on, whatever follows it.
     """
 
     def __init__(self, binary, report_error):
         self.binary = binary
         self.report_error = report_error
-        self.line_no = 0
+        self.line_no = 0  # the last line read from the file
         self.bytes_read = 0
-        self.pending = False
+        self.record = []  # [(line number, text)] of the record being read
+        self.again = collections.deque()  # lines given back, read before the file's next ones
+
+    def begin_record(self):
+        self.record = []
+
+    @property
+    def record_line(self):
+        """The line a record starts on (what reports name)."""
+        return self.record[0][0] if self.record else self.line_no
+
+    def read_again(self):
+        self.again.extendleft(reversed(self.record[1:]))
+        del self.record[1:]
 
     def __iter__(self):
         return self
 
     def __next__(self):
-        if self.pending:
-            self.pending = False
+        if len(self.record) >= MAX_RECORD_LINES:
             raise _BrokenRecord()
+        if self.again:
+            line_no, text = self.again.popleft()
+        else:
+            line_no, text = self._read()
+        self.record.append((line_no, text))
+        return text
+
+    def _read(self):
         while True:
             raw = self.binary.readline()
             if not raw:
+                if self.record:  # inside a quoted cell at the end of the file
+                    raise _BrokenRecord()
                 raise StopIteration
             self.line_no += 1
             self.bytes_read += len(raw)
@@ -208,8 +252,7 @@ class _Lines:
             if "\x00" in text:
                 self.report_error(self.line_no, "contains a NUL character")
                 continue
-            self.pending = True
-            return text
+            return self.line_no, text
 
 
 def _header_mapping(header):
@@ -247,12 +290,12 @@ def _row_values(row, mapping, attribute_columns):
     values = []
     for column in COLUMNS:
         position = mapping.get(column)
-        value = row[position].strip() if position is not None else None
+        value = unguard(row[position].strip()) if position is not None else None
         if not value:
             if column == "email":
                 raise ValueError("email is missing")
-            if column == "attributes" and attribute_columns:
-                value = _attributes(row, None, attribute_columns)
+            if column == "attributes":  # an empty cell is no JSON: nothing to merge (NULL)
+                value = _attributes(row, None, attribute_columns) if attribute_columns else None
             values.append(value)
             continue
         if column == "email":
@@ -301,8 +344,9 @@ def _attributes(row, value, attribute_columns):
         if not isinstance(attributes, dict):
             raise ValueError("attributes is not a JSON object")
     for key, position in attribute_columns:
-        if row[position].strip():
-            attributes[key] = row[position].strip()
+        cell = unguard(row[position].strip())
+        if cell:
+            attributes[key] = cell
     return json.dumps(attributes, ensure_ascii=False) if attributes else None
 
 
@@ -340,6 +384,9 @@ class _Importer:
         attribute_columns = [(key[5:], pos) for key, pos in mapping.items() if key.startswith("attr:")]
         if attribute_columns:
             self.present.add("attributes")
+        # Loaded before the reader thread starts: it checks every row against them.
+        self.erased = set(ErasedAddress.objects.values_list("email_hash", flat=True))
+        self.address_hash = address_hasher()
         chunks = _ahead(self._chunks(reader, lines, mapping, attribute_columns, len(header)))
         try:
             with connection.cursor() as cursor:
@@ -422,13 +469,13 @@ class _Importer:
 
     def _header(self, reader, lines):
         while True:
+            lines.begin_record()
             try:
                 header = next(reader)
             except StopIteration:
                 raise ImportFileError("The file is empty: the first line must name the columns.")
             except (csv.Error, _BrokenRecord) as error:
-                raise ImportFileError(f"The header (line {lines.line_no}) is not valid CSV: {error}.")
-            lines.pending = False
+                raise ImportFileError(f"The header (line {lines.record_line}) is not valid CSV: {error}.")
             if self.read_errors:
                 line, reason = self.read_errors[0]
                 raise ImportFileError(f"The header (line {line}) cannot be read: {reason}.")
@@ -453,35 +500,42 @@ class _Importer:
         while True:
             out, rows, done = io.StringIO(), 0, False
             while rows < self.chunk_rows:
+                lines.begin_record()
                 try:
                     row = next(reader)
                 except StopIteration:
                     done = True
                     break
                 except _BrokenRecord:
-                    self._read_error(lines.line_no, "a quoted field is not closed on this line")
+                    self._broken(lines, "a quoted field is not closed on this line")
                     continue
                 except csv.Error as error:
-                    lines.pending = False
-                    self._read_error(lines.line_no, f"broken CSV quoting ({error})")
+                    self._broken(lines, f"broken CSV quoting ({error})")
                     continue
-                lines.pending = False
+                line = lines.record_line
                 if not row or (len(row) == 1 and not row[0].strip()):
                     continue  # blank line
                 if len(row) != width:
-                    self._read_error(lines.line_no, f"expected {width} columns, found {len(row)}")
+                    self._broken(lines, f"expected {width} columns, found {len(row)}")
                     continue
                 try:
                     values = _row_values(row, mapping, attribute_columns)
                 except ValueError as error:
-                    self._read_error(lines.line_no, str(error))
+                    self._read_error(line, str(error))
                     continue
-                out.write("\t".join((str(lines.line_no), *map(_copy_text, values))) + "\n")
+                if self.erased and self.address_hash(values[0]) in self.erased:
+                    self._read_error(line, ERASED_ROW)
+                    continue
+                out.write("\t".join((str(line), *map(_copy_text, values))) + "\n")
                 rows += 1
             errors, self.read_errors = self.read_errors, []
             yield _Chunk(out.getvalue().encode("utf-8"), errors, lines.bytes_read)
             if done:
                 return
+
+    def _broken(self, lines, reason):
+        self._read_error(lines.record_line, reason)
+        lines.read_again()
 
     def _copy_chunk(self, cursor, payload):
         with cursor.cursor.copy(f"COPY {STAGING} (line, {', '.join(COLUMNS)}) FROM STDIN") as copy:
@@ -569,6 +623,8 @@ class _Importer:
 
     def _new_value_sql(self, column):
         """The value a present column writes over the customer's current one (c.<column>)."""
+        if column == "email_marketing":  # never resubscribes (see _resubscribes_ignore)
+            return f"CASE WHEN c.unsubscribed_at IS NOT NULL AND {_bool_sql(column)} THEN c.{column} ELSE COALESCE({_bool_sql(column)}, c.{column}) END"
         if column in BOOL_COLUMNS:
             return f"COALESCE({_bool_sql(column)}, c.{column})"
         if column == "unsubscribed_at":
@@ -585,6 +641,8 @@ class _Importer:
         matched = cursor.rowcount
         if not matched:
             return
+        if "email_marketing" in self.present:
+            self._resubscribes_ignore(cursor)
         if not columns:
             self.report.unchanged += matched
             return
@@ -610,6 +668,29 @@ class _Importer:
         )
         self.report.updated += cursor.rowcount
         self.report.unchanged += matched - cursor.rowcount
+
+    def _resubscribes_ignore(self, cursor):
+        """Rows saying email_marketing true for customers who unsubscribed: the update leaves the
+        field alone (_new_value_sql); each is recorded on the customer, as customer_update does."""
+        before, _, after = RESUBSCRIBE_IGNORED.partition("{date}")
+        cursor.execute(
+            f"""
+            INSERT INTO {Interaction._meta.db_table} (customer_id, kind, body, data, occurred_at, created_at)
+            SELECT c.id, 'resubscribe_ignored',
+                   %(before)s || to_char(c.unsubscribed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') || %(after)s,
+                   %(data)s::jsonb, now(), now()
+              FROM {STAGING} s JOIN {self.customers} c ON c.id = s.customer_id
+             WHERE c.unsubscribed_at IS NOT NULL AND NOT c.email_marketing AND {_bool_sql("email_marketing")}
+            """,
+            {
+                "before": before.format(source=IMPORT_SOURCE),
+                "after": after,
+                "data": json.dumps({"source": IMPORT_SOURCE, "fields": ["email_marketing"]}),
+            },
+        )
+        if cursor.rowcount:
+            logger.info("import: resubscribe ignored for %s customers who unsubscribed", cursor.rowcount)
+            self.report.resubscribes_ignored += cursor.rowcount
 
     def _insert_new(self, cursor):
         text = [column for column in TEXT_COLUMNS if column != "external_id"]

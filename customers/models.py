@@ -168,6 +168,8 @@ class Interaction(models.Model):
         ("unsubscribed", "Unsubscribed"),
         ("preferences", "Preferences changed"),
         ("transactional_email", "Transactional email"),
+        ("resubscribed", "Resubscribed"),
+        ("resubscribe_ignored", "Resubscribe ignored"),
         ("erased", "Personal data erased"),
     ]
     USER_KINDS = ("note", "call", "meeting")
@@ -183,6 +185,23 @@ class Interaction(models.Model):
     class Meta:
         ordering = ["-occurred_at", "-id"]
         indexes = [models.Index(fields=["customer", "-occurred_at"], name="interaction_customer_time")]
+
+
+class ErasedAddress(models.Model):
+    """An erased customer's address, as its keyed hash (customers.privacy.address_hash) only.
+
+    What makes an erasure stick: a CSV import of the address is refused. A genuinely new sign-up (the
+    webshop's API or bus creating the customer, an admin adding them) takes the address off this list.
+    """
+
+    email_hash = models.CharField(max_length=64, unique=True)
+    erased_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "customers_erased_address"
+
+    def __str__(self):
+        return f"erased address {self.email_hash[:12]}"
 
 
 def _import_upload_to(instance, filename):
@@ -206,6 +225,10 @@ class ImportJob(models.Model):
     updated = models.PositiveIntegerField(default=0)
     unchanged = models.PositiveIntegerField(default=0)
     failed = models.PositiveIntegerField(default=0)
+    # Rows that asked to turn marketing email back on for someone who unsubscribed: left off.
+    resubscribes_ignored = models.PositiveIntegerField(
+        default=0, help_text="Rows that asked to resubscribe someone who unsubscribed (left off)."
+    )
     # [[line, reason], ...] for the first bad rows (the count of all of them is `failed`).
     errors = models.JSONField(default=list, blank=True)
     error = models.TextField(blank=True, default="", help_text="Why the whole import failed, if it did.")

@@ -12,6 +12,7 @@ from django.db.models.expressions import RawSQL
 from django.db.models.functions import Lower
 
 from .models import Customer, CustomerTag, Interaction, Order, Tag
+from .spreadsheet import guard
 
 logger = logging.getLogger(__name__)
 
@@ -184,7 +185,6 @@ CSV_COLUMNS = [
     "updated_at",
     "attributes",
 ]
-_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
 class _Echo:
@@ -199,11 +199,8 @@ def _cell(value):
         return "true" if value else "false"
     if hasattr(value, "isoformat"):
         return value.isoformat()
-    value = str(value)
-    # A spreadsheet would run a cell starting like a formula (CSV injection): make it text.
-    if value.startswith(_FORMULA_PREFIXES):
-        return "'" + value
-    return value
+    # A spreadsheet would run a cell starting like a formula (CSV injection): spreadsheet.guard.
+    return guard(str(value))
 
 
 def customers_csv_rows(queryset, *, chunk_size=2000):

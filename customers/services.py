@@ -4,9 +4,15 @@ Services take validated data (see customers.serializers: CustomerInputSerializer
 run in one transaction, emit their domain event inside it and call the higher apps' hooks after commit.
 """
 
+import logging
+from datetime import UTC
+
+from django.contrib.admin.models import LogEntry
+from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models.functions import Lower
+from django.db.models import Exists, OuterRef, Q, TextField
+from django.db.models.functions import Cast, Lower
 from django.utils import timezone
 from rest_framework.exceptions import ValidationError as DRFValidationError
 
@@ -19,11 +25,16 @@ from .models import (
     Address,
     Customer,
     CustomerTag,
+    ErasedAddress,
+    ImportJob,
     Interaction,
     Order,
     OrderItem,
     Tag,
 )
+from .privacy import address_hash, redact, redact_data
+
+logger = logging.getLogger(__name__)
 
 PROFILE_FIELDS = (
     "external_id",
@@ -40,6 +51,11 @@ PROFILE_FIELDS = (
 )
 ADDRESS_FIELDS = ("kind", "line1", "line2", "city", "postal_code", "country", "is_default")
 ORDER_INTERACTION_KINDS = ("order_placed", "order_status")
+RESUBSCRIBE_IGNORED = (
+    "A write through {source} asked to turn marketing email back on; ignored, because the customer "
+    "unsubscribed on {date} UTC. Only the customer (preference centre) or an admin giving a reason "
+    "can resubscribe them."
+)
 
 
 # --- customers ------------------------------------------------------------------------------------
@@ -136,6 +152,7 @@ def customer_create(*, data, author=None):
                 customer = Customer.objects.create(**{k: v for k, v in data.items() if k in PROFILE_FIELDS})
         except IntegrityError as error:
             raise _integrity_error(error, email=data.get("email"), external_id=data.get("external_id"))
+        _erased_address_returns(customer.email)
         if tags:
             _tags_set(customer, tags)
         if addresses:
@@ -144,8 +161,14 @@ def customer_create(*, data, author=None):
     return customer
 
 
-def customer_update(*, customer, data, author=None):
-    """Apply validated data (partial or complete) to a customer. Returns (customer, changed_fields)."""
+def customer_update(*, customer, data, author=None, source="the API"):
+    """Apply validated data (partial or complete) to a customer. Returns (customer, changed_fields).
+
+    Never resubscribes: for a customer who unsubscribed, `email_marketing: true` and a cleared
+    `unsubscribed_at` are left out (the rest applies), recorded as a `resubscribe_ignored`
+    interaction naming `source` and logged. Only the person (the preference centre) or an admin
+    with a reason may lift an unsubscribe: `customer_resubscribe`.
+    """
     data = dict(data)
     with transaction.atomic():
         customer = Customer.objects.select_for_update().get(pk=customer.pk)
@@ -153,9 +176,7 @@ def customer_update(*, customer, data, author=None):
             raise ValidationError({"non_field_errors": ["This customer's personal data was erased."]})
         _unique_check(email=data.get("email"), external_id=data.get("external_id"), exclude_id=customer.pk)
         before = customer_payload(customer_id=customer.pk)
-        # Opting in to marketing again lifts an earlier unsubscribe, unless the client says otherwise.
-        if data.get("email_marketing") and not customer.email_marketing and "unsubscribed_at" not in data:
-            data["unsubscribed_at"] = None
+        _resubscribe_left_out(customer, data, source=source, author=author)
         profile = {key: value for key, value in data.items() if key in PROFILE_FIELDS}
         dirty = [key for key, value in profile.items() if getattr(customer, key) != value]
         if dirty:
@@ -166,6 +187,8 @@ def customer_update(*, customer, data, author=None):
                     customer.save(update_fields=[*dirty, "updated_at"])
             except IntegrityError as error:
                 raise _integrity_error(error, email=data.get("email"), external_id=data.get("external_id"))
+            if "email" in dirty:
+                _erased_address_returns(customer.email)
         if "tags" in data:
             _tags_set(customer, data["tags"])
         if "addresses" in data:
@@ -181,9 +204,10 @@ def customer_update(*, customer, data, author=None):
     return customer, changed
 
 
-def customer_upsert(*, data):
+def customer_upsert(*, data, source="the API"):
     """Create or update by external_id, else by email. `data` is CustomerInputSerializer(partial=True)
-    validated data. Returns (customer, status) with status 'created', 'updated' or 'unchanged'."""
+    validated data. Returns (customer, status) with status 'created', 'updated' or 'unchanged'.
+    An update never resubscribes (see customer_update); `source` names the caller in that record."""
     customer = None
     if data.get("external_id"):
         customer = Customer.objects.filter(external_id=data["external_id"]).first()
@@ -201,25 +225,126 @@ def customer_upsert(*, data):
             customer = Customer.objects.filter(email=data["email"]).first()
             if customer is None:
                 raise
-    customer, changed = customer_update(customer=customer, data=data)
+    customer, changed = customer_update(customer=customer, data=data, source=source)
     return customer, ("updated" if changed else "unchanged")
 
 
+def _resubscribe_left_out(customer, data, *, source, author=None):
+    """Drop from `data` what would lift the customer's unsubscribe, and record that it was asked."""
+    if customer.unsubscribed_at is None:
+        return  # a first opt-in, or consent given again by someone who never unsubscribed
+    asked = []
+    if data.get("email_marketing") and not customer.email_marketing:
+        asked.append("email_marketing")
+    if "unsubscribed_at" in data and data["unsubscribed_at"] is None:
+        asked.append("unsubscribed_at")
+    if data.get("email_marketing"):
+        data.pop("email_marketing")
+    if "unsubscribed_at" in data and data["unsubscribed_at"] != customer.unsubscribed_at:
+        data.pop("unsubscribed_at")
+    if not asked:
+        return
+    logger.info(
+        "customer %s unsubscribed at %s: resubscribe by %s ignored",
+        customer.pk,
+        customer.unsubscribed_at,
+        source,
+    )
+    Interaction.objects.create(
+        customer=customer,
+        kind="resubscribe_ignored",
+        body=RESUBSCRIBE_IGNORED.format(
+            source=source, date=customer.unsubscribed_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+        ),
+        data={"source": source, "fields": asked},
+        author=author,
+    )
+
+
+RESUBSCRIBE_SOURCES = ("preferences", "unsubscribe page", "admin")
+
+
+def customer_resubscribe(*, customer, source, reason, author=None, also=None):
+    """Lift a customer's unsubscribe: marketing email on again. The one way to do it, for the person
+    themselves (`source` 'preferences' or 'unsubscribe page') or an admin (`source` 'admin', `author`
+    and a `reason` required). Recorded as a `resubscribed` interaction saying who, why and when, and
+    published as customer.updated. `also`: other profile fields the same person changes at once (the
+    preference centre's transactional choice), in the same update and event. Returns the names of the
+    fields that changed ([] when the customer was subscribed already)."""
+    reason = (reason or "").strip()
+    if source not in RESUBSCRIBE_SOURCES:
+        raise ValueError(f"unknown resubscribe source {source!r}")
+    if source == "admin" and (author is None or not reason):
+        raise ValidationError({"reason": ["Say why this customer may get marketing email again."]})
+    with transaction.atomic():
+        customer = Customer.objects.select_for_update().get(pk=customer.pk)
+        if customer.erased_at is not None:
+            raise ValidationError({"non_field_errors": ["This customer's personal data was erased."]})
+        if customer.email_marketing and customer.unsubscribed_at is None:
+            return []
+        before = customer_payload(customer_id=customer.pk)
+        was_unsubscribed = customer.unsubscribed_at
+        now = timezone.now()
+        extra = {key: value for key, value in (also or {}).items() if key in PROFILE_FIELDS}
+        Customer.objects.filter(pk=customer.pk).update(
+            **extra, email_marketing=True, unsubscribed_at=None, updated_at=now
+        )
+        who = author.get_username() if author is not None else "the customer"
+        Interaction.objects.create(
+            customer=customer,
+            kind="resubscribed",
+            body=f"Resubscribed to marketing email by {who} ({source}): {reason}",
+            data={
+                "source": source,
+                "by": who,
+                "reason": reason,
+                "unsubscribed_at": was_unsubscribed.isoformat() if was_unsubscribed else None,
+            },
+            author=author,
+            occurred_at=now,
+        )
+        after = customer_payload(customer_id=customer.pk)
+        changed = _changed(before, after)
+        event_emit(type="customer.updated", data={**after, "changed": changed})
+    return changed
+
+
+def _erased_address_returns(email):
+    """A customer was created with (or changed to) an address erased before: a new sign-up. It leaves
+    the erased list, and what was kept of it as a hash holds the address again (hooks)."""
+    if not email:
+        return
+    if ErasedAddress.objects.filter(email_hash=address_hash(email)).delete()[0]:
+        hooks.run_in_transaction(hooks.erased_address_returned, email=email)
+
+
 def customer_erase(*, customer):
-    """GDPR erasure: the row stays (orders and history keep their customer) without personal data.
+    """GDPR erasure: the row stays (orders and history keep their customer) without personal data,
+    and nothing brings the data back.
 
     Cleared: email (NULL), external_id, names, phone, city, country, attributes, consent, addresses and
-    tags (a tag can say as much about a person as a note). Orders and their items are kept (no PII);
+    tags (a tag can say as much about a person as a note; a tag no other customer has is deleted). Orders and their items are kept (no PII);
     interactions are kept with their bodies cleared, and their data cleared except for order references.
-    The customer's PII is scrubbed from this tenant's outbox events and from campaign recipients.
+    Also here: the admin's log (its lines name the customer by email) and customer imports' error
+    reports lose the address, the outbox loses every unpublished event about the customer and the
+    published ones lose their personal data, and the address goes on the erased list as a keyed hash
+    (customers.privacy: an import of it is refused). Higher apps scrub their copies in the same
+    transaction (customers.hooks.customer_erased: recipients, suppressions, the transactional email
+    ledger, tracking hits), and keep nothing of the customer when opens, clicks or webhooks arrive later.
     """
     with transaction.atomic():
         customer = Customer.objects.select_for_update().get(pk=customer.pk)
         if customer.erased_at is not None:
             return customer
         before = customer_payload(customer_id=customer.pk)
+        email, external_id = customer.email, customer.external_id
         customer.addresses.all().delete()
+        tag_ids = list(CustomerTag.objects.filter(customer=customer).values_list("tag_id", flat=True))
         CustomerTag.objects.filter(customer=customer).delete()
+        # A tag nobody else has can only be about this person (a tag named after them): it goes too.
+        Tag.objects.filter(pk__in=tag_ids).exclude(
+            Exists(CustomerTag.objects.filter(tag=OuterRef("pk")))
+        ).delete()
         Interaction.objects.filter(customer=customer).update(body="")
         Interaction.objects.filter(customer=customer).exclude(kind__in=ORDER_INTERACTION_KINDS).update(
             data={}
@@ -240,9 +365,14 @@ def customer_erase(*, customer):
             erased_at=now,
             updated_at=now,
         )
+        if email:
+            ErasedAddress.objects.get_or_create(email_hash=address_hash(email), defaults={"erased_at": now})
         _outbox_scrub(customer_id=customer.pk)
-        # Higher apps scrub their copies (recipients' addresses, tracking hits) in this transaction.
-        hooks.run_in_transaction(hooks.customer_erased, customer_id=customer.pk)
+        _admin_log_scrub(customer_id=customer.pk, email=email, external_id=external_id)
+        _import_reports_scrub(email=email, external_id=external_id)
+        hooks.run_in_transaction(
+            hooks.customer_erased, customer_id=customer.pk, email=email, external_id=external_id
+        )
         Interaction.objects.create(
             customer=customer, kind="erased", body="Personal data erased.", occurred_at=now
         )
@@ -253,17 +383,60 @@ def customer_erase(*, customer):
 
 
 def _outbox_scrub(*, customer_id):
-    tenant_events = OutboxEvent.objects.filter(tenant=connection.schema_name)
-    tenant_events.filter(type__startswith="customer.", data__id=customer_id).update(
-        data={"id": customer_id, "erased": True}
+    """Events about the customer: those not published yet are dropped (what consumers learn is the
+    erasure's own customer.updated, without personal data); published ones, kept for the record,
+    lose the personal data (customer.* keep only the id; others lose the email)."""
+    about = (
+        "tenant = %s AND ((type LIKE 'customer.%%' AND data->>'id' = %s) OR "
+        "(NOT type LIKE 'customer.%%' AND (data->>'customer_id' = %s OR data->>'customer' = %s)))"
     )
+    params = [connection.schema_name, str(customer_id), str(customer_id), str(customer_id)]
+    table = OutboxEvent._meta.db_table
     with connection.cursor() as cursor:
-        # email.* and other events name the customer as customer_id / customer and may carry the email.
+        # The publisher holds a row it is sending (FOR UPDATE): this waits for it, then finds it published.
+        cursor.execute(f"DELETE FROM {table} WHERE published_at IS NULL AND {about}", params)
         cursor.execute(
-            f"UPDATE {OutboxEvent._meta.db_table} SET data = data - 'email' - 'customer_email' "
-            "WHERE tenant = %s AND NOT type LIKE 'customer.%%' "
-            "AND (data->>'customer_id' = %s OR data->>'customer' = %s)",
-            [connection.schema_name, str(customer_id), str(customer_id)],
+            f"UPDATE {table} SET data = CASE WHEN type LIKE 'customer.%%' "
+            "THEN jsonb_build_object('id', %s::bigint, 'erased', true) "
+            "ELSE data - 'email' - 'customer_email' END "
+            f"WHERE {about}",
+            [customer_id, *params],
+        )
+
+
+def _admin_log_scrub(*, customer_id, email, external_id):
+    """The admin's "recent actions" name the customer's change form by its email (str(customer)), and
+    any other object's line may quote the address."""
+    customer_type = ContentType.objects.get_for_model(Customer)
+    LogEntry.objects.filter(content_type=customer_type, object_id=str(customer_id)).update(
+        object_repr=f"erased customer #{customer_id}"
+    )
+    if not email:
+        return
+    values = [value for value in (email, external_id) if value]
+    matches = Q()
+    for value in values:
+        matches |= Q(object_repr__icontains=value) | Q(change_message__icontains=value)
+    for entry in LogEntry.objects.filter(matches):
+        LogEntry.objects.filter(pk=entry.pk).update(
+            object_repr=redact(entry.object_repr, *values)[:200],
+            change_message=redact(entry.change_message, *values),
+        )
+
+
+def _import_reports_scrub(*, email, external_id):
+    """Import reports quote the cells they refused ("external_id 'X' belongs to another customer")."""
+    needles = [value for value in (email, f"'{external_id}'" if external_id else None) if value]
+    if not needles:
+        return
+    matches = Q()
+    for needle in needles:
+        matches |= Q(error__icontains=needle) | Q(errors_text__icontains=needle)
+    jobs = ImportJob.objects.annotate(errors_text=Cast("errors", TextField())).filter(matches)
+    for job in jobs:
+        ImportJob.objects.filter(pk=job.pk).update(
+            error=redact(job.error, *needles),
+            errors=redact_data(job.errors, *needles),
         )
 
 
@@ -539,7 +712,7 @@ def customers_bulk_upsert(*, items):
     def handle(item):
         serializer = CustomerInputSerializer(data=item, partial=True)
         serializer.is_valid(raise_exception=True)
-        return customer_upsert(data=serializer.validated_data)
+        return customer_upsert(data=serializer.validated_data, source="the bulk API")
 
     return _bulk(items, handle)
 
@@ -637,6 +810,7 @@ def import_job_run(*, job_id):
                 updated=report.updated,
                 unchanged=report.unchanged,
                 failed=report.failed,
+                resubscribes_ignored=report.resubscribes_ignored,
             )
         )
 
@@ -663,6 +837,7 @@ def import_job_run(*, job_id):
         updated=report.updated,
         unchanged=report.unchanged,
         failed=report.failed,
+        resubscribes_ignored=report.resubscribes_ignored,
         errors=[list(error) for error in report.errors],
         finished_at=timezone.now(),
     )

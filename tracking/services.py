@@ -10,9 +10,10 @@ from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from campaigns.models import Campaign, CampaignRecipient, Suppression
+from campaigns.models import ERASED_EMAIL_DOMAIN, Campaign, CampaignRecipient, recipient_email_erased
+from campaigns.privacy import suppression_add
 from customers.models import Customer, Interaction
-from customers.services import customer_payload, customer_update, interaction_add
+from customers.services import customer_payload, customer_resubscribe, customer_update, interaction_add
 from events.services import event_emit
 
 from .machine import is_machine_agent
@@ -27,7 +28,8 @@ USER_AGENT_MAX = 512
 # commit does not wait for the WAL flush (synchronous_commit off for this implicit transaction
 # only: a crash of PostgreSQL itself may lose the last fraction of a second of hits, nothing else).
 # The recipient's delivery time (the ESP's, else when we sent it) decides in the same statement
-# whether the hit came too soon after arriving to be a person.
+# whether the hit came too soon after arriving to be a person, and whether its recipient was erased
+# (GDPR): then the hit is still counted, but its address and browser string are not stored.
 
 _OPEN_SQL = """
 SET LOCAL synchronous_commit TO OFF;
@@ -35,7 +37,8 @@ INSERT INTO tracking_hits (kind, campaign_id, recipient_id, link_id, is_machine,
 SELECT 'o', r.campaign_id, r.id, NULL,
        %(machine)s OR r.sent_at IS NULL
            OR %(at)s < GREATEST(r.sent_at, r.delivered_at) + %(window)s * interval '1 second',
-       %(ip)s, %(agent)s, %(at)s
+       CASE WHEN r.email LIKE %(erased)s THEN NULL ELSE %(ip)s::inet END,
+       CASE WHEN r.email LIKE %(erased)s THEN '' ELSE %(agent)s END, %(at)s
 FROM campaign_recipients r
 WHERE r.id = %(recipient)s
 """
@@ -43,7 +46,8 @@ WHERE r.id = %(recipient)s
 _CLICK_SQL = """
 SET LOCAL synchronous_commit TO OFF;
 WITH target AS (
-    SELECT r.id, r.campaign_id, r.sent_at, r.delivered_at, l.id AS link_id, l.url
+    SELECT r.id, r.campaign_id, r.sent_at, r.delivered_at, l.id AS link_id, l.url,
+           r.email LIKE %(erased)s AS erased
     FROM campaign_recipients r
     JOIN campaign_links l ON l.campaign_id = r.campaign_id
     WHERE r.id = %(recipient)s AND l.id = %(link)s
@@ -52,7 +56,8 @@ WITH target AS (
     SELECT 'c', t.campaign_id, t.id, t.link_id,
            %(machine)s OR t.sent_at IS NULL
                OR %(at)s < GREATEST(t.sent_at, t.delivered_at) + %(window)s * interval '1 second',
-           %(ip)s, %(agent)s, %(at)s
+           CASE WHEN t.erased THEN NULL ELSE %(ip)s::inet END,
+           CASE WHEN t.erased THEN '' ELSE %(agent)s END, %(at)s
     FROM target t
 )
 SELECT url FROM target
@@ -68,6 +73,7 @@ def _hit_params(*, tenant, recipient_id, ip, user_agent, occurred_at, machine=Fa
         "ip": ip,
         "agent": agent,
         "at": occurred_at or timezone.now(),
+        "erased": f"%@{ERASED_EMAIL_DOMAIN}",
     }
 
 
@@ -299,7 +305,10 @@ def _rollup_batch(*, batch_size, result):
 
 def _interactions_and_events(*, opened, clicked):
     """One `email_opened` interaction and `email.opened` event per recipient's first human open;
-    one `email_clicked` interaction and `email.clicked` event per recipient's first click of each link."""
+    one `email_clicked` interaction and `email.clicked` event per recipient's first click of each link.
+    None for an erased customer's recipient (GDPR): the hits count in the campaign's figures only."""
+    opened = [row for row in opened if not recipient_email_erased(row[3])]
+    clicked = [row for row in clicked if not recipient_email_erased(row[3])]
     campaign_ids = {row[1] for row in opened} | {row[1] for row in clicked}
     names = dict(Campaign.objects.filter(pk__in=campaign_ids).values_list("pk", "name"))
     interactions = []
@@ -439,14 +448,25 @@ def customer_preferences_update(*, customer, email_marketing, email_transactiona
         changed += ["email_marketing", "unsubscribed_at"]
     customer = Customer.objects.get(pk=customer.pk)
     updates = {}
-    if email_marketing and (not customer.email_marketing or customer.unsubscribed_at is not None):
-        updates.update(email_marketing=True, unsubscribed_at=None)
     if email_transactional != customer.email_transactional:
         updates["email_transactional"] = email_transactional
-    if updates:
-        customer, updated = customer_update(customer=customer, data=updates)
-        changed += updated
-    if updates and changed:
+    if email_marketing and customer.unsubscribed_at is not None:
+        # The person themselves: the one resubscribe that needs no one else's reason.
+        changed += customer_resubscribe(
+            customer=customer,
+            source=source,
+            reason="The customer turned marketing email on again.",
+            also=updates,
+        )
+        customer = Customer.objects.get(pk=customer.pk)
+    else:
+        if email_marketing and not customer.email_marketing:
+            updates["email_marketing"] = True  # a first opt-in
+        if updates:
+            customer, updated = customer_update(customer=customer, data=updates, source=source)
+            changed += updated
+    resubscribed = email_marketing and "unsubscribed_at" in changed
+    if (updates or resubscribed) and changed:
         interaction_add(
             customer=customer,
             kind="preferences",
@@ -500,6 +520,16 @@ _OUR_MESSAGE_ID_RE = re.compile(r"^c(\d{1,18})\.r(\d{1,18})\.[0-9a-f]+@")
 
 
 def _recipient_for(*, recipient_id=None, message_id=None, email=None):
+    recipient = _recipient_matching(recipient_id=recipient_id, message_id=message_id, email=email)
+    if recipient is None and email:
+        # An erased customer's recipient no longer has the address the ESP names.
+        recipient = _recipient_matching(recipient_id=recipient_id, message_id=message_id)
+        if recipient is not None and not recipient_email_erased(recipient.email):
+            return None
+    return recipient
+
+
+def _recipient_matching(*, recipient_id=None, message_id=None, email=None):
     queryset = CampaignRecipient.objects.all()
     if email:
         queryset = queryset.filter(email=email)
@@ -528,10 +558,13 @@ def delivery_event_apply(
     email = (email or "").strip().lower() or None
     result = DeliveryOutcome()
     recipient = _recipient_for(recipient_id=recipient_id, message_id=message_id, email=email)
+    erased = recipient is not None and recipient_email_erased(recipient.email)
     if recipient is not None:
         result.recipient_id = recipient.pk
-        email = email or recipient.email
-    detail = (detail or "")[:2000]
+        email = email or (None if erased else recipient.email)
+    # After an erasure (GDPR) the outcome still counts, but nothing of the person is stored: no
+    # server reply (it quotes the address), no interaction, a suppression by the address's hash only.
+    detail = "" if erased else (detail or "")[:2000]
 
     if recipient is not None and outcome in _FROM_STATES:
         updates = {"status": _STATUS_FOR[outcome]}
@@ -544,7 +577,7 @@ def delivery_event_apply(
                 **updates
             )
         )
-        if result.status_changed and outcome != DELIVERED:
+        if result.status_changed and outcome != DELIVERED and not erased:
             kind = "email_complained" if outcome == COMPLAINED else "email_bounced"
             interaction_add(
                 customer=Customer(pk=recipient.customer_id),
@@ -566,15 +599,13 @@ def delivery_event_apply(
 
     reason = _SUPPRESSION_FOR.get(outcome)
     if reason and email:
-        _, result.suppressed = Suppression.objects.get_or_create(
-            email=email, defaults={"reason": reason, "detail": detail, "created_at": now}
-        )
-    if outcome == UNSUBSCRIBED and recipient is not None:
+        result.suppressed = suppression_add(email=email, reason=reason, detail=detail)
+    if outcome == UNSUBSCRIBED and recipient is not None and not erased:
         recipient_unsubscribe(recipient=recipient, source="esp")
     return result
 
 
-def hits_erase(*, customer_id):
+def hits_erase(*, customer_id, **_):
     """GDPR erase: the raw hits of the customer's messages keep no address or browser string."""
     from .models import Hit
 

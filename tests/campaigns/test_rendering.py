@@ -1,14 +1,21 @@
 """The sandboxed renderer: documented values render, everything else renders nothing or is refused."""
 
+from datetime import date, datetime
 from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.template import defaultfilters
 
 from campaigns.rendering import (
+    DENIED_FILTERS,
+    FORECASTS,
+    NO_GROWTH,
+    _sandbox_library,
     compile_message,
     customer_context,
     order_context,
+    plain,
     render_message,
     template_errors,
     validate_sources,
@@ -180,3 +187,89 @@ def test_it_builds_the_order_context_for_transactional_templates(tenant):
     )
     assert rendered.subject == "Order 1001"
     assert rendered.html == "1234.50 HUF pending|2x Mug 617.25"
+
+
+# --- sizes known before a filter builds anything (campaigns.rendering.FORECASTS) -------------------
+
+TRICKY_VALUES = [
+    "",
+    "abc",
+    "a<b>&\"'c",
+    "line one\nline two\r\n\n\nnext paragraph\r",
+    "tab\there\t\tand\tthere",
+    "ΐßİﬃ㎯ and ǅ",
+    "www.😀😀 a@b.co http://x.example/<>\"'& www.ü.co",
+    "😀" * 7,
+    "\\'\"<>&=-;`\u2028\x01",
+    "Ünïcödé ",
+    ("a", "<b>", ("c", ("d", "é<")), "e"),
+    (1, 2, 3),
+    (),
+    12345,
+    -7,
+    3.25,
+    "1234.5678",
+    True,
+    None,
+    date(2026, 1, 2),
+    datetime(2026, 12, 31, 23, 59, 58),
+]
+TRICKY_ARGS = [None, "", "7", "30", ", ", "<&>", "r c F", "rcrc\\r", "2g", "-3", "10s", ".5f", "www.ü.co"]
+
+
+def _built_size(name, result):
+    if name in ("escapeseq", "safeseq"):  # a list of texts: what it holds
+        return "characters", sum(len(str(item)) for item in result)
+    if isinstance(result, list | tuple):
+        return "items", len(result)
+    return "characters", len(str(result))
+
+
+def _calls(name, func):
+    for value in map(plain, TRICKY_VALUES):
+        for arg in TRICKY_ARGS if name not in {"make_list"} else [None]:
+            for autoescape in (True, False):
+                kwargs = {"autoescape": autoescape} if getattr(func, "needs_autoescape", False) else {}
+                args = () if arg is None else (arg,)
+                try:
+                    result = func(value, *args, **kwargs)
+                except Exception:  # a call Django itself refuses builds nothing
+                    continue
+                yield value, arg, autoescape, result
+
+
+@pytest.mark.parametrize("name", sorted(FORECASTS))
+def test_it_forecasts_at_least_what_each_filter_really_builds(name):
+    func = defaultfilters.register.filters[name]
+    forecast = FORECASTS[name]
+    checked = 0
+    for value, arg, autoescape, result in _calls(name, func):
+        if result is value:  # refused quietly (join of a nested list): nothing built
+            continue
+        expected = forecast(value, arg, autoescape)
+        unit, size = _built_size(name, result)
+        if expected is None:  # numbers added, or a mix that renders empty
+            assert size <= len(str(value)) + len(str(arg)) + 1, (name, value, arg, result)
+            continue
+        assert expected[0] == unit, (name, value, arg)
+        assert size <= expected[1], (name, value, arg, autoescape, size, expected)
+        checked += 1
+    assert checked > 0
+
+
+def test_it_forecasts_joins_and_escapes_exactly():
+    text = "a<b>&\"'c 😀"
+    items = ("x<", "y&z", "'")
+
+    assert FORECASTS["join"](items, "<>", True) == ("characters", len(defaultfilters.join(items, "<>")))
+    assert FORECASTS["join"](text, "--", False) == ("characters", len("--".join(text)))
+    assert FORECASTS["escape"](text, None, True) == ("characters", len(defaultfilters.escape_filter(text)))
+    assert FORECASTS["make_list"](text, None, True) == ("items", len(text))
+
+
+def test_it_examined_every_filter_it_allows():
+    library_filters = set(_sandbox_library().filters)
+
+    assert set(FORECASTS) & NO_GROWTH == set()
+    assert set(defaultfilters.register.filters) - DENIED_FILTERS == set(FORECASTS) | NO_GROWTH
+    assert library_filters == set(FORECASTS) | NO_GROWTH

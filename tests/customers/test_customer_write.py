@@ -111,12 +111,6 @@ def test_it_accepts_back_what_it_returned(api, customer_factory):
     assert response.json() == body
 
 
-def test_it_lifts_an_unsubscribe_when_marketing_consent_is_given_again(api, customer_factory):
-    customer = customer_factory(email="ann@example.com", unsubscribed_at="2024-01-01T00:00:00Z")
-    body = api.patch(f"/api/customers/{customer.pk}", {"email_marketing": True}, format="json").json()
-    assert (body["email_marketing"], body["unsubscribed_at"]) == (True, None)
-
-
 @pytest.mark.parametrize(
     "payload, errors",
     [

@@ -1,4 +1,5 @@
 from django.db import connection
+from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from customers.models import Address, Customer, CustomerTag, Interaction, Order
@@ -58,11 +59,15 @@ def test_it_erases_personal_data_and_keeps_history(api, admin_user, customer_fac
     assert Interaction.objects.get(customer=customer, kind="order_placed").data["external_id"] == "o-1"
 
 
-def test_it_scrubs_the_customer_from_outbox_events_and_campaign_recipients(api, customer_factory):
-    customer = customer_factory(email="ann@example.com", first_name="Ann")
+def test_it_drops_unpublished_events_about_the_customer_and_scrubs_published_ones(api, customer_factory):
+    customer = customer_factory(email="ann@example.com", first_name="Ann")  # customer.created, unpublished
     other = customer_factory(email="bob@example.com")
-    event_emit(
+    published = event_emit(
         type="email.opened", data={"campaign_id": 1, "customer_id": customer.pk, "email": "ann@example.com"}
+    )
+    OutboxEvent.objects.filter(pk=published.pk).update(published_at=timezone.now())
+    unpublished = event_emit(
+        type="email.clicked", data={"campaign_id": 1, "customer_id": customer.pk, "email": "ann@example.com"}
     )
     has_recipients = False
     with connection.cursor() as cursor:
@@ -81,10 +86,11 @@ def test_it_scrubs_the_customer_from_outbox_events_and_campaign_recipients(api, 
     )
     assert "ann@example.com" not in dumped and "Ann" not in dumped
     assert "bob@example.com" in dumped  # other customers' events are untouched
-    assert [data for type_, data in events("customer.created") if data.get("id") == customer.pk] == [
-        {"id": customer.pk, "erased": True}
-    ]
-    assert [d for t, d in events("email.opened")] == [{"campaign_id": 1, "customer_id": customer.pk}]
+    assert [data for type_, data in events("customer.created") if data.get("id") == customer.pk] == []
+    assert not OutboxEvent.objects.filter(pk=unpublished.pk).exists()
+    assert OutboxEvent.objects.get(pk=published.pk).data == {"campaign_id": 1, "customer_id": customer.pk}
+    [erasure] = [data for type_, data in events("customer.updated") if data.get("id") == customer.pk]
+    assert (erasure["email"], erasure["first_name"]) == (None, "")
     assert other.pk != customer.pk
     if has_recipients:
         assert CampaignRecipient.objects.get(customer=customer).email.endswith("@erased.invalid")

@@ -23,7 +23,7 @@ from events.inbound import webshop_consume
 def customer_upserted(data):
     serializer = CustomerInputSerializer(data=data, partial=True)
     serializer.is_valid(raise_exception=True)
-    customer_upsert(data=serializer.validated_data)
+    customer_upsert(data=serializer.validated_data, source="the webshop bus")
 
 
 def order_created(data):

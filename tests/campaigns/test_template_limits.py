@@ -25,7 +25,7 @@ from campaigns.rendering import RenderLimitExceeded, order_context, render_messa
 from campaigns.transactional import DEFAULT_TEMPLATES
 from customers.models import Customer
 from tests import processes
-from tests.conftest import PASSWORD, require_service
+from tests.conftest import PASSWORD, require_service, verified_sender_domain
 
 from .conftest import make_campaign, make_customers, static_segment
 
@@ -604,6 +604,7 @@ def _live_campaign(live_tenant, blocker, *, name, html, customers):
                 for email, attributes in customers
             ]
         )
+        verified_sender_domain("shop.example")
         campaign = campaign_services.campaign_create(
             name=name,
             subject="Hi",

@@ -23,6 +23,7 @@ from customers.services import customer_erase, import_job_run, import_job_start
 from events.models import OutboxEvent, TransactionalEmail
 from events.services import event_emit, outbox_publish
 from segments.models import Segment, SegmentMember
+from tests.conftest import verified_sender_domain
 from tests.tracking.conftest import click_path, open_path
 from tests.transactional.conftest import eager_tasks, smtp_sink  # noqa: F401  (fixtures used below)
 from tracking.models import Hit
@@ -121,6 +122,7 @@ def _import_as_the_admin_does(admin_user, content):
 def _campaign(name, customers, html=None):
     segment = Segment.objects.create(name=f"{name} audience", kind="static")
     SegmentMember.objects.bulk_create([SegmentMember(segment=segment, customer=c) for c in customers])
+    verified_sender_domain("shop.example")
     campaign = campaigns.campaign_create(
         name=name,
         subject="Hi {{ customer.first_name }}",

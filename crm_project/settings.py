@@ -42,6 +42,8 @@ SHARED_APPS = [
     "core",
     "tenancy",
     "events",
+    # Public tables of AI assistance (when each sent campaign's 24-hour summary is due).
+    "assist",
     "unfold",
     "unfold.contrib.filters",
     "unfold.contrib.forms",

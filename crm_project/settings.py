@@ -173,6 +173,9 @@ API_MAX_BODY_BYTES = int(env("API_MAX_BODY_BYTES", str(5 * 1024 * 1024)))
 ADMIN_LOGIN_MAX_FAILURES = int(env("ADMIN_LOGIN_MAX_FAILURES", "10"))
 ADMIN_LOGIN_FAILURE_WINDOW = int(env("ADMIN_LOGIN_FAILURE_WINDOW", "300"))
 LOGIN_URL = "admin:login"
+# Fernet keys (comma-separated, newest first) for secrets stored in the database (a tenant's OIDC
+# client secrets); empty derives one from SECRET_KEY (core/secrets.py).
+FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS", "")
 
 # --- REST API -----------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -197,6 +200,8 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "core.api.exception_handler",
     "DEFAULT_THROTTLE_RATES": {
         "auth_failures": env("AUTH_FAILURE_RATE", "10/min"),
+        # The AI endpoints, per user: each may call a paid provider.
+        "ai": env("AI_RATE", "30/min"),
     },
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
@@ -240,6 +245,15 @@ CELERY_TIMEZONE = "UTC"
 # --- segments -------------------------------------------------------------------------------------
 # How long a segment's customer count is cached (per tenant); `?refresh=true` recomputes it.
 SEGMENT_COUNT_CACHE_SECONDS = int(env("SEGMENT_COUNT_CACHE_SECONDS", "60"))
+
+# --- AI assistance (assist/) ----------------------------------------------------------------------
+# offline: answers from the service itself only. openai: any OpenAI-compatible chat endpoint (OpenAI,
+# Gemini's compatible endpoint, Ollama, vLLM, a LiteLLM proxy), with the offline answer as fallback.
+AI_PROVIDER = env("AI_PROVIDER", "offline")
+AI_BASE_URL = env("AI_BASE_URL", "https://api.openai.com/v1")
+AI_API_KEY = env("AI_API_KEY", "")
+AI_MODEL = env("AI_MODEL", "gpt-4o-mini")
+AI_TIMEOUT_SECONDS = float(env("AI_TIMEOUT_SECONDS", "10"))
 
 # --- events (RabbitMQ) ----------------------------------------------------------------------------
 EVENTS_BROKER_URL = env("EVENTS_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")

@@ -72,6 +72,12 @@ TENANT_APPS = [
     "segments",
     "campaigns",
     "tracking",
+    # Sign-in with Google / OpenID Connect: social accounts live with the users, per tenant.
+    "allauth",
+    "allauth.account",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
+    "signin",
 ]
 # crm_project first: its `migrate` (skips up-to-date tenants) overrides django-tenants' own.
 INSTALLED_APPS = ["crm_project"] + list(SHARED_APPS) + [app for app in TENANT_APPS if app not in SHARED_APPS]
@@ -95,7 +101,9 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "signin.middleware.SsoRequiredMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "core.middleware.ApiBodySizeLimitMiddleware",
     "core.middleware.AdminLoginThrottleMiddleware",
@@ -173,6 +181,19 @@ API_MAX_BODY_BYTES = int(env("API_MAX_BODY_BYTES", str(5 * 1024 * 1024)))
 ADMIN_LOGIN_MAX_FAILURES = int(env("ADMIN_LOGIN_MAX_FAILURES", "10"))
 ADMIN_LOGIN_FAILURE_WINDOW = int(env("ADMIN_LOGIN_FAILURE_WINDOW", "300"))
 LOGIN_URL = "admin:login"
+# Signing in with Google and a tenant's OpenID Connect provider (signin/, django-allauth). The
+# providers are each tenant's own settings; these only shape allauth's flow.
+ACCOUNT_ADAPTER = "signin.adapter.AccountAdapter"
+SOCIALACCOUNT_ADAPTER = "signin.adapter.SocialAccountAdapter"
+ACCOUNT_EMAIL_VERIFICATION = "none"
+SOCIALACCOUNT_EMAIL_VERIFICATION = "none"
+SOCIALACCOUNT_AUTO_SIGNUP = True
+SOCIALACCOUNT_STORE_TOKENS = False
+SOCIALACCOUNT_LOGIN_ON_GET = False
+SOCIALACCOUNT_REQUESTS_TIMEOUT = int(env("SSO_REQUESTS_TIMEOUT", "10"))
+LOGIN_REDIRECT_URL = "/admin/"
+# Google's OpenID Connect issuer (tests point it at a provider of their own).
+SSO_GOOGLE_ISSUER = env("SSO_GOOGLE_ISSUER", "https://accounts.google.com")
 # Fernet keys (comma-separated, newest first) for secrets stored in the database (a tenant's OIDC
 # client secrets); empty derives one from SECRET_KEY (core/secrets.py).
 FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS", "")
@@ -379,6 +400,8 @@ UNFOLD = {
     "SHOW_VIEW_ON_SITE": False,
     "ENVIRONMENT": "crm_project.admin_site.environment_label",
     "DASHBOARD_CALLBACK": "crm_project.admin_site.dashboard_callback",
+    # The admin login form knows the tenant's sign-in providers and "SSO required" (signin/).
+    "LOGIN": {"form": "signin.forms.AdminLoginForm"},
     "SIDEBAR": {
         "show_search": True,
         "show_all_applications": False,

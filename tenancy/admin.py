@@ -85,6 +85,10 @@ class TenantCreationForm(forms.ModelForm):
 class TenantSettingsForm(forms.ModelForm):
     """The tenant's own sending, tracking, AI and sign-in settings, edited by its admins on its host."""
 
+    sso_oidc_issuer = forms.URLField(
+        required=False, max_length=500, assume_scheme="https", widget=UnfoldAdminTextInputWidget
+    )
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         for name in SECRET_FIELDS:  # write-only: say whether one is stored, never show it

@@ -86,7 +86,12 @@ class TenantSettingsForm(forms.ModelForm):
     """The tenant's own sending, tracking, AI and sign-in settings, edited by its admins on its host."""
 
     sso_oidc_issuer = forms.URLField(
-        required=False, max_length=500, assume_scheme="https", widget=UnfoldAdminTextInputWidget
+        label="Issuer URL",
+        required=False,
+        max_length=500,
+        assume_scheme="https",
+        widget=UnfoldAdminTextInputWidget,
+        help_text="The provider's issuer; its /.well-known/openid-configuration must answer.",
     )
 
     def __init__(self, *args, **kwargs):

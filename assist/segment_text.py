@@ -331,6 +331,8 @@ NEGATIVE_TWINS = {
     "null": "notNull",
 }  # fmt: skip
 NEGATIVE_TWINS.update({negative: positive for positive, negative in list(NEGATIVE_TWINS.items())})
+ATTRIBUTE_KEY_RE = re.compile(r"^[\w-]{1,100}$")
+ATTRIBUTE_FIELD_RE = re.compile(r"^attributes\.[\w-]{1,100}$")
 FLIPPED_COMPARISONS = {">": "<=", "<=": ">", "<": ">=", ">=": "<"}
 ORDER_VERBS = {"ordered", "order", "orders", "purchased", "bought", "shopped", "buy", "purchase"}
 SKU_VERBS = {"bought", "purchased", "buy", "purchase", "buys", "purchases"}
@@ -816,11 +818,13 @@ class _Parser:
             token = self.peek()
             if token is None or token.kind not in ("word", "quoted"):
                 return None
-            self.pos += 1
             key = token.value if token.kind == "quoted" else token.text
+            if not ATTRIBUTE_KEY_RE.match(key):
+                return None
+            self.pos += 1
             return f"attributes.{key}"
         token = self.peek()
-        if token is not None and token.kind == "word" and token.low.startswith("attributes."):
+        if token is not None and token.kind == "word" and ATTRIBUTE_FIELD_RE.match(token.text):
             self.pos += 1
             return token.text
         return self.take_phrase(FIELD_PHRASES)

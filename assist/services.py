@@ -255,7 +255,12 @@ def segment_from_text(*, text, tenant, today=None):
     if parsed.rules is None:
         words = ", ".join(parsed.unparsed[:20]) or text[:100]
         raise ValidationError({"text": [f"No condition found in the text (not understood: {words})."]})
-    parse_rules(parsed.rules)  # the parser only writes valid rules; this keeps that promise checked
+    try:
+        parse_rules(parsed.rules)
+    except RuleError as error:  # a value out of the language's range ("in the last 10000000 days")
+        raise ValidationError(
+            {"text": [f"The conditions found are out of range: {'; '.join(error.messages)}"]}
+        )
     return {
         "rules": parsed.rules,
         "explanation": parsed.explanation,

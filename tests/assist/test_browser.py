@@ -12,6 +12,13 @@ from tests.admin.conftest import chromium, marketer_page, screenshot, site  # no
 pytestmark = pytest.mark.browser
 
 
+@pytest.mark.django_db  # also makes pytest-django set up the test database when this module runs alone
+def test_the_builder_offers_the_sentence_box_when_assist_is_installed():
+    from segments import hooks
+
+    assert hooks.sentence_endpoints == ["ai-segment"]
+
+
 def test_a_sentence_fills_the_segment_builder_which_the_marketer_edits_before_saving(marketer_page, site):  # noqa: F811
     page = marketer_page
     page.goto(site.url + "/admin/segments/segment/add/")

@@ -209,11 +209,12 @@ def test_sso_required_blocks_password_login_except_for_break_glass_admins(page, 
     try:
         page.goto(sso_site.url("a", "/admin/login/?next=/admin/"))
         expect(page.locator("#sso-required-note")).to_be_visible()
+        expect(page.locator("#sso-google")).to_be_visible()
+        screenshot(page, "sso-login")
         page.fill("input[name=username]", marketer)
         page.fill("input[name=password]", PASSWORD)
         page.click("#login-form button[type=submit]")
         expect(page.locator("body")).to_contain_text("This account signs in with single sign-on")
-        screenshot(page, "sso-required-login")
 
         page.fill("input[name=username]", admin)
         page.fill("input[name=password]", PASSWORD)

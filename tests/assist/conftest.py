@@ -100,3 +100,13 @@ def sent_campaign(
     HourlyStats.objects.create(campaign=campaign, hour=hour - timedelta(hours=1), opens=5, clicks=1)
     HourlyStats.objects.create(campaign=campaign, hour=hour, opens=30, clicks=6)
     return campaign
+
+
+@pytest.fixture(autouse=True)
+def ai_budget(monkeypatch):
+    """A roomy AI_RATE for every test (the budget lives in the cache, across tests); the throttle
+    itself is tested with a small one."""
+    from rest_framework.throttling import ScopedRateThrottle
+
+    monkeypatch.setitem(ScopedRateThrottle.THROTTLE_RATES, "ai", "100000/min")
+    return monkeypatch

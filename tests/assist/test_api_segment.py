@@ -95,3 +95,16 @@ def test_a_marketer_may_use_it(tenant, marketer):
         .status_code
         == 200
     )
+
+
+def test_it_throttles_each_user_and_answers_429_beyond_the_budget(api, admin_user, ai_budget):
+    from django.core.cache import cache
+    from rest_framework.throttling import ScopedRateThrottle
+
+    ai_budget.setitem(ScopedRateThrottle.THROTTLE_RATES, "ai", "2/min")
+    cache.delete(f"throttle_ai_{admin_user.pk}")
+
+    answers = [api.post(URL, {"text": "customers in Budapest"}, format="json").status_code for _ in range(3)]
+
+    assert answers == [200, 200, 429]
+    cache.delete(f"throttle_ai_{admin_user.pk}")

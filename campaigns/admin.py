@@ -238,8 +238,16 @@ ACTIONS = {
 @admin.register(Campaign)
 class CampaignAdmin(ModelAdmin):
     form = CampaignForm
-    list_display = ["name", "status_badge", "segment", "scheduled_at", "sent_at", "progress_summary"]
-    list_filter = ["status"]
+    list_display = [
+        "name",
+        "status_badge",
+        "intent_display",
+        "segment",
+        "scheduled_at",
+        "sent_at",
+        "progress_summary",
+    ]
+    list_filter = ["status", "intent"]
     search_fields = ["name", "subject"]
     date_hierarchy = "created_at"
     change_form_outer_before_template = "admin/campaigns/campaign/top.html"
@@ -261,11 +269,11 @@ class CampaignAdmin(ModelAdmin):
         (_("Audience"), {"fields": ["segment", "exclude_segment"]}),
         (_("Sender"), {"fields": ["from_email", "from_name", "reply_to"]}),
         (_("Tracking and schedule"), {"fields": ["track_opens", "track_clicks", "scheduled_at"]}),
-        (_("State"), {"fields": ["status", "error", "started_at", "sent_at"]}),
+        (_("State"), {"fields": ["status", "error", "started_at", "sent_at", "intent", "intent_confidence"]}),
     ]
 
     def get_readonly_fields(self, request, obj=None):
-        state = ["status", "error", "started_at", "sent_at"]
+        state = ["status", "error", "started_at", "sent_at", "intent", "intent_confidence"]
         if obj is not None and obj.status not in services.EDITABLE_STATUSES:
             return [field for fieldset in self.fieldsets for field in fieldset[1]["fields"]]
         return state
@@ -277,6 +285,15 @@ class CampaignAdmin(ModelAdmin):
             obj.status,
             STATUS_COLOURS.get(obj.status, "#6b7280"),
             obj.get_status_display(),
+        )
+
+    @admin.display(description=_("Intent"), ordering="intent")
+    def intent_display(self, obj):
+        return format_html(
+            '<span class="campaign-intent" data-intent="{}" title="{}">{}</span>',
+            obj.intent,
+            _("confidence %(c)s") % {"c": f"{obj.intent_confidence:.0%}"},
+            obj.get_intent_display(),
         )
 
     @admin.display(description=_("Progress"))

@@ -144,13 +144,15 @@ class CampaignListView(generics.GenericAPIView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("status", OpenApiTypes.STR, enum=[s for s, _ in Campaign.STATUS_CHOICES])
+            OpenApiParameter("status", OpenApiTypes.STR, enum=[s for s, _ in Campaign.STATUS_CHOICES]),
+            OpenApiParameter("intent", OpenApiTypes.STR, enum=[i for i, _ in Campaign.INTENT_CHOICES]),
         ],
         responses={200: CampaignSerializer(many=True), 400: ERROR_400},
     )
     def get(self, request):
         state = _choice_param(request, "status", [s for s, _ in Campaign.STATUS_CHOICES])
-        page = self.paginate_queryset(selectors.campaigns_list(status=state))
+        intent = _choice_param(request, "intent", [i for i, _ in Campaign.INTENT_CHOICES])
+        page = self.paginate_queryset(selectors.campaigns_list(status=state, intent=intent))
         return self.get_paginated_response(CampaignSerializer(page, many=True).data)
 
     @extend_schema(request=CampaignInputSerializer, responses={201: CampaignSerializer, 400: ERROR_400})

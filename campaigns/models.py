@@ -34,6 +34,18 @@ class EmailTemplate(models.Model):
 
 
 class Campaign(models.Model):
+    # What the campaign is for (PRODUCT.md "AI assistance"), set from its subject and content.
+    INTENT_CHOICES = [
+        ("promotion", "Promotion"),
+        ("product_launch", "Product launch"),
+        ("newsletter", "Newsletter"),
+        ("winback", "Win-back"),
+        ("cart_recovery", "Cart recovery"),
+        ("announcement", "Announcement"),
+        ("event_invite", "Event invitation"),
+        ("survey", "Survey"),
+        ("other", "Other"),
+    ]
     STATUS_CHOICES = [
         ("draft", "Draft"),
         ("scheduled", "Scheduled"),
@@ -66,6 +78,13 @@ class Campaign(models.Model):
     sent_at = models.DateTimeField(null=True, blank=True)
     # Why the campaign failed (or could not start when its time came); shown in the admin.
     error = models.TextField(blank=True, default="")
+    # Set by the content classifier plugged into campaigns.hooks whenever subject or content change.
+    intent = models.CharField(max_length=20, choices=INTENT_CHOICES, default="other", db_index=True)
+    intent_confidence = models.FloatField(default=0.0)
+    # A short text on the results for marketers, written when the campaign is sent and a day later.
+    summary = models.TextField(blank=True, default="")
+    summary_source = models.CharField(max_length=10, blank=True, default="")  # offline | provider
+    summary_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         db_table = "campaigns"

@@ -210,8 +210,10 @@ def customers_for_sending(*, ids):
     return {customer.id: customer for customer in Customer.objects.filter(id__in=ids).only(*fields)}
 
 
-def campaigns_list(*, status=None):
+def campaigns_list(*, status=None, intent=None):
     campaigns = Campaign.objects.select_related("template", "segment", "exclude_segment")
     if status:
         campaigns = campaigns.filter(status=status)
+    if intent:
+        campaigns = campaigns.filter(intent=intent)
     return campaigns

@@ -77,6 +77,11 @@ class CampaignSerializer(serializers.ModelSerializer):
             "updated_at",
             "started_at",
             "sent_at",
+            "intent",
+            "intent_confidence",
+            "summary",
+            "summary_source",
+            "summary_at",
         ]
         read_only_fields = fields
 

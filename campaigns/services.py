@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from events.services import event_emit
 
-from . import selectors, senders
+from . import hooks, selectors, senders
 from .leases import LeasedTable
 from .messages import UNSUBSCRIBE_VAR_RE, trackable_urls
 from .models import Campaign, CampaignLink, CampaignRecipient, EmailTemplate
@@ -139,6 +139,9 @@ def template_update(*, template, **changes):
     for field, value in values.items():
         setattr(template, field, value)
     template.save()
+    for campaign in Campaign.objects.filter(template=template, status__in=EDITABLE_STATUSES):
+        if campaign_classify(campaign=campaign):
+            campaign.save(update_fields=["intent", "intent_confidence", "updated_at"])
     return template
 
 
@@ -223,6 +226,21 @@ CAMPAIGN_FIELDS = (
 )
 
 
+CONTENT_FIELDS = ("subject", "template", "html_body", "text_body")
+
+
+def campaign_classify(*, campaign):
+    """Set the campaign's intent from its content (the classifier plugged into campaigns.hooks);
+    True when it changed. The caller saves."""
+    content = selectors.campaign_content(campaign=campaign)
+    intent, confidence = hooks.classify(
+        subject=content["subject"], html=content["html"], text=content["text"]
+    )
+    changed = (intent, confidence) != (campaign.intent, campaign.intent_confidence)
+    campaign.intent, campaign.intent_confidence = intent, confidence
+    return changed
+
+
 def campaign_create(*, name, scheduled_at=None, **fields):
     """A draft. Tracking follows the tenant's settings unless the caller says otherwise."""
     values = {key: value for key, value in fields.items() if key in CAMPAIGN_FIELDS}
@@ -233,6 +251,7 @@ def campaign_create(*, name, scheduled_at=None, **fields):
         _check_future(scheduled_at)
         campaign.scheduled_at = scheduled_at
     campaign_validate(campaign=campaign)
+    campaign_classify(campaign=campaign)
     campaign.save()
     return campaign
 
@@ -245,10 +264,13 @@ def campaign_update(*, campaign, **changes):
         if campaign.status not in EDITABLE_STATUSES:
             raise CampaignStateError(f"A campaign that is {campaign.status} cannot be edited.")
         sender_before = campaign.from_email
+        content_before = selectors.campaign_content(campaign=campaign)
         for key, value in changes.items():
             if key in CAMPAIGN_FIELDS:
                 setattr(campaign, key, value)
         campaign_validate(campaign=campaign, check_sender=campaign.from_email != sender_before)
+        if selectors.campaign_content(campaign=campaign) != content_before:
+            campaign_classify(campaign=campaign)
         if "scheduled_at" in changes:
             scheduled_at = changes["scheduled_at"]
             if scheduled_at is not None:
@@ -537,7 +559,15 @@ def campaign_finish_if_done(*, campaign_id):
         campaign_transition(campaign=campaign, to="sent", sent_at=timezone.now())
         counts = selectors.campaign_final_counts(campaign=campaign)
         event_emit(type="campaign.sent", data={"id": campaign.pk, "name": campaign.name, **counts})
+        hooks.run_in_transaction(hooks.campaign_sent, campaign_id=campaign.pk)
     return True
+
+
+def campaign_summary_save(*, campaign_id, summary, source):
+    """Store the marketers' summary of a campaign's results (written by assist); not a state change."""
+    return Campaign.objects.filter(pk=campaign_id).update(
+        summary=summary, summary_source=source, summary_at=timezone.now()
+    )
 
 
 def campaign_fail(*, campaign, reason):

@@ -12,4 +12,5 @@ urlpatterns = [
     path("", include("segments.urls")),
     path("", include("campaigns.urls")),
     path("", include("tracking.api_urls")),
+    path("", include("assist.urls")),
 ]

@@ -33,6 +33,8 @@ app.conf.beat_schedule = {
     },
     # Roll raw open/click hits up into counters, interactions and events.
     "tracking-rollup": {"task": "tracking.tasks.rollup_all_tenants", "schedule": 15.0},
+    # Day-after campaign summaries that came due (one indexed read of a public table per tick).
+    "assist-due-summaries": {"task": "assist.tasks.write_due_summaries", "schedule": 300.0},
     # Delete raw hits older than TRACKING_HIT_RETENTION_DAYS that the roll-up has counted.
     "tracking-prune-hits": {"task": "tracking.tasks.prune_hits_all_tenants", "schedule": crontab(minute=41)},
 }

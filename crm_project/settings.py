@@ -52,6 +52,8 @@ SHARED_APPS = [
     "core",
     "tenancy",
     "events",
+    # Public tables of AI assistance (when each sent campaign's 24-hour summary is due).
+    "assist",
     "unfold",
     "unfold.contrib.filters",
     "unfold.contrib.forms",
@@ -80,6 +82,12 @@ TENANT_APPS = [
     "segments",
     "campaigns",
     "tracking",
+    # Sign-in with Google / OpenID Connect: social accounts live with the users, per tenant.
+    "allauth",
+    "allauth.account",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
+    "signin",
 ]
 # crm_project first: its `migrate` (skips up-to-date tenants) overrides django-tenants' own.
 INSTALLED_APPS = ["crm_project"] + list(SHARED_APPS) + [app for app in TENANT_APPS if app not in SHARED_APPS]
@@ -107,7 +115,9 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "signin.middleware.SsoRequiredMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "core.middleware.ApiBodySizeLimitMiddleware",
     "core.middleware.AdminLoginThrottleMiddleware",
@@ -185,6 +195,22 @@ API_MAX_BODY_BYTES = int(env("API_MAX_BODY_BYTES", str(5 * 1024 * 1024)))
 ADMIN_LOGIN_MAX_FAILURES = int(env("ADMIN_LOGIN_MAX_FAILURES", "10"))
 ADMIN_LOGIN_FAILURE_WINDOW = int(env("ADMIN_LOGIN_FAILURE_WINDOW", "300"))
 LOGIN_URL = "admin:login"
+# Signing in with Google and a tenant's OpenID Connect provider (signin/, django-allauth). The
+# providers are each tenant's own settings; these only shape allauth's flow.
+ACCOUNT_ADAPTER = "signin.adapter.AccountAdapter"
+SOCIALACCOUNT_ADAPTER = "signin.adapter.SocialAccountAdapter"
+ACCOUNT_EMAIL_VERIFICATION = "none"
+SOCIALACCOUNT_EMAIL_VERIFICATION = "none"
+SOCIALACCOUNT_AUTO_SIGNUP = True
+SOCIALACCOUNT_STORE_TOKENS = False
+SOCIALACCOUNT_LOGIN_ON_GET = False
+SOCIALACCOUNT_REQUESTS_TIMEOUT = int(env("SSO_REQUESTS_TIMEOUT", "10"))
+LOGIN_REDIRECT_URL = "/admin/"
+# Google's OpenID Connect issuer (tests point it at a provider of their own).
+SSO_GOOGLE_ISSUER = env("SSO_GOOGLE_ISSUER", "https://accounts.google.com")
+# Fernet keys (comma-separated, newest first) for secrets stored in the database (a tenant's OIDC
+# client secrets); empty derives one from SECRET_KEY (core/secrets.py).
+FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS", "")
 
 # --- REST API -----------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -209,6 +235,8 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "core.api.exception_handler",
     "DEFAULT_THROTTLE_RATES": {
         "auth_failures": env("AUTH_FAILURE_RATE", "10/min"),
+        # The AI endpoints, per user: each may call a paid provider.
+        "ai": env("AI_RATE", "30/min"),
     },
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
@@ -252,6 +280,15 @@ CELERY_TIMEZONE = "UTC"
 # --- segments -------------------------------------------------------------------------------------
 # How long a segment's customer count is cached (per tenant); `?refresh=true` recomputes it.
 SEGMENT_COUNT_CACHE_SECONDS = int(env("SEGMENT_COUNT_CACHE_SECONDS", "60"))
+
+# --- AI assistance (assist/) ----------------------------------------------------------------------
+# offline: answers from the service itself only. openai: any OpenAI-compatible chat endpoint (OpenAI,
+# Gemini's compatible endpoint, Ollama, vLLM, a LiteLLM proxy), with the offline answer as fallback.
+AI_PROVIDER = env("AI_PROVIDER", "offline")
+AI_BASE_URL = env("AI_BASE_URL", "https://api.openai.com/v1")
+AI_API_KEY = env("AI_API_KEY", "")
+AI_MODEL = env("AI_MODEL", "gpt-4o-mini")
+AI_TIMEOUT_SECONDS = float(env("AI_TIMEOUT_SECONDS", "10"))
 
 # --- events (RabbitMQ) ----------------------------------------------------------------------------
 EVENTS_BROKER_URL = env("EVENTS_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
@@ -397,6 +434,8 @@ UNFOLD = {
     "SHOW_VIEW_ON_SITE": False,
     "ENVIRONMENT": "crm_project.admin_site.environment_label",
     "DASHBOARD_CALLBACK": "crm_project.admin_site.dashboard_callback",
+    # The admin login form knows the tenant's sign-in providers and "SSO required" (signin/).
+    "LOGIN": {"form": "signin.forms.AdminLoginForm"},
     "SIDEBAR": {
         "show_search": True,
         "show_all_applications": False,

@@ -8,6 +8,7 @@ from .health import healthz
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("crm_project.api_urls")),
+    path("accounts/", include("signin.urls")),
     path("", include("tracking.urls")),
     path("healthz", healthz, name="healthz"),
 ]

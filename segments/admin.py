@@ -11,14 +11,14 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.http import JsonResponse
-from django.urls import path, reverse
+from django.urls import NoReverseMatch, path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 from unfold.admin import ModelAdmin, TabularInline
 from unfold.widgets import UnfoldAdminTextareaWidget
 
-from . import selectors, services
+from . import hooks, selectors, services
 from .models import Segment, SegmentMember
 from .rules import RuleError, field_catalogue
 
@@ -30,9 +30,10 @@ class RuleBuilderWidget(UnfoldAdminTextareaWidget):
 
     template_name = "admin/segments/segment/rule_builder_widget.html"
 
-    def __init__(self, attrs=None, preview_url=""):
+    def __init__(self, attrs=None, preview_url="", sentence_url=""):
         super().__init__(attrs={"rows": 12, "spellcheck": "false", **(attrs or {})})
         self.preview_url = preview_url
+        self.sentence_url = sentence_url
 
     class Media:
         js = ["segments/builder.js"]
@@ -47,7 +48,11 @@ class RuleBuilderWidget(UnfoldAdminTextareaWidget):
 
     def get_context(self, name, value, attrs):
         context = super().get_context(name, value, attrs)
-        context["builder"] = {"catalogue": field_catalogue(), "preview_url": self.preview_url}
+        context["builder"] = {
+            "catalogue": field_catalogue(),
+            "preview_url": self.preview_url,
+            "sentence_url": self.sentence_url,
+        }
         return context
 
 
@@ -126,7 +131,8 @@ class SegmentAdmin(ModelAdmin):
         form = super().get_form(request, obj, change=change, **kwargs)
         if "rules" in form.base_fields:
             form.base_fields["rules"].widget = RuleBuilderWidget(
-                preview_url=reverse("admin:segments_segment_preview")
+                preview_url=reverse("admin:segments_segment_preview"),
+                sentence_url=_sentence_url(),
             )
         return form
 
@@ -225,6 +231,16 @@ class SegmentAdmin(ModelAdmin):
     def preview_view(self, request):
         """Live count for the builder: POST {"rules": ...} (session + CSRF) -> count and a sample."""
         return _preview(request, self)
+
+
+def _sentence_url():
+    """The endpoint that turns a sentence into rules, when a higher app registered one (segments.hooks)."""
+    for name in hooks.sentence_endpoints:
+        try:
+            return reverse(name)
+        except NoReverseMatch:
+            continue
+    return ""
 
 
 @require_POST

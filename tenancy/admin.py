@@ -17,6 +17,7 @@ from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationFo
 from unfold.widgets import (
     UnfoldAdminEmailInputWidget,
     UnfoldAdminIntegerFieldWidget,
+    UnfoldAdminPasswordWidget,
     UnfoldAdminSelectWidget,
     UnfoldAdminTextareaWidget,
     UnfoldAdminTextInputWidget,
@@ -27,6 +28,7 @@ from .models import Domain, Tenant
 from .roles import ADMIN, MARKETER, ROLE_CHOICES, TENANT_SETTINGS_PERMISSION, user_role, user_role_assign
 from .services import tenant_activate, tenant_create, tenant_deactivate, validate_domain, validate_slug
 from .tenant_settings import (
+    SECRET_FIELDS,
     TENANT_SETTINGS_FIELDS,
     from_email_problem,
     tenant_settings_update,
@@ -88,7 +90,27 @@ class TenantCreationForm(forms.ModelForm):
 
 
 class TenantSettingsForm(forms.ModelForm):
-    """The tenant's own sending and tracking settings, edited by its admins on its host."""
+    """The tenant's own sending, tracking, AI and sign-in settings, edited by its admins on its host."""
+
+    sso_oidc_issuer = forms.URLField(
+        label="Issuer URL",
+        required=False,
+        max_length=500,
+        assume_scheme="https",
+        widget=UnfoldAdminTextInputWidget,
+        help_text="The provider's issuer; its /.well-known/openid-configuration must answer.",
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in SECRET_FIELDS:  # write-only: say whether one is stored, never show it
+            self.initial[name] = ""
+            stored = bool(getattr(self.instance, name, ""))
+            self.fields[name].help_text = (
+                "Stored (encrypted). Leave empty to keep it, or type a new one."
+                if stored
+                else "Stored encrypted; never shown again."
+            )
 
     class Meta:
         model = Tenant
@@ -102,6 +124,19 @@ class TenantSettingsForm(forms.ModelForm):
             "track_opens": "Track opens (open pixel)",
             "track_clicks": "Track clicks (link rewriting)",
             "machine_open_window_seconds": "Machine-open window (seconds after delivery)",
+            "ai_provider_enabled": "Use the AI provider",
+            "sso_google_enabled": "Sign in with Google",
+            "sso_google_client_id": "Google OAuth client id",
+            "sso_google_client_secret": "Google OAuth client secret",
+            "sso_oidc_enabled": "Sign in with OpenID Connect",
+            "sso_oidc_name": "Button label",
+            "sso_oidc_issuer": "Issuer URL",
+            "sso_oidc_client_id": "Client id",
+            "sso_oidc_client_secret": "Client secret",
+            "sso_signup_enabled": "Let new people sign up as Marketers",
+            "sso_signup_domains": "Email domains allowed to sign up",
+            "sso_required": "Require SSO",
+            "sso_break_glass": "Break-glass admins",
         }
         help_texts = {
             "from_name": "Shown as the sender of campaigns that do not set their own.",
@@ -112,6 +147,17 @@ class TenantSettingsForm(forms.ModelForm):
             "track_opens": "Off: no campaign of this account carries an open pixel, whatever it says itself.",
             "track_clicks": "Off: no campaign of this account rewrites its links, whatever it says itself.",
             "machine_open_window_seconds": "Opens this soon after delivery count as machine opens (prefetchers).",
+            "ai_provider_enabled": "Off: segment sentences, summaries and subject ideas are always answered "
+            "by the service itself; nothing is sent to the platform's AI provider.",
+            "sso_google_client_id": "From Google Cloud: an OAuth client of type web application, with the "
+            "redirect URI shown below.",
+            "sso_oidc_name": "What the sign-in button says, e.g. “Sign in with Okta”.",
+            "sso_oidc_issuer": "The provider's issuer; its /.well-known/openid-configuration must answer.",
+            "sso_signup_domains": "One per line. A verified email of these domains without a user here gets "
+            "a new Marketer user; any other unknown email is refused.",
+            "sso_required": "Password sign-in to the admin is refused for everyone but the break-glass "
+            "admins. API tokens keep working.",
+            "sso_break_glass": "Emails of admins who may still sign in with a password, one per line.",
         }
         widgets = {
             "from_name": UnfoldAdminTextInputWidget,
@@ -122,7 +168,29 @@ class TenantSettingsForm(forms.ModelForm):
             "track_opens": UnfoldBooleanSwitchWidget,
             "track_clicks": UnfoldBooleanSwitchWidget,
             "machine_open_window_seconds": UnfoldAdminIntegerFieldWidget,
+            "ai_provider_enabled": UnfoldBooleanSwitchWidget,
+            "sso_google_enabled": UnfoldBooleanSwitchWidget,
+            "sso_google_client_id": UnfoldAdminTextInputWidget,
+            "sso_google_client_secret": UnfoldAdminPasswordWidget(render_value=False),
+            "sso_oidc_enabled": UnfoldBooleanSwitchWidget,
+            "sso_oidc_name": UnfoldAdminTextInputWidget,
+            "sso_oidc_issuer": UnfoldAdminTextInputWidget,
+            "sso_oidc_client_id": UnfoldAdminTextInputWidget,
+            "sso_oidc_client_secret": UnfoldAdminPasswordWidget(render_value=False),
+            "sso_signup_enabled": UnfoldBooleanSwitchWidget,
+            "sso_signup_domains": UnfoldAdminTextareaWidget(attrs={"rows": 2}),
+            "sso_required": UnfoldBooleanSwitchWidget,
+            "sso_break_glass": UnfoldAdminTextareaWidget(attrs={"rows": 2}),
         }
+
+
+def _redirect_uris(request):
+    """The redirect URIs to register with the identity providers (signin/urls.py)."""
+    base = request.build_absolute_uri("/").rstrip("/")
+    return {
+        "google": f"{base}/accounts/oidc/google/login/callback/",
+        "oidc": f"{base}/accounts/oidc/oidc/login/callback/",
+    }
 
 
 def _settings_tenant(request):
@@ -170,6 +238,7 @@ def tenant_settings_view(request):
         "domains": list(tenant.domains.order_by("-is_primary", "domain")),
         # A sender saved before sender domains existed, or whose domain failed its last check.
         "sender_problem": from_email_problem(tenant=tenant, from_email=tenant.from_email),
+        "redirect_uris": _redirect_uris(request),
     }
     return TemplateResponse(request, "admin/tenancy/tenant_settings.html", context, status=status)
 

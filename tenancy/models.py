@@ -41,6 +41,23 @@ class Tenant(TenantMixin):
     # Its admins see and rotate it on the tenant's settings page; nobody else can set it.
     webshop_secret = models.CharField(max_length=64, default=webshop_secret_new, editable=False)
 
+    # AI assistance: off keeps every answer offline even when the platform has a provider.
+    ai_provider_enabled = models.BooleanField(default=True)
+
+    # Signing in (signin/): Google and one OpenID Connect provider; secrets encrypted (core.secrets).
+    sso_google_enabled = models.BooleanField(default=False)
+    sso_google_client_id = models.CharField(max_length=255, blank=True)
+    sso_google_client_secret = models.TextField(blank=True, help_text="Encrypted.")
+    sso_oidc_enabled = models.BooleanField(default=False)
+    sso_oidc_name = models.CharField(max_length=60, blank=True)
+    sso_oidc_issuer = models.URLField(max_length=500, blank=True)
+    sso_oidc_client_id = models.CharField(max_length=255, blank=True)
+    sso_oidc_client_secret = models.TextField(blank=True, help_text="Encrypted.")
+    sso_signup_enabled = models.BooleanField(default=False)
+    sso_signup_domains = models.TextField(blank=True)
+    sso_required = models.BooleanField(default=False)
+    sso_break_glass = models.TextField(blank=True)
+
     # Schemas are created by tenancy.services.tenant_create (clone of the template + real migrate).
     auto_create_schema = False
     auto_drop_schema = False

@@ -8,7 +8,8 @@
  * .rb-combinator, .rb-not-toggle, .rb-add-rule, .rb-add-group, .rb-remove, .rb-field,
  * .rb-attribute-key, .rb-operator, .rb-value, .rb-value-from, .rb-value-to,
  * #segment-live-count, #segment-live-status, #segment-live-errors, #segment-live-sample,
- * #segment-rules-raw, #segment-rules-json-error.
+ * #segment-rules-raw, #segment-rules-json-error; the sentence box (when the data-sentence-url is set):
+ * #segment-sentence-text, #segment-sentence-apply, #segment-sentence-result (data-source = offline|provider).
  */
 (function () {
   "use strict";
@@ -83,7 +84,62 @@
     }
     this.render();
     this.schedulePreview();
+    this.bindSentence();
   }
+
+  /* --- a sentence fills the builder (the marketer checks and edits the rules before saving) ------ */
+  Builder.prototype.bindSentence = function () {
+    var self = this;
+    var url = this.root.getAttribute("data-sentence-url");
+    var input = this.root.querySelector("#segment-sentence-text");
+    var button = this.root.querySelector("#segment-sentence-apply");
+    var result = this.root.querySelector("#segment-sentence-result");
+    if (!url || !input || !button) return;
+    var apply = function () {
+      var text = input.value.trim();
+      if (!text) return;
+      button.disabled = true;
+      result.textContent = "reading…";
+      result.removeAttribute("data-source");
+      fetch(url, {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/json", "Accept": "application/json", "X-CSRFToken": self.csrfToken() },
+        body: JSON.stringify({ text: text })
+      })
+        .then(function (response) {
+          return response.json().then(function (body) { return { ok: response.ok, body: body }; });
+        })
+        .then(function (answer) {
+          button.disabled = false;
+          if (!answer.ok) {
+            var problems = answer.body.text || answer.body.detail || ["That did not work."];
+            result.textContent = [].concat(problems).join(" ");
+            result.setAttribute("data-source", "error");
+            return;
+          }
+          self.tree = answer.body.rules;
+          self.render();
+          self.sync();
+          var note = answer.body.explanation;
+          if (answer.body.unparsed && answer.body.unparsed.length) {
+            note += " Not understood: " + answer.body.unparsed.join(", ") + ".";
+          }
+          note += answer.body.source === "provider" ? " (AI provider)" : "";
+          result.textContent = note + " Check the rules below before saving.";
+          result.setAttribute("data-source", answer.body.source);
+        })
+        .catch(function () {
+          button.disabled = false;
+          result.textContent = "Could not reach the service (network error).";
+          result.setAttribute("data-source", "error");
+        });
+    };
+    button.addEventListener("click", apply);
+    input.addEventListener("keydown", function (event) {
+      if (event.key === "Enter") { event.preventDefault(); apply(); }
+    });
+  };
 
   Builder.prototype.emptyGroup = function () {
     return { combinator: "and", not: false, rules: [] };

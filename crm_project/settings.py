@@ -168,8 +168,18 @@ STORAGES = {
 MEDIA_ROOT = Path(env("MEDIA_ROOT", str(BASE_DIR / "var" / "media")))
 DATA_UPLOAD_MAX_MEMORY_SIZE = int(env("DATA_UPLOAD_MAX_MEMORY_SIZE", str(5 * 1024 * 1024)))
 API_MAX_BODY_BYTES = int(env("API_MAX_BODY_BYTES", str(5 * 1024 * 1024)))
-ADMIN_LOGIN_MAX_FAILURES = int(env("ADMIN_LOGIN_MAX_FAILURES", "10"))
-ADMIN_LOGIN_FAILURE_WINDOW = int(env("ADMIN_LOGIN_FAILURE_WINDOW", "300"))
+# Failed logins (token endpoint and admin login alike, core/throttling.py), within a sliding window:
+# per account and client, per client over all accounts, per account over all clients that have not
+# signed in to it within LOGIN_KNOWN_CLIENT_DAYS. Over a limit: 429 with Retry-After.
+LOGIN_FAILURE_WINDOW_SECONDS = int(env("LOGIN_FAILURE_WINDOW_SECONDS", "900"))
+LOGIN_MAX_FAILURES = int(env("LOGIN_MAX_FAILURES", "10"))
+LOGIN_MAX_FAILURES_PER_CLIENT = int(env("LOGIN_MAX_FAILURES_PER_CLIENT", "30"))
+LOGIN_MAX_FAILURES_PER_ACCOUNT = int(env("LOGIN_MAX_FAILURES_PER_ACCOUNT", "50"))
+LOGIN_KNOWN_CLIENT_DAYS = int(env("LOGIN_KNOWN_CLIENT_DAYS", "30"))
+# The proxies in front of the service (core/clients.py): empty (clients connect directly; forwarded
+# headers are ignored), a count of proxy hops (`1` behind one load balancer), or comma-separated
+# networks (`10.0.0.0/8,192.168.0.10`). Only then is X-Forwarded-For read, right to left.
+TRUSTED_PROXIES = env("TRUSTED_PROXIES", "")
 LOGIN_URL = "admin:login"
 
 # --- REST API -----------------------------------------------------------------------------------
@@ -193,9 +203,9 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "core.api.exception_handler",
-    "DEFAULT_THROTTLE_RATES": {
-        "auth_failures": env("AUTH_FAILURE_RATE", "10/min"),
-    },
+    # DRF's own throttles (get_ident) read X-Forwarded-For only as far as TRUSTED_PROXIES allows;
+    # ours use core.clients.client_address, which also understands networks.
+    "NUM_PROXIES": int(TRUSTED_PROXIES) if TRUSTED_PROXIES.strip().isdigit() else 0,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
@@ -267,8 +277,6 @@ MAIL_FROM_ADDRESS = env("MAIL_FROM_ADDRESS", "noreply@vecton.hu")
 MAIL_FILE_PATH = Path(env("MAIL_FILE_PATH", str(BASE_DIR / "var" / "mail")))
 MAIL_UNSUBSCRIBE_MAILTO = env("MAIL_UNSUBSCRIBE_MAILTO", "")
 # --- tracking -------------------------------------------------------------------------------------
-# Behind our own reverse proxy, the client address of a tracking hit is the last X-Forwarded-For entry.
-TRACKING_TRUST_X_FORWARDED_FOR = env_bool("TRACKING_TRUST_X_FORWARDED_FOR", False)
 # Raw open/click hits are kept this long after the roll-up counted them (counters stay for good).
 TRACKING_HIT_RETENTION_DAYS = int(env("TRACKING_HIT_RETENTION_DAYS", "180"))
 # Budgets of the links in our emails, per web worker process (tracking/ratelimit.py): each open or

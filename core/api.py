@@ -10,13 +10,14 @@ from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import exceptions, serializers, status
 from rest_framework.authtoken.models import Token
-from rest_framework.permissions import AllowAny
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from .clients import client_key
 from .throttling import LoginAttempt
+from .tokens import token_issue
 
 logger = logging.getLogger(__name__)
 
@@ -106,12 +107,13 @@ class TokenView(APIView):
                 {"non_field_errors": ["Unable to log in with these credentials."]}
             )
         attempt.succeeded()
-        token, _ = Token.objects.get_or_create(user=user)
-        return Response({"token": token.key})
+        return Response({"token": token_issue(user=user).key})
 
 
 class TokenRevokeView(APIView):
     """`DELETE /api/auth/token/current` revokes the token that authenticates the request."""
+
+    permission_classes = [IsAuthenticated]  # one's own token: no model permission involved
 
     @extend_schema(responses={204: None, 401: OpenApiResponse(description="Not authenticated.")})
     def delete(self, request):

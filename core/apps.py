@@ -6,4 +6,13 @@ class CoreConfig(AppConfig):
     verbose_name = "Core"
 
     def ready(self):
+        # Imported here: models (the user model, tokens) can be imported only once apps are ready.
+        from django.contrib.auth import get_user_model
+        from django.db.models.signals import post_save
+
         from . import checks  # noqa: F401  (registers the system checks)
+        from .tokens import tokens_of_deactivated_user_delete
+
+        post_save.connect(
+            tokens_of_deactivated_user_delete, sender=get_user_model(), dispatch_uid="core-tokens"
+        )

@@ -66,6 +66,7 @@ TENANT_APPS = [
     "django.contrib.sessions",
     "django.contrib.admin",
     "rest_framework.authtoken",
+    "core",  # beside the tokens: their last use (core.models.TokenUse)
     "customers",
     "segments",
     "campaigns",
@@ -180,15 +181,18 @@ LOGIN_KNOWN_CLIENT_DAYS = int(env("LOGIN_KNOWN_CLIENT_DAYS", "30"))
 # headers are ignored), a count of proxy hops (`1` behind one load balancer), or comma-separated
 # networks (`10.0.0.0/8,192.168.0.10`). Only then is X-Forwarded-For read, right to left.
 TRUSTED_PROXIES = env("TRUSTED_PROXIES", "")
+# API tokens die after this many days without use (and with their user's deactivation or new password).
+API_TOKEN_TTL_DAYS = int(env("API_TOKEN_TTL_DAYS", "90"))
 LOGIN_URL = "admin:login"
 
 # --- REST API -----------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "core.tokens.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Every view needs the Django model permission of what it does (core/permissions.py).
+    "DEFAULT_PERMISSION_CLASSES": ["core.permissions.ModelPermissions"],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
@@ -201,7 +205,7 @@ REST_FRAMEWORK = {
         "rest_framework.filters.SearchFilter",
         "rest_framework.filters.OrderingFilter",
     ],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "core.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "core.api.exception_handler",
     # DRF's own throttles (get_ident) read X-Forwarded-For only as far as TRUSTED_PROXIES allows;
     # ours use core.clients.client_address, which also understands networks.

@@ -16,7 +16,7 @@ from core.parsers import SafeJSONParser
 
 from . import selectors, services
 from .filters import CustomerFilter
-from .models import Customer, Order
+from .models import Customer, Interaction, Order
 from .pagination import CustomerPagination
 from .serializers import (
     MAX_BULK_ITEMS,
@@ -110,6 +110,8 @@ def _customer_response(customer_id, status_code=status.HTTP_200_OK):
 
 
 class CustomerListView(generics.ListAPIView):
+    permission_model = Customer
+    model_permissions = {"export": "change"}  # ?format=csv carries every customer out
     parser_classes = [LimitedJSONParser]
     serializer_class = CustomerSerializer
     filter_backends = [DjangoFilterBackend, CustomerSearchFilter, StrictOrderingFilter]
@@ -170,6 +172,7 @@ class CustomerListView(generics.ListAPIView):
 
 
 class CustomerDetailView(APIView):
+    permission_model = Customer  # DELETE erases: delete_customer
     parser_classes = [LimitedJSONParser]
 
     def get_object(self):
@@ -212,6 +215,8 @@ class CustomerDetailView(APIView):
 
 
 class CustomerOrdersView(generics.ListAPIView):
+    permission_model = Order
+    model_permissions = {"GET": ("view", "customers.view_customer")}
     serializer_class = OrderSerializer
     filter_backends = []
 
@@ -227,6 +232,8 @@ class CustomerOrdersView(generics.ListAPIView):
 
 
 class CustomerActivityView(generics.ListAPIView):
+    permission_model = Interaction
+    model_permissions = {"GET": ("view", "customers.view_customer"), "POST": "add"}
     parser_classes = [LimitedJSONParser]
     serializer_class = InteractionSerializer
     filter_backends = []
@@ -275,6 +282,8 @@ BULK_REQUEST = {
 
 
 class CustomerBulkView(APIView):
+    permission_model = Customer
+    model_permissions = {"POST": ("add", "change")}  # an upsert
     parser_classes = [LimitedJSONParser]
 
     @extend_schema(
@@ -287,6 +296,8 @@ class CustomerBulkView(APIView):
 
 
 class OrderUpsertView(APIView):
+    permission_model = Order
+    model_permissions = {"POST": ("add", "change")}  # an upsert
     parser_classes = [LimitedJSONParser]
 
     @extend_schema(
@@ -304,6 +315,7 @@ class OrderUpsertView(APIView):
 
 
 class OrderDetailView(APIView):
+    permission_model = Order
     parser_classes = [LimitedJSONParser]
 
     def get_object(self):
@@ -326,6 +338,8 @@ class OrderDetailView(APIView):
 
 
 class OrderBulkView(APIView):
+    permission_model = Order
+    model_permissions = {"POST": ("add", "change")}  # an upsert
     parser_classes = [LimitedJSONParser]
 
     @extend_schema(

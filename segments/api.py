@@ -20,6 +20,7 @@ from customers.models import Tag
 
 from . import selectors, services
 from .filters import SegmentCustomerFilter
+from .models import Segment
 from .rules import RuleError
 from .serializers import (
     FreezeSerializer,
@@ -95,6 +96,7 @@ def _refresh_flag(request):
 
 
 class SegmentListView(generics.GenericAPIView):
+    permission_model = Segment
     parser_classes = [RulesJSONParser]
     serializer_class = SegmentSerializer
     filter_backends = [SearchFilter, OrderingFilter]
@@ -121,6 +123,7 @@ class SegmentListView(generics.GenericAPIView):
 
 
 class SegmentDetailView(APIView):
+    permission_model = Segment
     parser_classes = [RulesJSONParser]
 
     @extend_schema(
@@ -166,6 +169,9 @@ class SegmentDetailView(APIView):
 
 class SegmentCustomersView(generics.GenericAPIView):
     """The customers the segment matches now, paginated, with the customer list's filters."""
+
+    permission_model = Segment
+    model_permissions = {"GET": ("view", "customers.view_customer")}
 
     serializer_class = SegmentCustomerSerializer
     filter_backends = [DjangoFilterBackend, SearchFilter, OrderingFilter]
@@ -214,6 +220,9 @@ class SegmentCustomersView(generics.GenericAPIView):
 class SegmentPreviewView(APIView):
     """Count and a sample of up to 10 customers for rules being edited (query builders)."""
 
+    permission_model = Segment
+    model_permissions = {"POST": ("view", "customers.view_customer")}  # reads only
+
     parser_classes = [RulesJSONParser]
 
     @extend_schema(request=PreviewSerializer, responses={200: PreviewResultSerializer, 400: ERROR_400})
@@ -229,6 +238,8 @@ class SegmentPreviewView(APIView):
 
 class SegmentMembersView(APIView):
     """Add and remove customers of a static segment: ``{"add": [ids], "remove": [ids]}``."""
+
+    permission_model = Segment  # POST changes the member list: change_segment
 
     parser_classes = [RulesJSONParser]
 
@@ -257,6 +268,9 @@ class SegmentMembersView(APIView):
 
 class SegmentFreezeView(APIView):
     """Save who the segment matches now as a new static segment."""
+
+    permission_model = Segment
+    model_permissions = {"POST": "add"}  # makes a new static segment
 
     parser_classes = [RulesJSONParser]
 

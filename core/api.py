@@ -2,6 +2,7 @@
 
 import logging
 
+from django.conf import settings
 from django.contrib.auth import authenticate
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -16,6 +17,7 @@ from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from .clients import client_key
+from .db import is_statement_timeout
 from .throttling import LoginAttempt
 from .tokens import token_issue
 
@@ -42,6 +44,24 @@ class PayloadTooLarge(exceptions.APIException):
     default_code = "payload_too_large"
 
 
+def _statement_timeout_error(view):
+    """A statement that ran out of time: the input's fault (400 naming the field) where the view says
+    so with `statement_timeout_blames = "<field>"`, else a 503."""
+    field = getattr(view, "statement_timeout_blames", None)
+    logger.warning("statement timeout in %s", view.__class__.__name__)
+    if field:
+        return exceptions.ValidationError(
+            {
+                field: [
+                    f"This is too expensive to evaluate within {settings.DB_STATEMENT_TIMEOUT_MS} ms; simplify it."
+                ]
+            }
+        )
+    return ServiceUnavailable(
+        "This took longer than the database allows for a web request; try a narrower request."
+    )
+
+
 def exception_handler(exc, context):
     """DRF's handler, plus Django's own errors mapped to their 4xx instead of a 500."""
     if isinstance(exc, DjangoValidationError):
@@ -53,6 +73,8 @@ def exception_handler(exc, context):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
+    elif is_statement_timeout(exc):
+        exc = _statement_timeout_error(context.get("view"))
     elif isinstance(exc, (OperationalError, InterfaceError)):
         logger.warning("database unavailable: %s", exc)
         exc = ServiceUnavailable()

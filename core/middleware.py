@@ -1,10 +1,17 @@
-"""Request guards that apply to every host: body size for the API, brute force on the admin login."""
+"""Request guards that apply to every host: body size for the API, brute force on the admin login,
+statement timeouts."""
+
+import logging
 
 from django.conf import settings
-from django.http import JsonResponse
+from django.db import connection
+from django.http import HttpResponse, JsonResponse
 
 from .clients import client_key
+from .db import is_statement_timeout, web_statement_timeout_apply
 from .throttling import LoginAttempt
+
+logger = logging.getLogger(__name__)
 
 
 class ApiBodySizeLimitMiddleware:
@@ -54,4 +61,28 @@ class AdminLoginThrottleMiddleware:
             attempt.succeeded()
         elif response.status_code != 200:  # refused before any password was checked (e.g. CSRF)
             attempt.abandon()
+        return response
+
+
+class StatementTimeoutMiddleware:
+    """Web requests run with DB_STATEMENT_TIMEOUT_MS (core.db); a page whose query runs out of time is
+    a 503 (the API's own exception handler answers its views), never a 500."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        web_statement_timeout_apply(connection)
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if not is_statement_timeout(exception):
+            return None
+        logger.warning("statement timeout on %s %s", request.method, request.path)
+        message = "This took longer than the database allows for a web request; try a narrower request."
+        if request.path.startswith("/api/"):
+            response = JsonResponse({"detail": message}, status=503)
+        else:
+            response = HttpResponse(message, status=503, content_type="text/plain; charset=utf-8")
+        response["Retry-After"] = "30"
         return response

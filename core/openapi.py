@@ -9,6 +9,7 @@ COMMON = {
     "401": "Not authenticated (no, invalid, revoked or expired token).",
     "403": "The user's role does not allow this.",
     "429": "Too many requests.",
+    "503": "The database is unavailable, or the request took longer than a web request may; retry later.",
 }
 BODY = {"413": "The request body is too large.", "415": "The request body is not JSON."}
 
@@ -56,9 +57,9 @@ def document_common_responses(result, generator, request, public):
                 continue
             responses = operation["responses"]
             secured = operation.get("security") != [] and path != "/api/auth/token"
-            extra = dict(COMMON) if secured else {"429": COMMON["429"]}
+            extra = dict(COMMON) if secured else {"429": COMMON["429"], "503": COMMON["503"]}
             if method == "get" and secured:
-                extra.setdefault("404", "Not found (also an out-of-range page of a list).")
+                extra.setdefault("404", "Not found (also a page past the end of a list).")
             if method in {"post", "put", "patch"}:
                 extra.update(BODY)
                 extra.setdefault("400", "Invalid input: `{field: [messages]}`.")

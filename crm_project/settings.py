@@ -96,6 +96,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "core.middleware.StatementTimeoutMiddleware",
     "core.middleware.ApiBodySizeLimitMiddleware",
     "core.middleware.AdminLoginThrottleMiddleware",
 ]
@@ -128,6 +129,11 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+# Statement timeouts (core/db.py): a web request's statements get DB_STATEMENT_TIMEOUT_MS (then 503, or
+# 400 where the input is to blame); Celery workers and management commands get the longer
+# DB_WORKER_STATEMENT_TIMEOUT_MS (0: none beyond the server's own).
+DB_STATEMENT_TIMEOUT_MS = int(env("DB_STATEMENT_TIMEOUT_MS", "15000"))
+DB_WORKER_STATEMENT_TIMEOUT_MS = int(env("DB_WORKER_STATEMENT_TIMEOUT_MS", "1800000"))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- cache (Redis when configured; every key carries the tenant's schema) -------------------------

@@ -222,6 +222,7 @@ class SegmentPreviewView(APIView):
 
     permission_model = Segment
     model_permissions = {"POST": ("view", "customers.view_customer")}  # reads only
+    statement_timeout_blames = "rules"  # rules too expensive to evaluate are the input's fault
 
     parser_classes = [RulesJSONParser]
 

@@ -61,7 +61,7 @@ def _rules(count):
     return {"combinator": "or", "rules": rules}
 
 
-def test_a_web_request_runs_with_the_web_statement_timeout(api, settings):
+def test_it_runs_a_web_request_with_the_web_statement_timeout(api, settings):
     settings.DB_STATEMENT_TIMEOUT_MS = 4321
     assert api.get("/api/customers").status_code == 200
     with connection.cursor() as cursor:
@@ -69,14 +69,14 @@ def test_a_web_request_runs_with_the_web_statement_timeout(api, settings):
         assert cursor.fetchone()[0] == "4321ms"
 
 
-def test_an_api_request_that_runs_out_of_time_is_a_503(api, short_timeout, customers_locked):
+def test_it_answers_503_when_an_api_request_runs_out_of_time(api, short_timeout, customers_locked):
     response = api.get("/api/customers")
     assert response.status_code == 503
     assert "longer than the database allows" in response.json()["detail"]
     assert response["Retry-After"]
 
 
-def test_a_segment_preview_too_expensive_to_evaluate_is_a_400_naming_the_rules(
+def test_it_answers_400_naming_the_rules_when_a_segment_preview_is_too_expensive(
     api, short_timeout, customers_locked
 ):
     response = api.post("/api/segments/preview", {"rules": _rules(1000)}, format="json")
@@ -84,14 +84,16 @@ def test_a_segment_preview_too_expensive_to_evaluate_is_a_400_naming_the_rules(
     assert f"{SHORT_MS} ms" in response.json()["rules"][0]
 
 
-def test_an_admin_page_that_runs_out_of_time_is_a_503(client, admin_user, short_timeout, customers_locked):
+def test_it_answers_503_when_an_admin_page_runs_out_of_time(
+    client, admin_user, short_timeout, customers_locked
+):
     client.force_login(admin_user)
     response = client.get("/admin/customers/customer/", HTTP_HOST=TENANT_A["domain"])
     assert response.status_code == 503
     assert "longer than the database allows" in response.content.decode()
 
 
-def test_a_new_connection_gets_the_workers_timeout(settings, db):
+def test_it_gives_a_new_connection_the_workers_timeout(settings, db):
     settings.DB_WORKER_STATEMENT_TIMEOUT_MS = 123456
     fresh = connections.create_connection("default")
     try:
@@ -102,7 +104,7 @@ def test_a_new_connection_gets_the_workers_timeout(settings, db):
         fresh.close()
 
 
-def test_a_management_command_gets_the_workers_timeout(db):
+def test_it_gives_a_management_command_the_workers_timeout(db):
     code = (
         "from django.db import connection\n"
         "with connection.cursor() as cursor:\n"

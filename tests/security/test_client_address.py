@@ -60,7 +60,7 @@ def test_it_counts_an_ipv6_client_by_its_64_and_an_unknown_one_together(settings
 
 
 @pytest.mark.parametrize(("trusted", "ident"), [("", "203.0.113.9"), ("1", "198.51.100.1")])
-def test_drfs_own_throttles_do_not_believe_a_forged_header_either(settings, trusted, ident):
+def test_it_keeps_drfs_own_throttles_from_believing_a_forged_header(settings, trusted, ident):
     # DRF's get_ident() reads NUM_PROXIES, which the settings derive from TRUSTED_PROXIES.
     from crm_project import settings as project_settings
 

@@ -47,13 +47,13 @@ def _route(path):
     return re.sub(r"\{[^}]+\}", "1", path)
 
 
-def test_the_schema_has_every_api_route():
+def test_it_documents_every_api_route_in_the_schema():
     documented = {_route(path) for path, _, _ in OPERATIONS} | PUBLIC
     assert set(api_paths()) - documented == set()
 
 
 @pytest.mark.parametrize(("path", "method", "perms"), OPERATIONS, ids=[f"{m} {p}" for p, m, _ in OPERATIONS])
-def test_each_operation_documents_a_permission_that_fits_what_it_does(path, method, perms):
+def test_it_documents_for_each_operation_a_permission_that_fits_what_it_does(path, method, perms):
     assert "superuser" not in perms, f"{method} {path}: the view names no model (set permission_model)"
     assert "undocumented" not in perms
     description = SCHEMA["paths"][path][method.lower()]["description"]
@@ -160,7 +160,7 @@ def fingerprint():
 
 
 @pytest.mark.parametrize(("path", "method", "perms"), OPERATIONS, ids=[f"{m} {p}" for p, m, _ in OPERATIONS])
-def test_each_role_gets_exactly_what_its_permissions_allow(clients, objects, path, method, perms):
+def test_it_gives_each_role_exactly_what_its_permissions_allow(clients, objects, path, method, perms):
     url = _concrete(path, objects)
     for role in ROLES:
         allowed = _expected(role, perms)
@@ -173,7 +173,7 @@ def test_each_role_gets_exactly_what_its_permissions_allow(clients, objects, pat
             assert fingerprint() == before, (role, method, url)
 
 
-def test_a_user_who_may_only_view_customers_can_neither_erase_them_nor_create_campaigns(tenant, objects):
+def test_it_lets_a_user_who_may_only_view_customers_neither_erase_them_nor_create_campaigns(tenant, objects):
     viewer = _user("viewer@tenant-a.localhost")
     viewer.user_permissions.add(Permission.objects.get(codename="view_customer"))
     client = _client(tenant, viewer)
@@ -189,7 +189,7 @@ def test_a_user_who_may_only_view_customers_can_neither_erase_them_nor_create_ca
     assert Customer.objects.get(pk=objects["customers"]).erased_at is None
 
 
-def test_actions_need_the_change_permission(tenant, objects):
+def test_it_needs_the_change_permission_for_actions(tenant, objects):
     viewer = _user("viewer@tenant-a.localhost")
     viewer.user_permissions.add(*Permission.objects.filter(codename__in=["view_campaign", "add_campaign"]))
     client = _client(tenant, viewer)
@@ -201,7 +201,7 @@ def test_actions_need_the_change_permission(tenant, objects):
     assert client.post(f"/api/campaigns/{objects['campaigns']}/send", {}).status_code == 202
 
 
-def test_an_export_needs_the_change_permission(clients):
+def test_it_needs_the_change_permission_for_an_export(clients):
     assert clients["read_only"].get("/api/customers").status_code == 200
     assert clients["read_only"].get("/api/customers?format=csv").status_code == 403
     response = clients["marketer"].get("/api/customers?format=csv")

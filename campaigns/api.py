@@ -51,6 +51,7 @@ def _choice_param(request, name, choices):
 
 
 class TemplateListView(generics.GenericAPIView):
+    permission_model = EmailTemplate
     serializer_class = TemplateSerializer
     queryset = EmailTemplate.objects.all()
 
@@ -75,6 +76,8 @@ class TemplateListView(generics.GenericAPIView):
 
 
 class TemplateDetailView(APIView):
+    permission_model = EmailTemplate
+
     @extend_schema(responses={200: TemplateSerializer, 404: ERROR_404})
     def get(self, request, pk):
         return Response(TemplateSerializer(get_object_or_404(EmailTemplate, pk=pk)).data)
@@ -108,6 +111,9 @@ class TemplateDetailView(APIView):
 
 
 class TemplatePreviewView(APIView):
+    permission_model = EmailTemplate
+    model_permissions = {"POST": ("view", "customers.view_customer")}  # renders, changes nothing
+
     @extend_schema(
         request=TemplatePreviewInputSerializer,
         responses={200: RenderedSerializer, 400: ERROR_400, 404: ERROR_404},
@@ -139,6 +145,7 @@ def _campaign(pk):
 
 
 class CampaignListView(generics.GenericAPIView):
+    permission_model = Campaign
     serializer_class = CampaignSerializer
     queryset = Campaign.objects.all()
 
@@ -164,6 +171,8 @@ class CampaignListView(generics.GenericAPIView):
 
 
 class CampaignDetailView(APIView):
+    permission_model = Campaign
+
     @extend_schema(responses={200: CampaignSerializer, 404: ERROR_404})
     def get(self, request, pk):
         return Response(CampaignSerializer(_campaign(pk)).data)
@@ -194,6 +203,8 @@ ACTION_RESPONSES = {200: CampaignSerializer, 404: ERROR_404, 409: ERROR_409}
 
 
 class CampaignSendView(APIView):
+    permission_model = Campaign  # POST is an action: change_campaign
+
     @extend_schema(
         request=SendInputSerializer,
         responses={
@@ -218,6 +229,7 @@ class CampaignSendView(APIView):
 
 
 class _ActionView(APIView):
+    permission_model = Campaign  # pause, resume, cancel: change_campaign
     service = None
 
     @extend_schema(request=None, responses=ACTION_RESPONSES)
@@ -240,6 +252,8 @@ class CampaignCancelView(_ActionView):
 
 
 class CampaignTestView(APIView):
+    permission_model = Campaign  # POST is an action: change_campaign
+
     @extend_schema(
         request=TestSendInputSerializer,
         responses={
@@ -258,6 +272,8 @@ class CampaignTestView(APIView):
 
 
 class CampaignRecipientsView(generics.GenericAPIView):
+    permission_model = CampaignRecipient
+    model_permissions = {"GET": ("view", "campaigns.view_campaign")}
     serializer_class = RecipientSerializer
 
     def get_queryset(self):  # for the schema generator only
@@ -281,6 +297,8 @@ class CampaignRecipientsView(generics.GenericAPIView):
 
 
 class CampaignProgressView(APIView):
+    permission_model = Campaign
+
     @extend_schema(
         responses={
             200: OpenApiResponse(description="Recipient counts by status, total, done and percent."),

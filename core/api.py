@@ -1,7 +1,9 @@
-"""API conventions shared by every app: pagination, error shapes, auth token endpoint."""
+"""API conventions shared by every app: error shapes, the auth token endpoints."""
 
 import logging
 
+from django.conf import settings
+from django.contrib.auth import authenticate
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import InterfaceError, OperationalError
@@ -9,18 +11,38 @@ from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import exceptions, serializers, status
 from rest_framework.authtoken.models import Token
-from rest_framework.permissions import AllowAny
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
-from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from .clients import client_key
+from .db import is_statement_timeout
 from .exceptions import Conflict, PayloadTooLarge, ServiceUnavailable
-from .throttling import FailureWindow
+from .throttling import LoginAttempt
+from .tokens import token_issue
 
 __all__ = ["Conflict", "PayloadTooLarge", "ServiceUnavailable"]
 
 logger = logging.getLogger(__name__)
+
+
+def _statement_timeout_error(view):
+    """A statement that ran out of time: the input's fault (400 naming the field) where the view says
+    so with `statement_timeout_blames = "<field>"`, else a 503."""
+    field = getattr(view, "statement_timeout_blames", None)
+    logger.warning("statement timeout in %s", view.__class__.__name__)
+    if field:
+        return exceptions.ValidationError(
+            {
+                field: [
+                    f"This is too expensive to evaluate within {settings.DB_STATEMENT_TIMEOUT_MS} ms; simplify it."
+                ]
+            }
+        )
+    return ServiceUnavailable(
+        "This took longer than the database allows for a web request; try a narrower request."
+    )
 
 
 def exception_handler(exc, context):
@@ -34,6 +56,8 @@ def exception_handler(exc, context):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
+    elif is_statement_timeout(exc):
+        exc = _statement_timeout_error(context.get("view"))
     elif isinstance(exc, (OperationalError, InterfaceError)):
         logger.warning("database unavailable: %s", exc)
         exc = ServiceUnavailable()
@@ -48,76 +72,53 @@ ERROR_404 = OpenApiResponse(description="Not found (objects of other tenants too
 ERROR_409 = OpenApiResponse(description="The object's state does not allow this.")
 
 
-class AuthFailureThrottle(SimpleRateThrottle):
-    """Counts failed logins per client address and username (AUTH_FAILURE_RATE); a burst of failures
-    is a 429 with Retry-After. Successful logins are never counted."""
-
-    scope = "auth_failures"
-    retry_seconds = 0
-
-    def _window(self):
-        return FailureWindow(scope="auth-failures", limit=self.num_requests, seconds=self.duration)
-
-    def _who(self, request):
-        username = request.data.get("username", "") if isinstance(request.data, dict) else ""
-        return self.get_ident(request), username
-
-    def allow_request(self, request, view):
-        if self.rate is None:
-            return True
-        self.retry_seconds = self._window().retry_after(*self._who(request))
-        return not self.retry_seconds
-
-    def wait(self):
-        return self.retry_seconds
-
-    def record_failure(self, request):
-        if self.rate is not None:
-            self._window().record(*self._who(request))
-
-
 class TokenRequestSerializer(serializers.Serializer):
     username = serializers.CharField(max_length=150)
     password = serializers.CharField(max_length=256, trim_whitespace=False)
 
 
 class TokenView(APIView):
-    """`POST /api/auth/token` with username and password returns the user's API token."""
+    """`POST /api/auth/token` with username and password returns the user's API token.
+
+    Failed logins are limited per account and client, per client and per account (core.throttling):
+    the attempt is counted before the password is checked, so parallel guesses cannot slip through.
+    """
 
     permission_classes = [AllowAny]
     authentication_classes = []
-    throttle_classes = [AuthFailureThrottle]
+    throttle_classes = []
 
     @extend_schema(
         request=TokenRequestSerializer,
         responses={
             200: inline_serializer("TokenResponse", {"token": serializers.CharField()}),
             400: ERROR_400,
-            429: OpenApiResponse(description="Too many failed attempts."),
+            429: OpenApiResponse(description="Too many failed logins for this account or from this client."),
         },
         auth=[],
     )
     def post(self, request):
-        from django.contrib.auth import authenticate
-
         serializer = TokenRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        username = serializer.validated_data["username"].strip().lower()
+        attempt = LoginAttempt.begin(username=username, client=client_key(request))
+        if attempt.retry_after:
+            raise exceptions.Throttled(wait=attempt.retry_after)
         user = authenticate(
-            request=request._request,
-            username=serializer.validated_data["username"].strip().lower(),
-            password=serializer.validated_data["password"],
+            request=request._request, username=username, password=serializer.validated_data["password"]
         )
         if user is None or not user.is_active:
-            AuthFailureThrottle().record_failure(request)
             raise exceptions.ValidationError(
                 {"non_field_errors": ["Unable to log in with these credentials."]}
             )
-        token, _ = Token.objects.get_or_create(user=user)
-        return Response({"token": token.key})
+        attempt.succeeded()
+        return Response({"token": token_issue(user=user).key})
 
 
 class TokenRevokeView(APIView):
     """`DELETE /api/auth/token/current` revokes the token that authenticates the request."""
+
+    permission_classes = [IsAuthenticated]  # one's own token: no model permission involved
 
     @extend_schema(responses={204: None, 401: OpenApiResponse(description="Not authenticated.")})
     def delete(self, request):

@@ -4,3 +4,18 @@ from django.apps import AppConfig
 class CoreConfig(AppConfig):
     name = "core"
     verbose_name = "Core"
+
+    def ready(self):
+        # Imported here: models (the user model, tokens) can be imported only once apps are ready.
+        from django.contrib.auth import get_user_model
+        from django.db.backends.signals import connection_created
+        from django.db.models.signals import post_save
+
+        from . import checks  # noqa: F401  (registers the system checks)
+        from .db import on_connection_created
+        from .tokens import tokens_of_deactivated_user_delete
+
+        connection_created.connect(on_connection_created, dispatch_uid="core-statement-timeout")
+        post_save.connect(
+            tokens_of_deactivated_user_delete, sender=get_user_model(), dispatch_uid="core-tokens"
+        )

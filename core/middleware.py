@@ -1,9 +1,17 @@
-"""Request guards that apply to every host: body size for the API, brute force on the admin login."""
+"""Request guards that apply to every host: body size for the API, brute force on the admin login,
+statement timeouts."""
+
+import logging
 
 from django.conf import settings
-from django.http import JsonResponse
+from django.db import connection
+from django.http import HttpResponse, JsonResponse
 
-from .throttling import FailureWindow
+from .clients import client_key
+from .db import is_statement_timeout, web_statement_timeout_apply
+from .throttling import LoginAttempt
+
+logger = logging.getLogger(__name__)
 
 
 class ApiBodySizeLimitMiddleware:
@@ -30,10 +38,11 @@ class ApiBodySizeLimitMiddleware:
 
 
 class AdminLoginThrottleMiddleware:
-    """After a burst of failed admin logins from one address for one username, answer 429 for a while.
+    """Failed admin logins, limited exactly as the token endpoint's (core.throttling): per account and
+    client, per client and per account; over a limit the answer is 429 with Retry-After.
 
-    A failed login re-renders the form (200); a successful one redirects. Cache keys carry the
-    tenant's schema (django-tenants' key function), so tenants never share counters.
+    The attempt is counted before the login view checks the password. A failed login re-renders the
+    form (200); a successful one redirects, and is refunded.
     """
 
     def __init__(self, get_response):
@@ -42,18 +51,38 @@ class AdminLoginThrottleMiddleware:
     def __call__(self, request):
         if request.method != "POST" or not request.path.endswith("/admin/login/"):
             return self.get_response(request)
-        window = FailureWindow(
-            scope="admin-login-failures",
-            limit=settings.ADMIN_LOGIN_MAX_FAILURES,
-            seconds=settings.ADMIN_LOGIN_FAILURE_WINDOW,
-        )
-        who = (request.META.get("REMOTE_ADDR", ""), request.POST.get("username", ""))
-        retry_after = window.retry_after(*who)
-        if retry_after:
+        attempt = LoginAttempt.begin(username=request.POST.get("username", ""), client=client_key(request))
+        if attempt.retry_after:
             response = JsonResponse({"detail": "Too many failed logins; try again later."}, status=429)
-            response["Retry-After"] = str(retry_after)
+            response["Retry-After"] = str(attempt.retry_after)
             return response
         response = self.get_response(request)
-        if response.status_code == 200:  # the form again: a failed login (a success redirects)
-            window.record(*who)
+        if response.status_code in (301, 302, 303):  # signed in
+            attempt.succeeded()
+        elif response.status_code != 200:  # refused before any password was checked (e.g. CSRF)
+            attempt.abandon()
+        return response
+
+
+class StatementTimeoutMiddleware:
+    """Web requests run with DB_STATEMENT_TIMEOUT_MS (core.db); a page whose query runs out of time is
+    a 503 (the API's own exception handler answers its views), never a 500."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        web_statement_timeout_apply(connection)
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if not is_statement_timeout(exception):
+            return None
+        logger.warning("statement timeout on %s %s", request.method, request.path)
+        message = "This took longer than the database allows for a web request; try a narrower request."
+        if request.path.startswith("/api/"):
+            response = JsonResponse({"detail": message}, status=503)
+        else:
+            response = HttpResponse(message, status=503, content_type="text/plain; charset=utf-8")
+        response["Retry-After"] = "30"
         return response

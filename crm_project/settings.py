@@ -78,6 +78,7 @@ TENANT_APPS = [
     "django.contrib.sessions",
     "django.contrib.admin",
     "rest_framework.authtoken",
+    "core",  # beside the tokens: their last use (core.models.TokenUse)
     "customers",
     "segments",
     "campaigns",
@@ -119,6 +120,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "signin.middleware.SsoRequiredMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "core.middleware.StatementTimeoutMiddleware",
     "core.middleware.ApiBodySizeLimitMiddleware",
     "core.middleware.AdminLoginThrottleMiddleware",
 ]
@@ -151,6 +153,11 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+# Statement timeouts (core/db.py): a web request's statements get DB_STATEMENT_TIMEOUT_MS (then 503, or
+# 400 where the input is to blame); Celery workers and management commands get the longer
+# DB_WORKER_STATEMENT_TIMEOUT_MS (0: none beyond the server's own).
+DB_STATEMENT_TIMEOUT_MS = int(env("DB_STATEMENT_TIMEOUT_MS", "15000"))
+DB_WORKER_STATEMENT_TIMEOUT_MS = int(env("DB_WORKER_STATEMENT_TIMEOUT_MS", "1800000"))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- cache (Redis when configured; every key carries the tenant's schema) -------------------------
@@ -192,8 +199,20 @@ STORAGES = {
 MEDIA_ROOT = Path(env("MEDIA_ROOT", str(BASE_DIR / "var" / "media")))
 DATA_UPLOAD_MAX_MEMORY_SIZE = int(env("DATA_UPLOAD_MAX_MEMORY_SIZE", str(5 * 1024 * 1024)))
 API_MAX_BODY_BYTES = int(env("API_MAX_BODY_BYTES", str(5 * 1024 * 1024)))
-ADMIN_LOGIN_MAX_FAILURES = int(env("ADMIN_LOGIN_MAX_FAILURES", "10"))
-ADMIN_LOGIN_FAILURE_WINDOW = int(env("ADMIN_LOGIN_FAILURE_WINDOW", "300"))
+# Failed logins (token endpoint and admin login alike, core/throttling.py), within a sliding window:
+# per account and client, per client over all accounts, per account over all clients that have not
+# signed in to it within LOGIN_KNOWN_CLIENT_DAYS. Over a limit: 429 with Retry-After.
+LOGIN_FAILURE_WINDOW_SECONDS = int(env("LOGIN_FAILURE_WINDOW_SECONDS", "900"))
+LOGIN_MAX_FAILURES = int(env("LOGIN_MAX_FAILURES", "10"))
+LOGIN_MAX_FAILURES_PER_CLIENT = int(env("LOGIN_MAX_FAILURES_PER_CLIENT", "30"))
+LOGIN_MAX_FAILURES_PER_ACCOUNT = int(env("LOGIN_MAX_FAILURES_PER_ACCOUNT", "50"))
+LOGIN_KNOWN_CLIENT_DAYS = int(env("LOGIN_KNOWN_CLIENT_DAYS", "30"))
+# The proxies in front of the service (core/clients.py): empty (clients connect directly; forwarded
+# headers are ignored), a count of proxy hops (`1` behind one load balancer), or comma-separated
+# networks (`10.0.0.0/8,192.168.0.10`). Only then is X-Forwarded-For read, right to left.
+TRUSTED_PROXIES = env("TRUSTED_PROXIES", "")
+# API tokens die after this many days without use (and with their user's deactivation or new password).
+API_TOKEN_TTL_DAYS = int(env("API_TOKEN_TTL_DAYS", "90"))
 LOGIN_URL = "admin:login"
 # Signing in with Google and a tenant's OpenID Connect provider (signin/, django-allauth). The
 # providers are each tenant's own settings; these only shape allauth's flow.
@@ -206,6 +225,8 @@ SOCIALACCOUNT_STORE_TOKENS = False
 SOCIALACCOUNT_LOGIN_ON_GET = False
 SOCIALACCOUNT_REQUESTS_TIMEOUT = int(env("SSO_REQUESTS_TIMEOUT", "10"))
 LOGIN_REDIRECT_URL = "/admin/"
+# allauth reads client addresses (its own rate limits) behind the same proxies as core/clients.py.
+ALLAUTH_TRUSTED_PROXY_COUNT = int(TRUSTED_PROXIES) if TRUSTED_PROXIES.strip().isdigit() else 0
 # Google's OpenID Connect issuer (tests point it at a provider of their own).
 SSO_GOOGLE_ISSUER = env("SSO_GOOGLE_ISSUER", "https://accounts.google.com")
 # Fernet keys (comma-separated, newest first) for secrets stored in the database (a tenant's OIDC
@@ -215,10 +236,11 @@ FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS", "")
 # --- REST API -----------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "core.tokens.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Every view needs the Django model permission of what it does (core/permissions.py).
+    "DEFAULT_PERMISSION_CLASSES": ["core.permissions.ModelPermissions"],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
@@ -231,13 +253,15 @@ REST_FRAMEWORK = {
         "rest_framework.filters.SearchFilter",
         "rest_framework.filters.OrderingFilter",
     ],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "core.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "core.api.exception_handler",
     "DEFAULT_THROTTLE_RATES": {
-        "auth_failures": env("AUTH_FAILURE_RATE", "10/min"),
         # The AI endpoints, per user: each may call a paid provider.
         "ai": env("AI_RATE", "30/min"),
     },
+    # DRF's own throttles (get_ident) read X-Forwarded-For only as far as TRUSTED_PROXIES allows;
+    # ours use core.clients.client_address, which also understands networks.
+    "NUM_PROXIES": int(TRUSTED_PROXIES) if TRUSTED_PROXIES.strip().isdigit() else 0,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
@@ -321,8 +345,6 @@ MAIL_FROM_ADDRESS = env("MAIL_FROM_ADDRESS", "noreply@vecton.hu")
 MAIL_FILE_PATH = Path(env("MAIL_FILE_PATH", str(BASE_DIR / "var" / "mail")))
 MAIL_UNSUBSCRIBE_MAILTO = env("MAIL_UNSUBSCRIBE_MAILTO", "")
 # --- tracking -------------------------------------------------------------------------------------
-# Behind our own reverse proxy, the client address of a tracking hit is the last X-Forwarded-For entry.
-TRACKING_TRUST_X_FORWARDED_FOR = env_bool("TRACKING_TRUST_X_FORWARDED_FOR", False)
 # Raw open/click hits are kept this long after the roll-up counted them (counters stay for good).
 TRACKING_HIT_RETENTION_DAYS = int(env("TRACKING_HIT_RETENTION_DAYS", "180"))
 # Budgets of the links in our emails, per web worker process (tracking/ratelimit.py): each open or

@@ -9,12 +9,12 @@ narrower lists (every search, most filters) are counted exactly.
 import json
 
 from django.core.exceptions import EmptyResultSet
-from django.core.paginator import EmptyPage, PageNotAnInteger, Paginator
+from django.core.paginator import EmptyPage, PageNotAnInteger
 from django.db import connections, transaction
 from django.db.models import Count, Window
 from django.utils.functional import cached_property
 
-from core.pagination import Pagination
+from core.pagination import Pagination, Paginator, page_offset
 
 ESTIMATE_ABOVE = 100_000
 # Up to this many expected matches the page query also counts them (one scan instead of two); above
@@ -61,7 +61,7 @@ class EstimatingPaginator(Paginator):
             raise PageNotAnInteger("That page number is not an integer")
         if number < 1:
             raise EmptyPage("That page number is less than 1")
-        bottom = (number - 1) * self.per_page
+        bottom = page_offset(number, self.per_page)
         rows = _without_index_walk(
             self.object_list.annotate(matching_total=Window(Count("*")))[bottom : bottom + self.per_page]
         )

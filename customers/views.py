@@ -14,7 +14,7 @@ from core.api import ERROR_400, ERROR_404, ERROR_409, Conflict
 
 from . import selectors, services
 from .filters import CUSTOMER_ORDERING_FIELDS, CustomerFilter, CustomerSearchFilter, StrictOrderingFilter
-from .models import Customer, Order
+from .models import Customer, Interaction, Order
 from .pagination import CustomerPagination
 from .serializers import (
     MAX_BULK_ITEMS,
@@ -54,6 +54,8 @@ def _customer_response(customer_id, status_code=status.HTTP_200_OK):
 
 
 class CustomerListView(generics.ListAPIView):
+    permission_model = Customer
+    model_permissions = {"export": "change"}  # ?format=csv carries every customer out
     serializer_class = CustomerSerializer
     filter_backends = [DjangoFilterBackend, CustomerSearchFilter, StrictOrderingFilter]
     filterset_class = CustomerFilter
@@ -100,6 +102,8 @@ class CustomerListView(generics.ListAPIView):
 
 
 class CustomerDetailView(APIView):
+    permission_model = Customer  # DELETE erases: delete_customer
+
     def get_object(self):
         return generics.get_object_or_404(Customer.objects.all(), pk=self.kwargs["pk"])
 
@@ -140,6 +144,8 @@ class CustomerDetailView(APIView):
 
 
 class CustomerOrdersView(generics.ListAPIView):
+    permission_model = Order
+    model_permissions = {"GET": ("view", "customers.view_customer")}
     serializer_class = OrderSerializer
     filter_backends = []
 
@@ -155,6 +161,8 @@ class CustomerOrdersView(generics.ListAPIView):
 
 
 class CustomerActivityView(generics.ListAPIView):
+    permission_model = Interaction
+    model_permissions = {"GET": ("view", "customers.view_customer"), "POST": "add"}
     serializer_class = InteractionSerializer
     filter_backends = []
 
@@ -202,6 +210,9 @@ BULK_REQUEST = {
 
 
 class CustomerBulkView(APIView):
+    permission_model = Customer
+    model_permissions = {"POST": ("add", "change")}  # an upsert
+
     @extend_schema(
         summary="Upsert up to 1000 customers (by external_id, else email); a result per item",
         request=BULK_REQUEST,
@@ -212,6 +223,9 @@ class CustomerBulkView(APIView):
 
 
 class OrderUpsertView(APIView):
+    permission_model = Order
+    model_permissions = {"POST": ("add", "change")}  # an upsert
+
     @extend_schema(
         summary="Record an order (idempotent by external_id; 201 when new, 200 when re-delivered)",
         request=OrderInputSerializer,
@@ -227,6 +241,8 @@ class OrderUpsertView(APIView):
 
 
 class OrderDetailView(APIView):
+    permission_model = Order
+
     def get_object(self):
         return generics.get_object_or_404(Order.objects.prefetch_related("items"), pk=self.kwargs["pk"])
 
@@ -247,6 +263,9 @@ class OrderDetailView(APIView):
 
 
 class OrderBulkView(APIView):
+    permission_model = Order
+    model_permissions = {"POST": ("add", "change")}  # an upsert
+
     @extend_schema(
         summary="Upsert up to 1000 orders; a result per item",
         request=BULK_REQUEST,

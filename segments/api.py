@@ -24,6 +24,7 @@ from customers.models import Tag
 from customers.pagination import CustomerPagination
 
 from . import selectors, services
+from .models import Segment
 from .rules import RuleError
 from .serializers import (
     FreezeSerializer,
@@ -68,6 +69,7 @@ def _refresh_flag(request):
 
 
 class SegmentListView(generics.GenericAPIView):
+    permission_model = Segment
     serializer_class = SegmentSerializer
     filter_backends = [SearchFilter, OrderingFilter]
     search_fields = ["name", "description"]
@@ -93,6 +95,8 @@ class SegmentListView(generics.GenericAPIView):
 
 
 class SegmentDetailView(APIView):
+    permission_model = Segment
+
     @extend_schema(
         parameters=[REFRESH], responses={200: SegmentDetailSerializer, 400: ERROR_400, 404: ERROR_404}
     )
@@ -137,6 +141,9 @@ class SegmentDetailView(APIView):
 class SegmentCustomersView(generics.GenericAPIView):
     """The customers the segment matches now, paginated, with the customer list's filters."""
 
+    permission_model = Segment
+    model_permissions = {"GET": ("view", "customers.view_customer")}
+
     serializer_class = SegmentCustomerSerializer
     filter_backends = [DjangoFilterBackend, CustomerSearchFilter, StrictOrderingFilter]
     filterset_class = CustomerFilter
@@ -172,6 +179,10 @@ class SegmentCustomersView(generics.GenericAPIView):
 class SegmentPreviewView(APIView):
     """Count and a sample of up to 10 customers for rules being edited (query builders)."""
 
+    permission_model = Segment
+    model_permissions = {"POST": ("view", "customers.view_customer")}  # reads only
+    statement_timeout_blames = "rules"  # rules too expensive to evaluate are the input's fault
+
     @extend_schema(request=PreviewSerializer, responses={200: PreviewResultSerializer, 400: ERROR_400})
     def post(self, request):
         data = PreviewSerializer(data=request.data)
@@ -185,6 +196,8 @@ class SegmentPreviewView(APIView):
 
 class SegmentMembersView(APIView):
     """Add and remove customers of a static segment: ``{"add": [ids], "remove": [ids]}``."""
+
+    permission_model = Segment  # POST changes the member list: change_segment
 
     @extend_schema(
         request=MembersChangeSerializer,
@@ -211,6 +224,9 @@ class SegmentMembersView(APIView):
 
 class SegmentFreezeView(APIView):
     """Save who the segment matches now as a new static segment."""
+
+    permission_model = Segment
+    model_permissions = {"POST": "add"}  # makes a new static segment
 
     @extend_schema(
         request=FreezeSerializer, responses={201: SegmentDetailSerializer, 400: ERROR_400, 404: ERROR_404}

@@ -63,6 +63,8 @@ class CampaignStatsSerializer(serializers.Serializer):
 
 
 class CampaignStatsView(APIView):
+    permission_model = "campaigns.Campaign"  # reading stats needs view_campaign
+
     @extend_schema(
         operation_id="campaigns_stats",
         tags=["campaigns"],

@@ -131,10 +131,11 @@ def page_allowed(*, kind, object_id):
     )
 
 
-def invalid_link_allowed(*, ip):
-    """Whether a request with a token that is not valid gets its answer (per client address)."""
+def invalid_link_allowed(*, client):
+    """Whether a request with a token that is not valid gets its answer, per client
+    (`core.clients.client_key`: the address, never a forwarded header we were not told to trust)."""
     return pages.take(
-        (connection.schema_name, "invalid", ip),
+        (connection.schema_name, "invalid", client),
         burst=settings.TRACKING_PAGE_BURST,
         interval=settings.TRACKING_PAGE_INTERVAL_SECONDS,
     )

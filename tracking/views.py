@@ -4,7 +4,6 @@ The pixel and the redirect are the hot path: one statement each (see services), 
 template. The pages are plain HTML that works without JavaScript and reflect nothing from the request.
 """
 
-import ipaddress
 import logging
 import math
 from functools import wraps
@@ -18,6 +17,7 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_http_methods
 
 from campaigns.tokens import make_token, read_token
+from core.clients import client_address, client_key
 from tenancy.middleware import TRANSPARENT_GIF
 
 from . import ratelimit, selectors, services
@@ -26,19 +26,6 @@ logger = logging.getLogger(__name__)
 
 PIXEL_GIF = TRANSPARENT_GIF
 NO_STORE = "no-store, no-cache, must-revalidate, max-age=0, private"
-
-
-def client_ip(request):
-    """The client's address: REMOTE_ADDR, or the address our own proxy appended to X-Forwarded-For."""
-    candidate = request.META.get("REMOTE_ADDR", "")
-    if settings.TRACKING_TRUST_X_FORWARDED_FOR:
-        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-        if forwarded:
-            candidate = forwarded.split(",")[-1].strip()
-    try:
-        return str(ipaddress.ip_address(candidate))
-    except ValueError:
-        return None
 
 
 def _pixel():
@@ -61,7 +48,7 @@ def open_pixel(request, token):
                     services.hit_record_open(
                         tenant=request.tenant,
                         recipient_id=ids[0],
-                        ip=client_ip(request),
+                        ip=client_address(request),
                         user_agent=request.META.get("HTTP_USER_AGENT", ""),
                     )
                 else:
@@ -112,7 +99,7 @@ def _too_many(request):
 
 def _invalid_link(request):
     # Only links that are not valid are limited per address: valid ones have their token's budget.
-    if not ratelimit.invalid_link_allowed(ip=client_ip(request)):
+    if not ratelimit.invalid_link_allowed(client=client_key(request)):
         return _too_many(request)
     return _page(request, "invalid_link.html", status=404)
 
@@ -139,7 +126,7 @@ def click_redirect(request, token):
             tenant=request.tenant,
             recipient_id=recipient_id,
             link_id=link_id,
-            ip=client_ip(request),
+            ip=client_address(request),
             user_agent=request.META.get("HTTP_USER_AGENT", ""),
             # Link checkers and scanners ask with HEAD; a person's browser never does.
             machine=request.method == "HEAD",

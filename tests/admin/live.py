@@ -110,7 +110,8 @@ class Processes:
             "DB_CONN_MAX_AGE": "0",
             "CAMPAIGN_BATCH_SIZE": "4",
             "CAMPAIGN_TASK_SECONDS": "2",
-            "AUTH_FAILURE_RATE": "1000/min",
+            "LOGIN_MAX_FAILURES": "1000",
+            "LOGIN_MAX_FAILURES_PER_CLIENT": "1000",
             "PYTHONUNBUFFERED": "1",
         }
         self.procs = []

@@ -46,6 +46,7 @@ def fresh_tenant(django_db_blocker):
     from rest_framework.authtoken.models import Token
 
     from tenancy.models import Domain, Tenant
+    from tenancy.roles import MARKETER, user_role_assign
     from tenancy.services import tenant_create
 
     slug = f"cust-conc-{int(time.time() * 1000) % 10**8}"
@@ -54,6 +55,7 @@ def fresh_tenant(django_db_blocker):
         schema = created.tenant.schema_name
         with schema_context(schema):
             user = get_user_model().objects.create_user(username="api@example.com", password="x-password-1")
+            user_role_assign(user=user, role=MARKETER)  # the API honours roles: the webshop's user has one
             token = Token.objects.create(user=user).key
         try:
             yield created.domain.domain, schema, token

@@ -1,60 +1,115 @@
-"""The failed-login window shared by the token endpoint and the admin login (core.throttling)."""
+"""The failed-login windows shared by the token endpoint and the admin login (core.throttling)."""
 
-from django.core.cache import cache
+import threading
 
-from core.throttling import FailureWindow
+import pytest
+from django.core.cache import cache, caches
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from core import throttling
+from core.throttling import LoginAttempt
 
 
 class Clock:
     def __init__(self):
-        self.now = 1_000_000.0
+        self.now = 1_000_200.0  # the start of a 600 s window
 
     def __call__(self):
         return self.now
 
 
-def test_it_refuses_after_the_limit_until_the_oldest_failure_leaves_the_window(tenant):
+@pytest.fixture(autouse=True)
+def empty_cache(tenant):
     cache.clear()
-    clock = Clock()
-    window = FailureWindow(scope="test", limit=3, seconds=60, clock=clock)
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    fake = Clock()
+    monkeypatch.setattr(throttling, "clock", fake)
+    return fake
+
+
+@pytest.fixture
+def limits(settings):
+    settings.LOGIN_FAILURE_WINDOW_SECONDS = 600
+    settings.LOGIN_MAX_FAILURES = 3
+    settings.LOGIN_MAX_FAILURES_PER_CLIENT = 6
+    settings.LOGIN_MAX_FAILURES_PER_ACCOUNT = 9
+    return settings
+
+
+def test_it_admits_the_limit_then_slides_the_failures_out_of_the_window(limits, clock):
+    def attempt():
+        return LoginAttempt.begin(username="ann@example.com", client="10.0.0.1").retry_after
+
+    assert [attempt() for _ in range(3)] == [0, 0, 0]
+    assert attempt() == 800  # the next window starts in 600 s, and 2/3 of it must pass
+    # Next window: the three weigh by how much of their window still overlaps the last 600 s.
+    clock.now += 600
+    assert attempt() == 200  # at 1/3 in, 3 * 2/3 + 1 fits under 3 again
+    clock.now += 200
+    assert attempt() == 0
+    assert attempt() > 0
+
+
+def test_it_counts_a_username_whatever_its_case_and_spaces(limits, clock):
+    for name in ("Ann@Example.com", "  ann@example.com ", "ANN@EXAMPLE.COM"):
+        assert LoginAttempt.begin(username=name, client="10.0.0.1").retry_after == 0
+    assert LoginAttempt.begin(username="ann@example.com", client="10.0.0.1").retry_after > 0
+    assert (
+        LoginAttempt.begin(username="ann@example.com", client="10.0.0.2").retry_after == 0
+    )  # another client
+    assert (
+        LoginAttempt.begin(username="bob@example.com", client="10.0.0.1").retry_after == 0
+    )  # another account
+
+
+def test_it_refunds_a_success_and_a_refusal(limits, clock):
+    for _ in range(10):
+        LoginAttempt.begin(username="ann@example.com", client="10.0.0.1").succeeded()
     for _ in range(3):
-        assert window.retry_after("10.0.0.1", "ann@example.com") == 0
-        window.record("10.0.0.1", "ann@example.com")
-        clock.now += 10
-    assert window.retry_after("10.0.0.1", "ann@example.com") == 31  # the first failure ages out at +60
-    clock.now += 31
-    assert window.retry_after("10.0.0.1", "ann@example.com") == 0
-    cache.clear()
+        assert LoginAttempt.begin(username="ann@example.com", client="10.0.0.1").retry_after == 0
+    for _ in range(10):  # refused attempts check no password and add nothing
+        assert LoginAttempt.begin(username="ann@example.com", client="10.0.0.1").retry_after > 0
+    clock.now += 600 + 200
+    assert LoginAttempt.begin(username="ann@example.com", client="10.0.0.1").retry_after == 0
 
 
-def test_it_counts_a_username_whatever_its_case_and_spaces(tenant):
-    cache.clear()
-    window = FailureWindow(scope="test", limit=2, seconds=60)
-    window.record("10.0.0.1", "Ann@Example.com")
-    window.record("10.0.0.1", "  ann@example.com ")
-    assert window.retry_after("10.0.0.1", "ANN@EXAMPLE.COM") > 0
-    assert window.retry_after("10.0.0.2", "ann@example.com") == 0  # another address
-    assert window.retry_after("10.0.0.1", "bob@example.com") == 0  # another username
-    cache.clear()
+@pytest.fixture(params=["redis", "locmem"])
+def any_cache(request, settings):
+    """The Redis cache (one Lua step), and a cache without scripts (development without Redis: a lock)."""
+    if request.param == "locmem":
+        settings.CACHES = {
+            "default": {
+                "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+                "KEY_FUNCTION": "django_tenants.cache.make_key",
+            }
+        }
+    return request.param
 
 
-def test_the_token_endpoint_answers_429_with_retry_after_and_a_success_is_not_a_failure(
-    anon_api, admin_user, settings
-):
-    from tests.conftest import PASSWORD
+def test_it_counts_each_of_many_simultaneous_attempts_exactly_once(limits, clock, any_cache):
+    admitted, start = [], threading.Barrier(24)
 
-    cache.clear()
-    limit = int(settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["auth_failures"].split("/")[0])
-    for _ in range(limit - 1):
-        assert (
-            anon_api.post("/api/auth/token", {"username": admin_user.username, "password": "x"}).status_code
-            == 400
-        )
-    ok = anon_api.post("/api/auth/token", {"username": admin_user.username, "password": PASSWORD})
-    assert ok.status_code == 200 and ok.json()["token"]
-    padded = f"  {admin_user.username.upper()} "
-    assert anon_api.post("/api/auth/token", {"username": padded, "password": "x"}).status_code == 400
-    refused = anon_api.post("/api/auth/token", {"username": admin_user.username, "password": PASSWORD})
-    assert refused.status_code == 429
-    assert int(refused["Retry-After"]) > 0
-    cache.clear()
+    def attempt():
+        start.wait(timeout=30)
+        admitted.append(LoginAttempt.begin(username="ann@example.com", client="10.0.0.1").retry_after == 0)
+
+    threads = [threading.Thread(target=attempt) for _ in range(24)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(admitted) == [False] * 21 + [True] * 3
+
+
+def test_it_lets_logins_through_when_the_cache_is_down(limits, clock, monkeypatch):
+    def down(*args, **kwargs):
+        raise RedisConnectionError("Connection refused")
+
+    monkeypatch.setattr(caches["default"]._cache, "get_client", down)
+    for _ in range(10):
+        assert LoginAttempt.begin(username="ann@example.com", client="10.0.0.1").retry_after == 0

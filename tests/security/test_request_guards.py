@@ -18,7 +18,7 @@ def test_it_refuses_an_oversized_api_body_with_413_and_changes_nothing(api, sett
 
 
 def test_it_throttles_admin_login_after_a_burst_of_failures(client, admin_user, settings):
-    settings.ADMIN_LOGIN_MAX_FAILURES = 3
+    settings.LOGIN_MAX_FAILURES = 3
     cache.clear()
     host = TENANT_A["domain"]
     for _ in range(3):
@@ -39,9 +39,8 @@ def test_it_throttles_admin_login_after_a_burst_of_failures(client, admin_user, 
 
 def test_it_throttles_the_token_endpoint_after_a_burst_of_failures(anon_api, admin_user, settings):
     cache.clear()
-    rates = dict(settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"])
     codes = []
-    for _ in range(int(rates["auth_failures"].split("/")[0]) + 1):
+    for _ in range(settings.LOGIN_MAX_FAILURES + 1):
         codes.append(
             anon_api.post("/api/auth/token", {"username": admin_user.username, "password": "x"}).status_code
         )

@@ -108,7 +108,7 @@ def test_it_flags_a_hit_from_apples_network_over_http(web, sent):
 def test_it_takes_the_client_address_from_our_proxy_only_when_told_to(web, sent, settings):
     forwarded = {"REMOTE_ADDR": "10.0.0.5", "HTTP_X_FORWARDED_FOR": "17.1.1.1, 203.0.113.77"}
     web.get(open_path(sent.recipients[0]), **forwarded)
-    settings.TRACKING_TRUST_X_FORWARDED_FOR = True
+    settings.TRUSTED_PROXIES = "1"
     web.get(open_path(sent.recipients[0]), **forwarded)
     web.get(open_path(sent.recipients[0]), REMOTE_ADDR="10.0.0.5", HTTP_X_FORWARDED_FOR="not-an-address")
     # The left-most entry is whatever the client claims; the last is what our proxy saw.

@@ -272,12 +272,21 @@ def test_it_limits_links_that_are_not_valid_per_address(web, sent, clock):
     assert is_pixel(web.get("/t/o/garbage", REMOTE_ADDR="203.0.113.5"))  # the pixel is always the pixel
 
 
-@override_settings(TRACKING_TRUST_X_FORWARDED_FOR=True, **PAGE_BUDGET)
+@override_settings(TRUSTED_PROXIES="127.0.0.1/32", **PAGE_BUDGET)
 def test_it_tells_addresses_apart_by_our_proxys_forwarded_for_only_when_trusted(web, sent, clock):
     for _ in range(5):
         web.get("/u/garbage", HTTP_X_FORWARDED_FOR="203.0.113.5")
     assert _is_refusal_page(web.get("/u/garbage", HTTP_X_FORWARDED_FOR="203.0.113.5"))
     assert web.get("/u/garbage", HTTP_X_FORWARDED_FOR="203.0.113.6").status_code == 404
+    # A client that forges the header in front of our proxy is still the address our proxy saw.
+    assert _is_refusal_page(web.get("/u/garbage", HTTP_X_FORWARDED_FOR="198.51.100.1, 203.0.113.5"))
+
+
+@override_settings(**PAGE_BUDGET)
+def test_it_ignores_a_forged_forwarded_for_when_no_proxy_is_trusted(web, sent, clock):
+    for i in range(5):
+        web.get("/u/garbage", HTTP_X_FORWARDED_FOR=f"203.0.113.{i}")
+    assert _is_refusal_page(web.get("/u/garbage", HTTP_X_FORWARDED_FOR="203.0.113.99"))
 
 
 def test_it_forgets_idle_keys_and_never_holds_more_than_its_bound(clock):

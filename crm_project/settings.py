@@ -256,6 +256,9 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "core.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "core.api.exception_handler",
     "DEFAULT_THROTTLE_RATES": {
+        # DRF's own scopes, unused (login failures have their own limits: core/throttling.py).
+        "anon": None,
+        "user": None,
         # The AI endpoints, per user: each may call a paid provider.
         "ai": env("AI_RATE", "30/min"),
     },

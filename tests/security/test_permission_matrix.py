@@ -23,7 +23,7 @@ from tests.conftest import make_api_client
 from tests.tenancy.test_api_auth import PUBLIC, api_paths
 
 # Operations that read although they are POSTs (they evaluate what they are given and store nothing).
-READING_POSTS = {"/api/segments/preview", "/api/templates/{id}/preview"}
+READING_POSTS = {"/api/segments/preview", "/api/templates/{id}/preview", "/api/ai/segment"}
 ROLES = ["nobody", "read_only", "marketer", "admin"]  # refusals before the roles that may write
 
 

@@ -14,6 +14,7 @@ from django.db import connection
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
+from tests.conftest import verified_sender_domain
 from tests.faults.conftest import require_root_control
 
 
@@ -137,6 +138,7 @@ def _campaign_setup(tenant):
         )
         segment = Segment.objects.create(name="Outage audience", kind="static")
         SegmentMember.objects.bulk_create(SegmentMember(segment=segment, customer=c) for c in customers)
+        verified_sender_domain("outage.example")
         campaign = services.campaign_create(
             name="Outage",
             subject="Hello {{ customer.first_name }}",

@@ -2,6 +2,7 @@
 rule for the API, query strings, the admin, CSV imports and the environment."""
 
 import re
+import zoneinfo
 
 from django.core.exceptions import ValidationError
 from django.core.validators import EmailValidator
@@ -56,3 +57,16 @@ def email_normalize(value):
     if not email_is_valid(email):
         raise ValueError(f"'{value}' is not a valid email address.")
     return email
+
+
+def validate_time_zone(name):
+    """An IANA time zone name (Europe/Budapest, UTC), as the tenant's clock and the admin's dates use."""
+    if name not in available_time_zones():
+        raise ValidationError(f"'{name}' is not a time zone (e.g. Europe/Budapest or UTC).")
+
+
+def available_time_zones():
+    return _TIME_ZONES
+
+
+_TIME_ZONES = frozenset(zoneinfo.available_timezones()) | {"UTC"}

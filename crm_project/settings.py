@@ -188,6 +188,8 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
+# The clock a new tenant starts with (each tenant sets its own in its settings).
+TENANT_DEFAULT_TIME_ZONE = env("TENANT_DEFAULT_TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"

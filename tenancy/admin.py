@@ -24,6 +24,8 @@ from unfold.widgets import (
     UnfoldBooleanSwitchWidget,
 )
 
+from core.values import available_time_zones
+
 from .models import Domain, Tenant
 from .roles import ADMIN, MARKETER, ROLE_CHOICES, TENANT_SETTINGS_PERMISSION, user_role, user_role_assign
 from .services import tenant_activate, tenant_create, tenant_deactivate, validate_domain, validate_slug
@@ -91,6 +93,17 @@ class TenantCreationForm(forms.ModelForm):
 
 class TenantSettingsForm(forms.ModelForm):
     """The tenant's own sending, tracking, AI and sign-in settings, edited by its admins on its host."""
+
+    time_zone = forms.ChoiceField(
+        label="Time zone",
+        choices=[(name, name.replace("_", " ")) for name in sorted(available_time_zones())],
+        required=False,
+        widget=UnfoldAdminSelectWidget,
+        help_text="Dates in the admin, schedules, send windows and flows keep this clock.",
+    )
+
+    def clean_time_zone(self):
+        return self.cleaned_data["time_zone"] or self.instance.time_zone  # absent: unchanged
 
     sso_oidc_issuer = forms.URLField(
         label="Issuer URL",
@@ -295,6 +308,7 @@ class TenantAdmin(PublicOnlyMixin, ModelAdmin):
                     "track_opens",
                     "track_clicks",
                     "machine_open_window_seconds",
+                    "time_zone",
                 ]
             },
         ),

@@ -1,8 +1,16 @@
 import secrets
 
+from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django_tenants.models import DomainMixin, TenantMixin
+
+from core.values import validate_time_zone
+
+
+def default_time_zone():
+    """A new tenant's clock: the operator's TENANT_DEFAULT_TIME_ZONE."""
+    return settings.TENANT_DEFAULT_TIME_ZONE
 
 
 def webshop_secret_new():
@@ -36,6 +44,8 @@ class Tenant(TenantMixin):
     track_opens = models.BooleanField(default=True)
     track_clicks = models.BooleanField(default=True)
     machine_open_window_seconds = models.PositiveIntegerField(default=10)
+    # The tenant's clock: the admin shows and reads dates in it; flows and send windows keep it.
+    time_zone = models.CharField(max_length=64, default=default_time_zone, validators=[validate_time_zone])
 
     # The key of the HMAC that proves a webshop bus message comes from this tenant (events/README.md).
     # Its admins see and rotate it on the tenant's settings page; nobody else can set it.

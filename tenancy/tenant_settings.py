@@ -27,6 +27,7 @@ TENANT_SETTINGS_FIELDS = (
     "track_opens",
     "track_clicks",
     "machine_open_window_seconds",
+    "time_zone",
     "ai_provider_enabled",
     "sso_google_enabled",
     "sso_google_client_id",
@@ -46,6 +47,7 @@ SECRET_FIELDS = ("sso_google_client_secret", "sso_oidc_client_secret")
 MACHINE_OPEN_WINDOW_MAX_SECONDS = 3600
 POSTAL_ADDRESS_MAX_LENGTH = 1000
 _TEXT_FIELDS = (
+    "time_zone",
     "from_name",
     "from_email",
     "reply_to",

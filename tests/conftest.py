@@ -41,6 +41,14 @@ def django_db_setup(django_db_setup, django_db_blocker):
         connection.set_schema_to_public()
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """A connection the server dropped between tests (a restart, an operator's terminate) is replaced
+    before the next test's fixtures use it; one inside a test's transaction is the test's business."""
+    if connection.connection is not None and not connection.in_atomic_block and not connection.is_usable():
+        connection.close()
+
+
 def _tenant(spec):
     from tenancy.models import Tenant
     from tenancy.services import schema_for_slug

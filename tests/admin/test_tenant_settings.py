@@ -1,9 +1,11 @@
 """The tenant settings page: an admin edits the own tenant's sending settings on the tenant's host."""
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.db import connection
 
 from tenancy.models import Tenant
+from tenancy.tenant_settings import tenant_settings_update
 from tests.admin.conftest import PUBLIC_HOST, host_client
 from tests.conftest import verified_sender_domain
 
@@ -82,6 +84,7 @@ def test_it_saves_the_settings_of_the_own_tenant_only(admin_client_a, tenant, ot
         ("from_email", "news@sub.teashop.example", "is not on a verified sender domain of this account"),
         ("machine_open_window_seconds", "99999", "Between 0 and 3600 seconds"),
         ("postal_address", "x" * 1001, "At most 1000 characters"),
+        ("time_zone", "Mars/Olympus_Mons", "Select a valid choice"),
     ],
 )
 def test_it_refuses_bad_settings_naming_the_field_and_changes_nothing(
@@ -95,6 +98,24 @@ def test_it_refuses_bad_settings_naming_the_field_and_changes_nothing(
     assert message in " ".join(response.context["form"].errors[field])
     assert "The settings were not saved" in response.content.decode()
     assert _settings(tenant.pk) == before
+
+
+def test_it_keeps_the_tenants_time_zone(admin_client_a, tenant):
+    assert Tenant.objects.get(pk=tenant.pk).time_zone == "UTC"  # TENANT_DEFAULT_TIME_ZONE
+
+    response = admin_client_a.post(URL, {**VALID, "time_zone": "Europe/Budapest"})
+
+    assert response.status_code == 302
+    assert Tenant.objects.get(pk=tenant.pk).time_zone == "Europe/Budapest"
+    assert 'value="Europe/Budapest" selected' in admin_client_a.get(URL).content.decode()
+
+
+def test_it_refuses_an_unknown_time_zone_in_the_service(tenant):
+    with pytest.raises(ValidationError) as refused:
+        tenant_settings_update(tenant=tenant, changes={"time_zone": "Europe/Atlantis"})
+
+    assert "is not a time zone" in " ".join(refused.value.message_dict["time_zone"])
+    assert Tenant.objects.get(pk=tenant.pk).time_zone == "UTC"
 
 
 def test_it_says_how_to_fix_a_default_sender_that_is_refused(admin_client_a, tenant):
@@ -158,10 +179,6 @@ def test_it_does_not_exist_on_the_public_host(django_user_model, tenant):
 
 
 def test_it_refuses_settings_that_are_not_tenant_settings_and_changes_nothing(tenant):
-    from django.core.exceptions import ValidationError
-
-    from tenancy.tenant_settings import tenant_settings_update
-
     before = _settings(tenant.pk)
 
     with pytest.raises(ValidationError) as error:
@@ -172,10 +189,6 @@ def test_it_refuses_settings_that_are_not_tenant_settings_and_changes_nothing(te
 
 
 def test_it_refuses_settings_of_the_public_tenant(tenant):
-    from django.core.exceptions import ValidationError
-
-    from tenancy.tenant_settings import tenant_settings_update
-
     public = Tenant.objects.get(schema_name="public")
 
     with pytest.raises(ValidationError) as error:

@@ -1,0 +1,17 @@
+from django.apps import AppConfig
+
+
+class FlowsConfig(AppConfig):
+    name = "flows"
+    verbose_name = "Flows"
+
+    def ready(self):
+        from customers import hooks
+
+        from . import triggers
+
+        # Orders reach flows through customers' hooks (after commit): order triggers, wait_for.
+        if triggers.order_recorded not in hooks.order_recorded:
+            hooks.order_recorded.append(triggers.order_recorded)
+        if triggers.order_status_changed not in hooks.order_status_changed:
+            hooks.order_status_changed.append(triggers.order_status_changed)

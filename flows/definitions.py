@@ -66,7 +66,9 @@ def _rules(value, path, errors):
         errors.extend((path, message) for message in exc.messages)
 
 
-def _trigger(trigger, errors):
+def _trigger(trigger, errors, *, required):
+    if trigger == {} and not required:  # a draft may not have one yet
+        return
     if not isinstance(trigger, dict):
         errors.append(("trigger", "must be an object with a type."))
         return
@@ -123,7 +125,9 @@ def _target(step, key, path, index, positions, errors):
         errors.append((f"{path}.{key}", "must jump forward, to a step later in the list."))
 
 
-def _steps(steps, errors):
+def _steps(steps, errors, *, required):
+    if steps == [] and not required:  # a draft may not have any yet
+        return
     if not isinstance(steps, list) or not steps:
         errors.append(("steps", "must be a non-empty list of steps."))
         return
@@ -195,14 +199,15 @@ def _steps(steps, errors):
                 errors.append((f"{path}.add", "a tag step adds or removes at least one tag."))
 
 
-def validate_definition(data):
+def validate_definition(data, *, complete=False):
     """Raise ValidationError({"field": ["path: message", ...]}) for a bad definition (the fields of
-    DEFINITION_FIELDS present in `data`)."""
+    DEFINITION_FIELDS present in `data`). A draft may lack its trigger and steps; `complete` (an
+    activation) requires them."""
     errors = []
-    if "trigger" in data:
-        _trigger(data["trigger"], errors)
-    if "steps" in data:
-        _steps(data["steps"], errors)
+    if "trigger" in data or complete:
+        _trigger(data.get("trigger", {}), errors, required=complete)
+    if "steps" in data or complete:
+        _steps(data.get("steps", []), errors, required=complete)
     if data.get("exit_rules") is not None:
         _rules(data["exit_rules"], "exit_rules", errors)
     if "reentry" in data:

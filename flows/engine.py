@@ -379,7 +379,7 @@ def _write(cursor, runs, flows, batch, now):
             ],
         )
     _tags(cursor, batch)
-    moved = [run for run in runs if run.finished is None]
+    moved = runs  # finished ones too: their version and last step are kept
     if moved:
         cursor.execute(
             f"""

@@ -91,11 +91,7 @@ def flow_transition(*, flow, to):
         fields = {"status": to, "updated_at": timezone.now()}
         if to == "active":
             if current == "draft":
-                validate_definition(_definition(flow))
-                if not flow.trigger or not flow.steps:
-                    raise ValidationError(
-                        {"steps": ["An active flow needs a trigger and at least one step."]}
-                    )
+                validate_definition(_definition(flow), complete=True)
                 fields["activated_at"] = timezone.now()
                 fields["swept_at"] = None
                 FlowVersion.objects.get_or_create(

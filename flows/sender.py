@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 from campaigns import selectors
@@ -203,6 +204,24 @@ def carriers_with_work():
             """
         )
         return cursor.fetchall()
+
+
+def leases_reclaim():
+    """Messages held by a flow sender that died (lease run out) are pending again, to go out with the
+    same Message-ID: the campaign reclaimer's statement over the carriers that hold such rows (an
+    index probe of `recipient_leased`)."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT DISTINCT r.campaign_id FROM {CampaignRecipient._meta.db_table} AS r
+            JOIN {FlowCarrier._meta.db_table} AS fc ON fc.campaign_id = r.campaign_id
+            WHERE r.status = 'sending' AND r.lease_until < clock_timestamp()
+            """
+        )
+        expired = [row[0] for row in cursor.fetchall()]
+        if not expired:
+            return 0
+        return RECIPIENT_LEASES.reclaim_expired(cursor, now=timezone.now(), group_ids=expired)
 
 
 def send_due(*, time_budget=None, batch_size=None, lease_seconds=None, messenger=None):

@@ -22,6 +22,11 @@ def flows_tenant_work():
     """One tenant's flow work (the connection's current tenant): advance due runs, then send what is
     queued if nobody else is. Returns the engine's outcome."""
     outcome = engine.dispatch_tenant()
+    reclaimed = sender.leases_reclaim()
+    if reclaimed:
+        logger.warning(
+            "flows: %s messages of a dead sender are pending again in %s", reclaimed, connection.schema_name
+        )
     if outcome.more:
         dispatch_flows_tenant.apply_async(headers={"_schema_name": connection.schema_name}, retry=False)
     return outcome

@@ -95,6 +95,8 @@ class WindowField(NulFreeJSONField):
 
 
 class FlowSerializer(serializers.ModelSerializer):
+    # "" means the tenant's default sender: not an email-formatted value, so not declared as one.
+    from_email = serializers.CharField(read_only=True)
     trigger = TriggerField()
     steps = StepsField()
     exit_rules = RulesField(allow_null=True)

@@ -48,7 +48,7 @@ def test_it_builds_a_flow_from_a_recipe_and_shows_the_builder(browser):
         "flow-steps",
         "flow-save",
         "flow-activate",
-        "trigger-type",
+        "flow-trigger",
         "add-step",
         "inspect-q",
     ):

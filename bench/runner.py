@@ -19,9 +19,10 @@ from bench.workloads import (
     w6_customers_api,
     w7_tenants,
     w8_stats,
+    w9_flows,
 )
 
-ALL_ROWS = (1, 2, 3, 4, 5, 6, 7, 8)
+ALL_ROWS = (1, 2, 3, 4, 5, 6, 7, 8, 9)
 GROWTH_ROWS = (1, 2, 3, 6)
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -172,6 +173,10 @@ def _run_rows(ctx, report, selected):
             report.add(row)
     if 4 in selected:
         rows = _guard(report, ctx, "4", "deliver personalised messages", lambda: w4_send.run(ctx))
+        for row in rows or []:
+            report.add(row)
+    if 9 in selected:
+        rows = _guard(report, ctx, "9", "flows", lambda: w9_flows.run(ctx))
         for row in rows or []:
             report.add(row)
     if 5 in selected:

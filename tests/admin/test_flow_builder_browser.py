@@ -81,7 +81,8 @@ def test_it_builds_activates_and_inspects_the_abandoned_cart_flow(marketer_page,
     expect(run).to_have_attribute("data-status", "active")
     expect(run).to_contain_text("next: remind")
     expect(page.locator('.inspect-step[data-step="wait"]')).to_have_attribute("data-status", "done")
+    screenshot(page, "flow-run-inspector", full_page=True)
     page.reload()
     expect(page.locator("#step-remind .step-counts")).to_have_attribute("data-waiting", "1", timeout=15_000)
-    screenshot(page, "flow-run-inspector", full_page=True)
+    screenshot(page, "flow-builder-counts", full_page=True)
     assert page.dialogs.seen == []

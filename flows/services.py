@@ -38,7 +38,24 @@ def _definition(flow):
     return {field: getattr(flow, field) for field in DEFINITION_FIELDS}
 
 
+def _has_nul(value):
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(item) for item in value)
+    return False
+
+
 def _validate(*, data):
+    for field, value in data.items():
+        if _has_nul(value):  # PostgreSQL refuses NUL characters in text and jsonb: a 400, not a 500
+            raise ValidationError({field: ["NUL characters are not allowed."]})
+    if "name" in data and (
+        not isinstance(data["name"], str) or not data["name"].strip() or len(data["name"]) > 200
+    ):
+        raise ValidationError({"name": ["A name of 1 to 200 characters."]})
     validate_definition(data)
     if data.get("from_email"):
         problem = sender_problem(data["from_email"])
@@ -48,7 +65,7 @@ def _validate(*, data):
 
 def flow_create(*, name, **fields):
     fields = {key: value for key, value in fields.items() if key in EDITABLE}
-    data = {"trigger": {}, "steps": [], **fields}
+    data = {"trigger": {}, "steps": [], **fields, "name": name}
     _validate(data=data)
     return Flow.objects.create(name=name, **fields)
 
@@ -60,6 +77,9 @@ def flow_update(*, flow, **changes):
     if flow.status == "archived":
         raise FlowStateError("An archived flow cannot be edited.")
     _validate(data={**_definition(flow), **changes, "from_email": changes.get("from_email", flow.from_email)})
+    for key in ("from_name",):
+        if key in changes and (not isinstance(changes[key], str) or len(changes[key]) > 200):
+            raise ValidationError({key: ["Text of at most 200 characters."]})
     with transaction.atomic():
         locked = Flow.objects.select_for_update().get(pk=flow.pk)
         before = _definition(locked)
@@ -185,3 +205,11 @@ def customer_for_event(*, customer_id=None, email=None):
     if customer_id is not None:
         return Customer.objects.filter(pk=customer_id, erased_at__isnull=True).first()
     return Customer.objects.filter(email=(email or "").strip().lower(), erased_at__isnull=True).first()
+
+
+def customer_erased(*, customer_id, **_):
+    """customers.hooks.customer_erased, inside the erase transaction: what the webshop told us about
+    the customer (event properties, the context of their runs) goes; the runs and step log stay,
+    without personal data, for the flow's figures."""
+    CustomEvent.objects.filter(customer_id=customer_id).update(properties={})
+    FlowRun.objects.filter(customer_id=customer_id).update(context={})

@@ -201,3 +201,23 @@ def test_the_schema_documents_the_flow_endpoints(tenant, api):
         assert path in schema["paths"], path
     assert "202" in schema["paths"]["/api/events"]["post"]["responses"]
     assert "409" in schema["paths"]["/api/flows/{id}/activate"]["post"]["responses"]
+
+
+def test_erasing_a_customer_drops_what_the_webshop_told_about_them(tenant, api):
+    make_active_flow(api, cart_flow_body(make_template(), make_template("Second")))
+    anna = customer("anna@example.com")
+    post_event(api, "cart-1", anna, cart_url="https://shop.example/cart/anna", name_on_card="Anna K")
+
+    assert api.delete(f"/api/customers/{anna.pk}").status_code in (200, 204)
+
+    assert CustomEvent.objects.get().properties == {}
+    assert FlowRun.objects.get().context == {}
+
+
+def test_a_nul_in_a_flow_name_is_a_400(tenant, api):
+    flow = api.post("/api/flows", {"name": "ok"}, format="json").json()
+
+    response = api.patch(f"/api/flows/{flow['id']}", {"name": "a\x00b"}, format="json")
+
+    assert response.status_code == 400 and "name" in response.json()
+    assert Flow.objects.get().name == "ok"

@@ -109,7 +109,7 @@ def _outbox_clean(prefix):
 
 def _run_rows(ctx, report, selected):
     config = ctx.scale
-    needs_data = selected & {2, 3, 4, 5, 6, 8}
+    needs_data = selected & {2, 3, 4, 5, 6, 8, 9}
     if needs_data:
         tenant = data.scratch_tenant_create(slug=data.tenant_slug(ctx.prefix, "data"), with_admin=True)
         ctx.data_schema = tenant.schema_name

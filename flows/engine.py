@@ -99,7 +99,8 @@ def _claim(cursor, limit):
         SELECT r.id, r.flow_id, r.customer_id, r.step_id, r.version, r.entry_number, r.waiting_since, r.context
         FROM {FlowRun._meta.db_table} AS r
         JOIN {Flow._meta.db_table} AS f ON f.id = r.flow_id AND f.status = 'active'
-        WHERE r.status = 'active' AND r.due_at <= clock_timestamp()
+        -- statement_timestamp(), not clock_timestamp(): a volatile bound cannot use the index.
+        WHERE r.status = 'active' AND r.due_at <= statement_timestamp()
         ORDER BY r.due_at
         LIMIT %s
         FOR UPDATE OF r SKIP LOCKED

@@ -60,7 +60,7 @@ def frequency_cap_skip_sql(*, cap_hours):
         WHERE EXISTS (
             SELECT 1 FROM {CampaignRecipient._meta.db_table} AS other
             WHERE other.customer_id = u.customer_id AND other.id <> u.id
-              AND other.sent_at > clock_timestamp() - make_interval(hours => {int(cap_hours)})
+              AND other.sent_at > statement_timestamp() - make_interval(hours => {int(cap_hours)})
         )
     )"""
 
@@ -215,7 +215,7 @@ def leases_reclaim():
             f"""
             SELECT DISTINCT r.campaign_id FROM {CampaignRecipient._meta.db_table} AS r
             JOIN {FlowCarrier._meta.db_table} AS fc ON fc.campaign_id = r.campaign_id
-            WHERE r.status = 'sending' AND r.lease_until < clock_timestamp()
+            WHERE r.status = 'sending' AND r.lease_until < statement_timestamp()  -- stable: index recipient_leased
             """
         )
         expired = [row[0] for row in cursor.fetchall()]

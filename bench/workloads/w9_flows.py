@@ -195,7 +195,7 @@ def _tick_row(ctx):
             started = time.perf_counter()
             with connection.cursor() as cursor:
                 cursor.execute(
-                    "SELECT id FROM flow_runs WHERE status = 'active' AND due_at <= clock_timestamp() "
+                    "SELECT id FROM flow_runs WHERE status = 'active' AND due_at <= statement_timestamp() "
                     "ORDER BY due_at LIMIT 500"
                 )
                 cursor.fetchall()

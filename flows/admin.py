@@ -64,6 +64,17 @@ class FlowAdmin(ModelAdmin):
             path("<int:pk>/action/<str:action>/", view(self.action_view), name="flows_flow_action"),
         ] + super().get_urls()
 
+    def save_model(self, request, obj, form, change):
+        """A new flow from the name alone is a draft made by the service; edits go through the builder."""
+        if change:
+            raise PermissionDenied
+        created = services.flow_create(name=obj.name)
+        obj.pk = created.pk
+
+    def has_delete_permission(self, request, obj=None):
+        # Only a draft may be deleted (PRODUCT.md); others are archived, which ends their runs.
+        return super().has_delete_permission(request, obj) and (obj is None or obj.status == "draft")
+
     def response_add(self, request, obj, post_url_continue=None):
         return redirect(reverse("admin:flows_flow_builder", args=[obj.pk]))
 

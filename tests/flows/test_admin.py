@@ -115,3 +115,16 @@ def test_html_in_a_flow_name_stays_text(browser):
     html = browser.get(f"/admin/flows/flow/{flow.pk}/builder/").content.decode()
 
     assert '<img src=x onerror="alert(1)">' not in html
+
+
+def test_it_adds_a_draft_by_name_and_deletes_only_drafts(browser):
+    response = browser.post("/admin/flows/flow/add/", {"name": "By hand"})
+
+    flow = Flow.objects.get()
+    assert response.status_code == 302 and response["Location"].endswith(
+        f"/admin/flows/flow/{flow.pk}/builder/"
+    )
+    assert (flow.name, flow.status) == ("By hand", "draft")
+    Flow.objects.filter(pk=flow.pk).update(status="active")
+    assert browser.post(f"/admin/flows/flow/{flow.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert Flow.objects.filter(pk=flow.pk).exists()

@@ -49,8 +49,12 @@ def runs_enter(*, flow, entries):
     after_days = reentry.get("after_days") if isinstance(reentry, dict) else None
     first_step = flow.steps[0]["id"] if flow.steps else ""
     runs = FlowRun._meta.db_table
-    customer_ids, keys, contexts = zip(*entries, strict=True)
-    contexts = [json.dumps(context or {}, cls=DjangoJSONEncoder) for context in contexts]
+    # One JSON document rather than three arrays: the driver quotes a string at C speed, while
+    # arrays of a thousand items cost more to quote (client-side binding) than the statement to run.
+    rows = json.dumps(
+        [{"customer_id": pk, "key": key, "context": context or {}} for pk, key, context in entries],
+        cls=DjangoJSONEncoder,
+    )
     key = "'once'" if reentry == "never" else "v.key"
     recent = ""
     if after_days:
@@ -62,8 +66,7 @@ def runs_enter(*, flow, entries):
             f"""
             WITH v AS (
                 SELECT DISTINCT ON (customer_id) customer_id, key, context
-                FROM unnest(%(customers)s::bigint[], %(keys)s::text[], %(contexts)s::jsonb[])
-                     AS v (customer_id, key, context)
+                FROM jsonb_to_recordset(%(rows)s::jsonb) AS v (customer_id bigint, key text, context jsonb)
                 ORDER BY customer_id
             ),
             fresh AS (
@@ -90,9 +93,7 @@ def runs_enter(*, flow, entries):
             SELECT run_id FROM entered ORDER BY run_id
             """,
             {
-                "customers": list(customer_ids),
-                "keys": list(keys),
-                "contexts": contexts,
+                "rows": rows,
                 "flow": flow.pk,
                 "version": flow.version,
                 "step": first_step,

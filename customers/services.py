@@ -11,8 +11,8 @@ from django.contrib.admin.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Exists, OuterRef, Q, TextField
-from django.db.models.functions import Cast, Lower
+from django.db.models import Exists, F, OuterRef, Q, TextField
+from django.db.models.functions import Cast, Coalesce, Lower
 from django.utils import timezone
 from rest_framework.exceptions import ValidationError as DRFValidationError
 
@@ -307,6 +307,35 @@ def customer_resubscribe(*, customer, source, reason, author=None, also=None):
         changed = _changed(before, after)
         event_emit(type="customer.updated", data={**after, "changed": changed})
     return changed
+
+
+def customer_unsubscribe(*, customer_id, source, data=None, now=None):
+    """Withdraw a customer's marketing consent (a campaign's unsubscribe link, the preference centre,
+    the sending service). True when their state changed: then it is logged as an `unsubscribed`
+    interaction and published as customer.unsubscribed. A second call, or one for an erased customer,
+    changes nothing, logs nothing and emits nothing."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        changed = (
+            Customer.objects.filter(pk=customer_id, erased_at__isnull=True)
+            .filter(Q(email_marketing=True) | Q(unsubscribed_at__isnull=True))
+            .update(
+                email_marketing=False, unsubscribed_at=Coalesce(F("unsubscribed_at"), now), updated_at=now
+            )
+        )
+        if not changed:
+            return False
+        interaction_add(
+            customer=Customer(pk=customer_id),
+            kind="unsubscribed",
+            body=f"Unsubscribed from marketing email ({source}).",
+            data={"source": source, **(data or {})},
+            occurred_at=now,
+        )
+        event_emit(
+            type="customer.unsubscribed", data=customer_payload(customer_id=customer_id), occurred_at=now
+        )
+    return True
 
 
 def _erased_address_returns(email):

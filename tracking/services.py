@@ -6,14 +6,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from django.db import connection, transaction
-from django.db.models import F, Q
-from django.db.models.functions import Coalesce
+from django.db.models import F
 from django.utils import timezone
 
 from campaigns.models import ERASED_EMAIL_DOMAIN, Campaign, CampaignRecipient, recipient_email_erased
 from campaigns.privacy import suppression_add
 from customers.models import Customer, Interaction
-from customers.services import customer_payload, customer_resubscribe, customer_update, interaction_add
+from customers.services import customer_resubscribe, customer_unsubscribe, customer_update, interaction_add
 from events.services import event_emit
 
 from .machine import is_machine_agent
@@ -384,26 +383,6 @@ def hits_prune(*, older_than=None, chunk=HIT_PRUNE_CHUNK):
 
 
 # --- unsubscribe and preferences ------------------------------------------------------------------
-def _customer_unsubscribe(*, customer_id, now, source, data):
-    """Withdraw marketing consent; True when the customer's state changed (then logged and emitted)."""
-    changed = (
-        Customer.objects.filter(pk=customer_id, erased_at__isnull=True)
-        .filter(Q(email_marketing=True) | Q(unsubscribed_at__isnull=True))
-        .update(email_marketing=False, unsubscribed_at=Coalesce(F("unsubscribed_at"), now), updated_at=now)
-    )
-    if not changed:
-        return False
-    interaction_add(
-        customer=Customer(pk=customer_id),
-        kind="unsubscribed",
-        body=f"Unsubscribed from marketing email ({source}).",
-        data={"source": source, **data},
-        occurred_at=now,
-    )
-    event_emit(type="customer.unsubscribed", data=customer_payload(customer_id=customer_id), occurred_at=now)
-    return True
-
-
 @transaction.atomic
 def recipient_unsubscribe(*, recipient, source="link"):
     """Unsubscribe a recipient's customer from marketing through this campaign's link.
@@ -417,7 +396,7 @@ def recipient_unsubscribe(*, recipient, source="link"):
     )
     if first_time:
         _stats_add(campaign_id=recipient.campaign_id, unsubscribes=1)
-    changed = _customer_unsubscribe(
+    changed = customer_unsubscribe(
         customer_id=recipient.customer_id,
         now=now,
         source=source,
@@ -442,9 +421,7 @@ def customer_preferences_update(*, customer, email_marketing, email_transactiona
     """
     now = timezone.now()
     changed = []
-    if not email_marketing and _customer_unsubscribe(
-        customer_id=customer.pk, now=now, source=source, data={}
-    ):
+    if not email_marketing and customer_unsubscribe(customer_id=customer.pk, now=now, source=source):
         changed += ["email_marketing", "unsubscribed_at"]
     customer = Customer.objects.get(pk=customer.pk)
     updates = {}

@@ -1,4 +1,10 @@
-"""Every write to customers, their tags, addresses, orders and activity goes through here.
+"""Writes to customers, their tags, addresses, orders and activity, one customer or order at a time.
+
+Other apps change a customer's row only through these functions. The set-based writers of the same
+tables are elsewhere, for speed: the CSV import (customers.importer: COPY and upserts in SQL), the
+interaction rows that the sender (campaigns.sender: email_sent) and the hit roll-up
+(tracking.services: email_opened, email_clicked) insert many at a time, and the demo data
+(crm_project's seed_demo command).
 
 Services take validated data (see customers.serializers: CustomerInputSerializer, OrderInputSerializer),
 run in one transaction, emit their domain event inside it and call the higher apps' hooks after commit.

@@ -20,7 +20,6 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, F, OuterRef, Q, TextField
 from django.db.models.functions import Cast, Coalesce, Lower
 from django.utils import timezone
-from rest_framework.exceptions import ValidationError as DRFValidationError
 
 from events.models import OutboxEvent
 from events.services import event_emit
@@ -55,6 +54,22 @@ PROFILE_FIELDS = (
     "email_transactional",
     "unsubscribed_at",
 )
+# What a complete write (POST, PUT, a new customer of an upsert or an order) stores for a field it
+# does not mention.
+CUSTOMER_DEFAULTS = {
+    "external_id": None,
+    "first_name": "",
+    "last_name": "",
+    "phone": "",
+    "city": "",
+    "country": "",
+    "tags": [],
+    "attributes": {},
+    "email_marketing": False,
+    "email_transactional": True,
+    "unsubscribed_at": None,
+    "addresses": [],
+}
 ADDRESS_FIELDS = ("kind", "line1", "line2", "city", "postal_code", "country", "is_default")
 ORDER_INTERACTION_KINDS = ("order_placed", "order_status")
 RESUBSCRIBE_IGNORED = (
@@ -222,10 +237,8 @@ def customer_upsert(*, data, source="the API"):
     if customer is None:
         if not data.get("email"):
             raise ValidationError({"email": ["This field is required to create a customer."]})
-        from .serializers import CustomerInputSerializer
-
         try:
-            return customer_create(data={**CustomerInputSerializer.DEFAULTS, **data}), "created"
+            return customer_create(data={**CUSTOMER_DEFAULTS, **data}), "created"
         except ValidationError:
             # Lost a race with a concurrent create of the same customer: update that one instead.
             customer = Customer.objects.filter(email=data["email"]).first()
@@ -569,9 +582,7 @@ def _order_customer(data):
     customer = Customer.objects.filter(email=email).first()
     if customer is not None:
         return customer
-    from .serializers import CustomerInputSerializer
-
-    fields = {**CustomerInputSerializer.DEFAULTS, "email": email}
+    fields = {**CUSTOMER_DEFAULTS, "email": email}
     if data.get("customer_external_id"):
         fields["external_id"] = data["customer_external_id"]
     try:
@@ -716,53 +727,7 @@ def interaction_add(*, customer, kind, body="", data=None, occurred_at=None, aut
     )
 
 
-# --- bulk -----------------------------------------------------------------------------------------
-
-
-def _error_detail(error):
-    if isinstance(error, DRFValidationError):
-        return error.detail if isinstance(error.detail, dict) else {"non_field_errors": error.detail}
-    return error.message_dict if hasattr(error, "error_dict") else {"non_field_errors": error.messages}
-
-
-def _bulk(items, handle):
-    results, counts = [], {"created": 0, "updated": 0, "unchanged": 0, "failed": 0}
-    for index, item in enumerate(items):
-        try:
-            with transaction.atomic():
-                obj, status = handle(item)
-        except (ValidationError, DRFValidationError) as error:
-            results.append({"index": index, "status": "error", "id": None, "errors": _error_detail(error)})
-            counts["failed"] += 1
-            continue
-        results.append({"index": index, "status": status, "id": obj.pk})
-        counts[status] += 1
-    return {**counts, "results": results}
-
-
-def customers_bulk_upsert(*, items):
-    """Upsert up to 1000 customers, each on its own: one bad item does not sink the rest."""
-    from .serializers import CustomerInputSerializer
-
-    def handle(item):
-        serializer = CustomerInputSerializer(data=item, partial=True)
-        serializer.is_valid(raise_exception=True)
-        return customer_upsert(data=serializer.validated_data, source="the bulk API")
-
-    return _bulk(items, handle)
-
-
-def orders_bulk_upsert(*, items):
-    """Upsert up to 1000 orders, each on its own: one bad item does not sink the rest."""
-    from .serializers import OrderInputSerializer
-
-    def handle(item):
-        serializer = OrderInputSerializer(data=item)
-        serializer.is_valid(raise_exception=True)
-        order, created = order_upsert(data=serializer.validated_data)
-        return order, ("created" if created else "updated")
-
-    return _bulk(items, handle)
+# --- tags -----------------------------------------------------------------------------------------
 
 
 def tag_create(*, name):

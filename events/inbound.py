@@ -9,7 +9,8 @@ or repeated message changes nothing. Messages are acknowledged only after their 
 committed; what cannot be applied goes to the dead-letter queue with the reason in its headers.
 
 The engine knows no app above events: the caller passes `handlers` (type -> callable(data)) that
-validate and apply through the owning app's services, raising ValidationError for bad data.
+validate and apply through the owning app's services, raising ValidationError or InvalidData for bad
+data.
 """
 
 import hashlib
@@ -32,7 +33,6 @@ from django.db import (
 )
 from django.utils import timezone
 from django_tenants.utils import schema_context
-from rest_framework.exceptions import ValidationError as DRFValidationError
 
 from core.backoff import exponential_backoff
 
@@ -170,8 +170,17 @@ def _parse(message, tenants, *, now, max_age):
     return delivery
 
 
+class InvalidData(Exception):
+    """Raised by a handler for data it refuses, with `detail`: the reasons as JSON-able data (an API's
+    error body: {field: [message, ...]}); Django's ValidationError says the same in its own shape."""
+
+    def __init__(self, detail):
+        super().__init__(detail)
+        self.detail = detail
+
+
 def _error_text(error):
-    if isinstance(error, DRFValidationError):
+    if isinstance(error, InvalidData):
         return json.dumps(error.detail, default=str)
     if hasattr(error, "error_dict"):
         return json.dumps(error.message_dict)
@@ -205,7 +214,7 @@ def _apply_group(schema, deliveries, handlers, stats):
                             applied.append(delivery)
                             continue
                         handlers[envelope["type"]](envelope["data"])
-                except (ValidationError, DRFValidationError) as error:
+                except (ValidationError, InvalidData) as error:
                     delivery.poison = Poison("invalid_data", _error_text(error))
                     dead.append(delivery)
                     continue

@@ -6,8 +6,9 @@ interaction rows that the sender (campaigns.sender: email_sent) and the hit roll
 (tracking.services: email_opened, email_clicked) insert many at a time, and the demo data
 (crm_project's seed_demo command).
 
-Services take validated data (see customers.serializers: CustomerInputSerializer, OrderInputSerializer),
-run in one transaction, emit their domain event inside it and call the higher apps' hooks after commit.
+Services take validated data (the input serializers of customers.serializers validate it for the API,
+the bulk endpoints and the webshop's bus; the services import no API code), run in one transaction,
+emit their domain event inside it and call the higher apps' hooks after commit.
 """
 
 import logging
@@ -81,14 +82,27 @@ RESUBSCRIBE_IGNORED = (
 
 # --- customers ------------------------------------------------------------------------------------
 
+# customer.* events carry the customer exactly as GET /api/customers/{id} returns it. That shape has
+# one definition, the API's serializer; the API layer plugs it in at start-up (customers.apps), so the
+# services need no API code.
+_representation = None
+
+
+def customer_representation_register(*, render):
+    """Set how a customer (tags and addresses prefetched) is shown: render(customer) -> dict."""
+    global _representation
+    _representation = render
+
+
+def customer_representation(*, customer):
+    """The customer (tags and addresses prefetched) as the API shows it."""
+    return _representation(customer)
+
 
 def customer_payload(*, customer_id):
     """The customer exactly as GET /api/customers/{id} returns it (the `data` of customer.* events)."""
-    # The representation has one definition, the API's serializer; events must match it byte for byte.
-    from .serializers import CustomerSerializer
-
     customer = Customer.objects.prefetch_related("tags", "addresses").get(pk=customer_id)
-    return dict(CustomerSerializer(customer).data)
+    return customer_representation(customer=customer)
 
 
 def _comparable(payload):
@@ -528,13 +542,12 @@ def _customers_retag(*, customer_ids, tag_names, add):
 
 
 def _emit_updated(*, customer_ids, changed, batch=500):
-    from .serializers import CustomerSerializer
-
     for start in range(0, len(customer_ids), batch):
         chunk = customer_ids[start : start + batch]
         for customer in Customer.objects.filter(pk__in=chunk).prefetch_related("tags", "addresses"):
             event_emit(
-                type="customer.updated", data={**CustomerSerializer(customer).data, "changed": changed}
+                type="customer.updated",
+                data={**customer_representation(customer=customer), "changed": changed},
             )
 
 

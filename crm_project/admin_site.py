@@ -179,6 +179,7 @@ def _with_links(data):
     for row in data["sending"]:
         row["url"] = _admin_url("admin:campaigns_campaign_change", row["campaign"].pk)
     data["sending_active"] = sum(1 for row in data["sending"] if not row["finished"])
+    data["just_finished"] = sum(1 for row in data["sending"] if row["finished"])
     data["upcoming"] = [
         {"campaign": c, "url": _admin_url("admin:campaigns_campaign_change", c.pk)} for c in data["upcoming"]
     ]

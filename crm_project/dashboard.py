@@ -29,6 +29,9 @@ UPCOMING_CAMPAIGNS = 5
 RECENT_CUSTOMERS = 5
 SENDING_STATUSES = ("sending", "paused")
 JUST_FINISHED = timedelta(minutes=15)
+# Below this many new customers in either period a percentage change is noise (6 vs 12 is not "-50%"):
+# the dashboard shows the two counts instead.
+GROWTH_PERCENT_MIN = 50
 _SENT_STATES = ("sent", "delivered", "bounced", "complained")
 _DELIVERED_STATES = ("delivered", "complained")
 
@@ -62,7 +65,7 @@ def dashboard_customers(*, now=None):
     first_day = (since + timedelta(days=1)).date()
     days = [first_day + timedelta(days=i) for i in range(GROWTH_DAYS)]
     growth = None
-    if totals["new_before"]:
+    if min(totals["new_before"], totals["new"]) >= GROWTH_PERCENT_MIN:
         growth = round(100 * (totals["new"] - totals["new_before"]) / totals["new_before"], 1)
     return {
         **totals,

@@ -109,6 +109,7 @@ DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
 
 MIDDLEWARE = [
     "tenancy.middleware.TenantMiddleware",
+    "tenancy.middleware.TenantTimeZoneMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
@@ -191,6 +192,7 @@ TIME_ZONE = "UTC"
 # The clock a new tenant starts with (each tenant sets its own in its settings).
 TENANT_DEFAULT_TIME_ZONE = env("TENANT_DEFAULT_TIME_ZONE", "UTC")
 USE_I18N = True
+FORMAT_MODULE_PATH = ["crm_project.formats"]
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
@@ -457,6 +459,7 @@ UNFOLD = {
     "SITE_SUBHEADER": "crm_project.admin_site.site_subheader",
     "SITE_URL": "crm_project.admin_site.site_url",
     "SITE_SYMBOL": "campaign",
+    "SITE_FAVICONS": [{"rel": "icon", "type": "image/svg+xml", "href": "/favicon.ico"}],
     "SHOW_HISTORY": True,
     "SHOW_VIEW_ON_SITE": False,
     "ENVIRONMENT": "crm_project.admin_site.environment_label",

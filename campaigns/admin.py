@@ -25,7 +25,9 @@ from core.widgets import (
     next_quarter_hour_plus_hour,
     parse_local_datetime,
 )
+from customers.admin import PROFILE_TIMELINE_PROVIDERS
 from customers.models import Customer
+from customers.pagination import EstimatingPaginator
 from customers.selectors import customers_search
 from segments.models import Segment
 
@@ -726,6 +728,7 @@ class CampaignRecipientAdmin(ModelAdmin):
     search_fields = ["email"]
     list_select_related = ["campaign"]
     show_full_result_count = False
+    paginator = EstimatingPaginator  # a campaign to a million has a million rows: estimate, as the API does
     readonly_fields = [f.name for f in CampaignRecipient._meta.fields]
 
     def has_add_permission(self, request):
@@ -894,3 +897,27 @@ class SenderDomainAdmin(ModelAdmin):
 
     def delete_model(self, request, obj):
         senders.sender_domain_delete(sender_domain=obj)
+
+
+def _emails_sent_to(customer):
+    """The customer page's timeline: the campaigns sent to this customer (latest 50)."""
+    rows = (
+        CampaignRecipient.objects.filter(customer=customer, sent_at__isnull=False)
+        .select_related("campaign")
+        .order_by("-sent_at")[:50]
+    )
+    return [
+        {
+            "at": row.sent_at,
+            "kind": "email_sent",
+            "label": _("Email sent"),
+            "body": row.campaign.name
+            + (f" ({row.get_status_display().lower()})" if row.status != "sent" else ""),
+            "author": "",
+            "url": reverse("admin:campaigns_campaign_change", args=[row.campaign_id]),
+        }
+        for row in rows
+    ]
+
+
+PROFILE_TIMELINE_PROVIDERS.append(_emails_sent_to)

@@ -14,6 +14,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.admin.conftest import screenshot
+from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.browser
 BUDAPEST = "Europe/Budapest"
@@ -201,9 +202,11 @@ def test_it_names_cancel_for_what_it_does_and_shows_a_sent_campaign_read_only(ma
     expect(page.locator("body")).to_contain_text("Queued: sending starts in a moment")
     assert "Send now: done." not in page.inner_text("body")
 
-    site.run(lambda: Campaign.objects.filter(pk=draft_id).update(status="sent"))
+    # The worker sends it; the page reloads itself when it is done.
+    expect(page.locator("#campaign-status")).to_have_attribute("data-status", "sent", timeout=30_000)
+    page.wait_for_load_state()
     page.goto(site.url + f"/admin/campaigns/campaign/{draft_id}/change/")
-    expect(page.locator("#campaign-status")).to_have_attribute("data-status", "sent")
+    assert site.run(lambda: Campaign.objects.get(pk=draft_id).status) == "sent"
     assert page.locator("button[name=_save], button[name=_continue]").count() == 0
     assert page.locator("#id_subject").count() == 0
 
@@ -234,3 +237,262 @@ def test_it_does_not_turn_a_handful_of_customers_into_a_percentage(marketer_page
     expect(page.locator("#kpi-growth")).to_be_visible()
     assert page.locator("#kpi-growth-percent").count() == 0
     assert "%" not in page.inner_text("#kpi-growth")
+
+
+def test_it_shows_the_customer_lists_filters_as_chips_and_money_and_dates_on_one_line(marketer_page, site):
+    page = marketer_page
+    page.goto(site.url + "/admin/customers/customer/?city=Budapest&total_spent_from=20+000")
+
+    # "20 000" is read as 20000 and said so, not silently dropped.
+    expect(page.locator("body")).to_contain_text("Read the amount as 20,000 HUF.")
+    assert "total_spent_from=20000" in page.url
+    chips = page.locator("#filter-chips .filter-chip")
+    expect(chips).to_have_count(2)
+    expect(page.locator('.filter-chip[data-parameter="city"]')).to_contain_text("City: Budapest")
+    expect(page.locator('.filter-chip[data-parameter="total_spent_from"]')).to_contain_text("20,000 HUF")
+    rows = page.locator("#result_list tbody tr")
+    expect(rows).to_have_count(3)  # Bence, László, István (Anna spent 8,900)
+    row = page.locator("#result_list tbody tr", has_text="bence.nagy@example.com")
+    expect(row.locator("td.field-lifetime_value")).to_have_text("125,000 HUF")
+    created = row.locator("td.field-created_at")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d", created.inner_text().strip())
+    assert created.evaluate("cell => getComputedStyle(cell).whiteSpace") == "nowrap"
+    screenshot(page, "customers-filtered")
+
+    page.locator('.filter-chip[data-parameter="city"] .filter-chip-remove').click()
+    page.wait_for_load_state()
+    assert "city=" not in page.url and "total_spent_from=20000" in page.url
+    expect(page.locator("#filter-chips .filter-chip")).to_have_count(1)
+
+    page.goto(site.url + "/admin/customers/customer/?total_spent_from=lots")
+    expect(page.locator("body")).to_contain_text("“lots” is not an amount")
+    assert "total_spent_from" not in page.url
+
+
+def test_it_opens_a_customer_as_a_profile_with_consent_actions_and_a_timeline(marketer_page, site):
+    from django.utils import timezone
+
+    from campaigns.models import Campaign, CampaignRecipient
+    from customers.models import Customer, Interaction
+
+    def prepare():
+        judit = Customer.objects.get(email="judit.kiss@example.com")
+        campaign = Campaign.objects.create(name="Summer teas", subject="Summer", status="sent")
+        CampaignRecipient.objects.create(
+            campaign=campaign, customer=judit, email=judit.email, status="sent", sent_at=timezone.now()
+        )
+        return judit.pk
+
+    judit_id = site.run(prepare)
+    page = marketer_page
+    page.goto(site.url + f"/admin/customers/customer/{judit_id}/change/")
+
+    expect(page.locator("#profile-name")).to_have_text("Judit Kiss")
+    expect(page.locator("#profile-email")).to_have_text("judit.kiss@example.com")
+    assert "Judit.kiss@example.com" not in page.inner_text("body")  # the email is never capitalised
+    expect(page.locator("#profile-ltv")).to_have_text("0 HUF")
+    expect(page.locator("#profile-consent")).to_have_attribute("data-state", "subscribed")
+    expect(page.locator('#profile-timeline li[data-kind="email_sent"]')).to_contain_text("Summer teas")
+    expect(page.locator("#customer_form")).to_be_hidden()  # a profile first
+    assert page.locator("input#id_unsubscribed_at, input[name^=unsubscribed_at]").count() == 0
+    assert page.locator("input#id_email_marketing").count() == 0
+    screenshot(page, "customer-profile", full_page=True)
+
+    page.click("#profile-edit")
+    expect(page.locator("#customer_form")).to_be_visible()
+    expect(page.locator("#id_first_name")).to_have_value("Judit")
+
+    page.fill("#profile-note", "Prefers green teas")
+    page.click("#profile-note-submit")
+    expect(page.locator('#profile-timeline li[data-kind="note"]')).to_contain_text("Prefers green teas")
+
+    # Consent changes through an explicit action that records who and why.
+    page.click("#profile-consent-withdraw")
+    page.click("#consent-apply")  # no reason: the browser asks for one
+    assert "/consent/" in page.url
+    page.fill("#consent-reason", "Asked by phone")
+    page.click("#consent-apply")
+    page.wait_for_url(re.compile(rf"/customer/{judit_id}/change/$"))
+    expect(page.locator("#profile-consent")).to_have_attribute("data-state", "unsubscribed")
+    expect(page.locator("#profile-consent-history")).to_contain_text(
+        f"Unsubscribed from marketing email by {site.marketer_email} (admin): Asked by phone"
+    )
+    consent = site.run(
+        lambda: Customer.objects.values_list("email_marketing", "unsubscribed_at").get(pk=judit_id)
+    )
+    assert consent[0] is False and consent[1] is not None
+
+    page.click("#profile-consent-give")
+    page.fill("#consent-reason", "Signed form at the shop")
+    page.click("#consent-apply")
+    expect(page.locator("#profile-consent")).to_have_attribute("data-state", "subscribed")
+    record = site.run(lambda: Interaction.objects.filter(customer_id=judit_id, kind="resubscribed").get())
+    assert record.data["reason"] == "Signed form at the shop"
+    assert page.errors == []
+
+
+def test_it_builds_a_segment_without_jargon_typed_dates_or_early_red(marketer_page, site):
+    page = marketer_page
+    page.goto(site.url + "/admin/segments/segment/add/")
+    tree = page.locator("#segment-builder-tree")
+    count = page.locator("#segment-live-count")
+    expect(page.locator("#segment-rules-raw summary")).to_contain_text("For developers")
+    assert "react-querybuilder" not in page.inner_text("#content")
+    assert page.locator("#segment-rules-raw").get_attribute("open") is None  # the JSON stays folded
+
+    # A new rule is not red before anything was typed into it.
+    tree.locator('.rb-group[data-path=""] > .rb-group-header .rb-add-rule').click()
+    rule = tree.locator('.rb-rule[data-path="rules[0]"]')
+    rule.locator(".rb-field").select_option("city")
+    expect(page.locator("#segment-live-status")).to_have_text("finish the new rule to count")
+    assert page.locator(".rb-invalid").count() == 0
+    assert page.locator("#segment-live-errors li").count() == 0
+
+    # Cities are suggested from the tenant's own customers.
+    rule.locator(".rb-value").click()
+    rule.locator(".rb-value").fill("Bud")
+    expect(page.locator("#rb-suggest-city option")).to_have_count(1)
+    assert page.locator("#rb-suggest-city option").first.get_attribute("value") == "Budapest"
+    rule.locator(".rb-value").fill("Budapest")
+    expect(count).to_have_text("4")  # Bence, Anna, László, István
+
+    # Booleans read yes/no.
+    tree.locator('.rb-group[data-path=""] > .rb-group-header .rb-add-rule').click()
+    consent = tree.locator('.rb-rule[data-path="rules[1]"]')
+    consent.locator(".rb-field").select_option("email_marketing")
+    assert consent.locator(".rb-value option").all_inner_texts() == ["yes", "no"]
+    expect(count).to_have_text("4")
+
+    # Dates: a picker, and presets for "in the last N days".
+    tree.locator('.rb-group[data-path=""] > .rb-group-header .rb-add-rule').click()
+    joined = tree.locator('.rb-rule[data-path="rules[2]"]')
+    joined.locator(".rb-field").select_option("created_at")
+    joined.locator(".rb-operator").select_option(">")
+    assert joined.locator(".rb-value").get_attribute("type") == "date"
+    joined.locator(".rb-operator").select_option("inLastDays")
+    joined.locator('.rb-preset[data-days="365"]').click()
+    assert joined.locator(".rb-value").input_value() == "365"
+    expect(count).to_have_text("4")
+
+    # A wrong value, once typed, is red and named by the rule and its field, not by its path.
+    tree.locator('.rb-group[data-path=""] > .rb-group-header .rb-add-rule').click()
+    spent = tree.locator('.rb-rule[data-path="rules[3]"]')
+    spent.locator(".rb-field").select_option("total_spent")
+    spent.locator(".rb-operator").select_option(">")
+    spent.locator(".rb-value").fill("lots")
+    expect(page.locator("#segment-live-errors li").first).to_contain_text("Rule 4 (Total spent)")
+    assert "rules[3]" not in page.inner_text("#segment-live-errors")
+    expect(spent).to_have_class(re.compile("rb-invalid"))
+    page.evaluate(
+        "() => window.scrollBy(0, document.getElementById('segment-rule-builder').getBoundingClientRect().top - 120)"
+    )
+    screenshot(page, "segment-builder-styled")
+    spent.locator(".rb-value").fill("20000")
+    expect(count).to_have_text("3")
+    assert page.locator(".rb-invalid").count() == 0
+    assert page.errors == []
+
+
+def test_it_takes_a_new_marketer_through_the_first_hour_in_local_time(chromium, site, budapest):
+    """The tour, screenshots for the README (tour-*.png): log in, find a customer, build a segment
+    without typing JSON or dates, compose with preview and a test, send, read the stats, open the
+    customer's timeline; times in Budapest's zone."""
+    from campaigns.models import Campaign
+
+    context = chromium.new_context(viewport={"width": 1440, "height": 900}, locale="en-US")
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    page.errors = []
+    page.on("pageerror", lambda error: page.errors.append(str(error)))
+    try:
+        # Log in with an email address, as the form asks.
+        page.goto(f"{site.url}/admin/login/?next=/admin/")
+        expect(page.locator("label[for=id_username]")).to_contain_text("Email")
+        page.fill("input[name=username]", site.marketer_email)
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{site.url}/admin/")
+        screenshot(page, "tour-1-dashboard", full_page=True)
+
+        # Find a customer.
+        page.click("text=Customers")
+        page.fill("input[name=q]", "Nagy")
+        page.keyboard.press("Enter")
+        expect(page.locator("#result_list tbody tr")).to_have_count(1)
+        expect(page.locator("#filter-chips")).to_contain_text("Search: Nagy")
+        screenshot(page, "tour-2-customers")
+
+        # A segment from pickers: a suggested city, a preset period.
+        page.goto(site.url + "/admin/segments/segment/add/")
+        page.fill("#id_name", "Budapest, joined this year")
+        tree = page.locator("#segment-builder-tree")
+        add = tree.locator('.rb-group[data-path=""] > .rb-group-header .rb-add-rule')
+        add.click()
+        city = tree.locator('.rb-rule[data-path="rules[0]"]')
+        city.locator(".rb-field").select_option("city")
+        city.locator(".rb-value").fill("Buda")
+        expect(page.locator("#rb-suggest-city option")).to_have_count(1)
+        city.locator(".rb-value").fill(page.locator("#rb-suggest-city option").first.get_attribute("value"))
+        add.click()
+        joined = tree.locator('.rb-rule[data-path="rules[1]"]')
+        joined.locator(".rb-field").select_option("created_at")
+        joined.locator(".rb-operator").select_option("inLastDays")
+        joined.locator('.rb-preset[data-days="365"]').click()
+        expect(page.locator("#segment-live-count")).to_have_text("4")
+        page.evaluate(
+            "() => window.scrollBy(0, document.getElementById('segment-rule-builder').getBoundingClientRect().top - 120)"
+        )
+        screenshot(page, "tour-3-segment")
+        page.click("button[name=_save]")
+        page.wait_for_url(re.compile(r"/admin/segments/segment/$"))
+
+        # Compose: the sender and its source, a preview as a customer picked by name, a test copy.
+        page.goto(site.url + "/admin/campaigns/campaign/add/")
+        page.fill("#id_name", "Tour: spring teas")
+        page.select_option("#id_template", label="Spring newsletter")
+        page.select_option("#id_segment", label="Budapest, joined this year")
+        expect(page.locator("#campaign-audience-count")).to_have_text("4")
+        expect(page.locator("#campaign-effective-from")).to_have_text("Teashop <news@teashop.example>")
+        page.fill("#campaign-preview-customer", "Varga")
+        expect(page.locator("#campaign-preview-subject")).to_have_text("Spring is here, László")
+        screenshot(page, "tour-4-compose")
+        page.click("button[name=_continue]")
+        page.wait_for_url(re.compile(r"/admin/campaigns/campaign/\d+/change/"))
+        campaign_id = int(re.search(r"/campaign/(\d+)/change/", page.url).group(1))
+        page.fill("#campaign-test-emails", "me@teashop.example")
+        page.click("#campaign-test-submit")
+        expect(page.locator("body")).to_contain_text("Test copy sent to me@teashop.example.")
+
+        # Scheduling speaks Budapest time; then send now instead.
+        page.click("#action-schedule")
+        expect(page.locator("label[for=schedule-at]")).to_have_text(f"Send at ({BUDAPEST})")
+        screenshot(page, "tour-5-schedule")
+        page.click("#confirm-back")
+        page.click("#action-send")
+        expect(page.locator('#confirm-checklist tr[data-ok="false"]')).to_have_count(0)
+        expect(page.locator("#confirm-submit")).to_be_enabled()
+        screenshot(page, "tour-6-confirm")
+        page.click("#confirm-submit")
+        expect(page.locator("body")).to_contain_text("Queued")
+        expect(page.locator("#campaign-status")).to_have_attribute("data-status", "sent", timeout=30_000)
+        page.wait_for_load_state()
+
+        # The results, with the hours in Budapest time.
+        page.goto(site.url + f"/admin/tracking/campaignreport/{campaign_id}/stats/")
+        expect(page.locator("#content")).to_contain_text(f"Opens and clicks per hour ({BUDAPEST})")
+        expect(page.locator("#funnel-delivered-not-reported")).to_contain_text(
+            "not reported by your mail server"
+        )
+        screenshot(page, "tour-7-stats", full_page=True)
+
+        # The customer's story: the campaign is on László's timeline.
+        page.goto(site.url + "/admin/customers/customer/?q=Varga")
+        page.locator("#result_list tbody tr a").first.click()
+        expect(page.locator('#profile-timeline li[data-kind="email_sent"]').first).to_contain_text(
+            "Tour: spring teas"
+        )
+        screenshot(page, "tour-8-customer", full_page=True)
+        assert site.run(lambda: Campaign.objects.get(pk=campaign_id).status) == "sent"
+        assert page.errors == []
+    finally:
+        context.close()

@@ -200,6 +200,18 @@ def _with_links(data):
     return data
 
 
+def _sender_setup(request):
+    """While the account has no sender of its own, the first thing the dashboard asks for: its mail
+    would go out from the platform's address."""
+    if getattr(request.tenant, "from_email", ""):
+        return None
+    can_settings = request.user.has_perm("tenancy.change_tenant")
+    return {
+        "settings_url": _admin_url("admin:tenant_settings") if can_settings else "",
+        "domains_url": _admin_url("admin:campaigns_senderdomain_changelist"),
+    }
+
+
 def dashboard_callback(request, context):
     """The dashboard of a tenant host: what a marketer checks first thing in the morning."""
     if _on_tenant_host(request) and request.user.is_active and request.user.is_staff:
@@ -216,6 +228,7 @@ def dashboard_callback(request, context):
                 "can_view_campaigns": user.has_perm("campaigns.view_campaign"),
                 "can_add_campaign": user.has_perm("campaigns.add_campaign"),
                 "can_add_segment": user.has_perm("segments.add_segment"),
+                "setup_sender": _sender_setup(request),
             }
         )
     for provider in DASHBOARD_PROVIDERS:

@@ -218,3 +218,13 @@ def test_it_keeps_another_tenants_customer_out_of_the_customer_page(admin_client
         response = admin_client_a.get(f"/admin/customers/customer/{other.pk}/{path}")
         assert "other@example.com" not in response.content.decode()
     assert admin_client_a.get(f"/admin/customers/customer/{other.pk}/consent/?give=0").status_code == 404
+
+
+def test_it_asks_for_a_sender_first_while_the_account_has_none(admin_client_a, tenant):
+    Tenant.objects.filter(pk=tenant.pk).update(from_email="")
+    page = admin_client_a.get("/admin/").content.decode()
+    assert 'id="dashboard-setup-sender"' in page
+    assert "/admin/tenancy/tenant/settings/" in page
+
+    Tenant.objects.filter(pk=tenant.pk).update(from_email="news@shop.example")
+    assert 'id="dashboard-setup-sender"' not in admin_client_a.get("/admin/").content.decode()

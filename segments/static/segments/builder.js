@@ -78,6 +78,7 @@
     this.pristine = new WeakSet();
     this.suggestUrl = root.getAttribute("data-suggest-url");
     this.suggested = {};
+    this.suggestTicket = 0;
     this.tree = this.parse(this.textarea.value) || this.emptyGroup();
     var self = this;
     this.textarea.addEventListener("input", function () { self.fromRaw(); });
@@ -169,23 +170,26 @@
     if (!list) { list = el("datalist", { id: id }); this.root.appendChild(list); }
     input.setAttribute("list", id);
     input.setAttribute("autocomplete", "off");
+    var show = function (words, values) {
+      list.textContent = "";
+      var head = words.slice(0, -1).map(function (w) { return w.trim(); }).filter(Boolean);
+      values.forEach(function (item) {
+        var node = el("option", { value: head.concat([item.value]).join(", ") });
+        if (item.label !== item.value) node.label = item.label;
+        list.appendChild(node);
+      });
+    };
     var load = function () {
       var words = input.value.split(",");
       var q = words[words.length - 1].trim();
-      var key = spec.name + "|" + q;
-      if (self.suggested[key]) return;
-      self.suggested[key] = true;
+      var key = spec.name + "|" + q.toLowerCase();
+      var ticket = ++self.suggestTicket; // only the answer to the latest keystroke is shown
+      if (self.suggested[key]) { show(words, self.suggested[key]); return; }
       fetch(self.suggestUrl + "?field=" + encodeURIComponent(spec.name) + "&q=" + encodeURIComponent(q), { credentials: "same-origin" })
         .then(function (r) { return r.ok ? r.json() : { values: [] }; })
         .then(function (data) {
-          list.textContent = "";
-          var head = words.slice(0, -1).map(function (w) { return w.trim(); }).filter(Boolean);
-          (data.values || []).forEach(function (item) {
-            var value = head.concat([item.value]).join(", ");
-            var node = el("option", { value: value });
-            if (item.label !== item.value) node.label = item.label;
-            list.appendChild(node);
-          });
+          self.suggested[key] = data.values || [];
+          if (ticket === self.suggestTicket) show(words, self.suggested[key]);
         });
     };
     input.addEventListener("focus", load);

@@ -5,6 +5,8 @@ change is a POST behind a confirmation page, and a refused change is a message, 
 Stable DOM ids for browser tests are listed in the templates under templates/admin/campaigns/.
 """
 
+from datetime import UTC, datetime
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import FieldDoesNotExist, PermissionDenied, ValidationError
@@ -14,6 +16,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.utils.html import format_html
 from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
@@ -641,7 +644,9 @@ class CampaignAdmin(ModelAdmin):
                         messages.error(request, f"{field_label(Campaign, field)}: {problem}")
                 if action == "schedule":
                     return redirect(request.path)
-                return redirect(back)
+                # Back to the campaign with the first field at fault highlighted (:target).
+                first = next(iter(error.message_dict), "")
+                return redirect(back + (f"#id_{first}" if first in CampaignForm.Meta.fields else ""))
             messages.success(request, _action_done_message(action, label, campaign))
             return redirect(back)
         checklist = _checklist(campaign, back) if action in ("send", "schedule") else []
@@ -685,6 +690,8 @@ def _checklist(campaign, change_url):
     items = []
     for key, label, ok, detail in services.campaign_checklist(campaign=campaign):
         blocking = key in CHECKLIST_FIXES
+        if key == "test" and ok:
+            detail = _last_test_words(campaign) or detail
         anchor, fix_label = CHECKLIST_FIXES.get(key, ("", ""))
         items.append(
             {
@@ -698,6 +705,21 @@ def _checklist(campaign, change_url):
             }
         )
     return items
+
+
+def _last_test_words(campaign):
+    """When the last test copy went out, in the tenant's time zone (the service speaks UTC)."""
+    at = services.campaign_last_test(campaign=campaign)
+    if isinstance(at, str):
+        at = parse_datetime(at)
+    if not isinstance(at, datetime):
+        return ""
+    if timezone.is_naive(at):
+        at = at.replace(tzinfo=UTC)  # stored as UTC wall time
+    return _("last at %(when)s %(zone)s") % {
+        "when": timezone.localtime(at).strftime("%Y-%m-%d %H:%M"),
+        "zone": _tz_name(),
+    }
 
 
 def _action_done_message(action, label, campaign):

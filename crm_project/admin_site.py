@@ -158,6 +158,11 @@ def _growth_chart(per_day):
                     "data": [row["new"] for row in per_day],
                     "backgroundColor": "var(--color-primary-600)",
                     "borderColor": "var(--color-primary-600)",
+                    # Bars, not hairlines: a day with one new customer reads as a day, not a spike.
+                    "maxBarThickness": 18,
+                    "barPercentage": 0.8,
+                    "categoryPercentage": 0.9,
+                    "borderRadius": 3,
                 }
             ],
         }

@@ -62,7 +62,7 @@ def dashboard_customers(*, now=None):
         .annotate(n=Count("id"))
         .values_list("day", "n")
     )
-    first_day = (since + timedelta(days=1)).date()
+    first_day = timezone.localtime(since + timedelta(days=1)).date()  # days of the tenant's calendar
     days = [first_day + timedelta(days=i) for i in range(GROWTH_DAYS)]
     growth = None
     if min(totals["new_before"], totals["new"]) >= GROWTH_PERCENT_MIN:

@@ -59,11 +59,15 @@ def database_unavailable(request):
     return response
 
 
+ADMIN_PATH = "/admin/"
+
+
 class TenantTimeZoneMiddleware:
     """The tenant's clock for the request: the admin shows and reads date-times in its time zone.
 
-    Storage stays UTC (USE_TZ); only rendering and form input follow the tenant. The public host and
-    a tenant with an unknown zone keep the default zone (UTC).
+    Storage stays UTC (USE_TZ); only the admin's rendering and form input follow the tenant. The API
+    keeps emitting UTC (RFC 3339 with Z, whatever the tenant), and so do the public host and a tenant
+    with an unknown zone.
     """
 
     def __init__(self, get_response):
@@ -71,9 +75,9 @@ class TenantTimeZoneMiddleware:
 
     def __call__(self, request):
         tenant = getattr(request, "tenant", None)
-        name = (
-            getattr(tenant, "time_zone", "") if tenant is not None and tenant.schema_name != "public" else ""
-        )
+        name = ""
+        if request.path_info.startswith(ADMIN_PATH) and tenant is not None and tenant.schema_name != "public":
+            name = getattr(tenant, "time_zone", "")
         try:
             zone = zoneinfo.ZoneInfo(name) if name else None
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):

@@ -412,6 +412,7 @@ def test_it_takes_a_new_marketer_through_the_first_hour_in_local_time(chromium, 
         page.fill("input[name=password]", PASSWORD)
         page.click("button[type=submit]")
         page.wait_for_url(f"{site.url}/admin/")
+        page.wait_for_load_state("networkidle")
         screenshot(page, "tour-1-dashboard", full_page=True)
 
         # Find a customer.
@@ -420,6 +421,7 @@ def test_it_takes_a_new_marketer_through_the_first_hour_in_local_time(chromium, 
         page.keyboard.press("Enter")
         expect(page.locator("#result_list tbody tr")).to_have_count(1)
         expect(page.locator("#filter-chips")).to_contain_text("Search: Nagy")
+        page.wait_for_load_state("networkidle")
         screenshot(page, "tour-2-customers")
 
         # A segment from pickers: a suggested city, a preset period.
@@ -442,6 +444,7 @@ def test_it_takes_a_new_marketer_through_the_first_hour_in_local_time(chromium, 
         page.evaluate(
             "() => window.scrollBy(0, document.getElementById('segment-rule-builder').getBoundingClientRect().top - 120)"
         )
+        page.wait_for_load_state("networkidle")
         screenshot(page, "tour-3-segment")
         page.click("button[name=_save]")
         page.wait_for_url(re.compile(r"/admin/segments/segment/$"))
@@ -455,6 +458,7 @@ def test_it_takes_a_new_marketer_through_the_first_hour_in_local_time(chromium, 
         expect(page.locator("#campaign-effective-from")).to_have_text("Teashop <news@teashop.example>")
         page.fill("#campaign-preview-customer", "Varga")
         expect(page.locator("#campaign-preview-subject")).to_have_text("Spring is here, László")
+        page.wait_for_load_state("networkidle")
         screenshot(page, "tour-4-compose")
         page.click("button[name=_continue]")
         page.wait_for_url(re.compile(r"/admin/campaigns/campaign/\d+/change/"))
@@ -466,11 +470,14 @@ def test_it_takes_a_new_marketer_through_the_first_hour_in_local_time(chromium, 
         # Scheduling speaks Budapest time; then send now instead.
         page.click("#action-schedule")
         expect(page.locator("label[for=schedule-at]")).to_have_text(f"Send at ({BUDAPEST})")
+        page.wait_for_load_state("networkidle")
         screenshot(page, "tour-5-schedule")
         page.click("#confirm-back")
         page.click("#action-send")
         expect(page.locator('#confirm-checklist tr[data-ok="false"]')).to_have_count(0)
+        expect(page.locator("#check-test")).to_contain_text(BUDAPEST)  # when the test went out, local time
         expect(page.locator("#confirm-submit")).to_be_enabled()
+        page.wait_for_load_state("networkidle")
         screenshot(page, "tour-6-confirm")
         page.click("#confirm-submit")
         expect(page.locator("body")).to_contain_text("Queued")
@@ -483,6 +490,7 @@ def test_it_takes_a_new_marketer_through_the_first_hour_in_local_time(chromium, 
         expect(page.locator("#funnel-delivered-not-reported")).to_contain_text(
             "not reported by your mail server"
         )
+        page.wait_for_load_state("networkidle")
         screenshot(page, "tour-7-stats", full_page=True)
 
         # The customer's story: the campaign is on László's timeline.
@@ -491,6 +499,7 @@ def test_it_takes_a_new_marketer_through_the_first_hour_in_local_time(chromium, 
         expect(page.locator('#profile-timeline li[data-kind="email_sent"]').first).to_contain_text(
             "Tour: spring teas"
         )
+        page.wait_for_load_state("networkidle")
         screenshot(page, "tour-8-customer", full_page=True)
         assert site.run(lambda: Campaign.objects.get(pk=campaign_id).status) == "sent"
         assert page.errors == []

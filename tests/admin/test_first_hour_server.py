@@ -99,8 +99,10 @@ def test_it_disables_the_send_button_while_a_blocker_is_left(admin_client_a, ten
     assert 'id="confirm-blocked"' in page
     submit = page.split('id="confirm-submit"')[1].split(">")[0]
     assert "disabled" in submit
-    response = admin_client_a.post(f"/admin/campaigns/campaign/{campaign.pk}/action/send/", follow=True)
-    assert "Segment: Choose a segment to send to." in response.content.decode()
+    refused = admin_client_a.post(f"/admin/campaigns/campaign/{campaign.pk}/action/send/")
+    assert refused["Location"] == f"/admin/campaigns/campaign/{campaign.pk}/change/#id_segment"
+    page = admin_client_a.get(refused["Location"].split("#")[0]).content.decode()
+    assert "Segment: Choose a segment to send to." in page
     assert Campaign.objects.get(pk=campaign.pk).status == "draft"
 
 
@@ -228,3 +230,25 @@ def test_it_asks_for_a_sender_first_while_the_account_has_none(admin_client_a, t
 
     Tenant.objects.filter(pk=tenant.pk).update(from_email="news@shop.example")
     assert 'id="dashboard-setup-sender"' not in admin_client_a.get("/admin/").content.decode()
+
+
+def test_it_keeps_the_api_in_utc_whatever_the_tenants_zone(api, tenant, budapest):
+    customer = Customer.objects.create(email="ann@example.com")
+    Customer.objects.filter(pk=customer.pk).update(created_at=datetime(2030, 1, 31, 8, 0, tzinfo=UTC))
+
+    body = api.get(f"/api/customers/{customer.pk}").json()
+
+    assert body["created_at"] in ("2030-01-31T08:00:00Z", "2030-01-31T08:00:00+00:00")
+
+
+def test_it_says_when_the_last_test_copy_went_out_in_local_time(
+    admin_client_a, tenant, budapest, monkeypatch
+):
+    from campaigns import services
+
+    campaign = make_campaign(static_segment(make_customers(1)))
+    monkeypatch.setattr(services, "campaign_last_test", lambda campaign: "2030-01-31 08:00")
+
+    page = admin_client_a.get(f"/admin/campaigns/campaign/{campaign.pk}/action/send/").content.decode()
+
+    assert "last at 2030-01-31 09:00 Europe/Budapest" in page

@@ -252,3 +252,13 @@ def test_it_says_when_the_last_test_copy_went_out_in_local_time(
     page = admin_client_a.get(f"/admin/campaigns/campaign/{campaign.pk}/action/send/").content.decode()
 
     assert "last at 2030-01-31 09:00 Europe/Budapest" in page
+
+
+def test_it_shows_a_customers_email_as_written_in_the_header(admin_client_a, tenant):
+    customer = Customer.objects.create(email="judit.kiss@example.com")
+
+    page = admin_client_a.get(f"/admin/customers/customer/{customer.pk}/change/").content.decode()
+
+    assert "Judit.kiss@example.com" not in page
+    assert "judit.kiss@example.com" in page
+    assert "Campaign reports" in admin_client_a.get("/admin/tracking/campaignreport/").content.decode()

@@ -11,6 +11,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections import Counter
 from email import policy
@@ -46,6 +48,21 @@ def wait_for_port(port, timeout=30):
             return
         time.sleep(0.1)
     raise RuntimeError(f"nothing listens on {port}")
+
+
+def wait_for_http(port, timeout=60):
+    """Until a web server on `port` answers HTTP (any status): its port opens before its workers have
+    imported the app, which on a busy machine takes seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5)
+            return
+        except urllib.error.HTTPError:
+            return  # it answers (a 404 for an unknown host, a 503 with a broker down)
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"no HTTP answer on {port}")
 
 
 def purge_queue(queue):

@@ -11,7 +11,7 @@ from django.db import connection
 
 from tests import processes
 from tests.conftest import IN_CI
-from tests.processes import ROOT, database_url, free_port, wait_for_port
+from tests.processes import ROOT, database_url, free_port, wait_for_http
 
 
 def require_root_control(command):
@@ -97,7 +97,7 @@ def gunicorn_server(committed_tenant):
         env=env,
     )
     try:
-        wait_for_port(port)
+        wait_for_http(port)
         yield LiveServer(committed_tenant.get_primary_domain().domain, port)
     finally:
         process.terminate()

@@ -109,7 +109,7 @@ def server(world):
     )
 
     try:
-        processes.wait_for_port(port, timeout=20)
+        processes.wait_for_http(port)
         yield port
     finally:
         proc.send_signal(signal.SIGINT)  # quick shutdown: nothing is in flight any more

@@ -8,8 +8,9 @@ class CampaignsConfig(AppConfig):
     def ready(self):
         from segments.rules import register_set_field
         from tenancy import tenant_settings
+        from tenancy.work import work_kind_register
 
-        from . import privacy, selectors, senders, transactional
+        from . import privacy, selectors, senders, services, transactional
 
         transactional.register()
         if senders.sender_problem not in tenant_settings.FROM_EMAIL_CHECKS:
@@ -29,3 +30,7 @@ class CampaignsConfig(AppConfig):
             label="Clicked campaign",
         )
         privacy.register()
+        # Periodic work that beat hands only to the tenants that have some (tenancy/work.py).
+        work_kind_register(services.DISPATCH_WORK, probe=selectors.campaigns_next_start)
+        work_kind_register(services.STALL_WORK, probe=selectors.campaigns_stall_check_due)
+        work_kind_register(services.LEASES_WORK, probe=selectors.leases_reclaim_due)

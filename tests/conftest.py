@@ -204,3 +204,18 @@ def verified_sender_domain(domain):
 def verified_domain(tenant):
     """shop.example, a verified sender domain of tenant A (the domain the campaign helpers send from)."""
     return verified_sender_domain("shop.example")
+
+
+@pytest.fixture
+def beat_in_process():
+    """Beat's per-tenant tasks (tenancy/work.py) run in this process when a beat task sends them, one
+    after another in their tenants' schemas, as a worker would run them; no broker involved.
+    Celery's own eager mode: every task sent during the test runs in-process."""
+    from crm_project.celery import app
+
+    before = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    try:
+        yield
+    finally:
+        app.conf.task_always_eager = before

@@ -115,7 +115,7 @@ def work_mark_soon(kind, *, clock=time.monotonic):
     key = (connection.settings_dict["NAME"], connection.schema_name, kind)
     now = clock()
     last = _recent_marks.get(key)
-    if last is not None and now - last < COALESCE_SECONDS:
+    if last is not None and 0 <= now - last < COALESCE_SECONDS:
         return False
     work_mark(kind)
 

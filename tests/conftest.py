@@ -70,9 +70,12 @@ def _no_dns_beyond_the_machine():
 def _tracking_budgets_full():
     """The tracking links' budgets live in the process (tracking/ratelimit.py): every test starts
     with full ones, whatever the tests before it requested from the same address."""
+    from tenancy.work import work_marks_forget
     from tracking import ratelimit
 
     ratelimit.reset()
+    # Likewise the hit path's memory of the work markers it wrote lately (tenancy.work.work_mark_soon).
+    work_marks_forget()
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 import hashlib
 import logging
-from datetime import timedelta
 
 from django.conf import settings
 from django.core.cache import cache
@@ -41,7 +40,8 @@ TEST_SEND_MAX = 10
 
 # Periodic work of this app (tenancy/work.py): beat visits only the tenants with a marker. A scheduled
 # campaign marks its start time; a campaign that starts or resumes sending marks the stall check and
-# the lease reclaimer, which re-arm themselves while the tenant has campaigns sending.
+# the lease reclaimer, which re-arm themselves while the tenant has campaigns sending; every claim of
+# recipients marks the reclaimer for when its lease could run out (sender.Store.claim).
 DISPATCH_WORK = "campaigns.dispatch"
 STALL_WORK = "campaigns.stalled"
 LEASES_WORK = "campaigns.leases"
@@ -100,9 +100,10 @@ def _work_mark(*, campaign):
     if campaign.status == "scheduled" and campaign.scheduled_at is not None:
         work_mark(DISPATCH_WORK, due_at=campaign.scheduled_at)
     elif campaign.status == "sending":
-        now = timezone.now()
-        work_mark(STALL_WORK, due_at=now + timedelta(seconds=settings.CAMPAIGN_STALL_SECONDS))
-        work_mark(LEASES_WORK, due_at=now + timedelta(seconds=settings.CAMPAIGN_LEASE_SECONDS))
+        # Due at once: the next ticks look at the tenant and re-arm while it sends (the quiet window
+        # and the lease are the workers' settings, which this process need not share).
+        work_mark(STALL_WORK)
+        work_mark(LEASES_WORK)
 
 
 # --- templates ---------------------------------------------------------------------------------------

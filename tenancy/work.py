@@ -175,14 +175,23 @@ def work_fan_out(kind, task, *, now=None, limit=FAN_OUT_LIMIT):
 
     When the broker refuses a task the claim simply lapses and a later tick sends it again."""
     claims = work_claim_due(kind, now=now, limit=limit)
+    if not claims:
+        return 0
     sent = 0
-    for claim in claims:
-        try:
-            task.apply_async(kwargs={"claim": claim.token}, headers={"_schema_name": claim.schema_name})
-            sent += 1
-        except Exception:  # the broker is down: every claim of this tick lapses and is retried
-            logger.warning("periodic work %s: could not send the task of %s", kind, claim.schema_name)
-            break
+    try:
+        # One broker connection for the whole tick, not one per task.
+        with task.app.producer_or_acquire() as producer:
+            for claim in claims:
+                task.apply_async(
+                    kwargs={"claim": claim.token},
+                    headers={"_schema_name": claim.schema_name},
+                    producer=producer,
+                )
+                sent += 1
+    except Exception:  # the broker is down: the claims not sent lapse and a later tick retries them
+        logger.warning(
+            "periodic work %s: sent %s of %s tasks, the broker refused the rest", kind, sent, len(claims)
+        )
     return sent
 
 

@@ -360,7 +360,7 @@ def test_a_tenant_with_a_huge_backlog_does_not_delay_another_tenants_roll_up(
     monkeypatch.setattr(
         tracking_tasks.rollup_tenant_hits,
         "apply_async",
-        lambda kwargs, headers=None: queue.append(
+        lambda kwargs, headers=None, **options: queue.append(
             (kwargs, headers or {"_schema_name": connection.schema_name})
         ),
     )

@@ -15,6 +15,9 @@ def main(argv=None):
     parser.add_argument("--only", type=_numbers, help="rows to run, e.g. 1,2,6 (default: all)")
     parser.add_argument("--sizes", type=_numbers, help="customer counts instead of the scale's")
     parser.add_argument("--tenants", type=_numbers, help="tenant counts for row 7 instead of the scale's")
+    parser.add_argument(
+        "--idle-tenants", type=_numbers, help="row 11's idle tenant counts instead of the scale's"
+    )
     parser.add_argument("--import-sizes", type=_numbers, help="row 1's CSV sizes (default: --sizes)")
     parser.add_argument("--out", help="results directory (default bench/results)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch tenants (to look at the data)")
@@ -34,6 +37,7 @@ def main(argv=None):
         sizes=args.sizes,
         tenants=args.tenants,
         import_sizes=args.import_sizes,
+        idle_tenants=args.idle_tenants,
         out_dir=args.out or runner.RESULTS_DIR,
         keep=args.keep,
     )

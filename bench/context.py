@@ -27,6 +27,7 @@ class Scale:
     query_runs: int  # repetitions of each timed query (rows 2, 6, 8)
     freeze_runs: int
     import_sizes: list = field(default_factory=list)  # row 1's sizes (default: sizes)
+    idle_tenants: list = field(default_factory=lambda: [10, 30])  # row 11's idle tenant counts, ascending
 
 
 SCALES = {
@@ -55,6 +56,7 @@ SCALES = {
         creates=5,
         query_runs=20,
         freeze_runs=2,
+        idle_tenants=[10, 100, 1000],
     ),
 }
 

@@ -178,6 +178,8 @@ def fmt(value, unit=""):
         return f"{value:,.2f} s"
     if unit == "MB":
         return f"{value:,.0f} MB"
+    if unit == "%":
+        return f"{value:,.3f} %"
     if unit:
         return f"{value:,.0f} {unit}"
     return f"{value:,.2f}"

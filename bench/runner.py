@@ -20,9 +20,10 @@ from bench.workloads import (
     w7_tenants,
     w8_stats,
     w9_flows,
+    w11_periodic,
 )
 
-ALL_ROWS = (1, 2, 3, 4, 5, 6, 7, 8, 9)
+ALL_ROWS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 11)
 GROWTH_ROWS = (1, 2, 3, 6)
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -46,6 +47,7 @@ def run(
     sizes=None,
     tenants=None,
     import_sizes=None,
+    idle_tenants=None,
     out_dir=None,
     prefix="bench",
     keep=False,
@@ -60,6 +62,8 @@ def run(
         config.sizes = sorted(sizes)
     if tenants:
         config.tenants = sorted(tenants)
+    if idle_tenants:
+        config.idle_tenants = sorted(idle_tenants)
     selected = set(only or ALL_ROWS)
     config.import_sizes = sorted(import_sizes) if import_sizes else list(config.sizes)
     work = Path(work_dir or tempfile.mkdtemp(prefix="crm-bench-"))
@@ -185,6 +189,13 @@ def _run_rows(ctx, report, selected):
             report.add(row)
     if 7 in selected:
         outcome = _guard(report, ctx, "7", "create and migrate tenants", lambda: w7_tenants.run(ctx))
+        if outcome is not None:
+            rows, points = outcome
+            for row in rows:
+                report.add(row)
+            report.growth.extend(points)
+    if 11 in selected:
+        outcome = _guard(report, ctx, "11", "periodic work with idle tenants", lambda: w11_periodic.run(ctx))
         if outcome is not None:
             rows, points = outcome
             for row in rows:

@@ -9,8 +9,9 @@ class CampaignsConfig(AppConfig):
         from segments import hooks as segment_hooks
         from segments.rules import register_set_field
         from tenancy import tenant_settings
+        from tenancy.work import work_kind_register
 
-        from . import privacy, selectors, senders, transactional
+        from . import privacy, selectors, senders, services, transactional
 
         transactional.register()
         if senders.sender_problem not in tenant_settings.FROM_EMAIL_CHECKS:
@@ -32,3 +33,7 @@ class CampaignsConfig(AppConfig):
         privacy.register()
         for field in ("opened_campaign", "clicked_campaign"):
             segment_hooks.value_suggesters[field] = selectors.campaign_suggestions
+        # Periodic work that beat hands only to the tenants that have some (tenancy/work.py).
+        work_kind_register(services.DISPATCH_WORK, probe=selectors.campaigns_next_start)
+        work_kind_register(services.STALL_WORK, probe=selectors.campaigns_stall_check_due)
+        work_kind_register(services.LEASES_WORK, probe=selectors.leases_reclaim_due)

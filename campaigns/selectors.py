@@ -4,7 +4,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Count, Exists, OuterRef, Q
+from django.db.models import Count, Exists, Min, OuterRef, Q
 from django.utils import timezone
 
 from customers.models import Customer
@@ -154,6 +154,29 @@ def campaigns_due(*, now=None):
     return Campaign.objects.filter(status="scheduled", scheduled_at__lte=now or timezone.now()).order_by(
         "scheduled_at", "id"
     )
+
+
+def campaigns_next_start():
+    """When this tenant's next scheduled campaign is due, or None (the partial index `campaign_due`)."""
+    return Campaign.objects.filter(status="scheduled").aggregate(due=Min("scheduled_at"))["due"]
+
+
+def campaigns_stall_check_due(*, now=None):
+    """When the stall check should look at this tenant again: at the next tick while a campaign is
+    sending (one may go quiet any moment), else never (None)."""
+    return (now or timezone.now()) if Campaign.objects.filter(status="sending").exists() else None
+
+
+def leases_reclaim_due(*, now=None):
+    """When the lease reclaimer should look at this tenant again, or None: when the earliest lease a
+    worker holds runs out (renewals only push it later), else, while a campaign is sending, one lease
+    from now (any claim taken from now on holds at least that long)."""
+    held_until = CampaignRecipient.objects.filter(status="sending").aggregate(due=Min("lease_until"))["due"]
+    if held_until is not None:
+        return held_until
+    if Campaign.objects.filter(status="sending").exists():
+        return (now or timezone.now()) + timedelta(seconds=settings.CAMPAIGN_LEASE_SECONDS)
+    return None
 
 
 def campaigns_with_expired_leases(*, now=None):

@@ -29,13 +29,16 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.utils import timezone
 
 from core.backoff import exponential_backoff
 from customers.models import Interaction
 from tenancy.models import Tenant
+from tenancy.work import work_mark
 
 from . import selectors, services
 from .leases import Lease, LeaseLost
@@ -176,6 +179,10 @@ class Store:
                 columns=("u.id", "u.customer_id", "u.email", "u.attempts"),
                 skip=selectors.marketing_skip_reason_sql(customer_id="u.customer_id", email="u.email"),
             )
+            if rows:
+                # The reclaimer visits this tenant once this lease could have run out (tenancy/work.py);
+                # in the claim's transaction, so no lease exists without its marker.
+                work_mark(services.LEASES_WORK, due_at=timezone.now() + timedelta(seconds=lease_seconds + 1))
         claims = [Claim(*row) for row in rows]
         lease = Lease(
             token=token,

@@ -11,6 +11,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from events.services import event_emit
+from tenancy.work import work_mark
 
 from . import hooks, selectors, senders
 from .leases import LeasedTable
@@ -36,6 +37,14 @@ RECIPIENT_LEASES = LeasedTable(table=CampaignRecipient._meta.db_table, group="ca
 EDITABLE_STATUSES = ("draft", "scheduled")
 START_FROM = ("draft", "scheduled")
 TEST_SEND_MAX = 10
+
+# Periodic work of this app (tenancy/work.py): beat visits only the tenants with a marker. A scheduled
+# campaign marks its start time; a campaign that starts or resumes sending marks the stall check and
+# the lease reclaimer, which re-arm themselves while the tenant has campaigns sending; every claim of
+# recipients marks the reclaimer for when its lease could run out (sender.Store.claim).
+DISPATCH_WORK = "campaigns.dispatch"
+STALL_WORK = "campaigns.stalled"
+LEASES_WORK = "campaigns.leases"
 
 
 class CampaignStateError(Exception):
@@ -82,7 +91,19 @@ def campaign_transition(*, campaign, to, only_from=None, **fields):
     for name, value in fields.items():
         setattr(campaign, name, value)
     logger.info("campaign %s: %s -> %s", campaign.pk, current, to)
+    _work_mark(campaign=campaign)
     return campaign
+
+
+def _work_mark(*, campaign):
+    """The markers the campaign's new state needs, in the transaction of the change (tenancy/work.py)."""
+    if campaign.status == "scheduled" and campaign.scheduled_at is not None:
+        work_mark(DISPATCH_WORK, due_at=campaign.scheduled_at)
+    elif campaign.status == "sending":
+        # Due at once: the next ticks look at the tenant and re-arm while it sends (the quiet window
+        # and the lease are the workers' settings, which this process need not share).
+        work_mark(STALL_WORK)
+        work_mark(LEASES_WORK)
 
 
 # --- templates ---------------------------------------------------------------------------------------
@@ -281,6 +302,7 @@ def campaign_update(*, campaign, **changes):
             campaign_transition(campaign=campaign, to="draft")
         elif campaign.status == "scheduled":
             _preflight(campaign=campaign)
+            _work_mark(campaign=campaign)
     return campaign
 
 

@@ -1,19 +1,19 @@
 """Celery tasks of the campaigns app: thin, id-taking, safe to run twice (STYLE 4).
 
-`send_campaign_batches` runs in the tenant's schema (tenant-schemas-celery carries it in the message);
-the beat tasks run in public and loop over the serving tenants themselves.
+`send_campaign_batches` runs in the tenant's schema (tenant-schemas-celery carries it in the message).
+The beat tasks run in public and hand a task to each tenant that has work of their kind (tenancy/work.py):
+a tenant with nothing scheduled or sending costs them nothing.
 """
 
 import logging
 
 from celery import shared_task
 from django.db import connection
-from django_tenants.utils import tenant_context
 from kombu.exceptions import OperationalError
 
-from tenancy.models import Tenant
+from tenancy.work import work_fan_out, work_run
 
-from . import sender, services
+from . import selectors, sender, services
 
 logger = logging.getLogger(__name__)
 
@@ -37,49 +37,60 @@ def send_campaign_batches(campaign_id):
     return {"sent": outcome.sent, "failed": outcome.failed, "retried": outcome.retried}
 
 
-def _each_tenant(work):
-    for tenant in Tenant.objects.serving():
-        try:
-            with tenant_context(tenant):
-                work(tenant)
-        except Exception:  # one tenant's trouble never stops the others
-            logger.exception("campaigns: periodic work failed for tenant %s", tenant.schema_name)
+@shared_task(ignore_result=True)
+def dispatch_due_campaigns():
+    """Beat, every 15 s: a task for each tenant with a scheduled campaign whose time has come (one
+    statement per tick, whatever the number of tenants: tenancy/work.py)."""
+    return work_fan_out(services.DISPATCH_WORK, dispatch_tenant_campaigns)
 
 
 @shared_task(ignore_result=True)
-def dispatch_due_campaigns():
-    """Beat, every minute: start every tenant's scheduled campaigns whose time has come."""
+def dispatch_tenant_campaigns(claim):
+    """Start this tenant's scheduled campaigns whose time has come; due again at the next one's time."""
 
-    def work(tenant):
+    def work():
         started = services.campaigns_start_due()
         if started:
-            logger.info("campaigns: started %s in %s", started, tenant.schema_name)
+            logger.info("campaigns: started %s in %s", started, connection.schema_name)
+        return selectors.campaigns_next_start()
 
-    _each_tenant(work)
+    work_run(services.DISPATCH_WORK, claim, work)
 
 
 @shared_task(ignore_result=True)
 def resume_stalled_campaigns():
     """Beat, every 20 s: sending campaigns nobody works on (their task messages were lost with a Redis
-    restart, or their worker died between batches) get fresh batch tasks."""
+    restart, or their worker died between batches) get fresh batch tasks. Only tenants with a campaign
+    sending have a marker."""
+    return work_fan_out(services.STALL_WORK, resume_tenant_stalled_campaigns)
 
-    def work(tenant):
+
+@shared_task(ignore_result=True)
+def resume_tenant_stalled_campaigns(claim):
+    def work():
         campaign_ids = services.campaigns_resume_stalled()
         if campaign_ids:
-            logger.warning("campaigns: resumed stalled %s in %s", campaign_ids, tenant.schema_name)
+            logger.warning("campaigns: resumed stalled %s in %s", campaign_ids, connection.schema_name)
+        return selectors.campaigns_stall_check_due()
 
-    _each_tenant(work)
+    work_run(services.STALL_WORK, claim, work)
 
 
 @shared_task(ignore_result=True)
 def reclaim_expired_leases():
-    """Beat: recipients held by a worker that died go back to pending, and their campaign resumes."""
+    """Beat: recipients held by a worker that died go back to pending, and their campaign resumes.
+    Only tenants whose workers hold leases (or that have campaigns sending) have a marker."""
+    return work_fan_out(services.LEASES_WORK, reclaim_tenant_expired_leases)
 
-    def work(tenant):
+
+@shared_task(ignore_result=True)
+def reclaim_tenant_expired_leases(claim):
+    def work():
         campaign_ids = services.leases_reclaim()
         if campaign_ids:
             logger.warning(
-                "campaigns: reclaimed expired leases of %s in %s", campaign_ids, tenant.schema_name
+                "campaigns: reclaimed expired leases of %s in %s", campaign_ids, connection.schema_name
             )
+        return selectors.leases_reclaim_due()
 
-    _each_tenant(work)
+    work_run(services.LEASES_WORK, claim, work)

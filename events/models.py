@@ -111,6 +111,15 @@ class TransactionalEmail(models.Model):
                 fields=["tenant", "order_id", "kind"], name="transactional_email_once_per_order_kind"
             )
         ]
+        indexes = [
+            # The requeue's beat tick (every minute) reads only the unfinished requests: its cost stays
+            # with them, not with every order email ever sent.
+            models.Index(
+                fields=["status", "created_at"],
+                name="transactional_unfinished",
+                condition=models.Q(status__in=["pending", "sending"]),
+            )
+        ]
 
     def __str__(self):
         return f"{self.kind} for order {self.order_id} ({self.status})"

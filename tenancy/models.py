@@ -91,3 +91,29 @@ class Domain(DomainMixin):
 
     def __str__(self):
         return self.domain
+
+
+class TenantWork(models.Model):
+    """When a tenant next has periodic work of one kind (tenancy/work.py): beat reads these instead of
+    visiting every tenant's schema, so an idle tenant costs nothing per tick.
+
+    One row per (tenant, kind), in the public schema. `due_at` is the earliest time the work is due;
+    `marked_at` the last time something noted work of this kind (it decides whether a run may clear
+    the row); `claim` and `claimed_until` belong to the tick that handed the row to a task."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=64)
+    due_at = models.DateTimeField()
+    marked_at = models.DateTimeField()
+    claim = models.UUIDField(null=True, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "tenancy_work"
+        constraints = [models.UniqueConstraint(fields=["tenant", "kind"], name="tenancy_work_once_per_kind")]
+        # A tick reads the due rows of one kind: an index range scan however many tenants there are.
+        indexes = [models.Index(fields=["kind", "due_at"], name="tenancy_work_due")]
+
+    def __str__(self):
+        return f"{self.kind} of tenant #{self.tenant_id} due {self.due_at:%Y-%m-%d %H:%M:%S}"

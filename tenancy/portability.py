@@ -24,6 +24,7 @@ from psycopg import sql
 
 from .models import Tenant
 from .services import tenant_create
+from .work import work_sweep
 
 FORMAT_VERSION = 1
 SKIP_TABLES = {"django_migrations"}
@@ -207,4 +208,8 @@ def tenant_import(*, directory, slug, domain, name=None):
                     [_table(schema, table).as_string(cursor), column],
                 )
     connection.set_schema_to_public()
-    return Tenant.objects.get(pk=created.tenant.pk)
+    tenant = Tenant.objects.get(pk=created.tenant.pk)
+    # The imported data's periodic work (scheduled campaigns, hits to roll up) gets its markers now,
+    # not at the next hourly sweep.
+    work_sweep(tenants=[tenant])
+    return tenant

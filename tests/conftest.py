@@ -71,9 +71,12 @@ def _no_dns_beyond_the_machine():
 def _tracking_budgets_full():
     """The tracking links' budgets live in the process (tracking/ratelimit.py): every test starts
     with full ones, whatever the tests before it requested from the same address."""
+    from tenancy.work import work_marks_forget
     from tracking import ratelimit
 
     ratelimit.reset()
+    # Likewise the hit path's memory of the work markers it wrote lately (tenancy.work.work_mark_soon).
+    work_marks_forget()
 
 
 def throwaway_tenant_create(prefix, *, name=None, admin_password=PASSWORD, **fields):
@@ -254,3 +257,18 @@ def verified_sender_domain(domain):
 def verified_domain(tenant):
     """shop.example, a verified sender domain of tenant A (the domain the campaign helpers send from)."""
     return verified_sender_domain("shop.example")
+
+
+@pytest.fixture
+def beat_in_process():
+    """Beat's per-tenant tasks (tenancy/work.py) run in this process when a beat task sends them, one
+    after another in their tenants' schemas, as a worker would run them; no broker involved.
+    Celery's own eager mode: every task sent during the test runs in-process."""
+    from crm_project.celery import app
+
+    before = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    try:
+        yield
+    finally:
+        app.conf.task_always_eager = before

@@ -4,7 +4,9 @@ import logging
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import timedelta
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -14,13 +16,19 @@ from campaigns.privacy import suppression_add
 from customers.models import Customer, Interaction
 from customers.services import customer_resubscribe, customer_unsubscribe, customer_update, interaction_add
 from events.services import event_emit
+from tenancy.work import work_mark_soon
 
 from .machine import is_machine_agent
-from .models import IMPLIED_OPEN, CampaignStats, HitKind
+from .models import IMPLIED_OPEN, CampaignStats, Hit, HitKind
 
 logger = logging.getLogger(__name__)
 
 USER_AGENT_MAX = 512
+
+# Periodic work of this app (tenancy/work.py): a tenant with hits to roll up, a tenant with raw hits
+# that will pass their retention.
+ROLLUP_WORK = "tracking.rollup"
+PRUNE_WORK = "tracking.prune"
 
 # --- the hit path -------------------------------------------------------------------------------
 # One round trip each. A lost hit costs one count, a slow one costs every hit behind it, so the
@@ -84,7 +92,11 @@ def hit_record_open(*, tenant, recipient_id, ip=None, user_agent="", occurred_at
     with connection.cursor() as cursor:
         cursor.execute(_OPEN_SQL, params)
         cursor.cursor.nextset()
-        return cursor.rowcount == 1
+        stored = cursor.rowcount == 1
+    if stored:
+        # At most one more statement per second per tenant and process (tenancy.work.work_mark_soon).
+        work_mark_soon(ROLLUP_WORK)
+    return stored
 
 
 def hit_record_click(
@@ -105,7 +117,10 @@ def hit_record_click(
         cursor.execute(_CLICK_SQL, params)
         cursor.cursor.nextset()
         row = cursor.fetchone()
-    return row[0] if row else None
+    if row is None:
+        return None
+    work_mark_soon(ROLLUP_WORK)
+    return row[0]
 
 
 # --- the roll-up ----------------------------------------------------------------------------------
@@ -362,6 +377,20 @@ DELETE FROM tracking_hits WHERE id IN (
     WHERE processed_at IS NOT NULL AND occurred_at < %(cutoff)s
 )
 """
+
+
+def hits_rollup_due():
+    """When this tenant has hits to roll up (now), or None: the sweep's probe (tenancy/work.py)."""
+    return timezone.now() if Hit.objects.filter(processed_at__isnull=True).exists() else None
+
+
+def hits_prune_due():
+    """When this tenant's oldest raw hit passes its retention, or None (no hits): the prune's next run.
+    The oldest hits come first in id order (see _PRUNE_SQL), so this reads one row of the primary key."""
+    oldest = Hit.objects.order_by("id").values_list("occurred_at", flat=True).first()
+    if oldest is None:
+        return None
+    return oldest + timedelta(days=settings.TRACKING_HIT_RETENTION_DAYS)
 
 
 def hits_prune(*, older_than=None, chunk=HIT_PRUNE_CHUNK):

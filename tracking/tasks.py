@@ -1,50 +1,77 @@
-"""Beat work of the tracking app."""
+"""Beat work of the tracking app: each tick visits only the tenants that have hits (tenancy/work.py).
+
+A hit marks its tenant (`ROLLUP_WORK`); the beat task hands each marked tenant's roll-up to a task of
+its own in that tenant's schema, so a tenant with a large backlog never delays another's roll-up.
+"""
 
 import logging
 import time
+from datetime import timedelta
 
 from celery import shared_task
-from django_tenants.utils import tenant_context
+from django.utils import timezone
 
-from tenancy.models import Tenant
+from tenancy.work import work_done, work_fan_out, work_hold, work_mark, work_run
 
-from .services import hits_prune, hits_rollup
+from .services import PRUNE_WORK, ROLLUP_WORK, hits_prune, hits_prune_due, hits_rollup
 
 logger = logging.getLogger(__name__)
 
-# A tenant with a large backlog yields after this long, so every tenant gets its turn each run.
-TENANT_BUDGET_SECONDS = 10.0
+# One task's turn: a tenant with a large backlog goes on as a fresh task at the back of the queue
+# after this long, so the other tenants' roll-ups (and sends) get their turn in between.
+TENANT_BUDGET_SECONDS = 5.0
 BATCHES_PER_TURN = 50
+LOCKED_OUT_RETRY_SECONDS = 5
 
 
 @shared_task(ignore_result=True)
 def rollup_all_tenants():
-    """Roll up every serving tenant's new hits (beat, every 15 s). Safe to overlap with itself."""
-    totals = {"tenants": 0, "hits": 0}
-    for tenant in Tenant.objects.serving().only("pk", "schema_name"):
-        started = time.monotonic()
-        with tenant_context(tenant):
-            while time.monotonic() - started < TENANT_BUDGET_SECONDS:
-                try:
-                    result = hits_rollup(max_batches=BATCHES_PER_TURN)
-                except Exception:  # one tenant's failure must not stop the others; its hits wait
-                    logger.exception("tracking roll-up failed for %s", tenant.schema_name)
-                    break
-                totals["hits"] += result.hits
-                if result.locked_out or result.batches < BATCHES_PER_TURN:
-                    break
-        totals["tenants"] += 1
-    return totals
+    """Beat, every 15 s: a roll-up task for each tenant with new hits. One statement per tick."""
+    return work_fan_out(ROLLUP_WORK, rollup_tenant_hits)
+
+
+@shared_task(ignore_result=True)
+def rollup_tenant_hits(claim):
+    """Roll up this tenant's new hits for one turn; a backlog left goes on as a new task."""
+    started = time.monotonic()
+    hits = 0
+    while True:
+        result = hits_rollup(max_batches=BATCHES_PER_TURN)
+        hits += result.hits
+        if result.locked_out:  # another roll-up of this tenant runs; it takes what is there
+            work_done(
+                ROLLUP_WORK, claim, again_at=timezone.now() + timedelta(seconds=LOCKED_OUT_RETRY_SECONDS)
+            )
+            break
+        if result.batches < BATCHES_PER_TURN:
+            work_done(ROLLUP_WORK, claim)
+            break
+        if time.monotonic() - started >= TENANT_BUDGET_SECONDS:
+            if work_hold(ROLLUP_WORK, claim):
+                rollup_tenant_hits.apply_async(kwargs={"claim": claim})
+            break
+    if hits:
+        # Counted hits are pruned once past their retention: a marker for then (the earliest stays).
+        due = hits_prune_due()
+        if due is not None:
+            work_mark(PRUNE_WORK, due_at=due)
+    return hits
 
 
 @shared_task(ignore_result=True)
 def prune_hits_all_tenants():
-    """Delete counted raw hits past their retention in every serving tenant (beat, hourly)."""
-    deleted = 0
-    for tenant in Tenant.objects.serving().only("pk", "schema_name"):
-        with tenant_context(tenant):
-            try:
-                deleted += hits_prune()
-            except Exception:
-                logger.exception("pruning tracking hits failed for %s", tenant.schema_name)
-    return deleted
+    """Beat, hourly: prune the raw hits of each tenant that has hits past their retention."""
+    return work_fan_out(PRUNE_WORK, prune_tenant_hits)
+
+
+@shared_task(ignore_result=True)
+def prune_tenant_hits(claim):
+    """Delete this tenant's counted raw hits past their retention; due again when the oldest left is."""
+
+    def work():
+        deleted = hits_prune()
+        if deleted:
+            logger.info("tracking: pruned %s raw hits", deleted)
+        return hits_prune_due()
+
+    work_run(PRUNE_WORK, claim, work)

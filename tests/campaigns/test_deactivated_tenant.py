@@ -12,6 +12,7 @@ from campaigns import sender, services, tasks
 from campaigns.models import Campaign, CampaignRecipient
 from campaigns.ratelimit import RateLimiter
 from tenancy.services import tenant_activate, tenant_deactivate
+from tenancy.work import work_mark
 
 from .conftest import make_campaign, make_customers, static_segment
 
@@ -84,7 +85,9 @@ def test_it_stops_between_batches_when_the_tenant_is_deactivated_and_goes_on_onc
     assert messenger.sent == [f"c{i}@example.com" for i in range(4)]
 
 
-def test_it_leaves_a_deactivated_tenant_out_of_the_beat_loops(tenant, enqueued, run_on_commit):
+def test_it_leaves_a_deactivated_tenant_out_of_the_beat_loops(
+    tenant, enqueued, run_on_commit, beat_in_process
+):
     due = make_campaign(static_segment(make_customers(1, prefix="due")))
     services.campaign_schedule(campaign=due, scheduled_at=timezone.now() + timedelta(minutes=5))
     Campaign.objects.filter(pk=due.pk).update(scheduled_at=timezone.now() - timedelta(seconds=1))
@@ -94,6 +97,8 @@ def test_it_leaves_a_deactivated_tenant_out_of_the_beat_loops(tenant, enqueued, 
     CampaignRecipient.objects.filter(campaign=held).update(
         status="sending", lease_until=timezone.now() - timedelta(seconds=1)
     )
+    for kind in (services.DISPATCH_WORK, services.STALL_WORK, services.LEASES_WORK):
+        work_mark(kind, due_at=timezone.now() - timedelta(seconds=1))  # all of it due
     tenant_deactivate(tenant=tenant)
 
     connection.set_schema_to_public()  # beat runs in public and visits the serving tenants

@@ -17,6 +17,7 @@ from campaigns.models import Campaign, CampaignRecipient
 from campaigns.ratelimit import RateLimiter, RateUnavailable
 from crm_project.celery import app
 from customers.models import Interaction
+from tenancy.work import work_mark
 
 from .conftest import make_campaign, make_customers, static_segment
 
@@ -223,9 +224,13 @@ def test_it_leaves_paused_campaigns_and_recipients_waiting_for_a_retry_alone(ten
     assert enqueued == []
 
 
-def test_it_resumes_stalled_campaigns_of_every_tenant_from_beat(tenant, enqueued, run_on_commit):
+def test_it_resumes_stalled_campaigns_of_every_tenant_from_beat(
+    tenant, enqueued, run_on_commit, beat_in_process
+):
     campaign = _sending_campaign(2)
+    # Five minutes pass: the campaign is quiet, and its stall check (marked when it started) is due.
     Campaign.objects.filter(pk=campaign.pk).update(started_at=timezone.now() - timedelta(minutes=5))
+    work_mark(services.STALL_WORK, due_at=timezone.now() - timedelta(seconds=1))
 
     connection.set_schema_to_public()  # beat runs in public; the task visits every serving tenant
     with run_on_commit(execute=True):

@@ -10,19 +10,23 @@ from django.utils import timezone
 from campaigns import services, tasks
 from campaigns.models import Campaign, CampaignRecipient
 from campaigns.ratelimit import Pacer, RateLimiter
+from tenancy.work import work_mark
 
 from .conftest import make_campaign, make_customers, static_segment
 
 
-def test_it_starts_due_campaigns_across_tenants_from_beat(tenant, run_on_commit):
+def test_it_starts_due_campaigns_across_tenants_from_beat(tenant, run_on_commit, beat_in_process):
     campaign = make_campaign(static_segment(make_customers(2)))
     services.campaign_schedule(campaign=campaign, scheduled_at=timezone.now() + timedelta(minutes=5))
     later = make_campaign(static_segment(make_customers(1, prefix="l")))
     services.campaign_schedule(campaign=later, scheduled_at=timezone.now() + timedelta(days=1))
-    Campaign.objects.filter(pk=campaign.pk).update(scheduled_at=timezone.now() - timedelta(seconds=1))
+    # Five minutes pass: the campaign and its marker are due.
+    due = timezone.now() - timedelta(seconds=1)
+    Campaign.objects.filter(pk=campaign.pk).update(scheduled_at=due)
+    work_mark(services.DISPATCH_WORK, due_at=due)
 
-    connection.set_schema_to_public()  # beat runs in public; the task visits every serving tenant
-    tasks.dispatch_due_campaigns()
+    connection.set_schema_to_public()  # beat runs in public; a task for each tenant with due work
+    assert tasks.dispatch_due_campaigns() == 1
     connection.set_tenant(tenant)
 
     assert Campaign.objects.get(pk=campaign.pk).status == "sending"
@@ -31,12 +35,13 @@ def test_it_starts_due_campaigns_across_tenants_from_beat(tenant, run_on_commit)
     assert CampaignRecipient.objects.filter(campaign=later).count() == 0
 
 
-def test_it_reclaims_expired_leases_from_beat_and_finishes_forgotten_campaigns(tenant):
+def test_it_reclaims_expired_leases_from_beat_and_finishes_forgotten_campaigns(tenant, beat_in_process):
     campaign = make_campaign(static_segment(make_customers(2)))
     services.campaign_send_now(campaign=campaign)
-    CampaignRecipient.objects.filter(campaign=campaign).update(
-        status="sending", lease_until=timezone.now() - timedelta(seconds=1)
-    )
+    # A worker claimed the rows and died; its lease ran out (and with it the reclaimer's marker came due).
+    expired = timezone.now() - timedelta(seconds=1)
+    CampaignRecipient.objects.filter(campaign=campaign).update(status="sending", lease_until=expired)
+    work_mark(services.LEASES_WORK, due_at=expired)
     done = make_campaign(static_segment(make_customers(1, prefix="d")))
     services.campaign_send_now(campaign=done)
     CampaignRecipient.objects.filter(campaign=done).update(status="sent", sent_at=timezone.now())

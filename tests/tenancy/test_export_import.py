@@ -153,3 +153,24 @@ def test_it_refuses_a_file_that_does_not_load_with_the_table_named(tenant, tmp_p
     (directory / "customers_tag.csv").write_text("id,name\nnot-a-number,vip\n")
 
     _import_refused(directory, manifest, match=r"customers_tag\.csv could not be loaded: .*not-a-number")
+
+
+def test_it_marks_the_imported_tenants_periodic_work_at_once(tenant, tmp_path):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from campaigns.models import Campaign
+    from campaigns.services import DISPATCH_WORK
+    from tenancy.work import work_pending
+
+    start = timezone.now() + timedelta(hours=2)
+    Campaign.objects.create(
+        name="Later", subject="Hi", html_body="<p>Hi</p>", status="scheduled", scheduled_at=start
+    )
+    connection.set_schema_to_public()
+    call_command("export_tenant", "tenant-a", str(tmp_path / "a"))
+    call_command(
+        "import_tenant", str(tmp_path / "a"), "--slug", "copy-of-a", "--domain", "copy-of-a.localhost"
+    )
+    assert work_pending(tenant="copy_of_a") == {DISPATCH_WORK: start}  # not at the next hourly sweep

@@ -9,7 +9,9 @@ class FlowsConfig(AppConfig):
         from campaigns.models import CARRIER_RELATIONS
         from customers import hooks
 
-        from . import services, triggers
+        from . import services, triggers, work
+
+        work.register()
 
         # A step's carrier campaign is not one of the marketer's campaigns.
         if "flow_carrier" not in CARRIER_RELATIONS:

@@ -18,6 +18,7 @@ from . import triggers
 from .definitions import DEFINITION_FIELDS, validate_definition
 from .models import CustomEvent, Flow, FlowRun, FlowVersion
 from .runs import runs_finish
+from .work import SWEEP_TRIGGERS, flows_dispatch_mark, flows_sweep_mark
 
 logger = logging.getLogger(__name__)
 
@@ -120,6 +121,10 @@ def flow_transition(*, flow, to):
         changed = Flow.objects.filter(pk=flow.pk, status=current).update(**fields)
         if changed != 1:
             raise FlowStateError("The flow changed meanwhile; try again.")
+        if to == "active":  # its waiting runs and periodic triggers are the tenant's work again
+            flows_dispatch_mark()
+            if (flow.trigger or {}).get("type") in SWEEP_TRIGGERS:
+                flows_sweep_mark()
         if to == "archived":
             # Runs of an archived flow leave at once, set-based.
             ids = list(FlowRun.objects.filter(flow_id=flow.pk, status="active").values_list("id", "step_id"))

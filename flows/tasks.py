@@ -1,19 +1,19 @@
 """Celery tasks of the flows app: thin, safe to run twice (STYLE 4).
 
-`dispatch_flows` (beat, every FLOW_TICK_SECONDS) visits the tenants and runs `dispatch_flows_tenant`'s
-work for each: the per-tenant unit (`engine.dispatch_tenant`, then the sender) is separate so that a
-beat which knows which tenants have work (work markers) can call it for those alone. A tenant whose
-dispatch ran out of time gets its own task to go on."""
+`dispatch_flows` (beat, every FLOW_TICK_SECONDS) hands `dispatch_flows_tenant` to the tenants whose
+flow work is due (flows/work.py: one statement a tick, however many tenants sleep); the per-tenant
+task advances due runs, then sends what is queued. A tenant whose dispatch ran out of time gets its
+own task to go on. The periodic triggers work the same way, once a minute per tenant that has them."""
 
 import logging
 
 from celery import shared_task
 from django.db import connection
-from django_tenants.utils import tenant_context
+from django.utils import timezone
 
-from tenancy.models import Tenant
+from tenancy.work import work_fan_out, work_run
 
-from . import engine, sender, triggers
+from . import engine, sender, triggers, work
 
 logger = logging.getLogger(__name__)
 
@@ -32,29 +32,29 @@ def flows_tenant_work():
     return outcome
 
 
-def tenants_with_flow_work():
-    """The tenants beat visits. Today: every serving tenant (a work-marker read replaces this)."""
-    return Tenant.objects.serving()
-
-
 @shared_task(ignore_result=True)
 def dispatch_flows():
-    """Beat: each tenant's due runs advance; their queued emails go out."""
-    for tenant in tenants_with_flow_work():
-        try:
-            with tenant_context(tenant):
-                flows_tenant_work()
-                if sender.carriers_with_work():
-                    send_flow_messages.apply_async(headers={"_schema_name": tenant.schema_name}, retry=False)
-        except Exception:  # one tenant's trouble never stops the others
-            logger.exception("flows: dispatch failed for tenant %s", tenant.schema_name)
+    """Beat: a task for each tenant whose flow work is due."""
+    return work_fan_out(work.DISPATCH_WORK, dispatch_flows_tenant)
 
 
 @shared_task(ignore_result=True, acks_late=True)
-def dispatch_flows_tenant():
-    """One tenant's dispatch (runs in its schema): kicked after entries and events, and by itself."""
-    if getattr(connection.tenant, "is_active", True):
-        flows_tenant_work()
+def dispatch_flows_tenant(claim=None):
+    """One tenant's flow work (in its schema): from beat with a claim on its marker, or kicked right
+    after runs entered or woke. Leaves the marker due when the tenant's next run is."""
+    if not getattr(connection.tenant, "is_active", True):
+        return
+
+    def run():
+        outcome = flows_tenant_work()
+        if sender.carriers_with_work():
+            send_flow_messages.apply_async(headers={"_schema_name": connection.schema_name}, retry=False)
+        return timezone.now() if outcome.more else work.flows_next_due()
+
+    if claim is None:
+        run()
+    else:
+        work_run(work.DISPATCH_WORK, claim, run)
 
 
 @shared_task(ignore_result=True, acks_late=True)
@@ -70,10 +70,16 @@ def send_flow_messages():
 
 @shared_task(ignore_result=True)
 def sweep_flow_triggers():
-    """Beat, every minute: customers created, segments entered and dates enter their flows."""
-    for tenant in Tenant.objects.serving():
-        try:
-            with tenant_context(tenant):
-                triggers.sweep_tenant()
-        except Exception:
-            logger.exception("flows: trigger sweep failed for tenant %s", tenant.schema_name)
+    """Beat: the periodic triggers (customers created, segments entered, dates) of each tenant that
+    has an active flow with one, once a minute."""
+    return work_fan_out(work.SWEEP_WORK, sweep_flow_triggers_tenant)
+
+
+@shared_task(ignore_result=True, acks_late=True)
+def sweep_flow_triggers_tenant(claim):
+    def run():
+        triggers.sweep_tenant()
+        due = work.flows_sweep_due()
+        return due + work.SWEEP_EVERY if due else None
+
+    work_run(work.SWEEP_WORK, claim, run)

@@ -21,6 +21,7 @@ from segments.selectors import segment_customers
 from .definitions import ORDER_PLACED
 from .models import Flow, FlowRun
 from .runs import runs_enter
+from .work import flows_dispatch_mark
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +32,7 @@ def _kick_dispatcher():
     from .tasks import dispatch_flows_tenant  # tasks import the engine
 
     schema = connection.schema_name
+    flows_dispatch_mark()  # with the runs it announces: a lost kick is only late by one tick
 
     def kick():
         try:

@@ -1,0 +1,67 @@
+"""The flows' periodic work, handed by beat only to the tenants that have some (tenancy/work.py).
+
+- `flows.dispatch`: a run falls due (entered, woken, its delay over) or a flow email waits to be sent.
+  Marked due now in the transaction that enters or wakes runs; after a dispatch the marker is re-armed
+  for the tenant's next due run, so a run waiting a day costs no tick until its day comes.
+- `flows.sweep`: the periodic triggers (customers created, segments entered, dates) of a tenant that
+  has an active flow with one; marked when such a flow is activated and re-armed a minute later while
+  one stays active.
+"""
+
+from datetime import timedelta
+
+from django.db import connection
+from django.utils import timezone
+
+from campaigns.models import CampaignRecipient
+from tenancy.work import work_kind_register, work_mark
+
+from .models import Flow, FlowCarrier, FlowRun
+
+DISPATCH_WORK = "flows.dispatch"
+SWEEP_WORK = "flows.sweep"
+SWEEP_TRIGGERS = ("customer_created", "segment_entered", "date")
+SWEEP_EVERY = timedelta(minutes=1)
+
+
+def flows_next_due():
+    """When the tenant's earliest flow work is due (a datetime), or None: a queued flow email now, else
+    the earliest due run of an active flow. Two index probes (the partial index on due runs)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT CASE WHEN EXISTS (
+                       SELECT 1 FROM {FlowCarrier._meta.db_table} fc
+                       JOIN {Flow._meta.db_table} f ON f.id = fc.flow_id AND f.status = 'active'
+                       JOIN {CampaignRecipient._meta.db_table} r
+                         ON r.campaign_id = fc.campaign_id AND r.status = 'pending'
+                   ) THEN statement_timestamp() END,
+                   (SELECT r.due_at FROM {FlowRun._meta.db_table} r
+                    JOIN {Flow._meta.db_table} f ON f.id = r.flow_id AND f.status = 'active'
+                    WHERE r.status = 'active' AND r.due_at IS NOT NULL
+                    ORDER BY r.due_at LIMIT 1)
+            """
+        )
+        sending, due = cursor.fetchone()
+    return sending or due
+
+
+def flows_sweep_due():
+    """Now when the tenant has an active flow with a periodic trigger, else None."""
+    if Flow.objects.filter(status="active", trigger__type__in=SWEEP_TRIGGERS).exists():
+        return timezone.now()
+    return None
+
+
+def flows_dispatch_mark():
+    """In the transaction that makes runs due: the tenant's dispatcher is due now."""
+    work_mark(DISPATCH_WORK)
+
+
+def flows_sweep_mark():
+    work_mark(SWEEP_WORK)
+
+
+def register():
+    work_kind_register(DISPATCH_WORK, probe=flows_next_due)
+    work_kind_register(SWEEP_WORK, probe=flows_sweep_due)

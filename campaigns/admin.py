@@ -22,6 +22,7 @@ from customers.models import Customer
 from segments.models import Segment
 
 from . import selectors, senders, services
+from .design_widget import DesignField
 from .models import Campaign, CampaignRecipient, EmailTemplate, SenderDomain, Suppression
 from .services import CampaignStateError
 
@@ -59,17 +60,29 @@ def _split_emails(value):
     ]
 
 
+def compile_design_into(data):
+    """A form's design compiled into its html_body and text_body (as the service does on save), so
+    the checks that follow see the content that will be sent. Raises ValidationError on `design`."""
+    if data.get("design"):
+        values = {"design": data["design"]}
+        services.design_apply(values)
+        data["html_body"], data["text_body"] = values["html_body"], values["text_body"]
+
+
 # --- templates ---------------------------------------------------------------------------------------
 
 
 class EmailTemplateForm(forms.ModelForm):
+    design = DesignField()
+
     class Meta:
         model = EmailTemplate
-        fields = ["name", "kind", "key", "subject", "html_body", "text_body"]
+        fields = ["name", "kind", "key", "subject", "design", "html_body", "text_body"]
 
     def clean(self):
         data = super().clean()
         try:
+            compile_design_into(data)
             services.template_validate(
                 kind=data.get("kind"),
                 key=data.get("key") or None,
@@ -111,7 +124,42 @@ class EmailTemplateAdmin(ModelAdmin):
                 self.admin_site.admin_view(self.preview_view),
                 name="campaigns_emailtemplate_preview",
             ),
+            path(
+                "design-preview/",
+                self.admin_site.admin_view(self.design_preview_view),
+                name="campaigns_emailtemplate_design_preview",
+            ),
         ] + super().get_urls()
+
+    def design_preview_view(self, request):
+        """POST design (the editor's JSON), subject, customer -> compiled html/text and the rendered
+        message as JSON; {"errors": {...}} naming the problem (200: the editor shows it)."""
+        if request.method != "POST" or not (
+            self.has_view_permission(request) or request.user.has_perm("campaigns.view_campaign")
+        ):
+            raise PermissionDenied
+        customer = _find_customer(request.POST.get("customer"))
+        try:
+            compiled, rendered = services.design_preview(
+                design=request.POST.get("design", ""),
+                subject=request.POST.get("subject", ""),
+                customer=customer,
+                campaign_name=request.POST.get("name", ""),
+            )
+        except ValidationError as error:
+            return JsonResponse({"errors": error.message_dict})
+        return JsonResponse(
+            {
+                "errors": {},
+                "html_body": compiled["html"],
+                "text_body": compiled["text"],
+                "warnings": compiled["warnings"],
+                "subject": rendered.subject,
+                "html": rendered.html,
+                "text": rendered.text,
+                "customer": customer.email if customer else None,
+            }
+        )
 
     def preview_view(self, request, pk):
         """Rendered against a chosen customer (or sample values); POST sends a test copy."""
@@ -172,12 +220,15 @@ def _report_test_send(request, results):
 
 
 class CampaignForm(forms.ModelForm):
+    design = DesignField()
+
     class Meta:
         model = Campaign
         fields = [
             "name",
             "template",
             "subject",
+            "design",
             "html_body",
             "text_body",
             "segment",
@@ -204,6 +255,11 @@ class CampaignForm(forms.ModelForm):
 
     def clean(self):
         data = super().clean()
+        try:
+            compile_design_into(data)
+        except ValidationError as error:
+            _errors_to_form(self, error)
+            return data
         probe = Campaign(**{field: data.get(field) for field in self.Meta.fields if field in data})
         try:
             # The sender is checked when it is set or changed (services.campaign_validate says why).
@@ -265,7 +321,7 @@ class CampaignAdmin(ModelAdmin):
         return actions
 
     fieldsets = [
-        (_("Content"), {"fields": ["name", "template", "subject", "html_body", "text_body"]}),
+        (_("Content"), {"fields": ["name", "template", "subject", "design", "html_body", "text_body"]}),
         (_("Audience"), {"fields": ["segment", "exclude_segment"]}),
         (_("Sender"), {"fields": ["from_email", "from_name", "reply_to"]}),
         (_("Tracking and schedule"), {"fields": ["track_opens", "track_clicks", "scheduled_at"]}),

@@ -1,4 +1,4 @@
-"""Signed tokens for the links in our emails (open pixel, click, unsubscribe, preferences).
+"""Signed tokens for the links in our emails (open pixel, click, unsubscribe, preferences, web version).
 
 Each token is signed with SECRET_KEY and a salt that includes the tenant's schema, so a token of
 tenant A is invalid on tenant B's host, and it names exactly what it stands for (a recipient, a
@@ -13,7 +13,7 @@ from django.conf import settings
 from django.core import signing
 from django.db import connection
 
-KINDS = {"o", "c", "u", "p"}  # open, click, unsubscribe, preferences
+KINDS = {"o", "c", "u", "p", "v"}  # open, click, unsubscribe, preferences, web version
 
 
 def _signer(kind, schema=None):
@@ -95,6 +95,10 @@ def click_url(base_url, recipient_id, link_id):
 
 def unsubscribe_url(base_url, recipient_id):
     return f"{base_url}/u/{make_token('u', recipient_id)}"
+
+
+def web_version_url(base_url, recipient_id, schema=None):
+    return f"{base_url}/v/{make_token('v', recipient_id, schema=schema)}"
 
 
 def preferences_url(base_url, customer_id):

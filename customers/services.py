@@ -730,6 +730,47 @@ def orders_bulk_upsert(*, items):
     return _bulk(items, handle)
 
 
+def products_bulk_upsert(*, items):
+    """Upsert up to 1000 products by SKU: each item validated on its own (a bad one is reported and
+    skipped), then the valid ones written in one INSERT ... ON CONFLICT (sku) DO UPDATE, since a
+    webshop pushes its whole catalogue in these batches."""
+    from .models import Product
+    from .serializers import ProductInputSerializer
+
+    results, valid, seen = [], {}, set()
+    for index, item in enumerate(items):
+        serializer = ProductInputSerializer(data=item)
+        if not serializer.is_valid():
+            results.append({"index": index, "status": "error", "id": None, "errors": serializer.errors})
+            continue
+        sku = serializer.validated_data["sku"]
+        if sku in seen:
+            results.append(
+                {"index": index, "status": "error", "id": None, "errors": {"sku": ["Twice in this request."]}}
+            )
+            continue
+        seen.add(sku)
+        valid[index] = serializer.validated_data
+        results.append(None)
+    now = timezone.now()
+    with transaction.atomic():
+        existing = set(Product.objects.filter(sku__in=seen).values_list("sku", flat=True))
+        Product.objects.bulk_create(
+            [Product(**data, created_at=now, updated_at=now) for data in valid.values()],
+            update_conflicts=True,
+            unique_fields=["sku"],
+            update_fields=["name", "url", "image_url", "price", "currency", "in_stock", "updated_at"],
+        )
+        ids = dict(Product.objects.filter(sku__in=seen).values_list("sku", "id"))
+    counts = {"created": 0, "updated": 0, "unchanged": 0, "failed": 0}
+    for index, data in valid.items():
+        status = "updated" if data["sku"] in existing else "created"
+        results[index] = {"index": index, "status": status, "id": ids[data["sku"]]}
+        counts[status] += 1
+    counts["failed"] = len(items) - len(valid)
+    return {**counts, "results": results}
+
+
 def tag_create(*, name):
     """A tag by this name (any case), created if missing."""
     tags_ensure(names=[name])

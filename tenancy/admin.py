@@ -114,6 +114,16 @@ class TenantSettingsForm(forms.ModelForm):
         help_text="The provider's issuer; its /.well-known/openid-configuration must answer.",
     )
 
+    brand_logo_url = forms.URLField(
+        label="Logo URL",
+        required=False,
+        max_length=2000,
+        assume_scheme="https",
+        widget=UnfoldAdminTextInputWidget,
+        help_text="An https URL of your logo (PNG or JPEG, about 320 px wide); the header block of the "
+        "email editor shows it.",
+    )
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         for name in SECRET_FIELDS:  # write-only: say whether one is stored, never show it
@@ -137,6 +147,11 @@ class TenantSettingsForm(forms.ModelForm):
             "track_opens": "Track opens (open pixel)",
             "track_clicks": "Track clicks (link rewriting)",
             "machine_open_window_seconds": "Machine-open window (seconds after delivery)",
+            "brand_logo_url": "Logo URL",
+            "brand_primary_colour": "Brand colour (buttons, links)",
+            "brand_text_colour": "Text colour",
+            "brand_background_colour": "Background colour",
+            "brand_font": "Font",
             "ai_provider_enabled": "Use the AI provider",
             "sso_google_enabled": "Sign in with Google",
             "sso_google_client_id": "Google OAuth client id",
@@ -160,6 +175,11 @@ class TenantSettingsForm(forms.ModelForm):
             "track_opens": "Off: no campaign of this account carries an open pixel, whatever it says itself.",
             "track_clicks": "Off: no campaign of this account rewrites its links, whatever it says itself.",
             "machine_open_window_seconds": "Opens this soon after delivery count as machine opens (prefetchers).",
+            "brand_logo_url": "An https URL of your logo (PNG or JPEG, about 320 px wide); the header block "
+            "of the email editor shows it.",
+            "brand_primary_colour": "Written #rrggbb. The defaults of the email editor's blocks; each block "
+            "can set its own.",
+            "brand_font": "Fonts every mail client has.",
             "ai_provider_enabled": "Off: segment sentences, summaries and subject ideas are always answered "
             "by the service itself; nothing is sent to the platform's AI provider.",
             "sso_google_client_id": "From Google Cloud: an OAuth client of type web application, with the "
@@ -181,6 +201,11 @@ class TenantSettingsForm(forms.ModelForm):
             "track_opens": UnfoldBooleanSwitchWidget,
             "track_clicks": UnfoldBooleanSwitchWidget,
             "machine_open_window_seconds": UnfoldAdminIntegerFieldWidget,
+            "brand_logo_url": UnfoldAdminTextInputWidget,
+            "brand_primary_colour": UnfoldAdminTextInputWidget,
+            "brand_text_colour": UnfoldAdminTextInputWidget,
+            "brand_background_colour": UnfoldAdminTextInputWidget,
+            "brand_font": UnfoldAdminSelectWidget,
             "ai_provider_enabled": UnfoldBooleanSwitchWidget,
             "sso_google_enabled": UnfoldBooleanSwitchWidget,
             "sso_google_client_id": UnfoldAdminTextInputWidget,

@@ -365,8 +365,12 @@
         var submitter = event.submitter;
         saveNow().then(function () {
           root.dataset.submitting = "true";
-          if (form.requestSubmit) { form.requestSubmit(submitter || undefined); } else { form.submit(); }
-        });
+          // The admin reads which button was pressed (_save, _continue, _addanother) from its name.
+          if (submitter && submitter.name) {
+            form.appendChild(el("input", {type: "hidden", name: submitter.name, value: submitter.value || "1"}));
+          }
+          HTMLFormElement.prototype.submit.call(form);
+        }).catch(function (error) { errors.textContent = String(error); });
       });
     }
     setMode(initial ? "blocks" : (formField("html_body") && formField("html_body").value.trim() ? "html" : "blocks"));

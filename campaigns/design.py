@@ -50,7 +50,7 @@ BESTSELLER_DAYS = 30
 VARIABLE_ROOTS = ("customer", "campaign", "unsubscribe_url", "preferences_url", "web_version_url")
 VARIABLE_RE = re.compile(
     r"\{\{\s*(?P<name>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*)"
-    r"(?P<filters>(?:\|[a-z_]+(?::(?:\"[^\"{}|\n]{0,200}\"|[0-9]{1,6}))?){0,4})\s*\}\}"
+    r"(?P<filters>(?:\|[a-z_]+(?::(?:\"[^\"{}|\n]{0,200}\"|'[^'{}|\n]{0,200}'|[0-9]{1,6}))?){0,4})\s*\}\}"
 )
 TEMPLATE_CODE_RE = re.compile(r"\{[{%#]|[}%#]\}")
 # After MJML and the inliner: every `{` that would open template code (none of ours is left: they

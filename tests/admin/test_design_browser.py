@@ -10,8 +10,6 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.admin.conftest import screenshot
-
 pytestmark = pytest.mark.browser
 
 
@@ -95,8 +93,7 @@ def test_it_builds_previews_saves_and_test_sends_a_block_template(marketer_page,
     widths = mobile.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
     assert widths[0] <= widths[1], f"horizontal scroll at 375 px: {widths}"
     assert page.locator("#design-errors").inner_text() == ""
-    page.locator("#design-editor").scroll_into_view_if_needed()
-    screenshot(page, "design-editor", full_page=True)
+    page.locator("#design-editor").screenshot(path=_shot_path("design-editor"))
     page.locator("#design-preview-mobile").screenshot(path=_shot_path("design-mobile"))
 
     page.click("button[name=_continue]")

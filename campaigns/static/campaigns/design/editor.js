@@ -306,8 +306,10 @@
             input.dispatchEvent(new Event("input", {bubbles: true}));
           }
         });
-        root.querySelector("#design-preview-desktop").srcdoc = data.html;
-        root.querySelector("#design-preview-mobile").srcdoc = data.html;
+        ["#design-preview-desktop", "#design-preview-mobile"].forEach(function (id) {
+          var frame = root.querySelector(id);
+          if (frame.srcdoc !== data.html) { frame.srcdoc = data.html; }  // unchanged: no reload, no flicker
+        });
         root.querySelector("#design-preview-text").textContent = data.text;
         root.dataset.previewed = String(Date.now());
       }).catch(function (error) { errors.textContent = String(error); });

@@ -389,10 +389,16 @@ def design_validate(design, *, brand=None):
 
 
 def _clean(design, ctx):
-    if len(json.dumps(design)) > MAX_DESIGN_BYTES:
-        raise DesignError("", f"The design is too large (at most {MAX_DESIGN_BYTES // 1024} KB of JSON).")
     if not isinstance(design, dict):
         raise DesignError("", "The design must be a JSON object.")
+    try:
+        dumped = json.dumps(design)
+    except (ValueError, TypeError, RecursionError):
+        raise DesignError("", "The design is not valid JSON.") from None
+    if len(dumped) > MAX_DESIGN_BYTES:
+        raise DesignError("", f"The design is too large (at most {MAX_DESIGN_BYTES // 1024} KB of JSON).")
+    if "\\u0000" in dumped:  # PostgreSQL's jsonb cannot store it, and no design needs it
+        raise DesignError("", "The design holds a NUL character.")
     unknown = sorted(set(design) - TOP_LEVEL)
     if unknown:
         raise DesignError("", f"unknown design attribute '{unknown[0]}'.")

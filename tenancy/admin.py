@@ -91,6 +91,9 @@ class TenantCreationForm(forms.ModelForm):
         return cleaned
 
 
+BRAND_DEFAULTED = ("brand_primary_colour", "brand_text_colour", "brand_background_colour", "brand_font")
+
+
 class TenantSettingsForm(forms.ModelForm):
     """The tenant's own sending, tracking, AI and sign-in settings, edited by its admins on its host."""
 
@@ -101,6 +104,13 @@ class TenantSettingsForm(forms.ModelForm):
         widget=UnfoldAdminSelectWidget,
         help_text="Dates in the admin, schedules, send windows and flows keep this clock.",
     )
+
+    def clean(self):
+        data = super().clean()
+        for name in BRAND_DEFAULTED:
+            if name in self.fields and not data.get(name) and name not in self.errors:
+                data[name] = getattr(self.instance, name)
+        return data
 
     def clean_time_zone(self):
         return self.cleaned_data["time_zone"] or self.instance.time_zone  # absent: unchanged
@@ -126,6 +136,8 @@ class TenantSettingsForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        for name in BRAND_DEFAULTED:  # absent or empty: unchanged (a form of an older page)
+            self.fields[name].required = False
         for name in SECRET_FIELDS:  # write-only: say whether one is stored, never show it
             self.initial[name] = ""
             stored = bool(getattr(self.instance, name, ""))
@@ -299,7 +311,8 @@ class TenantChangeForm(forms.ModelForm):
 
     class Meta:
         model = Tenant
-        fields = ["name", *TENANT_SETTINGS_FIELDS]
+        # The brand (email design defaults) is the tenant's own business, on its settings page.
+        fields = ["name", *(name for name in TENANT_SETTINGS_FIELDS if not name.startswith("brand_"))]
 
     def clean_from_email(self):
         value = (self.cleaned_data.get("from_email") or "").strip().lower()

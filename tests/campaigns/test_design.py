@@ -258,3 +258,14 @@ def test_it_keeps_raw_html_campaigns_as_they_were(tenant):
 
     campaign = make_campaign(static_segment(make_customers(1)))
     assert campaign.design is None and campaign.html_body == HTML
+
+
+def test_it_refuses_nul_characters_and_non_objects(api):
+    before = EmailTemplate.objects.count()
+    design = {"blocks": [{"type": "text", "data": {"text": "a\x00b"}}]}
+    response = api.post("/api/templates", {"name": "T", "subject": "S", "design": design}, format="json")
+    assert response.status_code == 400 and "NUL" in response.json()["design"][0]
+    for value in ([1, 2], "[]", 5):
+        response = api.post("/api/templates", {"name": "T", "subject": "S", "design": value}, format="json")
+        assert response.status_code == 400, value
+    assert EmailTemplate.objects.count() == before

@@ -58,7 +58,16 @@ TEMPLATE_CODE_RE = re.compile(r"\{[{%#]|[}%#]\}")
 OPENING_RE = re.compile(r"\{(?=[{%#])")
 
 COLOUR_RE = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
-SOCIAL_NETWORKS = ("facebook", "instagram", "x", "linkedin", "youtube", "pinterest", "github")
+SOCIAL_LABELS = {
+    "facebook": "Facebook",
+    "instagram": "Instagram",
+    "x": "X",
+    "linkedin": "LinkedIn",
+    "youtube": "YouTube",
+    "pinterest": "Pinterest",
+    "github": "GitHub",
+}
+SOCIAL_NETWORKS = tuple(SOCIAL_LABELS)
 # mrml's social icons come from its own origin (mjml's, on S3); X is "twitter" there.
 MJML_NETWORK = {"x": "twitter"}
 RICH_TAGS = {"b", "strong", "i", "em", "u", "a", "br", "span"}
@@ -613,7 +622,7 @@ def _block_spacer(data, ctx):
 
 def _block_social(data, ctx):
     elements = "".join(
-        f"<mj-social-element{_attrs(name=MJML_NETWORK.get(link['network'], link['network']), href=link['url'])}>"
+        f"<mj-social-element{_attrs(name=MJML_NETWORK.get(link['network'], link['network']), href=link['url'], alt=SOCIAL_LABELS[link['network']])}>"
         "</mj-social-element>"
         for link in data["links"]
     )
@@ -662,8 +671,9 @@ RENDERERS = {
 def _mjml(blocks, settings, ctx):
     brand = ctx.brand
     font = BRAND_FONTS.get(settings.get("font", brand["font"]), brand["font_stack"])
+    title = settings.get("preheader") or html.escape(brand["name"] or "Email")
     head = (
-        "<mj-head>"
+        f"<mj-head><mj-title>{title}</mj-title>"
         f'<mj-attributes><mj-all font-family="{html.escape(font, quote=True)}" />'
         f'<mj-text color="{brand["text"]}" font-size="15px" line-height="1.5" />'
         f'<mj-section background-color="{settings.get("content_background", "#ffffff")}" />'

@@ -16,6 +16,7 @@ from django.urls import reverse
 from tenancy.models import BRAND_FONTS
 
 from .design import MAX_DESIGN_BYTES, design_parse
+from .design_recipes import RECIPES
 
 # The Variables menu: what a marketer can insert into texts and links.
 VARIABLES = [
@@ -56,6 +57,8 @@ class DesignEditorWidget(forms.Textarea):
             "preview_url": reverse("admin:campaigns_emailtemplate_design_preview"),
             "variables": [{"label": label, "code": code} for label, code in VARIABLES],
             "fonts": list(BRAND_FONTS),
+            "recipes": {name: recipe["design"] for name, recipe in RECIPES.items()},
+            "recipe_choices": [(name, recipe["label"]) for name, recipe in RECIPES.items()],
         }
         return context
 

@@ -93,7 +93,22 @@ def test_it_builds_previews_saves_and_test_sends_a_block_template(marketer_page,
     widths = mobile.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
     assert widths[0] <= widths[1], f"horizontal scroll at 375 px: {widths}"
     assert page.locator("#design-errors").inner_text() == ""
-    page.locator("#design-editor").screenshot(path=_shot_path("design-editor"))
+    # The editor and both previews in one picture: a viewport tall enough to hold them unscrolled.
+    page.set_viewport_size({"width": 1440, "height": 2600})
+    page.evaluate("() => window.scrollTo(0, 0)")
+    expect(desktop.locator("h1")).to_contain_text("Hello Bence")
+    box = page.locator("#design-editor").bounding_box()
+    left = max(box["x"] - 24, 0)
+    page.screenshot(
+        path=_shot_path("design-editor"),
+        clip={
+            "x": left,
+            "y": max(box["y"] - 24, 0),
+            "width": min(box["width"] + 48, 1440 - left),
+            "height": box["height"] + 48,
+        },
+    )
+    page.set_viewport_size({"width": 1440, "height": 900})
     page.locator("#design-preview-mobile").screenshot(path=_shot_path("design-mobile"))
 
     page.click("button[name=_continue]")

@@ -48,6 +48,9 @@ def test_it_shows_the_editor_with_its_pinned_files_and_the_variables_menu(browse
         "campaigns/design/editor.js",
         'value="{{ customer.first_name|default:&quot;there&quot; }}"',
         'id="design-preview-mobile"',
+        'id="design-recipe"',
+        '<option value="product_launch">Product launch</option>',
+        'id="design-recipes" type="application/json"',
     ):
         assert needle in html, needle
     assert 'id="design-editor"' in browser.get("/admin/campaigns/campaign/add/").content.decode()

@@ -353,6 +353,14 @@
       if (root.dataset.mode === "blocks" && !window.confirm("Write raw HTML instead? The compiled HTML stays; the blocks are dropped on save.")) { return; }
       setMode("html");
     });
+    root.querySelector("#design-recipe").addEventListener("change", function (event) {
+      var recipes = JSON.parse(document.getElementById("design-recipes").textContent);
+      var recipe = recipes[event.target.value];
+      event.target.value = "";
+      if (!recipe || !window.confirm("Replace the blocks with this recipe?")) { return; }
+      if (root.dataset.mode !== "blocks") { setMode("blocks"); }
+      editor.isReady.then(function () { return editor.render(recipe); }).then(later);
+    });
     root.querySelector("#design-customer").addEventListener("input", later);
     holder.addEventListener("input", later);
     root.querySelector("#design-variables").addEventListener("change", function (event) {

@@ -94,8 +94,8 @@ class TenantCreationForm(forms.ModelForm):
 BRAND_DEFAULTED = ("brand_primary_colour", "brand_text_colour", "brand_background_colour", "brand_font")
 
 
-class TenantSettingsForm(forms.ModelForm):
-    """The tenant's own sending, tracking, AI and sign-in settings, edited by its admins on its host."""
+class TimeZoneFormMixin(forms.Form):
+    """The tenant's clock as a list of IANA names; a form posted without it keeps the stored one."""
 
     time_zone = forms.ChoiceField(
         label="Time zone",
@@ -105,15 +105,19 @@ class TenantSettingsForm(forms.ModelForm):
         help_text="Dates in the admin, schedules, send windows and flows keep this clock.",
     )
 
+    def clean_time_zone(self):
+        return self.cleaned_data["time_zone"] or self.instance.time_zone
+
+
+class TenantSettingsForm(TimeZoneFormMixin, forms.ModelForm):
+    """The tenant's own sending, tracking, AI and sign-in settings, edited by its admins on its host."""
+
     def clean(self):
         data = super().clean()
         for name in BRAND_DEFAULTED:
             if name in self.fields and not data.get(name) and name not in self.errors:
                 data[name] = getattr(self.instance, name)
         return data
-
-    def clean_time_zone(self):
-        return self.cleaned_data["time_zone"] or self.instance.time_zone  # absent: unchanged
 
     sso_oidc_issuer = forms.URLField(
         label="Issuer URL",
@@ -306,7 +310,7 @@ def tenant_webshop_secret_rotate_view(request):
     return HttpResponseRedirect(reverse("admin:tenant_settings"))
 
 
-class TenantChangeForm(forms.ModelForm):
+class TenantChangeForm(TimeZoneFormMixin, forms.ModelForm):
     """The operators' edit of a tenant: its sender address obeys the same rule as the tenant's own page."""
 
     class Meta:

@@ -125,11 +125,33 @@ class EmailTemplateAdmin(ModelAdmin):
                 name="campaigns_emailtemplate_preview",
             ),
             path(
+                "design-test/",
+                self.admin_site.admin_view(self.design_test_view),
+                name="campaigns_emailtemplate_design_test",
+            ),
+            path(
                 "design-preview/",
                 self.admin_site.admin_view(self.design_preview_view),
                 name="campaigns_emailtemplate_design_preview",
             ),
         ] + super().get_urls()
+
+    def design_test_view(self, request):
+        """POST design, subject, name, emails -> {"results": [{"email", "sent", "error"}]} or {"errors"}."""
+        if request.method != "POST" or not (
+            self.has_change_permission(request) or request.user.has_perm("campaigns.change_campaign")
+        ):
+            raise PermissionDenied
+        try:
+            results = services.design_test_send(
+                design=request.POST.get("design", ""),
+                subject=request.POST.get("subject", ""),
+                name=request.POST.get("name", ""),
+                emails=_split_emails(request.POST.get("emails")),
+            )
+        except ValidationError as error:
+            return JsonResponse({"errors": error.message_dict})
+        return JsonResponse({"errors": {}, "results": results})
 
     def design_preview_view(self, request):
         """POST design (the editor's JSON), subject, customer -> compiled html/text and the rendered

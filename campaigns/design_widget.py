@@ -55,6 +55,7 @@ class DesignEditorWidget(forms.Textarea):
         context = super().get_context(name, value, attrs)
         context["design"] = {
             "preview_url": reverse("admin:campaigns_emailtemplate_design_preview"),
+            "test_url": reverse("admin:campaigns_emailtemplate_design_test"),
             "variables": [{"label": label, "code": code} for label, code in VARIABLES],
             "fonts": list(BRAND_FONTS),
             "recipes": {name: recipe["design"] for name, recipe in RECIPES.items()},

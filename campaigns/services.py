@@ -220,6 +220,17 @@ def design_preview(*, design, subject="", customer=None, campaign_name=""):
     return compiled, rendered
 
 
+def design_test_send(*, design, subject, emails, name=""):
+    """A test copy of a design as it is in the editor (saved or not), as template_test_send sends one."""
+    compiled = design_compile(design if isinstance(design, dict) else design_parse(design) or {})
+    if not (subject or "").strip():
+        raise ValidationError({"subject": ["A test copy needs a subject."]})
+    template = EmailTemplate(
+        name=name or "Design", subject=subject, html_body=compiled["html"], text_body=compiled["text"]
+    )
+    return template_test_send(template=template, emails=emails)
+
+
 # --- campaigns: content ------------------------------------------------------------------------------
 
 

@@ -111,6 +111,12 @@ def test_it_builds_previews_saves_and_test_sends_a_block_template(marketer_page,
     page.set_viewport_size({"width": 1440, "height": 900})
     page.locator("#design-preview-mobile").screenshot(path=_shot_path("design-mobile"))
 
+    # A test copy of the design as it is in the editor, from beside the preview.
+    page.fill("#design-test-emails", "anna.kovacs@example.com")
+    page.click("#design-test-send")
+    expect(page.locator("#design-test-result")).to_have_text("Test copy sent to anna.kovacs@example.com.")
+    site.sink.wait_for(lambda rcpts, msg: msg["Subject"] == "[Test] Fresh teas for Anna")
+
     page.click("button[name=_continue]")
     page.wait_for_url(re.compile(r"/admin/campaigns/emailtemplate/\d+/change/"))
     template = site.run(lambda: EmailTemplate.objects.get(name="Block newsletter"))

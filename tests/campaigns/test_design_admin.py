@@ -132,3 +132,27 @@ def test_it_saves_a_campaign_with_its_own_design(browser, tenant):
     assert response.status_code == 302, response.context["adminform"].form.errors
     campaign = Campaign.objects.get(name="Designed campaign")
     assert campaign.design == DESIGN and "@media" in campaign.html_body
+
+
+def test_it_sends_a_test_copy_of_the_design_being_edited(browser, settings):
+    from django.core import mail
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    response = browser.post(
+        "/admin/campaigns/emailtemplate/design-test/",
+        {"design": json.dumps(DESIGN), "subject": "Hi {{ customer.first_name }}", "emails": "me@example.com"},
+    )
+    assert response.json() == {
+        "errors": {},
+        "results": [{"email": "me@example.com", "sent": True, "error": ""}],
+    }
+    [message] = mail.outbox
+    assert message.subject == "[Test] Hi Alex"
+    html = message.alternatives[0][0]
+    assert "@media" in html and "Hi Alex" in html and "/v/test" in html
+    assert not EmailTemplate.objects.filter(name="Design").exists()
+    refused = browser.post(
+        "/admin/campaigns/emailtemplate/design-test/",
+        {"design": json.dumps(DESIGN), "subject": "Hi", "emails": "not-an-address"},
+    )
+    assert "emails" in refused.json()["errors"] and len(mail.outbox) == 1

@@ -362,6 +362,24 @@
       editor.isReady.then(function () { return editor.render(recipe); }).then(later);
     });
     root.querySelector("#design-customer").addEventListener("input", later);
+    root.querySelector("#design-test-send").addEventListener("click", function () {
+      var out = root.querySelector("#design-test-result");
+      out.textContent = "…";
+      saveNow().then(function () {
+        var body = new URLSearchParams();
+        body.append("design", textarea.value);
+        body.append("subject", (formField("subject") || {}).value || "");
+        body.append("name", (formField("name") || {}).value || "");
+        body.append("emails", root.querySelector("#design-test-emails").value);
+        return fetch(root.dataset.testUrl, {method: "POST", credentials: "same-origin",
+          headers: {"X-CSRFToken": csrf()}, body: body});
+      }).then(function (response) { return response.json(); }).then(function (data) {
+        var problems = Object.keys(data.errors || {}).map(function (k) { return k + ": " + data.errors[k].join(" "); });
+        out.textContent = problems.length ? problems.join(" · ") : data.results.map(function (r) {
+          return r.sent ? "Test copy sent to " + r.email + "." : r.email + ": " + r.error;
+        }).join(" ");
+      }).catch(function (error) { out.textContent = String(error); });
+    });
     holder.addEventListener("input", later);
     root.querySelector("#design-variables").addEventListener("change", function (event) {
       var code = event.target.value;

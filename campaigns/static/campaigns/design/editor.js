@@ -401,7 +401,10 @@
         }).catch(function (error) { errors.textContent = String(error); });
       });
     }
-    setMode(initial ? "blocks" : (formField("html_body") && formField("html_body").value.trim() ? "html" : "blocks"));
+    // A saved design opens in blocks; raw HTML stays raw; a campaign without a design of its own
+    // sends its template's content, so it starts there too (the Blocks button makes one of its own).
+    var raw = (formField("html_body") && formField("html_body").value.trim()) || formField("template");
+    setMode(initial ? "blocks" : (raw ? "html" : "blocks"));
   }
 
   function init() {

@@ -5,7 +5,7 @@ from datetime import timedelta
 from django.db import connection
 
 from campaigns.models import Campaign, CampaignRecipient
-from campaigns.tokens import read_token
+from campaigns.tokens import TokenKind, read_token
 from customers.models import Customer
 
 from .models import CampaignStats, HourlyStats
@@ -14,7 +14,7 @@ from .ratelimit import hits_not_stored
 
 def recipient_for_token(*, token):
     """The recipient an unsubscribe token names (with customer and campaign), or None."""
-    ids = read_token("u", token)
+    ids = read_token(TokenKind.UNSUBSCRIBE, token)
     if not ids or len(ids) != 1:
         return None
     return (
@@ -27,7 +27,7 @@ def recipient_for_token(*, token):
 def recipient_for_web_version(*, token):
     """The recipient a web version token names (customer, campaign and its template), or None
     (also when the customer was erased: the page would show their personal data)."""
-    ids = read_token("v", token)
+    ids = read_token(TokenKind.WEB_VERSION, token)
     if not ids or len(ids) != 1:
         return None
     return (
@@ -39,7 +39,7 @@ def recipient_for_web_version(*, token):
 
 def customer_for_token(*, token):
     """The customer a preferences token names, or None (also for erased customers)."""
-    ids = read_token("p", token)
+    ids = read_token(TokenKind.PREFERENCES, token)
     if not ids or len(ids) != 1:
         return None
     return Customer.objects.filter(pk=ids[0], erased_at__isnull=True).first()

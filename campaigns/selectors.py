@@ -217,3 +217,14 @@ def campaigns_list(*, status=None, intent=None):
     if intent:
         campaigns = campaigns.filter(intent=intent)
     return campaigns
+
+
+def campaign_suggestions(query, limit=20):
+    """[(id, name)] of campaigns whose name contains `query` (the segment builder's value picker)."""
+    rows = Campaign.objects.exclude(status="draft").order_by("-created_at", "-id")
+    query = (query or "").strip()
+    if query.isdigit():
+        rows = rows.filter(pk=int(query))
+    elif query:
+        rows = rows.filter(name__icontains=query)
+    return [(str(pk), f"{name} (#{pk})") for pk, name in rows.values_list("pk", "name")[:limit]]

@@ -29,6 +29,9 @@ UPCOMING_CAMPAIGNS = 5
 RECENT_CUSTOMERS = 5
 SENDING_STATUSES = ("sending", "paused")
 JUST_FINISHED = timedelta(minutes=15)
+# Below this many new customers in either period a percentage change is noise (6 vs 12 is not "-50%"):
+# the dashboard shows the two counts instead.
+GROWTH_PERCENT_MIN = 50
 _SENT_STATES = ("sent", "delivered", "bounced", "complained")
 _DELIVERED_STATES = ("delivered", "complained")
 
@@ -59,10 +62,10 @@ def dashboard_customers(*, now=None):
         .annotate(n=Count("id"))
         .values_list("day", "n")
     )
-    first_day = (since + timedelta(days=1)).date()
+    first_day = timezone.localtime(since + timedelta(days=1)).date()  # days of the tenant's calendar
     days = [first_day + timedelta(days=i) for i in range(GROWTH_DAYS)]
     growth = None
-    if totals["new_before"]:
+    if min(totals["new_before"], totals["new"]) >= GROWTH_PERCENT_MIN:
         growth = round(100 * (totals["new"] - totals["new_before"]) / totals["new_before"], 1)
     return {
         **totals,

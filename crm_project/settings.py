@@ -6,6 +6,7 @@ from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from django.templatetags.static import static
 
 from crm_project.production import production_problems
 
@@ -82,6 +83,7 @@ TENANT_APPS = [
     "customers",
     "segments",
     "campaigns",
+    "flows",
     "tracking",
     # Sign-in with Google / OpenID Connect: social accounts live with the users, per tenant.
     "allauth",
@@ -109,6 +111,7 @@ DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
 
 MIDDLEWARE = [
     "tenancy.middleware.TenantMiddleware",
+    "tenancy.middleware.TenantTimeZoneMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
@@ -190,7 +193,10 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 # The clock a new tenant starts with (each tenant sets its own in its settings).
 TENANT_DEFAULT_TIME_ZONE = env("TENANT_DEFAULT_TIME_ZONE", "UTC")
+# The currency the admin shows customers' lifetime values in (a tenant may set its own).
+TENANT_DEFAULT_CURRENCY = env("TENANT_DEFAULT_CURRENCY", "HUF")
 USE_I18N = True
+FORMAT_MODULE_PATH = ["crm_project.formats"]
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
@@ -397,6 +403,13 @@ CAMPAIGN_TASK_SECONDS = int(env("CAMPAIGN_TASK_SECONDS", "30"))
 # A sending campaign with due recipients, none held and none sent for this long gets fresh batch
 # tasks from beat (its task messages were lost, e.g. with a Redis restart).
 CAMPAIGN_STALL_SECONDS = int(env("CAMPAIGN_STALL_SECONDS", "30"))
+# Flows (flows/engine.py): due runs advanced per transaction, and how long one tenant's dispatch may
+# run before it hands over; how many sender tasks start when a dispatch queued messages.
+FLOW_DISPATCH_BATCH = int(env("FLOW_DISPATCH_BATCH", "500"))
+FLOW_DISPATCH_SECONDS = int(env("FLOW_DISPATCH_SECONDS", "20"))
+FLOW_SEND_CONCURRENCY = int(env("FLOW_SEND_CONCURRENCY", "2"))
+# Beat's flow tick (seconds): a due step runs within this (plus the dispatch itself); PRODUCT.md: 15 s.
+FLOW_TICK_SECONDS = float(env("FLOW_TICK_SECONDS", "5"))
 # Limits of marketers' templates (campaigns/rendering.py): the size of each source (a 400 naming the
 # field when saved), `{% for %}` nesting, and the budget of one message's render: steps (loop passes,
 # tags, variables, filter calls), characters per rendered part, and seconds as the backstop. Over the
@@ -457,6 +470,8 @@ UNFOLD = {
     "SITE_SUBHEADER": "crm_project.admin_site.site_subheader",
     "SITE_URL": "crm_project.admin_site.site_url",
     "SITE_SYMBOL": "campaign",
+    "SITE_FAVICONS": [{"rel": "icon", "type": "image/svg+xml", "href": "/favicon.ico"}],
+    "STYLES": [lambda request: static("crm_admin/admin.css")],
     "SHOW_HISTORY": True,
     "SHOW_VIEW_ON_SITE": False,
     "ENVIRONMENT": "crm_project.admin_site.environment_label",

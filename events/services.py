@@ -26,6 +26,9 @@ EVENT_TYPES = {
     "campaign.cancelled",
     "email.opened",
     "email.clicked",
+    "flow.entered",
+    "flow.exited",
+    "flow.completed",
 }
 
 # One publisher at a time across all processes: that is what keeps the stream in id order.

@@ -446,6 +446,9 @@ class CampaignAdmin(ModelAdmin):
     change_form_outer_before_template = "admin/campaigns/campaign/top.html"
     change_form_outer_after_template = "admin/campaigns/campaign/panel.html"
 
+    def get_queryset(self, request):
+        return super().get_queryset(request).listed()  # a flow step's carrier lives in its flow
+
     def has_delete_permission(self, request, obj=None):
         # A campaign that went out is history (recipients, stats): only drafts and cancelled ones go.
         if obj is not None and obj.status not in ("draft", "cancelled"):

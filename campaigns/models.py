@@ -36,6 +36,18 @@ class EmailTemplate(models.Model):
         return self.name
 
 
+# A campaign may carry another feature's messages (a flow step's emails: flows.FlowCarrier), so that
+# they get the sender's guarantees and tracking. Such a campaign is not one of the marketer's: the app
+# that owns it names its one-to-one relation here at start-up, and `listed()` leaves those out.
+CARRIER_RELATIONS = []
+
+
+class CampaignQuerySet(models.QuerySet):
+    def listed(self):
+        """The marketer's own campaigns (lists, pickers, dashboard, the campaign API)."""
+        return self.filter(**{f"{relation}__isnull": True for relation in CARRIER_RELATIONS})
+
+
 class Campaign(models.Model):
     # What the campaign is for (PRODUCT.md "AI assistance"), set from its subject and content.
     INTENT_CHOICES = [
@@ -89,6 +101,8 @@ class Campaign(models.Model):
     summary = models.TextField(blank=True, default="")
     summary_source = models.CharField(max_length=10, blank=True, default="")  # offline | provider
     summary_at = models.DateTimeField(null=True, blank=True)
+
+    objects = CampaignQuerySet.as_manager()
 
     class Meta:
         db_table = "campaigns"

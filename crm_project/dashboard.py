@@ -103,7 +103,7 @@ def _recipient_counts(campaign_ids):
 
 def dashboard_recent_campaigns(*, limit=RECENT_CAMPAIGNS):
     """The latest sent campaigns with recipients, human open and click rates (as percentages)."""
-    campaigns = list(Campaign.objects.filter(status="sent").order_by("-sent_at", "-id")[:limit])
+    campaigns = list(Campaign.objects.listed().filter(status="sent").order_by("-sent_at", "-id")[:limit])
     ids = [campaign.pk for campaign in campaigns]
     counts = _recipient_counts(ids)
     stats = {row.pk: row for row in CampaignStats.objects.filter(pk__in=ids)}
@@ -132,9 +132,9 @@ def dashboard_sending(*, now=None):
     the last few minutes (so a marketer watching a send sees it reach 100%)."""
     now = now or timezone.now()
     campaigns = list(
-        Campaign.objects.filter(
-            Q(status__in=SENDING_STATUSES) | Q(status="sent", sent_at__gte=now - JUST_FINISHED)
-        ).order_by("started_at", "id")
+        Campaign.objects.listed()
+        .filter(Q(status__in=SENDING_STATUSES) | Q(status="sent", sent_at__gte=now - JUST_FINISHED))
+        .order_by("started_at", "id")
     )
     counts = _recipient_counts([campaign.pk for campaign in campaigns])
     rows = []
@@ -157,7 +157,7 @@ def dashboard_sending(*, now=None):
 
 
 def dashboard_upcoming(*, limit=UPCOMING_CAMPAIGNS):
-    return list(Campaign.objects.filter(status="scheduled").order_by("scheduled_at", "id")[:limit])
+    return list(Campaign.objects.listed().filter(status="scheduled").order_by("scheduled_at", "id")[:limit])
 
 
 def dashboard_recent_customers(*, limit=RECENT_CUSTOMERS):
@@ -171,5 +171,5 @@ def dashboard_data(*, now=None):
         "sending": dashboard_sending(now=now),
         "upcoming": dashboard_upcoming(),
         "recent_customers": dashboard_recent_customers(),
-        "drafts": Campaign.objects.filter(status="draft").count(),
+        "drafts": Campaign.objects.listed().filter(status="draft").count(),
     }

@@ -23,7 +23,16 @@ $(CHROMIUM):
 	SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium fonts-liberation fonts-noto-color-emoji
 
-test: $(STAMP) $(CHROMIUM)
+# html-validate checks the compiled HTML of the email designs (tests/campaigns/test_design_html.py);
+# test-only, pinned in tests/html/package-lock.json, never used at run time.
+HTML_VALIDATE := tests/html/node_modules/.bin/html-validate
+
+$(HTML_VALIDATE): tests/html/package.json tests/html/package-lock.json
+	@command -v npm >/dev/null || { echo "npm missing: install Node.js >= 20 for the HTML checks of email designs"; exit 1; }
+	cd tests/html && npm ci --no-audit --no-fund
+	touch $(HTML_VALIDATE)
+
+test: $(STAMP) $(CHROMIUM) $(HTML_VALIDATE)
 	$(PY) -m crm_project.devenv test $(ARGS)
 
 lint: $(STAMP)

@@ -21,9 +21,10 @@ from bench.workloads import (
     w8_stats,
     w9_flows,
     w11_periodic,
+    w12_design,
 )
 
-ALL_ROWS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 11)
+ALL_ROWS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12)
 GROWTH_ROWS = (1, 2, 3, 6)
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -113,7 +114,7 @@ def _outbox_clean(prefix):
 
 def _run_rows(ctx, report, selected):
     config = ctx.scale
-    needs_data = selected & {2, 3, 4, 5, 6, 8, 9}
+    needs_data = selected & {2, 3, 4, 5, 6, 8, 9, 12}
     if needs_data:
         tenant = data.scratch_tenant_create(slug=data.tenant_slug(ctx.prefix, "data"), with_admin=True)
         ctx.data_schema = tenant.schema_name
@@ -173,6 +174,10 @@ def _run_rows(ctx, report, selected):
             _collect(report, outcome)
     if 8 in selected:
         row = _guard(report, ctx, "8", "campaign stats", lambda: w8_stats.run(ctx, size=largest))
+        if row is not None:
+            report.add(row)
+    if 12 in selected:
+        row = _guard(report, ctx, "12", "render a block template", lambda: w12_design.run(ctx))
         if row is not None:
             report.add(row)
     if 4 in selected:

@@ -35,6 +35,7 @@ from customers.selectors import customers_search
 from segments.models import Segment
 
 from . import selectors, senders, services
+from .design_widget import DesignField
 from .models import Campaign, CampaignRecipient, EmailTemplate, SenderDomain, Suppression
 from .services import CampaignStateError
 
@@ -151,17 +152,29 @@ def _split_emails(value):
     ]
 
 
+def compile_design_into(data):
+    """A form's design compiled into its html_body and text_body (as the service does on save), so
+    the checks that follow see the content that will be sent. Raises ValidationError on `design`."""
+    if data.get("design"):
+        values = {"design": data["design"]}
+        services.design_apply(values)
+        data["html_body"], data["text_body"] = values["html_body"], values["text_body"]
+
+
 # --- templates ---------------------------------------------------------------------------------------
 
 
 class EmailTemplateForm(forms.ModelForm):
+    design = DesignField()
+
     class Meta:
         model = EmailTemplate
-        fields = ["name", "kind", "key", "subject", "html_body", "text_body"]
+        fields = ["name", "kind", "key", "subject", "design", "html_body", "text_body"]
 
     def clean(self):
         data = super().clean()
         try:
+            compile_design_into(data)
             services.template_validate(
                 kind=data.get("kind"),
                 key=data.get("key") or None,
@@ -203,7 +216,64 @@ class EmailTemplateAdmin(ModelAdmin):
                 self.admin_site.admin_view(self.preview_view),
                 name="campaigns_emailtemplate_preview",
             ),
+            path(
+                "design-test/",
+                self.admin_site.admin_view(self.design_test_view),
+                name="campaigns_emailtemplate_design_test",
+            ),
+            path(
+                "design-preview/",
+                self.admin_site.admin_view(self.design_preview_view),
+                name="campaigns_emailtemplate_design_preview",
+            ),
         ] + super().get_urls()
+
+    def design_test_view(self, request):
+        """POST design, subject, name, emails -> {"results": [{"email", "sent", "error"}]} or {"errors"}."""
+        if request.method != "POST" or not (
+            self.has_change_permission(request) or request.user.has_perm("campaigns.change_campaign")
+        ):
+            raise PermissionDenied
+        try:
+            results = services.design_test_send(
+                design=request.POST.get("design", ""),
+                subject=request.POST.get("subject", ""),
+                name=request.POST.get("name", ""),
+                emails=_split_emails(request.POST.get("emails")),
+            )
+        except ValidationError as error:
+            return JsonResponse({"errors": error.message_dict})
+        return JsonResponse({"errors": {}, "results": results})
+
+    def design_preview_view(self, request):
+        """POST design (the editor's JSON), subject, customer -> compiled html/text and the rendered
+        message as JSON; {"errors": {...}} naming the problem (200: the editor shows it)."""
+        if request.method != "POST" or not (
+            self.has_view_permission(request) or request.user.has_perm("campaigns.view_campaign")
+        ):
+            raise PermissionDenied
+        customer = _find_customer(request.POST.get("customer"))
+        try:
+            compiled, rendered = services.design_preview(
+                design=request.POST.get("design", ""),
+                subject=request.POST.get("subject", ""),
+                customer=customer,
+                campaign_name=request.POST.get("name", ""),
+            )
+        except ValidationError as error:
+            return JsonResponse({"errors": error.message_dict})
+        return JsonResponse(
+            {
+                "errors": {},
+                "html_body": compiled["html"],
+                "text_body": compiled["text"],
+                "warnings": compiled["warnings"],
+                "subject": rendered.subject,
+                "html": rendered.html,
+                "text": rendered.text,
+                "customer": customer.email if customer else None,
+            }
+        )
 
     def preview_view(self, request, pk):
         """Rendered against a chosen customer (or sample values); POST sends a test copy."""
@@ -264,6 +334,7 @@ def _report_test_send(request, results):
 
 
 class CampaignForm(forms.ModelForm):
+    design = DesignField()
     # Declared: the admin's own date-time field is a split one that ignores a single-input widget.
     scheduled_at = forms.DateTimeField(required=False, widget=LocalDateTimeInput(), label=_("Send at"))
 
@@ -273,6 +344,7 @@ class CampaignForm(forms.ModelForm):
             "name",
             "template",
             "subject",
+            "design",
             "html_body",
             "text_body",
             "segment",
@@ -314,6 +386,11 @@ class CampaignForm(forms.ModelForm):
 
     def clean(self):
         data = super().clean()
+        try:
+            compile_design_into(data)
+        except ValidationError as error:
+            _errors_to_form(self, error)
+            return data
         probe = Campaign(**{field: data.get(field) for field in self.Meta.fields if field in data})
         try:
             # The sender is checked when it is set or changed (services.campaign_validate says why).
@@ -384,7 +461,7 @@ class CampaignAdmin(ModelAdmin):
         return actions
 
     fieldsets = [
-        (_("Content"), {"fields": ["name", "template", "subject", "html_body", "text_body"]}),
+        (_("Content"), {"fields": ["name", "template", "subject", "design", "html_body", "text_body"]}),
         (_("Audience"), {"fields": ["segment", "exclude_segment"]}),
         (_("Sender"), {"fields": ["effective_sender", "from_email", "from_name", "reply_to"]}),
         (_("Tracking and schedule"), {"fields": ["track_opens", "track_clicks", "scheduled_at"]}),

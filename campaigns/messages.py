@@ -115,28 +115,54 @@ class CampaignComposer:
         self.schema = connection.schema_name
         self.mailto = settings.MAIL_UNSUBSCRIBE_MAILTO
 
-    def context(self, *, customer, unsubscribe_url, preferences_url, links=None):
+    def context(self, *, customer, unsubscribe_url, preferences_url, links=None, web_version_url=""):
         return {
             "customer": customer,
             "unsubscribe_url": unsubscribe_url,
             "preferences_url": preferences_url,
+            "web_version_url": web_version_url,
             "campaign": self.campaign_data,
             "crm_links": links or {},
         }
 
-    def compose(self, *, recipient_id, email, customer_id, customer):
-        """(EmailMultiAlternatives, message_id) for one recipient; `customer` is customer_context()."""
-        unsubscribe_token = tokens.make_token(tokens.TokenKind.UNSUBSCRIBE, recipient_id, schema=self.schema)
-        unsubscribe = f"{self.base_url}/u/{unsubscribe_token}"
+    def _render(self, *, recipient_id, customer_id, customer, unsubscribe):
         preferences = tokens.preferences_url(self.base_url, customer_id)
         links = {
             f"l{link_id}": tokens.click_url(self.base_url, recipient_id, link_id)
             for link_id in self.tracked_link_ids
         }
-        rendered = self.compiled.render(
+        # A test copy names no recipient: its web version link says so (tracking/views.web_version).
+        web = (
+            f"{self.base_url}/v/test"
+            if self.test
+            else tokens.web_version_url(self.base_url, recipient_id, schema=self.schema)
+        )
+        return self.compiled.render(
             self.context(
-                customer=customer, unsubscribe_url=unsubscribe, preferences_url=preferences, links=links
+                customer=customer,
+                unsubscribe_url=unsubscribe,
+                preferences_url=preferences,
+                links=links,
+                web_version_url=web,
             )
+        )
+
+    def web_version(self, *, recipient_id, customer_id, customer):
+        """The recipient's personalised HTML as a page: the message's HTML with its footer, no pixel."""
+        unsubscribe = tokens.unsubscribe_url(self.base_url, recipient_id)
+        body_html = self._render(
+            recipient_id=recipient_id, customer_id=customer_id, customer=customer, unsubscribe=unsubscribe
+        ).html
+        if not self.html_has_unsubscribe:
+            body_html = _insert_before_body_end(body_html, self._html_footer(unsubscribe))
+        return body_html
+
+    def compose(self, *, recipient_id, email, customer_id, customer):
+        """(EmailMultiAlternatives, message_id) for one recipient; `customer` is customer_context()."""
+        unsubscribe_token = tokens.make_token(tokens.TokenKind.UNSUBSCRIBE, recipient_id, schema=self.schema)
+        unsubscribe = f"{self.base_url}/u/{unsubscribe_token}"
+        rendered = self._render(
+            recipient_id=recipient_id, customer_id=customer_id, customer=customer, unsubscribe=unsubscribe
         )
         body_html, body_text = rendered.html, rendered.text
         if not self.html_has_unsubscribe:

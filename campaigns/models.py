@@ -15,6 +15,9 @@ class EmailTemplate(models.Model):
     subject = models.CharField(max_length=998)
     html_body = models.TextField(blank=True, default="")
     text_body = models.TextField(blank=True, default="")
+    # The block editor's design (campaigns/design.py); when set, html_body and text_body are its
+    # compiled output (MJML -> HTML -> inlined CSS -> text), rebuilt on every save.
+    design = models.JSONField(null=True, blank=True, default=None)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -73,6 +76,7 @@ class Campaign(models.Model):
     template = models.ForeignKey(EmailTemplate, null=True, blank=True, on_delete=models.SET_NULL)
     html_body = models.TextField(blank=True, default="")
     text_body = models.TextField(blank=True, default="")
+    design = models.JSONField(null=True, blank=True, default=None)  # as EmailTemplate.design
     segment = models.ForeignKey(Segment, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     exclude_segment = models.ForeignKey(
         Segment, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

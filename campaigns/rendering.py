@@ -790,6 +790,7 @@ def _trial_context():
         "order": sample_order_context(),
         "unsubscribe_url": "https://example.com/u/sample",
         "preferences_url": "https://example.com/p/sample",
+        "web_version_url": "https://example.com/v/sample",
         "crm_links": {},
     }
 

@@ -18,6 +18,7 @@ class TemplateSerializer(serializers.ModelSerializer):
             "subject",
             "html_body",
             "text_body",
+            "design",
             "kind",
             "key",
             "created_at",
@@ -31,6 +32,12 @@ class TemplateInputSerializer(serializers.Serializer):
     subject = serializers.CharField(max_length=998)
     html_body = serializers.CharField(allow_blank=True, required=False, default="", trim_whitespace=False)
     text_body = serializers.CharField(allow_blank=True, required=False, default="", trim_whitespace=False)
+    design = serializers.JSONField(
+        required=False,
+        allow_null=True,
+        help_text="The block editor's design (blocks); when given, html_body and text_body are compiled "
+        "from it. null: a raw HTML template.",
+    )
     kind = serializers.ChoiceField(choices=EmailTemplate.KIND_CHOICES, required=False, default="marketing")
     key = serializers.ChoiceField(
         choices=EmailTemplate.KEY_CHOICES, allow_null=True, allow_blank=True, required=False, default=None
@@ -63,6 +70,7 @@ class CampaignSerializer(serializers.ModelSerializer):
             "template",
             "html_body",
             "text_body",
+            "design",
             "segment",
             "exclude_segment",
             "from_email",
@@ -94,6 +102,12 @@ class CampaignInputSerializer(serializers.Serializer):
     )
     html_body = serializers.CharField(allow_blank=True, required=False, trim_whitespace=False)
     text_body = serializers.CharField(allow_blank=True, required=False, trim_whitespace=False)
+    design = serializers.JSONField(
+        required=False,
+        allow_null=True,
+        help_text="The block editor's design (blocks); when given, html_body and text_body are compiled "
+        "from it. null: a raw HTML template.",
+    )
     segment = serializers.PrimaryKeyRelatedField(
         queryset=Segment.objects.all(), allow_null=True, required=False
     )

@@ -14,6 +14,7 @@ from events.services import event_emit
 from tenancy.work import work_mark
 
 from . import hooks, selectors, senders
+from .design import design_compile, design_parse
 from .leases import LeasedTable
 from .messages import UNSUBSCRIBE_VAR_RE, trackable_urls
 from .models import Campaign, CampaignLink, CampaignRecipient, EmailTemplate
@@ -135,20 +136,45 @@ def template_validate(*, kind, key, subject, html_body, text_body, instance=None
         raise ValidationError(errors)
 
 
-def template_create(*, name, subject, html_body="", text_body="", kind="marketing", key=None):
+def design_apply(values):
+    """When `values` hold a design (the block editor's JSON, as text or a dict), compile it: its HTML
+    and text replace `html_body` and `text_body`. No design (None, "") means a raw HTML template.
+    Returns the compiler's warnings (e.g. products not shown); raises ValidationError on `design`."""
+    design = values.get("design")
+    if not isinstance(design, dict):
+        design = design_parse(design)
+    if not design:
+        values["design"] = None
+        return []
+    compiled = design_compile(design)
+    values.update(design=design, html_body=compiled["html"], text_body=compiled["text"])
+    return compiled["warnings"]
+
+
+def template_create(*, name, subject, html_body="", text_body="", kind="marketing", key=None, design=None):
     key = key or None
+    values = {"design": design, "html_body": html_body, "text_body": text_body}
+    design_apply(values)
+    html_body, text_body = values["html_body"], values["text_body"]
     template_validate(kind=kind, key=key, subject=subject, html_body=html_body, text_body=text_body)
     return EmailTemplate.objects.create(
-        name=name, subject=subject, html_body=html_body, text_body=text_body, kind=kind, key=key
+        name=name,
+        subject=subject,
+        html_body=html_body,
+        text_body=text_body,
+        kind=kind,
+        key=key,
+        design=values["design"],
     )
 
 
 def template_update(*, template, **changes):
     values = {
         field: changes.get(field, getattr(template, field))
-        for field in ("name", "subject", "html_body", "text_body", "kind", "key")
+        for field in ("name", "subject", "html_body", "text_body", "kind", "key", "design")
     }
     values["key"] = values["key"] or None
+    design_apply(values)
     template_validate(
         kind=values["kind"],
         key=values["key"],
@@ -184,6 +210,7 @@ def preview_links(*, customer_id=None):
     base = tenant_base_url()
     return {
         "unsubscribe_url": f"{base}/u/preview",
+        "web_version_url": f"{base}/v/preview",
         "preferences_url": preferences_url(base, customer_id) if customer_id else f"{base}/p/preview",
     }
 
@@ -198,6 +225,31 @@ def template_preview(*, subject, html_body, text_body, customer=None, campaign_n
         **preview_links(customer_id=getattr(customer, "pk", None)),
     }
     return render_message(subject=subject, html=html_body, text=text_body, context=context)
+
+
+def design_preview(*, design, subject="", customer=None, campaign_name=""):
+    """A design compiled (html, text, warnings) and rendered for a customer or sample values (rendered:
+    a Rendered), for the editor's preview; raises ValidationError naming the design's problem."""
+    compiled = design_compile(design if isinstance(design, dict) else design_parse(design) or {})
+    rendered = template_preview(
+        subject=subject or "(no subject)",
+        html_body=compiled["html"],
+        text_body=compiled["text"],
+        customer=customer,
+        campaign_name=campaign_name,
+    )
+    return compiled, rendered
+
+
+def design_test_send(*, design, subject, emails, name=""):
+    """A test copy of a design as it is in the editor (saved or not), as template_test_send sends one."""
+    compiled = design_compile(design if isinstance(design, dict) else design_parse(design) or {})
+    if not (subject or "").strip():
+        raise ValidationError({"subject": ["A test copy needs a subject."]})
+    template = EmailTemplate(
+        name=name or "Design", subject=subject, html_body=compiled["html"], text_body=compiled["text"]
+    )
+    return template_test_send(template=template, emails=emails)
 
 
 # --- campaigns: content ------------------------------------------------------------------------------
@@ -244,6 +296,7 @@ CAMPAIGN_FIELDS = (
     "reply_to",
     "track_opens",
     "track_clicks",
+    "design",
 )
 
 
@@ -265,6 +318,8 @@ def campaign_classify(*, campaign):
 def campaign_create(*, name, scheduled_at=None, **fields):
     """A draft. Tracking follows the tenant's settings unless the caller says otherwise."""
     values = {key: value for key, value in fields.items() if key in CAMPAIGN_FIELDS}
+    if "design" in values:
+        design_apply(values)
     for flag in ("track_opens", "track_clicks"):
         values.setdefault(flag, getattr(connection.tenant, flag, True))
     campaign = Campaign(name=name, **values)
@@ -286,6 +341,9 @@ def campaign_update(*, campaign, **changes):
             raise CampaignStateError(f"A campaign that is {campaign.status} cannot be edited.")
         sender_before = campaign.from_email
         content_before = selectors.campaign_content(campaign=campaign)
+        changes = dict(changes)
+        if "design" in changes:
+            design_apply(changes)
         for key, value in changes.items():
             if key in CAMPAIGN_FIELDS:
                 setattr(campaign, key, value)

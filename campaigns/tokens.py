@@ -1,4 +1,4 @@
-"""Signed tokens for the links in our emails (open pixel, click, unsubscribe, preferences).
+"""Signed tokens for the links in our emails (open pixel, click, unsubscribe, preferences, web version).
 
 Each token is signed with SECRET_KEY and a salt that includes the tenant's schema, so a token of
 tenant A is invalid on tenant B's host, and it names exactly what it stands for (a recipient, a
@@ -22,6 +22,7 @@ class TokenKind(models.TextChoices):
     CLICK = "c", "Click"
     UNSUBSCRIBE = "u", "Unsubscribe"
     PREFERENCES = "p", "Preferences"
+    WEB_VERSION = "v", "Web version"
 
 
 KINDS = set(TokenKind.values)
@@ -106,6 +107,10 @@ def click_url(base_url, recipient_id, link_id):
 
 def unsubscribe_url(base_url, recipient_id):
     return f"{base_url}/u/{make_token(TokenKind.UNSUBSCRIBE, recipient_id)}"
+
+
+def web_version_url(base_url, recipient_id, schema=None):
+    return f"{base_url}/v/{make_token(TokenKind.WEB_VERSION, recipient_id, schema=schema)}"
 
 
 def preferences_url(base_url, customer_id):

@@ -5,8 +5,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from rest_framework.exceptions import ValidationError as DRFValidationError
 
-from .serializers import CustomerInputSerializer, OrderInputSerializer
-from .services import customer_upsert, order_upsert
+from .serializers import CustomerInputSerializer, OrderInputSerializer, ProductInputSerializer
+from .services import customer_upsert, order_upsert, products_upsert
 
 
 def _error_detail(error):
@@ -51,3 +51,30 @@ def orders_bulk_upsert(*, items):
         return order, ("created" if created else "updated")
 
     return _bulk(items, handle)
+
+
+def products_bulk_upsert(*, items):
+    """Upsert up to 1000 products by SKU: each item validated on its own (a bad one is reported and
+    skipped, as is a SKU given twice), the valid ones written together (services.products_upsert)."""
+    results, valid, seen = [], {}, set()
+    for index, item in enumerate(items):
+        serializer = ProductInputSerializer(data=item)
+        if not serializer.is_valid():
+            results.append({"index": index, "status": "error", "id": None, "errors": serializer.errors})
+            continue
+        sku = serializer.validated_data["sku"]
+        if sku in seen:
+            errors = {"sku": ["Twice in this request."]}
+            results.append({"index": index, "status": "error", "id": None, "errors": errors})
+            continue
+        seen.add(sku)
+        valid[index] = serializer.validated_data
+        results.append(None)
+    written = products_upsert(products=list(valid.values())) if valid else {}
+    counts = {"created": 0, "updated": 0, "unchanged": 0, "failed": len(items) - len(valid)}
+    for index, data in valid.items():
+        product_id, created = written[data["sku"]]
+        status = "created" if created else "updated"
+        results[index] = {"index": index, "status": status, "id": product_id}
+        counts[status] += 1
+    return {**counts, "results": results}

@@ -153,6 +153,27 @@ class OrderItem(models.Model):
         indexes = [models.Index(Lower("sku"), "order", name="orderitem_sku_lower_order")]
 
 
+class Product(models.Model):
+    """A product of the webshop, pushed by it (`POST /api/products`), for the product cards of emails."""
+
+    sku = models.CharField(max_length=100, unique=True)
+    name = models.CharField(max_length=255)
+    url = models.URLField(max_length=2000)
+    image_url = models.URLField(max_length=2000, blank=True, default="")
+    price = models.DecimalField(max_digits=14, decimal_places=2)
+    currency = models.CharField(max_length=3, default="HUF")
+    in_stock = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "products"
+        ordering = ["sku"]
+
+    def __str__(self):
+        return f"{self.sku} {self.name}"
+
+
 class Interaction(models.Model):
     KIND_CHOICES = [
         ("note", "Note"),

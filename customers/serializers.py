@@ -9,7 +9,7 @@ from rest_framework import serializers
 from core import values
 
 from .countries import country_normalize
-from .models import Address, Customer, Interaction, Order, OrderItem
+from .models import Address, Customer, Interaction, Order, OrderItem, Product
 from .services import CUSTOMER_DEFAULTS
 
 NOTE_KIND_CHOICES = [
@@ -360,3 +360,33 @@ class BulkResponseSerializer(serializers.Serializer):
     unchanged = serializers.IntegerField()
     failed = serializers.IntegerField()
     results = BulkResultSerializer(many=True)
+
+
+class ProductInputSerializer(serializers.Serializer):
+    """One product of `POST /api/products` (the webshop's catalogue, for product cards in emails)."""
+
+    sku = serializers.RegexField(
+        r"^[A-Za-z0-9._\-/ ]{1,100}$", max_length=100, help_text="Letters, digits, . _ - / and spaces."
+    )
+    name = serializers.CharField(max_length=255)
+    url = serializers.URLField(max_length=2000)
+    image_url = serializers.URLField(max_length=2000, required=False, allow_blank=True, default="")
+    price = serializers.DecimalField(max_digits=14, decimal_places=2, min_value=0)
+    currency = serializers.RegexField(r"^[A-Z]{3}$", help_text="ISO 4217, e.g. EUR.")
+    in_stock = serializers.BooleanField(required=False, default=True)
+
+    def validate(self, attrs):
+        for field in ("url", "image_url"):
+            if attrs.get(field) and not attrs[field].lower().startswith(("http://", "https://")):
+                raise serializers.ValidationError({field: ["Must be an http(s) URL."]})
+        nul = _find_nul(attrs)
+        if nul:
+            raise serializers.ValidationError({nul: ["NUL characters are not allowed."]})
+        return attrs
+
+
+class ProductSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Product
+        fields = ["sku", "name", "url", "image_url", "price", "currency", "in_stock", "updated_at"]
+        read_only_fields = fields

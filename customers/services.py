@@ -801,6 +801,26 @@ def interaction_add(*, customer, kind, body="", data=None, occurred_at=None, aut
 # --- tags -----------------------------------------------------------------------------------------
 
 
+def products_upsert(*, products):
+    """Write validated products (dicts of Product fields, distinct SKUs) in one INSERT ... ON CONFLICT
+    (sku) DO UPDATE, since a webshop pushes its whole catalogue in batches of 1000.
+    Returns {sku: (id, created)}."""
+    from .models import Product
+
+    skus = [data["sku"] for data in products]
+    now = timezone.now()
+    with transaction.atomic():
+        existing = set(Product.objects.filter(sku__in=skus).values_list("sku", flat=True))
+        Product.objects.bulk_create(
+            [Product(**data, created_at=now, updated_at=now) for data in products],
+            update_conflicts=True,
+            unique_fields=["sku"],
+            update_fields=["name", "url", "image_url", "price", "currency", "in_stock", "updated_at"],
+        )
+        ids = dict(Product.objects.filter(sku__in=skus).values_list("sku", "id"))
+    return {sku: (ids[sku], sku not in existing) for sku in skus}
+
+
 def tag_create(*, name):
     """A tag by this name (any case), created if missing."""
     tags_ensure(names=[name])

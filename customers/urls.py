@@ -11,4 +11,5 @@ urlpatterns = [
     path("orders", views.OrderUpsertView.as_view(), name="order-upsert"),
     path("orders/bulk", views.OrderBulkView.as_view(), name="order-bulk"),
     path("orders/<int:pk>", views.OrderDetailView.as_view(), name="order-detail"),
+    path("products", views.ProductBulkView.as_view(), name="product-bulk"),
 ]

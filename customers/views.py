@@ -14,7 +14,7 @@ from core.api import ERROR_400, ERROR_404, ERROR_409, Conflict
 
 from . import bulk, selectors, services
 from .filters import CUSTOMER_ORDERING_FIELDS, CustomerFilter, CustomerSearchFilter, StrictOrderingFilter
-from .models import Customer, Interaction, Order
+from .models import Customer, Interaction, Order, Product
 from .pagination import CustomerPagination
 from .serializers import (
     MAX_BULK_ITEMS,
@@ -273,3 +273,16 @@ class OrderBulkView(APIView):
     )
     def post(self, request):
         return Response(bulk.orders_bulk_upsert(items=_bulk_items(request)))
+
+
+class ProductBulkView(APIView):
+    permission_model = Product
+    model_permissions = {"POST": ("add", "change")}  # an upsert
+
+    @extend_schema(
+        summary="Upsert up to 1000 products by SKU (for product cards in emails); a result per item",
+        request=BULK_REQUEST,
+        responses={200: BulkResponseSerializer, **WRITE_ERRORS},
+    )
+    def post(self, request):
+        return Response(bulk.products_bulk_upsert(items=_bulk_items(request)))

@@ -91,6 +91,9 @@ class TenantCreationForm(forms.ModelForm):
         return cleaned
 
 
+BRAND_DEFAULTED = ("brand_primary_colour", "brand_text_colour", "brand_background_colour", "brand_font")
+
+
 class TimeZoneFormMixin(forms.Form):
     """The tenant's clock as a list of IANA names; a form posted without it keeps the stored one."""
 
@@ -109,6 +112,13 @@ class TimeZoneFormMixin(forms.Form):
 class TenantSettingsForm(TimeZoneFormMixin, forms.ModelForm):
     """The tenant's own sending, tracking, AI and sign-in settings, edited by its admins on its host."""
 
+    def clean(self):
+        data = super().clean()
+        for name in BRAND_DEFAULTED:
+            if name in self.fields and not data.get(name) and name not in self.errors:
+                data[name] = getattr(self.instance, name)
+        return data
+
     sso_oidc_issuer = forms.URLField(
         label="Issuer URL",
         required=False,
@@ -118,8 +128,20 @@ class TenantSettingsForm(TimeZoneFormMixin, forms.ModelForm):
         help_text="The provider's issuer; its /.well-known/openid-configuration must answer.",
     )
 
+    brand_logo_url = forms.URLField(
+        label="Logo URL",
+        required=False,
+        max_length=2000,
+        assume_scheme="https",
+        widget=UnfoldAdminTextInputWidget,
+        help_text="An https URL of your logo (PNG or JPEG, about 320 px wide); the header block of the "
+        "email editor shows it.",
+    )
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        for name in BRAND_DEFAULTED:  # absent or empty: unchanged (a form of an older page)
+            self.fields[name].required = False
         for name in SECRET_FIELDS:  # write-only: say whether one is stored, never show it
             self.initial[name] = ""
             stored = bool(getattr(self.instance, name, ""))
@@ -141,6 +163,11 @@ class TenantSettingsForm(TimeZoneFormMixin, forms.ModelForm):
             "track_opens": "Track opens (open pixel)",
             "track_clicks": "Track clicks (link rewriting)",
             "machine_open_window_seconds": "Machine-open window (seconds after delivery)",
+            "brand_logo_url": "Logo URL",
+            "brand_primary_colour": "Brand colour (buttons, links)",
+            "brand_text_colour": "Text colour",
+            "brand_background_colour": "Background colour",
+            "brand_font": "Font",
             "ai_provider_enabled": "Use the AI provider",
             "sso_google_enabled": "Sign in with Google",
             "sso_google_client_id": "Google OAuth client id",
@@ -164,6 +191,11 @@ class TenantSettingsForm(TimeZoneFormMixin, forms.ModelForm):
             "track_opens": "Off: no campaign of this account carries an open pixel, whatever it says itself.",
             "track_clicks": "Off: no campaign of this account rewrites its links, whatever it says itself.",
             "machine_open_window_seconds": "Opens this soon after delivery count as machine opens (prefetchers).",
+            "brand_logo_url": "An https URL of your logo (PNG or JPEG, about 320 px wide); the header block "
+            "of the email editor shows it.",
+            "brand_primary_colour": "Written #rrggbb. The defaults of the email editor's blocks; each block "
+            "can set its own.",
+            "brand_font": "Fonts every mail client has.",
             "ai_provider_enabled": "Off: segment sentences, summaries and subject ideas are always answered "
             "by the service itself; nothing is sent to the platform's AI provider.",
             "sso_google_client_id": "From Google Cloud: an OAuth client of type web application, with the "
@@ -185,6 +217,11 @@ class TenantSettingsForm(TimeZoneFormMixin, forms.ModelForm):
             "track_opens": UnfoldBooleanSwitchWidget,
             "track_clicks": UnfoldBooleanSwitchWidget,
             "machine_open_window_seconds": UnfoldAdminIntegerFieldWidget,
+            "brand_logo_url": UnfoldAdminTextInputWidget,
+            "brand_primary_colour": UnfoldAdminTextInputWidget,
+            "brand_text_colour": UnfoldAdminTextInputWidget,
+            "brand_background_colour": UnfoldAdminTextInputWidget,
+            "brand_font": UnfoldAdminSelectWidget,
             "ai_provider_enabled": UnfoldBooleanSwitchWidget,
             "sso_google_enabled": UnfoldBooleanSwitchWidget,
             "sso_google_client_id": UnfoldAdminTextInputWidget,
@@ -278,7 +315,8 @@ class TenantChangeForm(TimeZoneFormMixin, forms.ModelForm):
 
     class Meta:
         model = Tenant
-        fields = ["name", *TENANT_SETTINGS_FIELDS]
+        # The brand (email design defaults) is the tenant's own business, on its settings page.
+        fields = ["name", *(name for name in TENANT_SETTINGS_FIELDS if not name.startswith("brand_"))]
 
     def clean_from_email(self):
         value = (self.cleaned_data.get("from_email") or "").strip().lower()

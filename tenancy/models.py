@@ -1,7 +1,7 @@
 import secrets
 
 from django.conf import settings
-from django.core.validators import MaxValueValidator, MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django_tenants.models import DomainMixin, TenantMixin
 
@@ -16,6 +16,20 @@ def default_time_zone():
 def webshop_secret_new():
     """A fresh secret for signing the webshop's bus messages (256 bits, URL-safe text)."""
     return secrets.token_urlsafe(32)
+
+
+validate_colour = RegexValidator(r"^#[0-9a-fA-F]{6}$", "A colour is written #rrggbb, e.g. #2563eb.")
+
+# Fonts every mail client has (a web font is not loaded by most): the stack each name stands for.
+BRAND_FONTS = {
+    "Arial": "Arial, Helvetica, sans-serif",
+    "Helvetica": "Helvetica, Arial, sans-serif",
+    "Georgia": "Georgia, 'Times New Roman', serif",
+    "Times New Roman": "'Times New Roman', Times, serif",
+    "Trebuchet MS": "'Trebuchet MS', Arial, sans-serif",
+    "Verdana": "Verdana, Geneva, sans-serif",
+    "Courier New": "'Courier New', Courier, monospace",
+}
 
 
 class TenantQuerySet(models.QuerySet):
@@ -46,6 +60,15 @@ class Tenant(TenantMixin):
     machine_open_window_seconds = models.PositiveIntegerField(default=10)
     # The tenant's clock: the admin shows and reads dates in it; flows and send windows keep it.
     time_zone = models.CharField(max_length=64, default=default_time_zone, validators=[validate_time_zone])
+
+    # Brand defaults of the block editor's emails (campaigns/design.py): a block's own setting wins.
+    brand_logo_url = models.URLField(max_length=2000, blank=True)
+    brand_primary_colour = models.CharField(max_length=7, default="#2563eb", validators=[validate_colour])
+    brand_text_colour = models.CharField(max_length=7, default="#1f2937", validators=[validate_colour])
+    brand_background_colour = models.CharField(max_length=7, default="#f4f4f5", validators=[validate_colour])
+    brand_font = models.CharField(
+        max_length=40, default="Arial", choices=[(name, name) for name in BRAND_FONTS]
+    )
 
     # The key of the HMAC that proves a webshop bus message comes from this tenant (events/README.md).
     # Its admins see and rotate it on the tenant's settings page; nobody else can set it.

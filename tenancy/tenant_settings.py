@@ -28,6 +28,11 @@ TENANT_SETTINGS_FIELDS = (
     "track_clicks",
     "machine_open_window_seconds",
     "time_zone",
+    "brand_logo_url",
+    "brand_primary_colour",
+    "brand_text_colour",
+    "brand_background_colour",
+    "brand_font",
     "ai_provider_enabled",
     "sso_google_enabled",
     "sso_google_client_id",
@@ -48,6 +53,10 @@ MACHINE_OPEN_WINDOW_MAX_SECONDS = 3600
 POSTAL_ADDRESS_MAX_LENGTH = 1000
 _TEXT_FIELDS = (
     "time_zone",
+    "brand_logo_url",
+    "brand_primary_colour",
+    "brand_text_colour",
+    "brand_background_colour",
     "from_name",
     "from_email",
     "reply_to",
@@ -183,6 +192,9 @@ def tenant_settings_update(*, tenant, changes):
         errors["from_name"] = ["The sender name must be one line."]
     if len(cleaned.get("postal_address", "")) > POSTAL_ADDRESS_MAX_LENGTH:
         errors["postal_address"] = [f"At most {POSTAL_ADDRESS_MAX_LENGTH} characters."]
+    logo = cleaned.get("brand_logo_url", "")
+    if logo and not logo.lower().startswith(("https://", "http://")):
+        errors["brand_logo_url"] = ["The logo is an http(s) URL of an image."]
     window = cleaned.get("machine_open_window_seconds")
     if isinstance(window, int) and not 0 <= window <= MACHINE_OPEN_WINDOW_MAX_SECONDS:
         errors["machine_open_window_seconds"] = [f"Between 0 and {MACHINE_OPEN_WINDOW_MAX_SECONDS} seconds."]

@@ -24,6 +24,19 @@ def recipient_for_token(*, token):
     )
 
 
+def recipient_for_web_version(*, token):
+    """The recipient a web version token names (customer, campaign and its template), or None
+    (also when the customer was erased: the page would show their personal data)."""
+    ids = read_token(TokenKind.WEB_VERSION, token)
+    if not ids or len(ids) != 1:
+        return None
+    return (
+        CampaignRecipient.objects.select_related("customer", "campaign", "campaign__template")
+        .filter(pk=ids[0], customer__erased_at__isnull=True)
+        .first()
+    )
+
+
 def customer_for_token(*, token):
     """The customer a preferences token names, or None (also for erased customers)."""
     ids = read_token(TokenKind.PREFERENCES, token)

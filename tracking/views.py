@@ -6,6 +6,7 @@ template. The pages are plain HTML that works without JavaScript and reflect not
 
 import logging
 import math
+import re
 from functools import wraps
 
 from django import forms
@@ -16,6 +17,8 @@ from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_http_methods
 
+from campaigns.rendering import RenderFailed, customer_context
+from campaigns.sender import composer_for
 from campaigns.tokens import TokenKind, make_token, read_token
 from core.clients import client_address, client_key
 from tenancy.middleware import TRANSPARENT_GIF
@@ -241,3 +244,41 @@ def preferences(request, token):
         }
     )
     return _page(request, "preferences.html", {"form": form, "saved": saved, **_consent_context(customer)})
+
+
+ROBOTS_META = '<meta name="robots" content="noindex, nofollow">'
+HEAD_RE = re.compile(r"<head\b[^>]*>", re.IGNORECASE)
+
+
+@csrf_exempt
+@require_http_methods(["GET", "HEAD"])
+def web_version(request, token):
+    """`GET /v/<token>`: the recipient's personalised email as a page. Not an open (no pixel, nothing
+    recorded); never indexed or cached; no script runs, images load from anywhere as in the email.
+    Its links are the email's own (tracked clicks when the campaign tracks them)."""
+    if not _page_allowed(TokenKind.WEB_VERSION, token):
+        return _too_many(request)
+    recipient = selectors.recipient_for_web_version(token=token)
+    if recipient is None:
+        return _invalid_link(request)
+    composer = composer_for(campaign=recipient.campaign)
+    try:
+        page = composer.web_version(
+            recipient_id=recipient.pk,
+            customer_id=recipient.customer_id,
+            customer=customer_context(recipient.customer),
+        )
+    except RenderFailed:
+        logger.exception("web version not rendered")
+        return _page(request, "unavailable.html", status=503)
+    head = HEAD_RE.search(page)
+    page = page[: head.end()] + ROBOTS_META + page[head.end() :] if head else ROBOTS_META + page
+    response = HttpResponse(page, content_type="text/html; charset=utf-8")
+    response["Cache-Control"] = NO_STORE
+    response["Referrer-Policy"] = "no-referrer"
+    response["X-Robots-Tag"] = "noindex, nofollow"
+    response["Content-Security-Policy"] = (
+        "default-src 'none'; img-src https: http: data:; style-src 'unsafe-inline'; font-src https:; "
+        "form-action 'none'; frame-ancestors 'none'; base-uri 'none'"
+    )
+    return response

@@ -237,3 +237,53 @@ def test_it_switches_tracking_off_for_every_campaign_of_the_tenant(tenant, opens
 
     assert ("/t/o/" in html) is opens
     assert ("/t/c/" in html) is clicks
+
+
+def test_it_saves_the_brand_defaults_the_email_designs_use(admin_client_a, tenant):
+    from campaigns.design import brand_defaults, design_compile
+
+    brand = {
+        "brand_logo_url": "https://teashop.example/logo.png",
+        "brand_primary_colour": "#0F766E",
+        "brand_text_colour": "#111111",
+        "brand_background_colour": "#fafaf9",
+        "brand_font": "Georgia",
+    }
+    response = admin_client_a.post(URL, {**VALID, **brand})
+    assert response.status_code == 302
+    saved = Tenant.objects.get(pk=tenant.pk)
+    assert [getattr(saved, name) for name in brand] == [
+        "https://teashop.example/logo.png",
+        "#0F766E",
+        "#111111",
+        "#fafaf9",
+        "Georgia",
+    ]
+    page = admin_client_a.get(URL).content.decode()
+    assert 'id="tenant-brand-settings"' in page
+    design = {
+        "blocks": [
+            {"type": "header", "data": {}},
+            {"type": "button", "data": {"label": "Go", "link": "https://a.example"}},
+        ]
+    }
+    html = design_compile(design, brand=brand_defaults(saved))["html"]
+    assert "https://teashop.example/logo.png" in html and "#0F766E" in html and "Georgia" in html
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("brand_primary_colour", "red", "A colour is written #rrggbb"),
+        ("brand_text_colour", "#12345g", "A colour is written #rrggbb"),
+        ("brand_font", "Comic Sans", "Select a valid choice"),
+        ("brand_logo_url", "ftp://teashop.example/logo.png", "http(s) URL"),
+        ("brand_logo_url", "javascript:alert(1)", "Enter a valid URL"),
+    ],
+)
+def test_it_refuses_bad_brand_settings_naming_the_field(admin_client_a, tenant, field, value, message):
+    before = Tenant.objects.filter(pk=tenant.pk).values(field)[0]
+    response = admin_client_a.post(URL, {**VALID, field: value})
+    assert response.status_code == 400
+    assert message in " ".join(response.context["form"].errors[field])
+    assert Tenant.objects.filter(pk=tenant.pk).values(field)[0] == before

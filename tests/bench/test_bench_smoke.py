@@ -8,7 +8,7 @@ from bench.core import Check, GrowthPoint, Row, growth_exponent, growth_verdict,
 
 PREFIX = "bsmoke"
 SIZES = [1_000, 3_000]
-CHEAP_ROWS = [1, 2, 3, 6, 8]
+CHEAP_ROWS = [1, 2, 3, 6, 8, 12]
 
 
 def _scratch_schemas():
@@ -48,7 +48,7 @@ def smoke(django_db_setup, django_db_blocker, tmp_path_factory):
 def test_it_runs_every_cheap_row_with_a_verdict(smoke):
     report, _, _ = smoke
     keys = [row.key for row in report.rows]
-    assert keys == ["1", "2", "3", "6a", "6b", "6c", "8"]
+    assert keys == ["1", "2", "3", "6a", "6b", "6c", "8", "12"]
     assert {row.key: row.status for row in report.rows if row.status not in ("pass", "short")} == {}
     assert all(row.ours is not None and row.baseline is not None for row in report.rows)
 

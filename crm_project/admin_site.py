@@ -178,6 +178,8 @@ def _with_links(data):
         row["stats_url"] = _admin_url("admin:tracking_campaign_stats", row["campaign"].pk)
     for row in data["sending"]:
         row["url"] = _admin_url("admin:campaigns_campaign_change", row["campaign"].pk)
+    for row in data["revenue"]["top_campaigns"]:
+        row["stats_url"] = _admin_url("admin:tracking_campaign_stats", row["campaign_id"])
     data["sending_active"] = sum(1 for row in data["sending"] if not row["finished"])
     data["upcoming"] = [
         {"campaign": c, "url": _admin_url("admin:campaigns_campaign_change", c.pk)} for c in data["upcoming"]

@@ -24,6 +24,7 @@ EVENT_TYPES = {
     "campaign.cancelled",
     "email.opened",
     "email.clicked",
+    "order.attributed",
 }
 
 # One publisher at a time across all processes: that is what keeps the stream in id order.

@@ -105,6 +105,14 @@ class TenantSettingsForm(forms.ModelForm):
     def clean_time_zone(self):
         return self.cleaned_data["time_zone"] or self.instance.time_zone  # absent: unchanged
 
+    def clean_attribution_click_days(self):
+        value = self.cleaned_data.get("attribution_click_days")
+        return self.instance.attribution_click_days if value is None else value  # absent: unchanged
+
+    def clean_attribution_open_days(self):
+        value = self.cleaned_data.get("attribution_open_days")
+        return self.instance.attribution_open_days if value is None else value  # absent: unchanged
+
     sso_oidc_issuer = forms.URLField(
         label="Issuer URL",
         required=False,
@@ -124,6 +132,9 @@ class TenantSettingsForm(forms.ModelForm):
                 if stored
                 else "Stored encrypted; never shown again."
             )
+        for name in ("attribution_click_days", "attribution_open_days"):
+            if name in self.fields:  # absent from a post: unchanged (see the clean_ methods)
+                self.fields[name].required = False
 
     class Meta:
         model = Tenant
@@ -137,6 +148,8 @@ class TenantSettingsForm(forms.ModelForm):
             "track_opens": "Track opens (open pixel)",
             "track_clicks": "Track clicks (link rewriting)",
             "machine_open_window_seconds": "Machine-open window (seconds after delivery)",
+            "attribution_click_days": "Attribution window for clicks (days)",
+            "attribution_open_days": "Attribution window for opens (days)",
             "ai_provider_enabled": "Use the AI provider",
             "sso_google_enabled": "Sign in with Google",
             "sso_google_client_id": "Google OAuth client id",
@@ -160,6 +173,10 @@ class TenantSettingsForm(forms.ModelForm):
             "track_opens": "Off: no campaign of this account carries an open pixel, whatever it says itself.",
             "track_clicks": "Off: no campaign of this account rewrites its links, whatever it says itself.",
             "machine_open_window_seconds": "Opens this soon after delivery count as machine opens (prefetchers).",
+            "attribution_click_days": "An order goes to the customer's last email click this many days before "
+            "it (0 to 90; 0: clicks never count).",
+            "attribution_open_days": "Without such a click, to the last human open this many days before it "
+            "(0 to 90; 0: opens never count).",
             "ai_provider_enabled": "Off: segment sentences, summaries and subject ideas are always answered "
             "by the service itself; nothing is sent to the platform's AI provider.",
             "sso_google_client_id": "From Google Cloud: an OAuth client of type web application, with the "
@@ -181,6 +198,8 @@ class TenantSettingsForm(forms.ModelForm):
             "track_opens": UnfoldBooleanSwitchWidget,
             "track_clicks": UnfoldBooleanSwitchWidget,
             "machine_open_window_seconds": UnfoldAdminIntegerFieldWidget,
+            "attribution_click_days": UnfoldAdminIntegerFieldWidget,
+            "attribution_open_days": UnfoldAdminIntegerFieldWidget,
             "ai_provider_enabled": UnfoldBooleanSwitchWidget,
             "sso_google_enabled": UnfoldBooleanSwitchWidget,
             "sso_google_client_id": UnfoldAdminTextInputWidget,

@@ -28,6 +28,8 @@ TENANT_SETTINGS_FIELDS = (
     "track_clicks",
     "machine_open_window_seconds",
     "time_zone",
+    "attribution_click_days",
+    "attribution_open_days",
     "ai_provider_enabled",
     "sso_google_enabled",
     "sso_google_client_id",

@@ -101,6 +101,17 @@ def stats_page_context(stats):
             "note": _("%(b)s bounced · %(c)s complaints · %(f)s failed")
             % {"b": _n(stats["bounced"]), "c": _n(stats["complained"]), "f": _n(stats["failed"])},
         },
+        {
+            "label": _("Revenue"),
+            "value": stats["revenue"],
+            "note": _("%(o)s orders · %(r)s per recipient")
+            % {"o": _n(stats["orders"]), "r": stats["revenue_per_recipient"]},
+        },
+        {
+            "label": _("Conversion rate"),
+            "value": f"{100 * stats['conversion_rate']:.1f}%",
+            "note": _("recipients who bought after a click or open"),
+        },
     ]
     for step in funnel:
         step["shown"] = _n(step["value"])

@@ -60,6 +60,16 @@ class CampaignStatsSerializer(serializers.Serializer):
     click_to_open_rate = serializers.FloatField(help_text="unique_clicks / unique_opens.")
     links = LinkStatsSerializer(many=True)
     timeline = HourStatsSerializer(many=True, help_text="Hourly, UTC, first to last active hour.")
+    orders = serializers.IntegerField(
+        help_text="Orders attributed to the campaign (cancelled and refunded ones left out)."
+    )
+    revenue = serializers.CharField(help_text="Their total, a decimal string in the tenant's currency.")
+    conversion_rate = serializers.FloatField(
+        help_text="Distinct customers with an attributed order / delivered (or / sent)."
+    )
+    revenue_per_recipient = serializers.CharField(
+        help_text="revenue / delivered (or / sent), a decimal string."
+    )
 
 
 class CampaignStatsView(APIView):

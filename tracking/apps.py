@@ -8,7 +8,9 @@ class TrackingConfig(AppConfig):
     def ready(self):
         from customers import hooks
 
-        from . import services, webhooks  # noqa: F401  (webhooks connects anymail's tracking signal)
+        from . import attribution, services, webhooks  # noqa: F401  (webhooks connects anymail's signal)
+
+        attribution.register()
 
         if services.hits_erase not in hooks.customer_erased:
             hooks.customer_erased.append(services.hits_erase)

@@ -54,6 +54,12 @@ def make_every_event(tenant, api):
     assert hit_record_open(tenant=tenant, recipient_id=recipient.pk, user_agent=HUMAN)
     assert hit_record_click(tenant=tenant, recipient_id=recipient.pk, link_id=link.pk, user_agent=HUMAN)
     hits_rollup()
+    assert (  # attributed to the click just before it
+        api.post(
+            "/api/orders", {"external_id": "c-2", "customer": customer_id, "total": "20.00"}, format="json"
+        ).status_code
+        == 201
+    )
     assert recipient_unsubscribe(recipient=recipient)
     assert campaign_finish_if_done(campaign_id=campaign.pk)
     campaign_cancel(campaign=Campaign.objects.create(name="Winter", subject="Hi"))

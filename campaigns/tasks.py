@@ -13,7 +13,7 @@ from kombu.exceptions import OperationalError
 
 from tenancy.models import Tenant
 
-from . import sender, services
+from . import abtests, sender, services
 
 logger = logging.getLogger(__name__)
 
@@ -81,5 +81,18 @@ def reclaim_expired_leases():
             logger.warning(
                 "campaigns: reclaimed expired leases of %s in %s", campaign_ids, tenant.schema_name
             )
+
+    _each_tenant(work)
+
+
+@shared_task(ignore_result=True)
+def decide_ab_tests():
+    """Beat, every 30 s: A/B tests whose wait is over get their winner (and the rest of the audience
+    is released to it); running ones note each variant's probability of being best for the chart."""
+
+    def work(tenant):
+        decided = abtests.ab_tests_decide_due()
+        if decided:
+            logger.info("campaigns: A/B tests decided for %s in %s", decided, tenant.schema_name)
 
     _each_tenant(work)

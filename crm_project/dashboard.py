@@ -140,7 +140,7 @@ def dashboard_sending(*, now=None):
     for campaign in campaigns:
         by_status = counts.get(campaign.pk, {})
         total = sum(by_status.values())
-        done = total - by_status.get("pending", 0) - by_status.get("sending", 0)
+        done = total - by_status.get("pending", 0) - by_status.get("sending", 0) - by_status.get("held", 0)
         rows.append(
             {
                 "campaign": campaign,

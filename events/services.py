@@ -25,6 +25,7 @@ EVENT_TYPES = {
     "email.opened",
     "email.clicked",
     "order.attributed",
+    "campaign.ab_winner",
 }
 
 # One publisher at a time across all processes: that is what keeps the stream in id order.

@@ -5,6 +5,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import connection
 
+from campaigns.abtests import ab_summary
 from campaigns.models import Campaign, CampaignRecipient
 from campaigns.tokens import read_token
 from customers.attribution import attributed_revenue
@@ -119,7 +120,7 @@ def campaign_stats(*, campaign):
     return {
         "status": campaign.status,
         "recipients": sum(statuses.values()),
-        "pending": statuses.get("pending", 0) + statuses.get("sending", 0),
+        "pending": statuses.get("pending", 0) + statuses.get("sending", 0) + statuses.get("held", 0),
         "sent": sent,
         "delivered": delivered,
         "failed": statuses.get("failed", 0),
@@ -140,7 +141,15 @@ def campaign_stats(*, campaign):
         "links": _links(campaign.pk),
         "timeline": _timeline(campaign.pk),
         **revenue_figures(campaign_id=campaign.pk, base=base),
+        **_ab_figures(campaign),
     }
+
+
+def _ab_figures(campaign):
+    summary = ab_summary(campaign=campaign)
+    for variant in summary["variants"]:
+        variant["revenue"] = _money(variant["revenue"])
+    return summary
 
 
 def campaign_for_stats(*, campaign_id):

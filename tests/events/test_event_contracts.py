@@ -8,6 +8,7 @@ import pytest
 from django.utils import timezone
 from jsonschema import Draft202012Validator
 
+from campaigns.abtests import campaign_ab_decide
 from campaigns.models import Campaign, CampaignLink, CampaignRecipient
 from campaigns.services import campaign_cancel, campaign_finish_if_done
 from events.contracts import SCHEMA_DIR, event_errors, event_schema, webshop_envelope_errors
@@ -63,6 +64,15 @@ def make_every_event(tenant, api):
     assert recipient_unsubscribe(recipient=recipient)
     assert campaign_finish_if_done(campaign_id=campaign.pk)
     campaign_cancel(campaign=Campaign.objects.create(name="Winter", subject="Hi"))
+    tested = Campaign.objects.create(
+        name="Subject test",
+        subject="Hi",
+        status="sending",
+        started_at=timezone.now(),
+        variants=[{"key": "A", "subject": "Hello"}, {"key": "B", "subject": "Sale"}],
+        ab_test={"test_percent": 20, "metric": "open_rate", "wait_seconds": 3600, "min_confidence": 0.95},
+    )
+    campaign_ab_decide(campaign=tested, key="B")
     erased = api.post("/api/customers", {"email": "gone@example.com"}, format="json").json()["id"]
     assert api.delete(f"/api/customers/{erased}").status_code in (200, 204)
     return list(OutboxEvent.objects.filter(id__gt=first).order_by("id"))

@@ -100,6 +100,11 @@ EXPECTED = {
     "revenue": "0.00",
     "conversion_rate": 0.0,
     "revenue_per_recipient": "0.00",
+    "variants": [],
+    "winner": None,
+    "decided_at": None,
+    "decided_by": None,
+    "history": [],
 }
 
 
@@ -225,6 +230,11 @@ def test_it_reports_zeros_for_a_campaign_without_activity(api, tenant):
         "revenue": "0.00",
         "conversion_rate": 0.0,
         "revenue_per_recipient": "0.00",
+        "variants": [],
+        "winner": None,
+        "decided_at": None,
+        "decided_by": None,
+        "history": [],
     }
 
 

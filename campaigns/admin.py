@@ -22,6 +22,7 @@ from customers.models import Customer
 from segments.models import Segment
 
 from . import selectors, senders, services
+from .admin_abtests import ABTestFormMixin
 from .models import Campaign, CampaignRecipient, EmailTemplate, SenderDomain, Suppression
 from .services import CampaignStateError
 
@@ -171,7 +172,7 @@ def _report_test_send(request, results):
 # --- campaigns ---------------------------------------------------------------------------------------
 
 
-class CampaignForm(forms.ModelForm):
+class CampaignForm(ABTestFormMixin, forms.ModelForm):
     class Meta:
         model = Campaign
         fields = [
@@ -217,6 +218,7 @@ class CampaignForm(forms.ModelForm):
                 raise ValidationError({"scheduled_at": ["must be in the future."]})
         except ValidationError as error:
             _errors_to_form(self, error)
+        self.ab_cleaned = self.clean_ab()
         return data
 
 
@@ -252,6 +254,8 @@ class CampaignAdmin(ModelAdmin):
     date_hierarchy = "created_at"
     change_form_outer_before_template = "admin/campaigns/campaign/top.html"
     change_form_outer_after_template = "admin/campaigns/campaign/panel.html"
+    # Inside the form: the A/B test's variants, metric and wait (campaigns/admin_abtests.py).
+    change_form_after_template = "admin/campaigns/campaign/ab_test.html"
 
     def has_delete_permission(self, request, obj=None):
         # A campaign that went out is history (recipients, stats): only drafts and cancelled ones go.
@@ -307,6 +311,8 @@ class CampaignAdmin(ModelAdmin):
         values = {
             field: form.cleaned_data.get(field) for field in form.Meta.fields if field in form.cleaned_data
         }
+        if not form.fields["ab_enabled"].disabled:
+            values["variants"], values["ab_test"] = form.ab_cleaned
         if change:
             services.campaign_update(campaign=obj, **values)
         else:

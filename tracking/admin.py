@@ -124,7 +124,39 @@ def stats_page_context(stats):
         }
         for row in stats["links"]
     ]
-    return {"chart": json.dumps(chart), "funnel": funnel, "cards": cards, "links": links, "stats": stats}
+    return {
+        "chart": json.dumps(chart),
+        "funnel": funnel,
+        "cards": cards,
+        "links": links,
+        "stats": stats,
+        "ab_chart": _ab_chart(stats),
+    }
+
+
+AB_COLOURS = ("var(--color-primary-600)", "#f59e0b", "#10b981", "#ef4444")
+
+
+def _ab_chart(stats):
+    """Each variant's probability of being best over time (percent), for a line chart."""
+    history = stats.get("history") or []
+    if not stats.get("variants") or not history:
+        return ""
+    keys = [variant["key"] for variant in stats["variants"]]
+    return json.dumps(
+        {
+            "labels": [point["at"][5:16].replace("T", " ") for point in history],
+            "datasets": [
+                {
+                    "label": str(_("Variant %(key)s") % {"key": key}),
+                    "data": [round(100 * point["p"].get(key, 0), 1) for point in history],
+                    "borderColor": AB_COLOURS[i % len(AB_COLOURS)],
+                    "backgroundColor": AB_COLOURS[i % len(AB_COLOURS)],
+                }
+                for i, key in enumerate(keys)
+            ],
+        }
+    )
 
 
 def _campaign_admin_url(campaign):

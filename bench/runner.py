@@ -19,9 +19,10 @@ from bench.workloads import (
     w6_customers_api,
     w7_tenants,
     w8_stats,
+    w10_attribution,
 )
 
-ALL_ROWS = (1, 2, 3, 4, 5, 6, 7, 8)
+ALL_ROWS = (1, 2, 3, 4, 5, 6, 7, 8, 10)
 GROWTH_ROWS = (1, 2, 3, 6)
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -108,7 +109,7 @@ def _outbox_clean(prefix):
 
 def _run_rows(ctx, report, selected):
     config = ctx.scale
-    needs_data = selected & {2, 3, 4, 5, 6, 8}
+    needs_data = selected & {2, 3, 4, 5, 6, 8, 10}
     if needs_data:
         tenant = data.scratch_tenant_create(slug=data.tenant_slug(ctx.prefix, "data"), with_admin=True)
         ctx.data_schema = tenant.schema_name
@@ -169,6 +170,12 @@ def _run_rows(ctx, report, selected):
     if 8 in selected:
         row = _guard(report, ctx, "8", "campaign stats", lambda: w8_stats.run(ctx, size=largest))
         if row is not None:
+            report.add(row)
+    if 10 in selected:
+        rows = _guard(
+            report, ctx, "10", "order ingest with attribution", lambda: w10_attribution.run(ctx, size=largest)
+        )
+        for row in rows or []:
             report.add(row)
     if 4 in selected:
         rows = _guard(report, ctx, "4", "deliver personalised messages", lambda: w4_send.run(ctx))

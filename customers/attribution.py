@@ -260,8 +260,9 @@ def attributed_revenue(*, campaign_ids=None, flow_id=None, since=None):
 
 
 def revenue_since(*, since):
-    """Attributed revenue and orders placed since `since` that still count, and the campaigns that
-    earned most of it: {"revenue", "orders", "top_campaigns": [(campaign_id, orders, revenue)]}."""
+    """Attributed revenue and orders placed since `since` that still count, and the campaigns and flows
+    that earned most of it: {"revenue", "orders", "top_campaigns": [(campaign_id, orders, revenue)],
+    "top_flows": [(flow_id, orders, revenue)]}."""
     rows = OrderAttribution.objects.filter(counts=True, placed_at__gte=since)
     totals = rows.aggregate(orders=models.Count("order_id"), revenue=models.Sum("total"))
     top = list(
@@ -270,8 +271,15 @@ def revenue_since(*, since):
         .annotate(orders=models.Count("order_id"), revenue=models.Sum("total"))
         .order_by("-revenue", "campaign_id")[:TOP_CAMPAIGNS]
     )
+    top_flows = list(
+        rows.filter(flow_id__isnull=False)
+        .values_list("flow_id")
+        .annotate(orders=models.Count("order_id"), revenue=models.Sum("total"))
+        .order_by("-revenue", "flow_id")[:TOP_CAMPAIGNS]
+    )
     return {
         "revenue": totals["revenue"] or Decimal("0.00"),
         "orders": totals["orders"],
         "top_campaigns": top,
+        "top_flows": top_flows,
     }

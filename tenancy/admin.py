@@ -91,8 +91,8 @@ class TenantCreationForm(forms.ModelForm):
         return cleaned
 
 
-class TenantSettingsForm(forms.ModelForm):
-    """The tenant's own sending, tracking, AI and sign-in settings, edited by its admins on its host."""
+class TimeZoneFormMixin(forms.Form):
+    """The tenant's clock as a list of IANA names; a form posted without it keeps the stored one."""
 
     time_zone = forms.ChoiceField(
         label="Time zone",
@@ -103,7 +103,11 @@ class TenantSettingsForm(forms.ModelForm):
     )
 
     def clean_time_zone(self):
-        return self.cleaned_data["time_zone"] or self.instance.time_zone  # absent: unchanged
+        return self.cleaned_data["time_zone"] or self.instance.time_zone
+
+
+class TenantSettingsForm(TimeZoneFormMixin, forms.ModelForm):
+    """The tenant's own sending, tracking, AI and sign-in settings, edited by its admins on its host."""
 
     def clean_attribution_click_days(self):
         value = self.cleaned_data.get("attribution_click_days")
@@ -288,7 +292,7 @@ def tenant_webshop_secret_rotate_view(request):
     return HttpResponseRedirect(reverse("admin:tenant_settings"))
 
 
-class TenantChangeForm(forms.ModelForm):
+class TenantChangeForm(TimeZoneFormMixin, forms.ModelForm):
     """The operators' edit of a tenant: its sender address obeys the same rule as the tenant's own page."""
 
     class Meta:

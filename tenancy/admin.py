@@ -106,16 +106,28 @@ class TimeZoneFormMixin(forms.Form):
         return self.cleaned_data["time_zone"] or self.instance.time_zone
 
 
-class TenantSettingsForm(TimeZoneFormMixin, forms.ModelForm):
-    """The tenant's own sending, tracking, AI and sign-in settings, edited by its admins on its host."""
+class AttributionWindowsFormMixin:
+    """The revenue attribution windows; a form posted without them keeps the stored ones."""
+
+    WINDOW_FIELDS = ("attribution_click_days", "attribution_open_days")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in self.WINDOW_FIELDS:
+            if name in self.fields:
+                self.fields[name].required = False
 
     def clean_attribution_click_days(self):
         value = self.cleaned_data.get("attribution_click_days")
-        return self.instance.attribution_click_days if value is None else value  # absent: unchanged
+        return self.instance.attribution_click_days if value is None else value
 
     def clean_attribution_open_days(self):
         value = self.cleaned_data.get("attribution_open_days")
-        return self.instance.attribution_open_days if value is None else value  # absent: unchanged
+        return self.instance.attribution_open_days if value is None else value
+
+
+class TenantSettingsForm(TimeZoneFormMixin, AttributionWindowsFormMixin, forms.ModelForm):
+    """The tenant's own sending, tracking, AI and sign-in settings, edited by its admins on its host."""
 
     sso_oidc_issuer = forms.URLField(
         label="Issuer URL",
@@ -136,9 +148,6 @@ class TenantSettingsForm(TimeZoneFormMixin, forms.ModelForm):
                 if stored
                 else "Stored encrypted; never shown again."
             )
-        for name in ("attribution_click_days", "attribution_open_days"):
-            if name in self.fields:  # absent from a post: unchanged (see the clean_ methods)
-                self.fields[name].required = False
 
     class Meta:
         model = Tenant
@@ -292,7 +301,7 @@ def tenant_webshop_secret_rotate_view(request):
     return HttpResponseRedirect(reverse("admin:tenant_settings"))
 
 
-class TenantChangeForm(TimeZoneFormMixin, forms.ModelForm):
+class TenantChangeForm(TimeZoneFormMixin, AttributionWindowsFormMixin, forms.ModelForm):
     """The operators' edit of a tenant: its sender address obeys the same rule as the tenant's own page."""
 
     class Meta:

@@ -104,7 +104,7 @@ def stats_page_context(stats):
         {
             "label": _("Revenue"),
             "value": stats["revenue"],
-            "note": _("%(o)s orders · %(r)s per recipient")
+            "note": _("orders: %(o)s · %(r)s per recipient")
             % {"o": _n(stats["orders"]), "r": stats["revenue_per_recipient"]},
         },
         {

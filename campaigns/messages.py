@@ -126,7 +126,7 @@ class CampaignComposer:
 
     def compose(self, *, recipient_id, email, customer_id, customer):
         """(EmailMultiAlternatives, message_id) for one recipient; `customer` is customer_context()."""
-        unsubscribe_token = tokens.make_token("u", recipient_id, schema=self.schema)
+        unsubscribe_token = tokens.make_token(tokens.TokenKind.UNSUBSCRIBE, recipient_id, schema=self.schema)
         unsubscribe = f"{self.base_url}/u/{unsubscribe_token}"
         preferences = tokens.preferences_url(self.base_url, customer_id)
         links = {

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.db import connection, transaction
 
+from core.backoff import exponential_backoff
 from customers.models import Interaction
 from tenancy.models import Tenant
 
@@ -49,6 +50,9 @@ from .tokens import tenant_base_url
 logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
+# A transient error puts the recipient back for 1, 2, 4, 8 ... minutes, at most an hour.
+RETRY_BACKOFF_BASE_SECONDS = 60
+RETRY_BACKOFF_MAX_SECONDS = 3600
 # Two broken connections in a row within one batch: the server is down; give the rest back untried.
 MAX_BROKEN_IN_A_ROW = 2
 # Claims that never went out because the server is down wait this long before they are due again.
@@ -90,11 +94,6 @@ class BatchResult:
     @property
     def claimed(self):
         return len(self.sent) + len(self.retry) + len(self.failed) + len(self.released)
-
-
-def retry_delay_seconds(attempts):
-    """Backoff after the n-th failed attempt: 1, 2, 4, 8 ... minutes, at most an hour."""
-    return min(60 * 2 ** max(attempts - 1, 0), 3600)
 
 
 def composer_for(*, campaign, test=False):
@@ -425,7 +424,10 @@ def send_batch(*, claims, customers, composer, messenger, pacer, lease=None):
                 (claim.id, f"gave up after {claim.attempts} attempts: {error.reason}"[:1000])
             )
         else:
-            result.retry.append((claim.id, error.reason[:1000], retry_delay_seconds(claim.attempts)))
+            delay = exponential_backoff(
+                claim.attempts, base=RETRY_BACKOFF_BASE_SECONDS, cap=RETRY_BACKOFF_MAX_SECONDS
+            )
+            result.retry.append((claim.id, error.reason[:1000], delay))
     return result
 
 

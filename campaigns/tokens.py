@@ -11,9 +11,20 @@ import hmac
 
 from django.conf import settings
 from django.core import signing
-from django.db import connection
+from django.db import connection, models
 
-KINDS = {"o", "c", "u", "p"}  # open, click, unsubscribe, preferences
+
+class TokenKind(models.TextChoices):
+    """What a signed link stands for. The letter is part of the token's salt and of its URL path: an
+    email already sent keeps working only while these letters stay as they are."""
+
+    OPEN = "o", "Open pixel"
+    CLICK = "c", "Click"
+    UNSUBSCRIBE = "u", "Unsubscribe"
+    PREFERENCES = "p", "Preferences"
+
+
+KINDS = set(TokenKind.values)
 
 
 def _signer(kind, schema=None):
@@ -40,7 +51,7 @@ def _unb62(text):
 
 
 def make_token(kind, *ids, schema=None):
-    """`make_token("c", recipient_id, link_id)` -> a URL-safe signed token."""
+    """`make_token(TokenKind.CLICK, recipient_id, link_id)` -> a URL-safe signed token."""
     assert kind in KINDS
     value = ".".join(_b62(int(i)) for i in ids)
     return f"{value}~{_signature(kind, schema or connection.schema_name, value)}"
@@ -86,19 +97,19 @@ def tenant_base_url(tenant=None):
 
 
 def open_url(base_url, recipient_id):
-    return f"{base_url}/t/o/{make_token('o', recipient_id)}"
+    return f"{base_url}/t/o/{make_token(TokenKind.OPEN, recipient_id)}"
 
 
 def click_url(base_url, recipient_id, link_id):
-    return f"{base_url}/t/c/{make_token('c', recipient_id, link_id)}"
+    return f"{base_url}/t/c/{make_token(TokenKind.CLICK, recipient_id, link_id)}"
 
 
 def unsubscribe_url(base_url, recipient_id):
-    return f"{base_url}/u/{make_token('u', recipient_id)}"
+    return f"{base_url}/u/{make_token(TokenKind.UNSUBSCRIBE, recipient_id)}"
 
 
 def preferences_url(base_url, customer_id):
-    return f"{base_url}/p/{make_token('p', customer_id)}"
+    return f"{base_url}/p/{make_token(TokenKind.PREFERENCES, customer_id)}"
 
 
 def secret_is_default():

@@ -24,6 +24,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
+from core.backoff import exponential_backoff
 from customers import hooks
 from customers.models import Order
 from customers.privacy import redact
@@ -44,6 +45,9 @@ CONFIRMATION = "order_confirmation"
 SHIPPED = "order_shipped"
 LEASE = timedelta(minutes=10)
 MAX_ATTEMPTS = 8
+# A transient delivery error is retried after 30 s, 1 min, 2 min ... at most an hour.
+RETRY_BACKOFF_BASE_SECONDS = 30
+RETRY_BACKOFF_MAX_SECONDS = 3600
 # A request whose task has not claimed it by then is enqueued again (its task was lost).
 STUCK_AFTER = timedelta(minutes=2)
 
@@ -243,7 +247,9 @@ def transactional_email_send(*, email_id):
             )
         # Transient: the lease now runs until the retry, so the sweeper leaves it to the retry
         # and picks it up only if that retry is lost.
-        retry_in = min(3600, 30 * 2 ** (row.attempts - 1))
+        retry_in = exponential_backoff(
+            row.attempts, base=RETRY_BACKOFF_BASE_SECONDS, cap=RETRY_BACKOFF_MAX_SECONDS
+        )
         TransactionalEmail.objects.filter(pk=row.pk, status="sending").update(
             lease_until=timezone.now() + timedelta(seconds=retry_in), reason=why[:2000]
         )

@@ -6,6 +6,11 @@ class CustomersConfig(AppConfig):
     verbose_name = "Customers"
 
     def ready(self):
-        from . import outbox
+        from . import outbox, services
+        from .serializers import CustomerSerializer
 
         outbox.register()
+        # The API's shape of a customer is also the `data` of customer.* events (see services).
+        services.customer_representation_register(
+            render=lambda customer: dict(CustomerSerializer(customer).data)
+        )

@@ -58,13 +58,13 @@ def batch_render(row):
 
 
 def _payloads(*, ids):
-    """{id: the customer as the API's serializer renders it} (services.customer_payload, for many);
-    erased customers are left out."""
+    """{id: the customer as the API shows it} (services.customer_payload, for many); erased customers
+    are left out."""
     from .selectors import customer_list
-    from .serializers import CustomerSerializer
+    from .services import customer_representation
 
     customers = customer_list().filter(pk__in=ids, erased_at__isnull=True)
-    return {customer.pk: dict(CustomerSerializer(customer).data) for customer in customers}
+    return {customer.pk: customer_representation(customer=customer) for customer in customers}
 
 
 def register():

@@ -12,6 +12,7 @@ from core import values
 from .attribution import attribution_payload
 from .countries import country_normalize
 from .models import Address, Customer, Interaction, Order, OrderAttribution, OrderItem
+from .services import CUSTOMER_DEFAULTS
 
 NOTE_KIND_CHOICES = [
     (kind, label) for kind, label in Interaction.KIND_CHOICES if kind in Interaction.USER_KINDS
@@ -179,21 +180,7 @@ class CustomerInputSerializer(StrictSerializer):
     unsubscribed_at = serializers.DateTimeField(required=False, allow_null=True)
     addresses = AddressInputSerializer(many=True, required=False, max_length=MAX_ADDRESSES)
 
-    # What a complete write (POST, PUT) stores for a field it does not mention.
-    DEFAULTS = {
-        "external_id": None,
-        "first_name": "",
-        "last_name": "",
-        "phone": "",
-        "city": "",
-        "country": "",
-        "tags": [],
-        "attributes": {},
-        "email_marketing": False,
-        "email_transactional": True,
-        "unsubscribed_at": None,
-        "addresses": [],
-    }
+    DEFAULTS = CUSTOMER_DEFAULTS
 
     def validate_external_id(self, value):
         value = (value or "").strip()

@@ -1,7 +1,14 @@
-"""Every write to customers, their tags, addresses, orders and activity goes through here.
+"""Writes to customers, their tags, addresses, orders and activity, one customer or order at a time.
 
-Services take validated data (see customers.serializers: CustomerInputSerializer, OrderInputSerializer),
-run in one transaction, emit their domain event inside it and call the higher apps' hooks after commit.
+Other apps change a customer's row only through these functions. The set-based writers of the same
+tables are elsewhere, for speed: the CSV import (customers.importer: COPY and upserts in SQL), the
+interaction rows that the sender (campaigns.sender: email_sent) and the hit roll-up
+(tracking.services: email_opened, email_clicked) insert many at a time, and the demo data
+(crm_project's seed_demo command).
+
+Services take validated data (the input serializers of customers.serializers validate it for the API,
+the bulk endpoints and the webshop's bus; the services import no API code), run in one transaction,
+emit their domain event inside it and call the higher apps' hooks after commit.
 """
 
 import logging
@@ -11,10 +18,9 @@ from django.contrib.admin.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Exists, OuterRef, Q, TextField
-from django.db.models.functions import Cast, Lower
+from django.db.models import Exists, F, OuterRef, Q, TextField
+from django.db.models.functions import Cast, Coalesce, Lower
 from django.utils import timezone
-from rest_framework.exceptions import ValidationError as DRFValidationError
 
 from events.models import OutboxEvent
 from events.services import event_emit
@@ -50,6 +56,22 @@ PROFILE_FIELDS = (
     "email_transactional",
     "unsubscribed_at",
 )
+# What a complete write (POST, PUT, a new customer of an upsert or an order) stores for a field it
+# does not mention.
+CUSTOMER_DEFAULTS = {
+    "external_id": None,
+    "first_name": "",
+    "last_name": "",
+    "phone": "",
+    "city": "",
+    "country": "",
+    "tags": [],
+    "attributes": {},
+    "email_marketing": False,
+    "email_transactional": True,
+    "unsubscribed_at": None,
+    "addresses": [],
+}
 ADDRESS_FIELDS = ("kind", "line1", "line2", "city", "postal_code", "country", "is_default")
 ORDER_INTERACTION_KINDS = ("order_placed", "order_status")
 RESUBSCRIBE_IGNORED = (
@@ -61,14 +83,27 @@ RESUBSCRIBE_IGNORED = (
 
 # --- customers ------------------------------------------------------------------------------------
 
+# customer.* events carry the customer exactly as GET /api/customers/{id} returns it. That shape has
+# one definition, the API's serializer; the API layer plugs it in at start-up (customers.apps), so the
+# services need no API code.
+_representation = None
+
+
+def customer_representation_register(*, render):
+    """Set how a customer (tags and addresses prefetched) is shown: render(customer) -> dict."""
+    global _representation
+    _representation = render
+
+
+def customer_representation(*, customer):
+    """The customer (tags and addresses prefetched) as the API shows it."""
+    return _representation(customer)
+
 
 def customer_payload(*, customer_id):
     """The customer exactly as GET /api/customers/{id} returns it (the `data` of customer.* events)."""
-    # The representation has one definition, the API's serializer; events must match it byte for byte.
-    from .serializers import CustomerSerializer
-
     customer = Customer.objects.prefetch_related("tags", "addresses").get(pk=customer_id)
-    return dict(CustomerSerializer(customer).data)
+    return customer_representation(customer=customer)
 
 
 def _comparable(payload):
@@ -217,10 +252,8 @@ def customer_upsert(*, data, source="the API"):
     if customer is None:
         if not data.get("email"):
             raise ValidationError({"email": ["This field is required to create a customer."]})
-        from .serializers import CustomerInputSerializer
-
         try:
-            return customer_create(data={**CustomerInputSerializer.DEFAULTS, **data}), "created"
+            return customer_create(data={**CUSTOMER_DEFAULTS, **data}), "created"
         except ValidationError:
             # Lost a race with a concurrent create of the same customer: update that one instead.
             customer = Customer.objects.filter(email=data["email"]).first()
@@ -308,6 +341,35 @@ def customer_resubscribe(*, customer, source, reason, author=None, also=None):
         changed = _changed(before, after)
         event_emit(type="customer.updated", data={**after, "changed": changed})
     return changed
+
+
+def customer_unsubscribe(*, customer_id, source, data=None, now=None):
+    """Withdraw a customer's marketing consent (a campaign's unsubscribe link, the preference centre,
+    the sending service). True when their state changed: then it is logged as an `unsubscribed`
+    interaction and published as customer.unsubscribed. A second call, or one for an erased customer,
+    changes nothing, logs nothing and emits nothing."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        changed = (
+            Customer.objects.filter(pk=customer_id, erased_at__isnull=True)
+            .filter(Q(email_marketing=True) | Q(unsubscribed_at__isnull=True))
+            .update(
+                email_marketing=False, unsubscribed_at=Coalesce(F("unsubscribed_at"), now), updated_at=now
+            )
+        )
+        if not changed:
+            return False
+        interaction_add(
+            customer=Customer(pk=customer_id),
+            kind="unsubscribed",
+            body=f"Unsubscribed from marketing email ({source}).",
+            data={"source": source, **(data or {})},
+            occurred_at=now,
+        )
+        event_emit(
+            type="customer.unsubscribed", data=customer_payload(customer_id=customer_id), occurred_at=now
+        )
+    return True
 
 
 def _erased_address_returns(email):
@@ -481,13 +543,12 @@ def _customers_retag(*, customer_ids, tag_names, add):
 
 
 def _emit_updated(*, customer_ids, changed, batch=500):
-    from .serializers import CustomerSerializer
-
     for start in range(0, len(customer_ids), batch):
         chunk = customer_ids[start : start + batch]
         for customer in Customer.objects.filter(pk__in=chunk).prefetch_related("tags", "addresses"):
             event_emit(
-                type="customer.updated", data={**CustomerSerializer(customer).data, "changed": changed}
+                type="customer.updated",
+                data={**customer_representation(customer=customer), "changed": changed},
             )
 
 
@@ -535,9 +596,7 @@ def _order_customer(data):
     customer = Customer.objects.filter(email=email).first()
     if customer is not None:
         return customer
-    from .serializers import CustomerInputSerializer
-
-    fields = {**CustomerInputSerializer.DEFAULTS, "email": email}
+    fields = {**CUSTOMER_DEFAULTS, "email": email}
     if data.get("customer_external_id"):
         fields["external_id"] = data["customer_external_id"]
     try:
@@ -687,53 +746,7 @@ def interaction_add(*, customer, kind, body="", data=None, occurred_at=None, aut
     )
 
 
-# --- bulk -----------------------------------------------------------------------------------------
-
-
-def _error_detail(error):
-    if isinstance(error, DRFValidationError):
-        return error.detail if isinstance(error.detail, dict) else {"non_field_errors": error.detail}
-    return error.message_dict if hasattr(error, "error_dict") else {"non_field_errors": error.messages}
-
-
-def _bulk(items, handle):
-    results, counts = [], {"created": 0, "updated": 0, "unchanged": 0, "failed": 0}
-    for index, item in enumerate(items):
-        try:
-            with transaction.atomic():
-                obj, status = handle(item)
-        except (ValidationError, DRFValidationError) as error:
-            results.append({"index": index, "status": "error", "id": None, "errors": _error_detail(error)})
-            counts["failed"] += 1
-            continue
-        results.append({"index": index, "status": status, "id": obj.pk})
-        counts[status] += 1
-    return {**counts, "results": results}
-
-
-def customers_bulk_upsert(*, items):
-    """Upsert up to 1000 customers, each on its own: one bad item does not sink the rest."""
-    from .serializers import CustomerInputSerializer
-
-    def handle(item):
-        serializer = CustomerInputSerializer(data=item, partial=True)
-        serializer.is_valid(raise_exception=True)
-        return customer_upsert(data=serializer.validated_data, source="the bulk API")
-
-    return _bulk(items, handle)
-
-
-def orders_bulk_upsert(*, items):
-    """Upsert up to 1000 orders, each on its own: one bad item does not sink the rest."""
-    from .serializers import OrderInputSerializer
-
-    def handle(item):
-        serializer = OrderInputSerializer(data=item)
-        serializer.is_valid(raise_exception=True)
-        order, created = order_upsert(data=serializer.validated_data)
-        return order, ("created" if created else "updated")
-
-    return _bulk(items, handle)
+# --- tags -----------------------------------------------------------------------------------------
 
 
 def tag_create(*, name):

@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 
 from core.api import ERROR_400, ERROR_404, ERROR_409, Conflict
 
-from . import selectors, services
+from . import bulk, selectors, services
 from .filters import CUSTOMER_ORDERING_FIELDS, CustomerFilter, CustomerSearchFilter, StrictOrderingFilter
 from .models import Customer, Interaction, Order
 from .pagination import CustomerPagination
@@ -219,7 +219,7 @@ class CustomerBulkView(APIView):
         responses={200: BulkResponseSerializer, **WRITE_ERRORS},
     )
     def post(self, request):
-        return Response(services.customers_bulk_upsert(items=_bulk_items(request)))
+        return Response(bulk.customers_bulk_upsert(items=_bulk_items(request)))
 
 
 class OrderUpsertView(APIView):
@@ -274,4 +274,4 @@ class OrderBulkView(APIView):
         responses={200: BulkResponseSerializer, **WRITE_ERRORS},
     )
     def post(self, request):
-        return Response(services.orders_bulk_upsert(items=_bulk_items(request)))
+        return Response(bulk.orders_bulk_upsert(items=_bulk_items(request)))

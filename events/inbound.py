@@ -9,7 +9,8 @@ or repeated message changes nothing. Messages are acknowledged only after their 
 committed; what cannot be applied goes to the dead-letter queue with the reason in its headers.
 
 The engine knows no app above events: the caller passes `handlers` (type -> callable(data)) that
-validate and apply through the owning app's services, raising ValidationError for bad data.
+validate and apply through the owning app's services, raising ValidationError or InvalidData for bad
+data.
 """
 
 import hashlib
@@ -32,7 +33,8 @@ from django.db import (
 )
 from django.utils import timezone
 from django_tenants.utils import schema_context
-from rest_framework.exceptions import ValidationError as DRFValidationError
+
+from core.backoff import exponential_backoff
 
 from .broker import broker_connection, webshop_dead_letter_exchange, webshop_queue, webshop_topology_declare
 from .contracts import webshop_envelope_errors
@@ -41,6 +43,9 @@ logger = logging.getLogger(__name__)
 
 REASON_MAX = 2000
 SIGNATURE_HEADER = "x-crm-signature"
+# Reconnecting to the broker or the database: 0.5 s, 1 s, 2 s ... at most 30 s between tries.
+RECONNECT_BACKOFF_BASE_SECONDS = 0.5
+RECONNECT_BACKOFF_MAX_SECONDS = 30.0
 # A signature may be this far ahead of our clock (the webshop's clock runs fast) and still count.
 SIGNATURE_CLOCK_SKEW_SECONDS = 300
 
@@ -165,8 +170,17 @@ def _parse(message, tenants, *, now, max_age):
     return delivery
 
 
+class InvalidData(Exception):
+    """Raised by a handler for data it refuses, with `detail`: the reasons as JSON-able data (an API's
+    error body: {field: [message, ...]}); Django's ValidationError says the same in its own shape."""
+
+    def __init__(self, detail):
+        super().__init__(detail)
+        self.detail = detail
+
+
 def _error_text(error):
-    if isinstance(error, DRFValidationError):
+    if isinstance(error, InvalidData):
         return json.dumps(error.detail, default=str)
     if hasattr(error, "error_dict"):
         return json.dumps(error.message_dict)
@@ -200,7 +214,7 @@ def _apply_group(schema, deliveries, handlers, stats):
                             applied.append(delivery)
                             continue
                         handlers[envelope["type"]](envelope["data"])
-                except (ValidationError, DRFValidationError) as error:
+                except (ValidationError, InvalidData) as error:
                     delivery.poison = Poison("invalid_data", _error_text(error))
                     dead.append(delivery)
                     continue
@@ -216,6 +230,12 @@ def _apply_group(schema, deliveries, handlers, stats):
                 stats.applied += 1
                 applied.append(delivery)
     return applied, dead
+
+
+def _reconnect_delay(failures):
+    return exponential_backoff(
+        failures, base=RECONNECT_BACKOFF_BASE_SECONDS, cap=RECONNECT_BACKOFF_MAX_SECONDS
+    )
 
 
 class WebshopConsumer:
@@ -242,12 +262,12 @@ class WebshopConsumer:
         if install_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, self._stop)
-        backoff = 0.5
+        failures = 0
         while not self.stopping:
             try:
                 with self.connection_factory() as conn:
                     conn.ensure_connection(max_retries=0)
-                    backoff = 0.5
+                    failures = 0
                     self._consume(conn, once=once, max_messages=max_messages)
                     return self.stats
             except (OperationalError, InterfaceError):
@@ -255,15 +275,18 @@ class WebshopConsumer:
                 connections.close_all()
                 if once:
                     raise
+                failures += 1
+                backoff = _reconnect_delay(failures)
                 logger.warning("database unavailable, retrying in %.1f s", backoff, exc_info=True)
             except Exception as exc:
                 if once or not _is_connection_error(exc):
                     raise
+                failures += 1
+                backoff = _reconnect_delay(failures)
                 logger.warning("broker unavailable (%s), retrying in %.1f s", exc, backoff)
             deadline = time.monotonic() + backoff
             while not self.stopping and time.monotonic() < deadline:  # a SIGTERM ends the wait
                 time.sleep(0.1)
-            backoff = min(backoff * 2, 30.0)
         return self.stats
 
     def _stop(self, *args):

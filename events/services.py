@@ -12,6 +12,8 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from core.backoff import exponential_backoff
+
 from .models import InboxMessage, OutboxEvent
 
 logger = logging.getLogger(__name__)
@@ -148,9 +150,10 @@ def outbox_mark_failed(*, event_id, error):
     event = OutboxEvent.objects.filter(id=event_id).first()
     if event is None:
         return None
-    attempts = event.attempts + 1
-    delay = min(
-        settings.EVENTS_PUBLISH_BACKOFF_MAX, settings.EVENTS_PUBLISH_BACKOFF_BASE * 2 ** (attempts - 1)
+    delay = exponential_backoff(
+        event.attempts + 1,
+        base=settings.EVENTS_PUBLISH_BACKOFF_BASE,
+        cap=settings.EVENTS_PUBLISH_BACKOFF_MAX,
     )
     retry_at = timezone.now() + timedelta(seconds=delay)
     OutboxEvent.objects.filter(id=event_id).update(

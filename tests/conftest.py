@@ -2,6 +2,7 @@
 once and kept with --reuse-db; each test runs in a rolled-back transaction inside tenant A."""
 
 import os
+import uuid
 
 import pytest
 from django.conf import settings
@@ -73,6 +74,55 @@ def _tracking_budgets_full():
     from tracking import ratelimit
 
     ratelimit.reset()
+
+
+def throwaway_tenant_create(prefix, *, name=None, admin_password=PASSWORD, **fields):
+    """A tenant of one test module's own, committed, for work another process or connection must see:
+    slug `<prefix>-<random>`, domain `<slug>.localhost`, an admin `admin@<domain>` (none when
+    `admin_password` is None), `fields` set on its row. Call it outside a test's transaction
+    (django_db_blocker.unblock() in a module fixture, or another thread) and drop it with
+    throwaway_tenant_drop. Returns tenancy's CreatedTenant."""
+    from tenancy.models import Tenant
+    from tenancy.services import tenant_create
+
+    slug = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    domain = f"{slug}.localhost"
+    created = tenant_create(
+        slug=slug,
+        domain=domain,
+        name=name,
+        admin_email=f"admin@{domain}" if admin_password else None,
+        admin_password=admin_password,
+    )
+    if fields:
+        Tenant.objects.filter(pk=created.tenant.pk).update(**fields)
+        created.tenant.refresh_from_db()
+    connection.set_schema_to_public()
+    return created
+
+
+def throwaway_tenant_drop(tenant):
+    """Drop a throwaway tenant: its schema, its rows, and what it left in the public ledgers (left
+    there, they would surprise another test in the next run on a kept --reuse-db database)."""
+    from events.models import InboxMessage, OutboxEvent, TransactionalEmail
+    from tenancy.models import Domain, Tenant
+
+    schema = tenant.schema_name
+    connection.set_schema_to_public()
+    with connection.cursor() as cursor:
+        cursor.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    for model in (InboxMessage, OutboxEvent, TransactionalEmail):
+        model.objects.filter(tenant=schema).delete()
+    Domain.objects.filter(tenant_id=tenant.pk).delete()
+    Tenant.objects.filter(pk=tenant.pk).delete()
+
+
+@pytest.fixture
+def locmem_mail(settings):
+    """Mail goes to Django's in-memory outbox (`django.core.mail.outbox`), with no mailto unsubscribe
+    address whatever the environment says, so a message's headers are the same on every machine."""
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    settings.MAIL_UNSUBSCRIBE_MAILTO = ""
 
 
 @pytest.fixture

@@ -13,6 +13,8 @@ import threading
 import time
 import uuid
 from collections import Counter
+from email import policy
+from email.parser import BytesParser
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -124,19 +126,61 @@ def celery_worker(*, queue=None, **start):
 
 
 class SmtpSink:
-    """An aiosmtpd handler that keeps every message: (recipients, bytes). `delay` (seconds) makes it
-    slow, so that a worker can be caught mid-batch."""
+    """The tests' one SMTP server: a real aiosmtpd server on a free loopback port (`.port`) that keeps
+    every message it accepts.
+
+    - `messages`: (recipients, bytes) per message; `envelopes`: aiosmtpd's envelopes (with `mail_from`);
+      `emails(to=None)`: the messages parsed (policy.default), only those to `to` if given;
+      `wait_for(predicate)`: the (recipients, parsed message) pairs matching, waiting for one to arrive.
+    - `delay` (seconds) makes it slow, so that a worker can be caught mid-batch.
+    - `refuse_next`: replies to give instead of accepting, one per message (a 5xx one at RCPT, any
+      other at DATA); a subclass refuses by address with `rcpt_reply` and `data_reply`.
+    """
 
     def __init__(self):
         self.messages = []
+        self.envelopes = []
         self.delay = 0.0
+        self.refuse_next = []
         self.lock = threading.Lock()
-        self.port = None
+        self.port = free_port()  # aiosmtpd's start-up check cannot use port 0
+        self.controller = None
+
+    def start(self):
+        from aiosmtpd.controller import Controller
+
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+        return self
+
+    def stop(self):
+        self.controller.stop()
+
+    def rcpt_reply(self, address):
+        """The reply refusing this recipient, or None to accept it."""
+        if self.refuse_next and self.refuse_next[0].startswith("5"):
+            return self.refuse_next.pop(0)
+        return None
+
+    def data_reply(self, envelope):
+        """The reply refusing this message, or None to accept it."""
+        return self.refuse_next.pop(0) if self.refuse_next else None
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        reply = self.rcpt_reply(address)
+        if reply:
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
         if self.delay:
             await asyncio.sleep(self.delay)
+        reply = self.data_reply(envelope)
+        if reply:
+            return reply
         with self.lock:
+            self.envelopes.append(envelope)
             self.messages.append(
                 (list(envelope.rcpt_tos), bytes(envelope.original_content or envelope.content))
             )
@@ -145,6 +189,7 @@ class SmtpSink:
     def clear(self):
         with self.lock:
             self.messages.clear()
+            self.envelopes.clear()
 
     def count(self):
         with self.lock:
@@ -154,17 +199,31 @@ class SmtpSink:
         with self.lock:
             return Counter(rcpt for rcpts, _ in self.messages for rcpt in rcpts)
 
+    def parsed(self):
+        """(recipients, parsed message) per message."""
+        with self.lock:
+            raw = list(self.messages)
+        parser = BytesParser(policy=policy.default)
+        return [(rcpts, parser.parsebytes(data)) for rcpts, data in raw]
+
+    def emails(self, to=None):
+        return [msg for _, msg in self.parsed() if to is None or msg["To"] == to]
+
+    def wait_for(self, predicate, timeout=20):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = [(rcpts, msg) for rcpts, msg in self.parsed() if predicate(rcpts, msg)]
+            if found:
+                return found
+            time.sleep(0.1)
+        raise AssertionError("no such message arrived at the SMTP sink")
+
 
 @contextlib.contextmanager
-def smtp_sink():
-    """A real SMTP server on a free loopback port (`.port`) for the duration of the block."""
-    from aiosmtpd.controller import Controller
-
-    handler = SmtpSink()
-    handler.port = free_port()  # aiosmtpd's start-up check cannot use port 0
-    controller = Controller(handler, hostname="127.0.0.1", port=handler.port)
-    controller.start()
+def smtp_sink(sink=None):
+    """A real SMTP server (`sink`, else a new SmtpSink) for the duration of the block."""
+    sink = (sink or SmtpSink()).start()
     try:
-        yield handler
+        yield sink
     finally:
-        controller.stop()
+        sink.stop()

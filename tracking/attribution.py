@@ -7,9 +7,11 @@ a pixel load an `open` touch.
 
 from customers.attribution import touch_source_register
 
+from .models import HitKind
+
 # Read through tracking_hit_touch: (customer_id, occurred_at) WHERE NOT is_machine, covering the rest.
-CAMPAIGN_TOUCHES_SQL = """
-SELECT h.customer_id, h.occurred_at, CASE h.kind WHEN 'c' THEN 'click' ELSE 'open' END,
+CAMPAIGN_TOUCHES_SQL = f"""
+SELECT h.customer_id, h.occurred_at, CASE h.kind WHEN '{HitKind.CLICK}' THEN 'click' ELSE 'open' END,
        h.campaign_id, NULL::bigint, NULL::text, h.id
 FROM tracking_hits h
 WHERE NOT h.is_machine

@@ -13,14 +13,22 @@ from campaigns.models import Campaign, CampaignLink, CampaignRecipient
 from customers.models import Customer
 
 
+class HitKind(models.TextChoices):
+    """What a `Hit` is: one letter, as stored (the hit path appends millions of rows)."""
+
+    OPEN = "o", "Open"
+    CLICK = "c", "Click"
+
+
+# Not stored: the roll-up's batch gets one of these for a recipient whose first sign of life is a
+# click, standing for the open that click proves (tracking/services.py).
+IMPLIED_OPEN = "i"
+
+
 class Hit(models.Model):
     """One open-pixel load or link click, exactly as it arrived. Append-only but for `processed_at`."""
 
-    OPEN = "o"
-    CLICK = "c"
-    KIND_CHOICES = [(OPEN, "Open"), (CLICK, "Click")]
-
-    kind = models.CharField(max_length=1, choices=KIND_CHOICES)
+    kind = models.CharField(max_length=1, choices=HitKind.choices)
     # No database constraints: the hit path is a single INSERT ... SELECT that already proves the
     # recipient (and link) exist, and deleting a campaign must not wait on millions of hit rows.
     campaign = models.ForeignKey(

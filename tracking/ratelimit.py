@@ -27,6 +27,8 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 
+from .models import HitKind
+
 logger = logging.getLogger(__name__)
 
 UNSTORED_REPORT_SECONDS = 60
@@ -104,7 +106,7 @@ def _hit_key(kind, recipient_id, link_id):
 
 
 def hit_allowed(*, kind, recipient_id, link_id=None):
-    """Whether an open (`kind` "o") or click ("c") of this token is stored."""
+    """Whether an open or click (`kind`: a HitKind) of this token is stored."""
     return hits.take(
         _hit_key(kind, recipient_id, link_id),
         burst=settings.TRACKING_HIT_BURST,
@@ -115,15 +117,15 @@ def hit_allowed(*, kind, recipient_id, link_id=None):
 # A click over budget is still redirected: its URL is kept next to the token's budget, so the replay
 # costs no database round trip at all (the URL goes when the budget's key goes).
 def click_url_remember(*, recipient_id, link_id, url):
-    hits.remember(_hit_key("c", recipient_id, link_id), url)
+    hits.remember(_hit_key(HitKind.CLICK, recipient_id, link_id), url)
 
 
 def click_url_recall(*, recipient_id, link_id):
-    return hits.recall(_hit_key("c", recipient_id, link_id))
+    return hits.recall(_hit_key(HitKind.CLICK, recipient_id, link_id))
 
 
 def page_allowed(*, kind, object_id):
-    """Whether a request of an unsubscribe ("u") or preferences ("p") token is served."""
+    """Whether a request of an unsubscribe or preferences token (`kind`: a TokenKind) is served."""
     return pages.take(
         (connection.schema_name, kind, object_id),
         burst=settings.TRACKING_PAGE_BURST,

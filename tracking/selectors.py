@@ -7,7 +7,7 @@ from django.db import connection
 
 from campaigns.abtests import ab_summary
 from campaigns.models import Campaign, CampaignRecipient
-from campaigns.tokens import read_token
+from campaigns.tokens import TokenKind, read_token
 from customers.attribution import attributed_revenue
 from customers.models import Customer
 
@@ -17,7 +17,7 @@ from .ratelimit import hits_not_stored
 
 def recipient_for_token(*, token):
     """The recipient an unsubscribe token names (with customer and campaign), or None."""
-    ids = read_token("u", token)
+    ids = read_token(TokenKind.UNSUBSCRIBE, token)
     if not ids or len(ids) != 1:
         return None
     return (
@@ -29,7 +29,7 @@ def recipient_for_token(*, token):
 
 def customer_for_token(*, token):
     """The customer a preferences token names, or None (also for erased customers)."""
-    ids = read_token("p", token)
+    ids = read_token(TokenKind.PREFERENCES, token)
     if not ids or len(ids) != 1:
         return None
     return Customer.objects.filter(pk=ids[0], erased_at__isnull=True).first()

@@ -6,18 +6,17 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from django.db import connection, transaction
-from django.db.models import F, Q
-from django.db.models.functions import Coalesce
+from django.db.models import F
 from django.utils import timezone
 
 from campaigns.models import ERASED_EMAIL_DOMAIN, Campaign, CampaignRecipient, recipient_email_erased
 from campaigns.privacy import suppression_add
 from customers.models import Customer, Interaction
-from customers.services import customer_payload, customer_resubscribe, customer_update, interaction_add
+from customers.services import customer_resubscribe, customer_unsubscribe, customer_update, interaction_add
 from events.services import event_emit
 
 from .machine import is_machine_agent
-from .models import CampaignStats
+from .models import IMPLIED_OPEN, CampaignStats, HitKind
 
 logger = logging.getLogger(__name__)
 
@@ -31,10 +30,10 @@ USER_AGENT_MAX = 512
 # whether the hit came too soon after arriving to be a person, and whether its recipient was erased
 # (GDPR): then the hit is still counted, but its address and browser string are not stored.
 
-_OPEN_SQL = """
+_OPEN_SQL = f"""
 SET LOCAL synchronous_commit TO OFF;
 INSERT INTO tracking_hits (kind, campaign_id, recipient_id, customer_id, link_id, is_machine, ip, user_agent, occurred_at)
-SELECT 'o', r.campaign_id, r.id, r.customer_id, NULL,
+SELECT '{HitKind.OPEN}', r.campaign_id, r.id, r.customer_id, NULL,
        %(machine)s OR r.sent_at IS NULL
            OR %(at)s < GREATEST(r.sent_at, r.delivered_at) + %(window)s * interval '1 second',
        CASE WHEN r.email LIKE %(erased)s THEN NULL ELSE %(ip)s::inet END,
@@ -43,7 +42,7 @@ FROM campaign_recipients r
 WHERE r.id = %(recipient)s
 """
 
-_CLICK_SQL = """
+_CLICK_SQL = f"""
 SET LOCAL synchronous_commit TO OFF;
 WITH target AS (
     SELECT r.id, r.campaign_id, r.customer_id, r.sent_at, r.delivered_at, l.id AS link_id, l.url,
@@ -53,7 +52,7 @@ WITH target AS (
     WHERE r.id = %(recipient)s AND l.id = %(link)s
 ), hit AS (
     INSERT INTO tracking_hits (kind, campaign_id, recipient_id, customer_id, link_id, is_machine, ip, user_agent, occurred_at)
-    SELECT 'c', t.campaign_id, t.id, t.customer_id, t.link_id,
+    SELECT '{HitKind.CLICK}', t.campaign_id, t.id, t.customer_id, t.link_id,
            %(machine)s OR t.sent_at IS NULL
                OR %(at)s < GREATEST(t.sent_at, t.delivered_at) + %(window)s * interval '1 second',
            CASE WHEN t.erased THEN NULL ELSE %(ip)s::inet END,
@@ -184,13 +183,13 @@ ORDER BY id FOR NO KEY UPDATE
 """
 
 # A recipient's first human open or click sets first_opened_at (a click counts as an open). When that
-# first sign is a click, the click also stands for one open (kind 'i' in the batch), in its hour.
-_FIRST_OPENS_SQL = """
+# first sign is a click, the click also stands for one open (IMPLIED_OPEN in the batch), in its hour.
+_FIRST_OPENS_SQL = f"""
 WITH firsts AS (
     SELECT recipient_id,
            min(occurred_at) AS first_at,
-           min(occurred_at) FILTER (WHERE kind = 'o') AS first_pixel,
-           min(occurred_at) FILTER (WHERE kind = 'c') AS first_click
+           min(occurred_at) FILTER (WHERE kind = '{HitKind.OPEN}') AS first_pixel,
+           min(occurred_at) FILTER (WHERE kind = '{HitKind.CLICK}') AS first_click
     FROM tracking_batch WHERE NOT is_machine GROUP BY recipient_id
 ), opened AS (
     UPDATE campaign_recipients r SET first_opened_at = f.first_at
@@ -200,7 +199,7 @@ WITH firsts AS (
               (f.first_pixel IS NULL OR f.first_click < f.first_pixel) AS implied
 ), implied AS (
     INSERT INTO tracking_batch (id, kind, campaign_id, recipient_id, link_id, is_machine, occurred_at)
-    SELECT 0, 'i', campaign_id, id, NULL, false, first_at FROM opened WHERE implied
+    SELECT 0, '{IMPLIED_OPEN}', campaign_id, id, NULL, false, first_at FROM opened WHERE implied
 ), counted AS (
     INSERT INTO tracking_campaign_stats AS s (campaign_id, unique_opens)
     SELECT campaign_id, count(*) FROM opened GROUP BY campaign_id
@@ -209,10 +208,10 @@ WITH firsts AS (
 SELECT id, campaign_id, customer_id, email, first_at FROM opened
 """
 
-_FIRST_CLICKS_SQL = """
+_FIRST_CLICKS_SQL = f"""
 WITH firsts AS (
     SELECT recipient_id, min(occurred_at) AS first_at
-    FROM tracking_batch WHERE kind = 'c' AND NOT is_machine GROUP BY recipient_id
+    FROM tracking_batch WHERE kind = '{HitKind.CLICK}' AND NOT is_machine GROUP BY recipient_id
 ), clicked AS (
     UPDATE campaign_recipients r SET first_clicked_at = f.first_at
     FROM firsts f
@@ -226,10 +225,10 @@ ON CONFLICT (campaign_id) DO UPDATE SET unique_clicks = s.unique_clicks + EXCLUD
 
 # Per (recipient, link): the first human click of each link is a new unique click of that link
 # (xmax = 0 tells a fresh insert from an update of an existing row).
-_LINK_CLICKS_SQL = """
+_LINK_CLICKS_SQL = f"""
 WITH agg AS (
     SELECT recipient_id, link_id, campaign_id, min(occurred_at) AS first_at, count(*) AS n
-    FROM tracking_batch WHERE kind = 'c' AND NOT is_machine
+    FROM tracking_batch WHERE kind = '{HitKind.CLICK}' AND NOT is_machine
     GROUP BY recipient_id, link_id, campaign_id
 ), upserted AS (
     INSERT INTO tracking_link_clicks AS lc (recipient_id, link_id, campaign_id, first_clicked_at, clicks)
@@ -251,13 +250,13 @@ JOIN campaign_links l ON l.id = u.link_id
 WHERE u.inserted
 """
 
-_TOTALS_SQL = """
+_TOTALS_SQL = f"""
 WITH totals AS (
     INSERT INTO tracking_campaign_stats AS s (campaign_id, opens, machine_opens, clicks, updated_at)
     SELECT campaign_id,
-           count(*) FILTER (WHERE kind IN ('o', 'i') AND NOT is_machine),
-           count(*) FILTER (WHERE kind = 'o' AND is_machine),
-           count(*) FILTER (WHERE kind = 'c' AND NOT is_machine),
+           count(*) FILTER (WHERE kind IN ('{HitKind.OPEN}', '{IMPLIED_OPEN}') AND NOT is_machine),
+           count(*) FILTER (WHERE kind = '{HitKind.OPEN}' AND is_machine),
+           count(*) FILTER (WHERE kind = '{HitKind.CLICK}' AND NOT is_machine),
            %(now)s
     FROM tracking_batch GROUP BY campaign_id
     ON CONFLICT (campaign_id) DO UPDATE SET opens = s.opens + EXCLUDED.opens,
@@ -268,7 +267,7 @@ WITH totals AS (
 )
 INSERT INTO tracking_hourly_stats AS h (campaign_id, hour, opens, clicks)
 SELECT campaign_id, date_trunc('hour', occurred_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC',
-       count(*) FILTER (WHERE kind IN ('o', 'i')), count(*) FILTER (WHERE kind = 'c')
+       count(*) FILTER (WHERE kind IN ('{HitKind.OPEN}', '{IMPLIED_OPEN}')), count(*) FILTER (WHERE kind = '{HitKind.CLICK}')
 FROM tracking_batch WHERE NOT is_machine
 GROUP BY 1, 2
 ON CONFLICT (campaign_id, hour) DO UPDATE SET opens = h.opens + EXCLUDED.opens,
@@ -384,26 +383,6 @@ def hits_prune(*, older_than=None, chunk=HIT_PRUNE_CHUNK):
 
 
 # --- unsubscribe and preferences ------------------------------------------------------------------
-def _customer_unsubscribe(*, customer_id, now, source, data):
-    """Withdraw marketing consent; True when the customer's state changed (then logged and emitted)."""
-    changed = (
-        Customer.objects.filter(pk=customer_id, erased_at__isnull=True)
-        .filter(Q(email_marketing=True) | Q(unsubscribed_at__isnull=True))
-        .update(email_marketing=False, unsubscribed_at=Coalesce(F("unsubscribed_at"), now), updated_at=now)
-    )
-    if not changed:
-        return False
-    interaction_add(
-        customer=Customer(pk=customer_id),
-        kind="unsubscribed",
-        body=f"Unsubscribed from marketing email ({source}).",
-        data={"source": source, **data},
-        occurred_at=now,
-    )
-    event_emit(type="customer.unsubscribed", data=customer_payload(customer_id=customer_id), occurred_at=now)
-    return True
-
-
 @transaction.atomic
 def recipient_unsubscribe(*, recipient, source="link"):
     """Unsubscribe a recipient's customer from marketing through this campaign's link.
@@ -417,7 +396,7 @@ def recipient_unsubscribe(*, recipient, source="link"):
     )
     if first_time:
         _stats_add(campaign_id=recipient.campaign_id, unsubscribes=1)
-    changed = _customer_unsubscribe(
+    changed = customer_unsubscribe(
         customer_id=recipient.customer_id,
         now=now,
         source=source,
@@ -442,9 +421,7 @@ def customer_preferences_update(*, customer, email_marketing, email_transactiona
     """
     now = timezone.now()
     changed = []
-    if not email_marketing and _customer_unsubscribe(
-        customer_id=customer.pk, now=now, source=source, data={}
-    ):
+    if not email_marketing and customer_unsubscribe(customer_id=customer.pk, now=now, source=source):
         changed += ["email_marketing", "unsubscribed_at"]
     customer = Customer.objects.get(pk=customer.pk)
     updates = {}

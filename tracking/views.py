@@ -16,11 +16,12 @@ from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_http_methods
 
-from campaigns.tokens import make_token, read_token
+from campaigns.tokens import TokenKind, make_token, read_token
 from core.clients import client_address, client_key
 from tenancy.middleware import TRANSPARENT_GIF
 
 from . import ratelimit, selectors, services
+from .models import HitKind
 
 logger = logging.getLogger(__name__)
 
@@ -41,10 +42,10 @@ def open_pixel(request, token):
     """`GET /t/o/<token>`: always the 1x1 GIF; a valid token's GET is recorded as an open, within the
     token's budget (see ratelimit: over it, the same GIF and only a count)."""
     if request.method == "GET":
-        ids = read_token("o", token)
+        ids = read_token(TokenKind.OPEN, token)
         if ids and len(ids) == 1:
             try:
-                if ratelimit.hit_allowed(kind="o", recipient_id=ids[0]):
+                if ratelimit.hit_allowed(kind=HitKind.OPEN, recipient_id=ids[0]):
                     services.hit_record_open(
                         tenant=request.tenant,
                         recipient_id=ids[0],
@@ -109,11 +110,11 @@ def _invalid_link(request):
 def click_redirect(request, token):
     """`GET /t/c/<token>`: 302 to the link's URL, only if the link is in the recipient's campaign.
     Within the token's budget the click is recorded; over it, the same redirect and only a count."""
-    ids = read_token("c", token)
+    ids = read_token(TokenKind.CLICK, token)
     if not ids or len(ids) != 2 or request.method not in ("GET", "HEAD"):
         return _invalid_link(request)
     recipient_id, link_id = ids
-    if not ratelimit.hit_allowed(kind="c", recipient_id=recipient_id, link_id=link_id):
+    if not ratelimit.hit_allowed(kind=HitKind.CLICK, recipient_id=recipient_id, link_id=link_id):
         url = ratelimit.click_url_recall(recipient_id=recipient_id, link_id=link_id)
         if url:
             ratelimit.unstored_hit(recipient_id=recipient_id)
@@ -159,7 +160,7 @@ def _consent_context(customer, unsubscribe_token=None):
     return {
         "masked_email": _mask(customer.email),
         "subscribed": customer.email_marketing and customer.unsubscribed_at is None,
-        "preferences_path": f"/p/{make_token('p', customer.pk)}",
+        "preferences_path": f"/p/{make_token(TokenKind.PREFERENCES, customer.pk)}",
         "unsubscribe_path": f"/u/{unsubscribe_token}" if unsubscribe_token else None,
     }
 
@@ -172,7 +173,7 @@ def _consent_context(customer, unsubscribe_token=None):
 def unsubscribe(request, token):
     """`GET /u/<token>` shows the choice (a GET never unsubscribes); `POST` unsubscribes, or with
     `action=resubscribe` undoes it."""
-    if not _page_allowed("u", token):
+    if not _page_allowed(TokenKind.UNSUBSCRIBE, token):
         return _too_many(request)
     recipient = selectors.recipient_for_token(token=token)
     if recipient is None:
@@ -217,7 +218,7 @@ class PreferencesForm(forms.Form):
 @require_http_methods(["GET", "HEAD", "POST"])
 def preferences(request, token):
     """`/p/<token>`: the customer's own choices, marketing and transactional email on or off."""
-    if not _page_allowed("p", token):
+    if not _page_allowed(TokenKind.PREFERENCES, token):
         return _too_many(request)
     customer = selectors.customer_for_token(token=token)
     if customer is None:

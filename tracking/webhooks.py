@@ -17,7 +17,7 @@ from django.db import connection
 from django.dispatch import receiver
 from django_tenants.utils import schema_context
 
-from campaigns.tokens import read_token
+from campaigns.tokens import TokenKind, read_token
 
 from . import selectors, services
 
@@ -127,7 +127,7 @@ def on_inbound_message(sender, event, esp_name, **kwargs):
             .values_list("schema_name", flat=True)
         )
     for schema in schemas:
-        if read_token("u", token, schema=schema) is None:
+        if read_token(TokenKind.UNSUBSCRIBE, token, schema=schema) is None:
             continue
         with schema_context(schema):
             recipient = selectors.recipient_for_token(token=token)

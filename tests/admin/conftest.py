@@ -1,7 +1,6 @@
 """Admin tests: Django's test client on tenant A's host, logged in as an admin or a marketer."""
 
 import os
-import uuid
 from datetime import timedelta
 
 import pytest
@@ -10,7 +9,7 @@ from django.test import Client
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from tests.conftest import IN_CI, PASSWORD
+from tests.conftest import IN_CI, PASSWORD, throwaway_tenant_create, throwaway_tenant_drop
 
 # Playwright's sync API runs an event loop in this thread; Django's ORM calls of the fixtures are safe.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -160,34 +159,27 @@ def site(django_db_setup, django_db_blocker):
     from tests.conftest import require_service
 
     require_service("redis")
-    from tenancy.models import Domain, Tenant
-    from tenancy.services import tenant_create
-    from tests.admin.live import MailSink, Processes, browser_queue, purge_queue
+    from tests.admin.live import Processes, browser_queue, purge_queue
+    from tests.processes import SmtpSink
 
-    slug = f"browser-{uuid.uuid4().hex[:6]}"
-    domain = f"{slug}.localhost"
     with django_db_blocker.unblock():
-        created = tenant_create(
-            slug=slug,
-            domain=domain,
+        created = throwaway_tenant_create(
+            "browser",
             name="Teashop Hungary",
-            admin_email=f"admin@{domain}",
-            admin_password=PASSWORD,
-        )
-        Tenant.objects.filter(pk=created.tenant.pk).update(
             from_name="Teashop",
             from_email="news@teashop.example",
             postal_address="Fő utca 1, 1011 Budapest",
             send_rate_per_second=1000,
             machine_open_window_seconds=0,
         )
+        domain = created.domain.domain
         with schema_context(created.tenant.schema_name):
             _seed(domain)
         connection.set_schema_to_public()
         purge_queue(browser_queue())
     from tests.dns_server import TestDNSServer
 
-    sink = MailSink()
+    sink = SmtpSink()
     sink.start()
     dns = TestDNSServer().start()
     processes = Processes(sink=sink, queue=browser_queue(), extra_env={"DNS_NAMESERVERS": dns.nameserver})
@@ -206,14 +198,7 @@ def site(django_db_setup, django_db_blocker):
         sink.stop()
         dns.stop()
         with django_db_blocker.unblock():
-            from events.models import OutboxEvent
-
-            connection.set_schema_to_public()
-            with connection.cursor() as cursor:
-                cursor.execute(f'DROP SCHEMA IF EXISTS "{created.tenant.schema_name}" CASCADE')
-            OutboxEvent.objects.filter(tenant=created.tenant.schema_name).delete()
-            Domain.objects.filter(tenant_id=created.tenant.pk).delete()
-            Tenant.objects.filter(pk=created.tenant.pk).delete()
+            throwaway_tenant_drop(created.tenant)
 
 
 @pytest.fixture(scope="module")

@@ -6,21 +6,17 @@ The web server and the worker are subprocesses on the test database; they see on
 the tenant is created (and dropped afterwards) outside any test transaction.
 """
 
-import email
-import email.policy
 import os
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
 
-from aiosmtpd.controller import Controller
 from django.conf import settings
 from django.db import connection
 
@@ -50,44 +46,6 @@ def free_port():
 def database_url():
     db = connection.settings_dict
     return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
-class MailSink:
-    """A real SMTP server on loopback that keeps every message it accepts."""
-
-    def __init__(self):
-        self.port = free_port()
-        self.messages = []  # (recipients, bytes)
-        self.lock = threading.Lock()
-        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
-
-    async def handle_DATA(self, server, session, envelope):
-        with self.lock:
-            self.messages.append(
-                (list(envelope.rcpt_tos), bytes(envelope.original_content or envelope.content))
-            )
-        return "250 OK"
-
-    def start(self):
-        self.controller.start()
-
-    def stop(self):
-        self.controller.stop()
-
-    def parsed(self):
-        with self.lock:
-            raw = list(self.messages)
-        parser = email.parser.BytesParser(policy=email.policy.default)
-        return [(rcpts, parser.parsebytes(data)) for rcpts, data in raw]
-
-    def wait_for(self, predicate, timeout=20):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = [(rcpts, msg) for rcpts, msg in self.parsed() if predicate(rcpts, msg)]
-            if found:
-                return found
-            time.sleep(0.1)
-        raise AssertionError("no such message arrived at the SMTP sink")
 
 
 class Processes:

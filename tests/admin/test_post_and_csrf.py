@@ -222,8 +222,9 @@ def test_it_shows_html_in_user_data_as_text_on_the_template_preview(admin_client
     assert "<" not in srcdoc
 
 
-def test_it_checks_off_a_test_copy_of_the_current_content_before_sending(admin_client_a, world, settings):
-    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+def test_it_checks_off_a_test_copy_of_the_current_content_before_sending(
+    admin_client_a, world, settings, locmem_mail
+):
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     campaign = world["campaign"]
     confirm = f"/admin/campaigns/campaign/{campaign.pk}/action/send/"

@@ -8,10 +8,7 @@ from campaigns.models import Campaign, CampaignRecipient, EmailTemplate
 
 from .conftest import make_campaign, make_customers, static_segment
 
-
-@pytest.fixture(autouse=True)
-def locmem(settings):
-    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+pytestmark = pytest.mark.usefixtures("locmem_mail")
 
 
 @pytest.fixture

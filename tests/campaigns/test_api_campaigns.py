@@ -14,10 +14,7 @@ from events.models import OutboxEvent
 
 from .conftest import HTML, make_campaign, make_customers, static_segment
 
-
-@pytest.fixture(autouse=True)
-def locmem(settings):
-    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+pytestmark = pytest.mark.usefixtures("locmem_mail")
 
 
 def _nothing_written(campaign, status="draft"):

@@ -28,10 +28,7 @@ def sink(settings):
         yield handler
 
 
-@pytest.fixture(autouse=True)
-def locmem(settings):
-    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-    settings.MAIL_UNSUBSCRIBE_MAILTO = ""
+pytestmark = pytest.mark.usefixtures("locmem_mail")
 
 
 class CancelledInFlight(sender.Messenger):

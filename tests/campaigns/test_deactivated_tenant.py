@@ -18,10 +18,7 @@ from .conftest import make_campaign, make_customers, static_segment
 FAST = RateLimiter(rate_per_second=100000)
 
 
-@pytest.fixture(autouse=True)
-def locmem(settings):
-    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-    settings.MAIL_UNSUBSCRIBE_MAILTO = ""
+pytestmark = pytest.mark.usefixtures("locmem_mail")
 
 
 @pytest.fixture

@@ -17,7 +17,13 @@ from django.db import connection
 from django_tenants.utils import schema_context
 
 from tests import processes
-from tests.conftest import PASSWORD, make_api_client, require_service, verified_sender_domain
+from tests.conftest import (
+    make_api_client,
+    require_service,
+    throwaway_tenant_create,
+    throwaway_tenant_drop,
+    verified_sender_domain,
+)
 
 QUEUE = settings.CELERY_TASK_DEFAULT_QUEUE  # the queue this test run's tasks go to
 BATCH = 5
@@ -35,32 +41,14 @@ def sink():
 def live(django_db_setup, django_db_blocker):
     """A committed tenant of its own (schema, domain, admin), dropped with everything in it afterwards."""
     require_service("redis")
-    from tenancy.models import Domain, Tenant
-    from tenancy.services import tenant_create
-
-    slug = f"e2e-{uuid.uuid4().hex[:8]}"
     with django_db_blocker.unblock():
-        created = tenant_create(
-            slug=slug,
-            domain=f"{slug}.localhost",
-            admin_email=f"admin@{slug}.localhost",
-            admin_password=PASSWORD,
-        )
-        Tenant.objects.filter(pk=created.tenant.pk).update(send_rate_per_second=10000)
-        created.tenant.refresh_from_db()
+        created = throwaway_tenant_create("e2e", send_rate_per_second=10000)
         with schema_context(created.tenant.schema_name):
             verified_sender_domain("shop.example")  # the campaigns send from news@shop.example
         connection.set_schema_to_public()
     yield created.tenant
     with django_db_blocker.unblock():
-        from events.models import OutboxEvent
-
-        connection.set_schema_to_public()
-        with connection.cursor() as cursor:
-            cursor.execute(f'DROP SCHEMA IF EXISTS "{created.tenant.schema_name}" CASCADE')
-        OutboxEvent.objects.filter(tenant=created.tenant.schema_name).delete()
-        Domain.objects.filter(tenant=created.tenant).delete()
-        Tenant.objects.filter(pk=created.tenant.pk).delete()
+        throwaway_tenant_drop(created.tenant)
 
 
 @pytest.fixture(scope="module")

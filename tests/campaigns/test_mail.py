@@ -16,6 +16,7 @@ from django.core.mail import BadHeaderError, EmailMultiAlternatives
 
 from campaigns import mail, senders, tokens
 from campaigns.models import SenderDomain
+from tests import processes
 from tests.conftest import verified_sender_domain
 
 
@@ -159,31 +160,10 @@ def test_it_signs_the_platform_address_with_the_platform_key_or_not_at_all(tenan
         mail.signer_for("news@shop.example")
 
 
-class _Envelopes:
-    """aiosmtpd handler keeping each message's envelope sender, recipients and bytes."""
-
-    def __init__(self):
-        self.received = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.received.append((envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.original_content)))
-        return "250 OK"
-
-
 @pytest.fixture
 def envelope_server():
-    import socket
-
-    from aiosmtpd.controller import Controller
-
-    handler = _Envelopes()
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield handler, port
-    controller.stop()
+    with processes.smtp_sink() as sink:
+        yield sink, sink.port
 
 
 @pytest.mark.parametrize("pipelining", ["always", "never"])
@@ -206,24 +186,24 @@ def test_it_sends_signed_messages_and_refuses_foreign_senders_over_smtp(
 
     assert results[0] is None and results[2] is None
     assert isinstance(results[1], mail.SenderRefused)
-    assert [(sender, rcpts) for sender, rcpts, _ in handler.received] == [
+    assert [(envelope.mail_from, envelope.rcpt_tos) for envelope in handler.envelopes] == [
         ("news@shop.example", ["one@example.com"]),
         ("news@shop.example", ["three@example.com"]),
     ]
-    for _, _, raw in handler.received:
+    for _, raw in handler.messages:
         assert dkim.verify(raw, dnsfunc=_published(verified_domain))
         assert _dkim_fields(raw)["d"] == "shop.example"
         parsed = email.message_from_bytes(raw, policy=email.policy.default)
         assert parsed["From"].addresses[0].domain == "shop.example"
 
     # Tenant B, sending as tenant A's verified domain: refused, nothing reaches the server.
-    handler.received.clear()
+    handler.clear()
     with schema_context(other_tenant.schema_name):
         backend = mail.CampaignSMTPBackend(host="127.0.0.1", port=port, timeout=5)
         [result] = backend.send_many([_message(from_email="news@shop.example")])
         backend.close()
     assert isinstance(result, mail.SenderRefused)
-    assert handler.received == []
+    assert handler.messages == []
 
 
 def test_it_uses_the_return_path_setting_as_the_envelope_sender(verified_domain, envelope_server, settings):
@@ -232,7 +212,8 @@ def test_it_uses_the_return_path_setting_as_the_envelope_sender(verified_domain,
     backend = mail.CampaignSMTPBackend(host="127.0.0.1", port=port, timeout=5)
     assert backend.send_messages([_message(from_email="Shop <news@shop.example>")]) == 1
     backend.close()
-    [(sender, _, raw)] = handler.received
+    [envelope] = handler.envelopes
+    sender, raw = envelope.mail_from, envelope.original_content
     assert sender == "bounces@bounce.platform.example"
     assert email.message_from_bytes(raw, policy=email.policy.default)["From"].addresses[0].addr_spec == (
         "news@shop.example"
@@ -294,39 +275,20 @@ def test_it_signs_tokens_exactly_as_django_signer_does(kind):
         assert tokens.read_token(kind, token, schema="tenant_y") is None
 
 
-class _Refusing:
-    """aiosmtpd handler: refuses bad@ at RCPT (550), later@ at DATA (451), keeps the rest."""
+class _Refusing(processes.SmtpSink):
+    """Refuses bad@ at RCPT (550), later@ at DATA (451), keeps the rest."""
 
-    def __init__(self):
-        self.received = []
+    def rcpt_reply(self, address):
+        return "550 5.1.1 no such user" if address.startswith("bad@") else None
 
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        if address.startswith("bad@"):
-            return "550 5.1.1 no such user"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):
-        if envelope.rcpt_tos[0].startswith("later@"):
-            return "451 4.3.0 try again later"
-        self.received.append((envelope.rcpt_tos[0], envelope.content))
-        return "250 OK"
+    def data_reply(self, envelope):
+        return "451 4.3.0 try again later" if envelope.rcpt_tos[0].startswith("later@") else None
 
 
 @pytest.fixture
 def smtp_server():
-    import socket
-
-    from aiosmtpd.controller import Controller
-
-    handler = _Refusing()
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield handler, port
-    controller.stop()
+    with processes.smtp_sink(_Refusing()) as sink:
+        yield sink, sink.port
 
 
 @pytest.mark.parametrize("pipelining", ["always", "never"])
@@ -349,12 +311,12 @@ def test_it_sends_a_batch_with_per_message_results(smtp_server, pipelining):
     assert mail.delivery_error(results[1]).permanent is True
     assert isinstance(results[2], smtplib.SMTPDataError) and results[2].smtp_code == 451
     assert paced == [0, 1, 2, 3, 4]
-    assert [address for address, _ in handler.received] == [
+    assert [rcpts[0] for rcpts, _ in handler.messages] == [
         "ok1@example.com",
         "ok2@example.com",
         "dots@example.com",
     ]
-    parsed = email.message_from_bytes(handler.received[2][1], policy=email.policy.default)
+    parsed = email.message_from_bytes(handler.messages[2][1], policy=email.policy.default)
     assert (
         parsed.get_body(("plain",)).get_content().replace("\r\n", "\n")
         == "Hi dots@example.com\n.\n..\n.end\n"
@@ -405,4 +367,4 @@ def test_it_sends_nothing_more_once_the_hook_stops_the_batch(
     again = mail.CampaignSMTPBackend(host="127.0.0.1", port=port, timeout=5)
     assert again.send_many([_message(to=["after@example.com"])]) == [None]
     again.close()
-    assert [address for address, _ in handler.received] == to[:delivered] + ["after@example.com"]
+    assert [rcpts[0] for rcpts, _ in handler.messages] == to[:delivered] + ["after@example.com"]

@@ -25,10 +25,8 @@ PAUSED = "sending paused: Redis unreachable"
 
 
 @pytest.fixture(autouse=True)
-def isolated(settings):
+def isolated(settings, locmem_mail):
     """Mail to locmem; the cache (stall markers, rate fallback) in this process, not in a shared Redis."""
-    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-    settings.MAIL_UNSUBSCRIBE_MAILTO = ""
     settings.CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.locmem.LocMemCache",

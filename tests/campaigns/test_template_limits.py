@@ -25,7 +25,12 @@ from campaigns.rendering import RenderLimitExceeded, order_context, render_messa
 from campaigns.transactional import DEFAULT_TEMPLATES
 from customers.models import Customer
 from tests import processes
-from tests.conftest import PASSWORD, require_service, verified_sender_domain
+from tests.conftest import (
+    require_service,
+    throwaway_tenant_create,
+    throwaway_tenant_drop,
+    verified_sender_domain,
+)
 
 from .conftest import make_campaign, make_customers, static_segment
 
@@ -50,10 +55,7 @@ TOO_MUCH_WORK = (
 )
 
 
-@pytest.fixture(autouse=True)
-def locmem(settings):
-    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-    settings.MAIL_UNSUBSCRIBE_MAILTO = ""
+pytestmark = pytest.mark.usefixtures("locmem_mail")
 
 
 @pytest.fixture
@@ -573,29 +575,11 @@ def test_it_fails_only_the_bomb_recipient_at_send_without_building_it(tenant):
 def live_tenant(django_db_setup, django_db_blocker):
     """A committed tenant of its own (the worker is another process), dropped afterwards."""
     require_service("redis")
-    from events.models import OutboxEvent
-    from tenancy.models import Domain, Tenant
-    from tenancy.services import tenant_create
-
-    slug = f"bomb-{uuid.uuid4().hex[:8]}"
     with django_db_blocker.unblock():
-        created = tenant_create(
-            slug=slug,
-            domain=f"{slug}.localhost",
-            admin_email=f"admin@{slug}.localhost",
-            admin_password=PASSWORD,
-        )
-        Tenant.objects.filter(pk=created.tenant.pk).update(send_rate_per_second=10000)
-        created.tenant.refresh_from_db()
-        connection.set_schema_to_public()
+        created = throwaway_tenant_create("bomb", send_rate_per_second=10000)
     yield created.tenant
     with django_db_blocker.unblock():
-        connection.set_schema_to_public()
-        with connection.cursor() as cursor:
-            cursor.execute(f'DROP SCHEMA IF EXISTS "{created.tenant.schema_name}" CASCADE')
-        OutboxEvent.objects.filter(tenant=created.tenant.schema_name).delete()
-        Domain.objects.filter(tenant=created.tenant).delete()
-        Tenant.objects.filter(pk=created.tenant.pk).delete()
+        throwaway_tenant_drop(created.tenant)
 
 
 def _live_campaign(live_tenant, blocker, *, name, html, customers):

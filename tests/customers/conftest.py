@@ -1,5 +1,3 @@
-import time
-
 import pytest
 from django.db import connection
 from django_tenants.utils import schema_context
@@ -7,6 +5,7 @@ from django_tenants.utils import schema_context
 from customers import services
 from customers.serializers import CustomerInputSerializer, OrderInputSerializer
 from events.models import OutboxEvent
+from tests.conftest import throwaway_tenant_create, throwaway_tenant_drop
 
 
 def make_customer(**fields):
@@ -45,13 +44,10 @@ def fresh_tenant(django_db_blocker):
     from django.contrib.auth import get_user_model
     from rest_framework.authtoken.models import Token
 
-    from tenancy.models import Domain, Tenant
     from tenancy.roles import MARKETER, user_role_assign
-    from tenancy.services import tenant_create
 
-    slug = f"cust-conc-{int(time.time() * 1000) % 10**8}"
     with django_db_blocker.unblock():
-        created = tenant_create(slug=slug, domain=f"{slug}.localhost")
+        created = throwaway_tenant_create("cust-conc", admin_password=None)
         schema = created.tenant.schema_name
         with schema_context(schema):
             user = get_user_model().objects.create_user(username="api@example.com", password="x-password-1")
@@ -60,9 +56,4 @@ def fresh_tenant(django_db_blocker):
         try:
             yield created.domain.domain, schema, token
         finally:
-            connection.set_schema_to_public()
-            with connection.cursor() as cursor:
-                cursor.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-            OutboxEvent.objects.filter(tenant=schema).delete()
-            Domain.objects.filter(tenant__schema_name=schema).delete()
-            Tenant.objects.filter(schema_name=schema).delete()
+            throwaway_tenant_drop(created.tenant)

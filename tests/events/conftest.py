@@ -11,13 +11,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.conf import settings
-from django.db import connection, connections
+from django.db import connections
 from django.db.models import Q
 from django_tenants.utils import schema_context
 from kombu import Connection, Queue
 
 from events.broker import events_exchange
-from tests.conftest import IN_CI
+from tests.conftest import IN_CI, throwaway_tenant_create, throwaway_tenant_drop
 from tests.processes import celery_worker, database_url
 
 
@@ -175,29 +175,7 @@ def celery_worker_process(**extra_env):
 @pytest.fixture
 def fresh_tenant(db):
     """A tenant of this test only (committed, with an admin), dropped afterwards with what it left in public."""
-    from events.models import InboxMessage, OutboxEvent, TransactionalEmail
-    from tenancy.models import Tenant
-    from tenancy.services import tenant_create
-
-    slug = f"evt-{uuid.uuid4().hex[:8]}"
-    created = committed(
-        lambda: tenant_create(
-            slug=slug,
-            domain=f"{slug}.localhost",
-            admin_email=f"admin@{slug}.localhost",
-            admin_password="fresh-pass-123",
-        )
-    )
-    schema = created.tenant.schema_name
+    created = committed(lambda: throwaway_tenant_create("evt", admin_password="fresh-pass-123"))
     created.tenant.admin_email = created.admin_email
     yield created.tenant
-
-    def drop():
-        connection.set_schema_to_public()
-        with connection.cursor() as cursor:
-            cursor.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        Tenant.objects.filter(schema_name=schema).delete()
-        for model in (InboxMessage, OutboxEvent, TransactionalEmail):
-            model.objects.filter(tenant=schema).delete()
-
-    committed(drop)
+    committed(lambda: throwaway_tenant_drop(created.tenant))

@@ -11,7 +11,6 @@ server (gunicorn, tests/admin/live.py) and the real OpenID Connect provider on l
 
 import http.client
 import json
-import uuid
 
 import pytest
 from django.db import connection
@@ -19,7 +18,7 @@ from django_tenants.utils import schema_context
 from playwright.sync_api import expect
 
 from tests.admin.conftest import chromium, screenshot  # noqa: F401  (fixture)
-from tests.conftest import PASSWORD, require_service
+from tests.conftest import PASSWORD, require_service, throwaway_tenant_create, throwaway_tenant_drop
 from tests.signin.oidc_provider import OIDCProvider
 
 pytestmark = pytest.mark.browser
@@ -76,11 +75,9 @@ def _make_user(email, role):
 def sso_site(django_db_setup, django_db_blocker):
     """Two committed tenants with users, the OIDC provider, gunicorn (and a worker) on loopback."""
     require_service("redis")
-    from events.models import OutboxEvent
-    from tenancy.models import Domain, Tenant
     from tenancy.roles import MARKETER
-    from tenancy.services import tenant_create
-    from tests.admin.live import MailSink, Processes, browser_queue, purge_queue
+    from tests.admin.live import Processes, browser_queue, purge_queue
+    from tests.processes import SmtpSink
 
     provider = OIDCProvider().start()
     provider.add_client("crm-a", "secret-a")
@@ -88,21 +85,14 @@ def sso_site(django_db_setup, django_db_blocker):
     tenants = {}
     with django_db_blocker.unblock():
         for slug in ("a", "b"):
-            name = f"sso{slug}-{uuid.uuid4().hex[:6]}"
-            domain = f"{name}.localhost"
-            created = tenant_create(
-                slug=name,
-                domain=domain,
-                name=f"Shop {slug.upper()}",
-                admin_email=f"admin@{domain}",
-                admin_password=PASSWORD,
-            )
+            created = throwaway_tenant_create(f"sso{slug}", name=f"Shop {slug.upper()}")
+            domain = created.domain.domain
             tenants[slug] = (created.tenant, domain)
             with schema_context(created.tenant.schema_name):
                 _make_user(f"marketer@{domain}", MARKETER)
             connection.set_schema_to_public()
         purge_queue(browser_queue())
-    sink = MailSink()
+    sink = SmtpSink()
     sink.start()
     processes = Processes(sink=sink, queue=browser_queue())
     processes.env["SSO_GOOGLE_ISSUER"] = provider.issuer
@@ -129,13 +119,8 @@ def sso_site(django_db_setup, django_db_blocker):
         sink.stop()
         provider.stop()
         with django_db_blocker.unblock():
-            connection.set_schema_to_public()
             for tenant, _domain in tenants.values():
-                with connection.cursor() as cursor:
-                    cursor.execute(f'DROP SCHEMA IF EXISTS "{tenant.schema_name}" CASCADE')
-                OutboxEvent.objects.filter(tenant=tenant.schema_name).delete()
-                Domain.objects.filter(tenant_id=tenant.pk).delete()
-                Tenant.objects.filter(pk=tenant.pk).delete()
+                throwaway_tenant_drop(tenant)
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from django_tenants.utils import schema_context
 
 from campaigns.tokens import make_token
 from tests import processes
-from tests.conftest import PASSWORD, require_service
+from tests.conftest import require_service, throwaway_tenant_create, throwaway_tenant_drop
 
 from .conftest import APPLE_MPP_AGENT, HUMAN_AGENT
 
@@ -39,18 +38,9 @@ def world(django_db_setup, django_db_blocker):
 
     from campaigns.models import Campaign, CampaignLink, CampaignRecipient
     from customers.models import Customer
-    from events.models import OutboxEvent
-    from tenancy.models import Domain, Tenant
-    from tenancy.services import tenant_create
 
-    slug = f"trk-{uuid.uuid4().hex[:8]}"
     with django_db_blocker.unblock():
-        created = tenant_create(
-            slug=slug,
-            domain=f"{slug}.localhost",
-            admin_email=f"admin@{slug}.localhost",
-            admin_password=PASSWORD,
-        )
+        created = throwaway_tenant_create("trk")
         with schema_context(created.tenant.schema_name):
             campaign = Campaign.objects.create(name="Live", status="sent", sent_at=timezone.now())
             link = CampaignLink.objects.create(campaign=campaign, url="https://shop.example.com/live")
@@ -66,7 +56,7 @@ def world(django_db_setup, django_db_blocker):
                         sent_at=timezone.now() - timedelta(hours=1),
                     )
                 )
-            admin = get_user_model().objects.get(username=f"admin@{slug}.localhost")
+            admin = get_user_model().objects.get(username=created.admin_email)
             token = Token.objects.create(user=admin).key
             tokens = {
                 "open": [make_token("o", r.pk) for r in recipients],
@@ -78,18 +68,13 @@ def world(django_db_setup, django_db_blocker):
         connection.set_schema_to_public()
     yield {
         "tenant": created.tenant,
-        "host": f"{slug}.localhost",
+        "host": created.domain.domain,
         "campaign": campaign,
         "token": token,
         **tokens,
     }
     with django_db_blocker.unblock():
-        connection.set_schema_to_public()
-        with connection.cursor() as cursor:
-            cursor.execute(f'DROP SCHEMA IF EXISTS "{created.tenant.schema_name}" CASCADE')
-        OutboxEvent.objects.filter(tenant=created.tenant.schema_name).delete()
-        Domain.objects.filter(tenant=created.tenant).delete()
-        Tenant.objects.filter(pk=created.tenant.pk).delete()
+        throwaway_tenant_drop(created.tenant)
 
 
 def _environment():

@@ -35,7 +35,7 @@ def test_a_queued_order_email_of_a_deactivated_tenant_is_skipped_and_not_sent(te
 
     assert transactional.send_transactional_email(email_id=queued[0]) == "skipped"
 
-    assert smtp_sink.messages() == []
+    assert smtp_sink.emails() == []
     row = TransactionalEmail.objects.get(pk=queued[0])
     assert (row.status, row.reason, row.sent_at, row.lease_until) == (
         "skipped",
@@ -46,7 +46,7 @@ def test_a_queued_order_email_of_a_deactivated_tenant_is_skipped_and_not_sent(te
     # Reactivated later, the skipped email stays skipped: a confirmation does not arrive days late.
     tenant_activate(tenant=tenant)
     assert transactional.send_transactional_email(email_id=queued[0]) == "busy"
-    assert smtp_sink.messages() == []
+    assert smtp_sink.emails() == []
 
 
 def test_the_sweeper_enqueues_nothing_of_a_deactivated_tenant(tenant, other_tenant, queued, monkeypatch):

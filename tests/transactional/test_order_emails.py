@@ -51,7 +51,7 @@ def test_it_sends_one_confirmation_and_one_shipping_notice_however_often_the_sho
     patches = [shop.patch(f"/api/orders/{order.pk}", {"status": "shipped"}).status_code for _ in range(2)]
 
     assert statuses == [201, 200, 200] and patches == [200, 200]
-    messages = smtp_sink.messages()
+    messages = smtp_sink.emails()
     assert sorted(m["Subject"] for m in messages) == [
         "Your order 1001 is confirmed",
         "Your order 1001 is on its way",
@@ -91,7 +91,7 @@ def test_a_customer_who_turned_transactional_email_off_gets_none_and_the_log_say
     order = Order.objects.get(external_id="w-2")
     shop.patch(f"/api/orders/{order.pk}", {"status": "shipped"})
 
-    assert smtp_sink.messages() == []
+    assert smtp_sink.emails() == []
     logged = Interaction.objects.filter(customer__email="quiet@example.com", kind="transactional_email")
     assert sorted(i.body for i in logged) == [
         "Order confirmation for order 1001 not sent: the customer turned transactional email off.",
@@ -108,7 +108,7 @@ def test_a_customer_who_turned_transactional_email_off_gets_none_and_the_log_say
 def test_an_order_recorded_already_shipped_gets_both_emails(shop, smtp_sink):
     shop.post("/api/orders", order_body(external_id="w-3", status="shipped"))
 
-    assert sorted(m["Subject"] for m in smtp_sink.messages()) == [
+    assert sorted(m["Subject"] for m in smtp_sink.emails()) == [
         "Your order 1001 is confirmed",
         "Your order 1001 is on its way",
     ]
@@ -119,7 +119,7 @@ def test_a_historic_or_cancelled_order_gets_no_confirmation(shop, smtp_sink):
     shop.post("/api/orders", order_body(external_id="w-old", placed_at=old))
     shop.post("/api/orders", order_body(external_id="w-cancelled", status="cancelled"))
 
-    assert smtp_sink.messages() == []
+    assert smtp_sink.emails() == []
     ids = Order.objects.filter(external_id__in=["w-old", "w-cancelled"]).values_list("pk", flat=True)
     assert not TransactionalEmail.objects.filter(tenant="tenant_a", order_id__in=list(ids)).exists()
 
@@ -132,7 +132,7 @@ def test_it_renders_the_tenants_own_template(shop, smtp_sink):
     shop.post("/api/customers", {"email": "eva@example.com", "first_name": "Éva"})
     shop.post("/api/orders", order_body(external_id="w-4", email="eva@example.com"))
 
-    assert [m["Subject"] for m in smtp_sink.messages()] == ["Köszönjük, Éva! Rendelés: 1001"]
+    assert [m["Subject"] for m in smtp_sink.emails()] == ["Köszönjük, Éva! Rendelés: 1001"]
 
 
 def test_it_recreates_a_missing_default_template_when_sending(shop, smtp_sink):
@@ -140,7 +140,7 @@ def test_it_recreates_a_missing_default_template_when_sending(shop, smtp_sink):
 
     shop.post("/api/orders", order_body(external_id="w-5"))
 
-    assert [m["Subject"] for m in smtp_sink.messages()] == ["Your order 1001 is confirmed"]
+    assert [m["Subject"] for m in smtp_sink.emails()] == ["Your order 1001 is confirmed"]
     assert sorted(EmailTemplate.objects.filter(kind="transactional").values_list("key", flat=True)) == [
         "order_confirmation"
     ]
@@ -152,7 +152,7 @@ def test_a_transient_smtp_error_is_retried_and_the_email_still_goes_once(shop, s
     row = TransactionalEmail.objects.get(
         tenant="tenant_a", kind="order_confirmation", order_id=Order.objects.get(external_id="w-6").pk
     )
-    assert (row.status, row.attempts, smtp_sink.messages()) == ("sending", 1, [])
+    assert (row.status, row.attempts, smtp_sink.emails()) == ("sending", 1, [])
     assert row.reason.startswith("451")
     assert 29 <= (row.lease_until - timezone.now()).total_seconds() <= 31
 
@@ -164,7 +164,7 @@ def test_a_transient_smtp_error_is_retried_and_the_email_still_goes_once(shop, s
     assert transactional.transactional_email_send(email_id=row.pk) == ("sent", None)
     assert transactional.transactional_email_send(email_id=row.pk) == ("busy", None)
 
-    assert len(smtp_sink.messages()) == 1
+    assert len(smtp_sink.emails()) == 1
     row.refresh_from_db()
     assert (row.status, row.attempts) == ("sent", 2)
 
@@ -181,7 +181,7 @@ def test_a_permanent_refusal_marks_it_failed_with_the_reason(shop, smtp_sink):
     )
     logged = Interaction.objects.get(customer__email="nobody@example.com", kind="transactional_email")
     assert (logged.body, logged.data["status"]) == (row.reason, "failed")
-    assert smtp_sink.messages() == []
+    assert smtp_sink.emails() == []
 
 
 def test_two_workers_never_both_claim_one_email(tenant):
@@ -218,12 +218,12 @@ def test_a_request_whose_task_was_lost_is_sent_by_the_sweeper(shop, smtp_sink, m
 
     monkeypatch.setattr(transactional.send_transactional_email, "apply_async", broker_down)
     shop.post("/api/orders", order_body(external_id="w-8"))
-    assert smtp_sink.messages() == []
+    assert smtp_sink.emails() == []
     monkeypatch.undo()
 
     assert transactional.transactional_emails_requeue(older_than=timedelta(0)) >= 1
 
-    assert [m["Subject"] for m in smtp_sink.messages()] == ["Your order 1001 is confirmed"]
+    assert [m["Subject"] for m in smtp_sink.emails()] == ["Your order 1001 is confirmed"]
 
 
 def test_new_tenants_start_with_a_default_template_for_each_key(tenant):
@@ -250,7 +250,7 @@ def test_a_broken_template_fails_the_email_and_the_log_names_the_line(shop, smtp
 
     shop.post("/api/orders", order_body(external_id="w-9"))
 
-    assert smtp_sink.messages() == []
+    assert smtp_sink.emails() == []
     row = TransactionalEmail.objects.get(tenant="tenant_a", order_id=Order.objects.get(external_id="w-9").pk)
     assert row.status == "failed"
     assert row.reason.startswith(
@@ -265,4 +265,4 @@ def test_the_bulk_endpoint_repeating_an_order_sends_one_confirmation(shop, smtp_
 
     assert response.status_code == 200, response.content
     assert [r["status"] for r in response.json()["results"]] == ["created", "updated", "updated"]
-    assert [m["Subject"] for m in smtp_sink.messages()] == ["Your order 1001 is confirmed"]
+    assert [m["Subject"] for m in smtp_sink.emails()] == ["Your order 1001 is confirmed"]

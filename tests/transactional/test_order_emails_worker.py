@@ -50,7 +50,7 @@ def test_a_real_worker_sends_one_confirmation_and_one_shipping_notice(fresh_tena
         time.sleep(1.0)  # a duplicate would arrive now
 
     assert (posted, patched) == ([201, 200, 200], [200, 200])
-    assert sorted(m["Subject"] for m in smtp_sink.messages()) == [
+    assert sorted(m["Subject"] for m in smtp_sink.emails()) == [
         "Your order R-1 is confirmed",
         "Your order R-1 is on its way",
     ]

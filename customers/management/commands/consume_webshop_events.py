@@ -13,11 +13,12 @@ plugs the customer and order services into it, so the dependencies point one way
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from kombu.exceptions import OperationalError as KombuOperationalError
+from rest_framework.exceptions import ValidationError as DRFValidationError
 
 from customers.models import Order
 from customers.serializers import CustomerInputSerializer, OrderInputSerializer, OrderStatusInputSerializer
 from customers.services import customer_upsert, order_set_status, order_upsert
-from events.inbound import webshop_consume
+from events.inbound import InvalidData, webshop_consume
 
 
 def customer_upserted(data):
@@ -52,6 +53,18 @@ HANDLERS = {
 }
 
 
+def _refusals_as_invalid_data(handler):
+    """The serializers' refusals, told to the consumer (which knows no API) as InvalidData."""
+
+    def apply(data):
+        try:
+            return handler(data)
+        except DRFValidationError as error:
+            raise InvalidData(error.detail) from error
+
+    return apply
+
+
 class Command(BaseCommand):
     help = "Consume customer.upserted / order.created / order.updated from the webshop.events exchange."
 
@@ -67,7 +80,7 @@ class Command(BaseCommand):
             raise CommandError("--batch-size must be between 1 and 10000.")
         try:
             stats = webshop_consume(
-                handlers=HANDLERS,
+                handlers={kind: _refusals_as_invalid_data(handler) for kind, handler in HANDLERS.items()},
                 once=once,
                 max_messages=max_messages,
                 batch_size=batch_size,

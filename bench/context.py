@@ -19,6 +19,7 @@ class Scale:
     sizes: list  # customers, ascending; the largest is the size of the main table
     freeze_share: str  # what the row-3 segment selects (documented in the results)
     send_messages: int
+    flow_waiting_runs: int  # row 9b: runs waiting in a flow, none due
     wrk_seconds: int
     wrk_connections: int
     tenants: list  # tenant counts for the migrate timing, ascending
@@ -34,6 +35,7 @@ SCALES = {
         sizes=[1_000, 4_000],
         freeze_share="country = HU",
         send_messages=300,
+        flow_waiting_runs=20_000,
         wrk_seconds=5,
         wrk_connections=8,
         tenants=[3, 10],
@@ -46,6 +48,7 @@ SCALES = {
         sizes=[10_000, 100_000, 1_000_000],
         freeze_share="country = HU",
         send_messages=20_000,
+        flow_waiting_runs=1_000_000,
         wrk_seconds=30,
         wrk_connections=8,
         tenants=[10, 100, 1000],

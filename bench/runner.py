@@ -19,10 +19,11 @@ from bench.workloads import (
     w6_customers_api,
     w7_tenants,
     w8_stats,
+    w9_flows,
     w10_attribution,
 )
 
-ALL_ROWS = (1, 2, 3, 4, 5, 6, 7, 8, 10)
+ALL_ROWS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
 GROWTH_ROWS = (1, 2, 3, 6)
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -109,7 +110,7 @@ def _outbox_clean(prefix):
 
 def _run_rows(ctx, report, selected):
     config = ctx.scale
-    needs_data = selected & {2, 3, 4, 5, 6, 8, 10}
+    needs_data = selected & {2, 3, 4, 5, 6, 8, 9, 10}
     if needs_data:
         tenant = data.scratch_tenant_create(slug=data.tenant_slug(ctx.prefix, "data"), with_admin=True)
         ctx.data_schema = tenant.schema_name
@@ -179,6 +180,10 @@ def _run_rows(ctx, report, selected):
             report.add(row)
     if 4 in selected:
         rows = _guard(report, ctx, "4", "deliver personalised messages", lambda: w4_send.run(ctx))
+        for row in rows or []:
+            report.add(row)
+    if 9 in selected:
+        rows = _guard(report, ctx, "9", "flows", lambda: w9_flows.run(ctx))
         for row in rows or []:
             report.add(row)
     if 5 in selected:

@@ -98,6 +98,8 @@ def navigation(request):
                     "admin:campaigns_campaign_changelist",
                     "campaigns.view_campaign",
                 ),
+                _item(_("Flows"), "account_tree", "admin:flows_flow_changelist", "flows.view_flow"),
+                _item(_("Flow runs"), "route", "admin:flows_flowrun_changelist", "flows.view_flowrun"),
                 _item(
                     _("Suppressions"),
                     "block",

@@ -11,6 +11,7 @@ urlpatterns = [
     path("", include("customers.urls")),
     path("", include("segments.urls")),
     path("", include("campaigns.urls")),
+    path("", include("flows.urls")),
     path("", include("tracking.api_urls")),
     path("", include("assist.urls")),
 ]

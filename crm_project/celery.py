@@ -33,6 +33,13 @@ app.conf.beat_schedule = {
         "task": "campaigns.transactional.requeue_transactional_emails",
         "schedule": 60.0,
     },
+    # Flows: advance due runs and send queued flow emails (every FLOW_TICK_SECONDS), and the
+    # periodic triggers (customers created, segments entered, dates) once a minute.
+    "flows-dispatch": {
+        "task": "flows.tasks.dispatch_flows",
+        "schedule": float(os.environ.get("FLOW_TICK_SECONDS", "5")),
+    },
+    "flows-sweep": {"task": "flows.tasks.sweep_flow_triggers", "schedule": 60.0},
     # Roll raw open/click hits up into counters, interactions and events.
     "tracking-rollup": {"task": "tracking.tasks.rollup_all_tenants", "schedule": 15.0},
     # Day-after campaign summaries that came due (one indexed read of a public table per tick).

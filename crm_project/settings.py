@@ -82,6 +82,7 @@ TENANT_APPS = [
     "customers",
     "segments",
     "campaigns",
+    "flows",
     "tracking",
     # Sign-in with Google / OpenID Connect: social accounts live with the users, per tenant.
     "allauth",
@@ -397,6 +398,13 @@ CAMPAIGN_TASK_SECONDS = int(env("CAMPAIGN_TASK_SECONDS", "30"))
 # A sending campaign with due recipients, none held and none sent for this long gets fresh batch
 # tasks from beat (its task messages were lost, e.g. with a Redis restart).
 CAMPAIGN_STALL_SECONDS = int(env("CAMPAIGN_STALL_SECONDS", "30"))
+# Flows (flows/engine.py): due runs advanced per transaction, and how long one tenant's dispatch may
+# run before it hands over; how many sender tasks start when a dispatch queued messages.
+FLOW_DISPATCH_BATCH = int(env("FLOW_DISPATCH_BATCH", "500"))
+FLOW_DISPATCH_SECONDS = int(env("FLOW_DISPATCH_SECONDS", "20"))
+FLOW_SEND_CONCURRENCY = int(env("FLOW_SEND_CONCURRENCY", "2"))
+# Beat's flow tick (seconds): a due step runs within this (plus the dispatch itself); PRODUCT.md: 15 s.
+FLOW_TICK_SECONDS = float(env("FLOW_TICK_SECONDS", "5"))
 # Limits of marketers' templates (campaigns/rendering.py): the size of each source (a 400 naming the
 # field when saved), `{% for %}` nesting, and the budget of one message's render: steps (loop passes,
 # tags, variables, filter calls), characters per rendered part, and seconds as the backstop. Over the

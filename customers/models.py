@@ -171,6 +171,8 @@ class Interaction(models.Model):
         ("resubscribed", "Resubscribed"),
         ("resubscribe_ignored", "Resubscribe ignored"),
         ("erased", "Personal data erased"),
+        # A customer event the webshop reported (POST /api/events; the flows app stores it).
+        ("custom_event", "Custom event"),
     ]
     USER_KINDS = ("note", "call", "meeting")
 

@@ -28,6 +28,9 @@ EVENT_TYPES = {
     "email.clicked",
     "order.attributed",
     "campaign.ab_winner",
+    "flow.entered",
+    "flow.exited",
+    "flow.completed",
 }
 
 # One publisher at a time across all processes: that is what keeps the stream in id order.

@@ -15,7 +15,7 @@ from django.db.models import Q
 
 ADMIN = "Admin"
 MARKETER = "Marketer"
-MARKETER_APPS = ["customers", "segments", "campaigns", "tracking"]
+MARKETER_APPS = ["customers", "segments", "campaigns", "flows", "tracking"]
 ADMIN_APPS = MARKETER_APPS + ["auth", "authtoken"]
 # The tenant's own settings page (sender, postal address, rate limit, tracking) on its host.
 TENANT_SETTINGS_PERMISSION = "tenancy.change_tenant"

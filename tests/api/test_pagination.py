@@ -4,6 +4,7 @@ import pytest
 from drf_spectacular.generators import SchemaGenerator
 
 from customers import pagination
+from flows.services import flow_create
 from tests.campaigns.conftest import make_campaign, make_customers, static_segment
 
 SCHEMA = SchemaGenerator().get_schema(request=None, public=True)
@@ -21,7 +22,8 @@ def objects(tenant):
     customers = make_customers(2, prefix="page")
     segment = static_segment(customers)
     campaign = make_campaign(segment)
-    return {"customers": customers[0].pk, "segments": segment.pk, "campaigns": campaign.pk}
+    flow = flow_create(name="Pages")
+    return {"customers": customers[0].pk, "segments": segment.pk, "campaigns": campaign.pk, "flows": flow.pk}
 
 
 def _url(path, objects):

@@ -9,14 +9,48 @@ from django.utils import timezone
 from jsonschema import Draft202012Validator
 
 from campaigns.abtests import campaign_ab_decide
-from campaigns.models import Campaign, CampaignLink, CampaignRecipient
+from campaigns.models import Campaign, CampaignLink, CampaignRecipient, EmailTemplate
 from campaigns.services import campaign_cancel, campaign_finish_if_done
 from events.contracts import SCHEMA_DIR, event_errors, event_schema, webshop_envelope_errors
 from events.models import OutboxEvent
 from events.services import EVENT_TYPES, outbox_publish
+from flows.engine import dispatch_tenant
 from tracking.services import hit_record_click, hit_record_open, hits_rollup, recipient_unsubscribe
 
 HUMAN = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
+
+
+def _flow_events(api, customer_id):
+    """flow.entered, flow.completed (an exit step) and flow.exited (archived) through the flows API."""
+    template = EmailTemplate.objects.create(name="Flow", subject="Hi", html_body="<p>Hi</p>")
+    steps = [{"id": "tag", "type": "tag", "add": ["flowed"]}, {"id": "end", "type": "exit"}]
+    done = api.post(
+        "/api/flows",
+        {"name": "Done", "trigger": {"type": "event", "name": "ping"}, "steps": steps},
+        format="json",
+    )
+    waiting = api.post(
+        "/api/flows",
+        {
+            "name": "Waits",
+            "trigger": {"type": "event", "name": "ping"},
+            "steps": [
+                {"id": "d", "type": "delay", "days": 1},
+                {"id": "m", "type": "email", "template": template.pk},
+            ],
+        },
+        format="json",
+    )
+    for flow in (done.json(), waiting.json()):
+        assert api.post(f"/api/flows/{flow['id']}/activate").status_code == 200
+    assert (
+        api.post(
+            "/api/events", {"id": "ping-1", "name": "ping", "customer": customer_id}, format="json"
+        ).status_code
+        == 202
+    )
+    dispatch_tenant()
+    assert api.post(f"/api/flows/{waiting.json()['id']}/archive").status_code == 200
 
 
 def make_every_event(tenant, api):
@@ -73,6 +107,7 @@ def make_every_event(tenant, api):
         ab_test={"test_percent": 20, "metric": "open_rate", "wait_seconds": 3600, "min_confidence": 0.95},
     )
     campaign_ab_decide(campaign=tested, key="B")
+    _flow_events(api, customer_id)
     erased = api.post("/api/customers", {"email": "gone@example.com"}, format="json").json()["id"]
     assert api.delete(f"/api/customers/{erased}").status_code in (200, 204)
     return list(OutboxEvent.objects.filter(id__gt=first).order_by("id"))

@@ -27,12 +27,19 @@ def test_it_seeds_a_working_demo_tenant_once(db):
 
         from campaigns.models import Campaign, EmailTemplate
         from customers.models import Customer
+        from flows.models import Flow, FlowRun
         from segments.models import Segment
 
         assert Customer.objects.count() == 120
         assert Customer.objects.filter(tags__isnull=False).exists()
-        assert Segment.objects.count() == 1 and EmailTemplate.objects.filter(kind="marketing").count() == 1
+        # The newsletter's template, and the welcome and abandoned-cart flows' (two each).
+        assert Segment.objects.count() == 1 and EmailTemplate.objects.filter(kind="marketing").count() == 5
         assert Campaign.objects.get().status == "draft"
+        assert sorted(Flow.objects.values_list("name", "status")) == [
+            ("Abandoned cart", "active"),
+            ("Welcome series", "active"),
+        ]
+        assert FlowRun.objects.filter(flow__name="Abandoned cart", status="active").count() == 5
         # The aggregates are what the services would keep: counting orders only.
         for customer in Customer.objects.annotate(
             n=Count("orders", filter=~Q(orders__status__in=["cancelled", "refunded"])),

@@ -98,3 +98,48 @@ def test_it_rebuilds_both_sources_as_live_attributed_them(api, tenant, flow_sour
         sorted(OrderAttribution.objects.values_list("order_id", "campaign_id", "flow_id", "step", "touch"))
         == live
     )
+
+
+def test_it_attributes_a_flow_step_emails_click_to_its_flow_and_step(api, tenant, placed):
+    from flows.models import Flow, FlowRun, FlowStepLog
+
+    carrier = make_sent_campaign(name="Flow carrier", sent_at=placed - timedelta(days=1))
+    recipient = carrier.recipients[0]
+    flow = Flow.objects.create(name="Welcome")
+    run = FlowRun.objects.create(flow=flow, customer_id=recipient.customer_id, entry_key="k")
+    FlowStepLog.objects.create(
+        run=run, flow=flow, step_id="welcome-1", step_type="email", status="done", recipient=recipient
+    )
+    click(tenant, carrier, placed - timedelta(hours=3))  # a click in the flow step's email
+    order = post_order(api)
+
+    assert order["attribution"] == {
+        **order["attribution"],
+        "campaign": None,
+        "flow": flow.pk,
+        "step": "welcome-1",
+        "touch": "click",
+    }
+    assert attribution_rebuild()["changed"] == 0
+
+
+def test_it_shows_a_flow_steps_orders_and_revenue_in_the_flow_stats(api, tenant, placed):
+    from flows.models import Flow, FlowRun, FlowStepLog
+    from flows.selectors import flow_stats
+
+    carrier = make_sent_campaign(name="Flow carrier", sent_at=placed - timedelta(days=1))
+    flow = Flow.objects.create(name="Welcome", steps=[{"id": "welcome-1", "type": "email", "template": 1}])
+    run = FlowRun.objects.create(flow=flow, customer_id=carrier.recipients[0].customer_id, entry_key="k")
+    FlowStepLog.objects.create(
+        run=run,
+        flow=flow,
+        step_id="welcome-1",
+        step_type="email",
+        status="done",
+        recipient=carrier.recipients[0],
+    )
+    click(tenant, carrier, placed - timedelta(hours=3))
+    post_order(api, total="80.00")
+
+    [step] = flow_stats(flow=flow)["steps"]
+    assert (step["orders"], str(step["revenue"])) == (1, "80.00")

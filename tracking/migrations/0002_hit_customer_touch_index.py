@@ -5,7 +5,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     dependencies = [
         ("campaigns", "0007_campaign_intent_and_summary"),
-        ("customers", "0006_order_attribution"),
+        ("customers", "0007_order_attribution"),
         ("tracking", "0001_initial"),
     ]
 

@@ -194,3 +194,34 @@ class Command(BaseCommand):
             segment=segment,
             from_name="Demo Teashop",
         )
+        self.flows(customers)
+
+    def flows(self, customers):
+        """An active welcome flow and an active abandoned-cart flow (its delays short, so a newcomer
+        sees runs move within minutes), and a few carts abandoned just now."""
+        from django.utils import timezone
+
+        from flows import recipes, services
+
+        welcome = recipes.flow_from_recipe(key="welcome")
+        services.flow_activate(flow=welcome)
+        cart = recipes.flow_from_recipe(key="abandoned_cart")
+        steps = [dict(step) for step in cart.steps]
+        steps[0] = {"id": "wait", "type": "delay", "minutes": 2}
+        steps[2] = {**steps[2], "timeout": {"minutes": 30}}
+        cart = services.flow_update(flow=cart, steps=steps, frequency_cap_hours=0)
+        services.flow_activate(flow=cart)
+        shoppers = [customer for customer in customers if customer.email_marketing][:5]
+        now = timezone.now()
+        services.events_record(
+            events=[
+                {
+                    "event_id": f"demo-cart-{customer.pk}",
+                    "name": "cart.abandoned",
+                    "customer": customer,
+                    "occurred_at": now,
+                    "properties": {"total": f"{12 + index * 7}.90 EUR", "items": index + 1},
+                }
+                for index, customer in enumerate(shoppers)
+            ]
+        )

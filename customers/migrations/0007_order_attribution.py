@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("customers", "0005_erased_addresses_and_resubscribe_log"),
+        ("customers", "0006_interaction_kind_custom_event"),
     ]
 
     operations = [

@@ -1,0 +1,222 @@
+"""Row 9: flows. (a) N customers enter one flow at once (bulk events, `flows.services.events_record`)
+and reach its first email: dispatch and sending on a real Celery worker to Postfix's smtp-sink,
+against row 4's campaign sender delivering the same number of messages to the same sink in the same
+run. (b) The dispatcher's tick (`flows.engine.dispatch_tenant`) with W waiting runs, none due, against
+the bare index probe it rests on."""
+
+import os
+import statistics
+import time
+
+from django.conf import settings
+from django.db import connection
+from django_tenants.utils import schema_context
+
+from bench import services
+from bench.core import Row
+from bench.workloads import w4_send
+
+TARGET_SEND = "≥ 80% of row 4's msg/s"
+TARGET_TICK = "a tick < 50 ms"
+HTML = w4_send.HTML + "<p>{{ event.properties.total }}</p>"
+
+
+def available():
+    try:
+        from flows import engine, services  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _flow(ctx):
+    from campaigns.models import EmailTemplate
+    from flows import services as flows
+
+    with schema_context(ctx.data_schema):
+        template = EmailTemplate.objects.create(
+            name="bench: flow", subject=w4_send.SUBJECT, html_body=HTML, text_body=w4_send.TEXT
+        )
+        flow = flows.flow_create(
+            name="bench: flow",
+            trigger={"type": "event", "name": "bench.entered"},
+            steps=[{"id": "first", "type": "email", "template": template.pk}],
+            frequency_cap_hours=0,
+            reentry="always",
+            from_email=settings.MAIL_FROM_ADDRESS,
+            from_name="Bench Shop",
+        )
+        return flows.flow_activate(flow=flow)
+
+
+def _customer_ids(count):
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT id FROM customers_customer WHERE email_marketing AND unsubscribed_at IS NULL "
+            "AND erased_at IS NULL ORDER BY id LIMIT %s",
+            [count],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _flow_sent(flow_id):
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT r.status, count(*) FROM campaign_recipients r JOIN flow_carriers fc ON fc.campaign_id = r.campaign_id "
+            "WHERE fc.flow_id = %s GROUP BY r.status",
+            [flow_id],
+        )
+        return dict(cursor.fetchall())
+
+
+def _enter(flow_id, ids, tag):
+    """Bulk events, 1,000 per call (what POST /api/events at a webshop's scale amounts to)."""
+    from django.utils import timezone
+
+    from customers.models import Customer
+    from flows import services as flows
+
+    now = timezone.now()
+    for start in range(0, len(ids), 1000):
+        flows.events_record(
+            events=[
+                {
+                    "event_id": f"{tag}-{pk}",
+                    "name": "bench.entered",
+                    "customer": Customer(pk=pk),
+                    "occurred_at": now,
+                    "properties": {"total": "59.80"},
+                }
+                for pk in ids[start : start + 1000]
+            ]
+        )
+
+
+def _send_rows(ctx):
+    from campaigns.models import Campaign
+    from campaigns.services import campaign_send_now
+
+    count = ctx.scale.send_messages
+    row = Row(
+        key="9a",
+        workload=f"{count:,} customers enter a flow at once and get its first email",
+        target=TARGET_SEND,
+    )
+    sink_program = services.ensure_debian_package(
+        program_names=services.SMTP_SINK_PATHS, package="postfix", log=ctx.log
+    )
+    if not sink_program:
+        row.status, row.note = (
+            "not available",
+            "Postfix's smtp-sink is not installed (Debian package postfix)",
+        )
+        return row
+    concurrency = max(1, settings.CAMPAIGN_SEND_CONCURRENCY)
+    port = services.free_port()
+    sink_args = [sink_program, *(["-u", "nobody"] if os.geteuid() == 0 else []), f"127.0.0.1:{port}", "1000"]
+    campaign = w4_send._campaign(ctx, count)
+    flow = _flow(ctx)
+    with services.Process(sink_args, log_path=ctx.work_dir / "smtp-sink-9.log") as sink:
+        if not services.wait_for_port(port):
+            raise RuntimeError(f"smtp-sink did not start: {sink.log_text()[-500:]}")
+        w4_send._purge_queue()
+        with w4_send._worker(ctx, port, concurrency) as worker:
+            if not worker.wait_for_log("ready.", timeout=60):
+                raise RuntimeError(f"the Celery worker did not start: {worker.log_text()[-1500:]}")
+            # Row 4's path on this sink, in this run: the campaign sender's messages/s.
+            started = time.perf_counter()
+            with schema_context(ctx.data_schema):
+                campaign_send_now(campaign=campaign)
+                deadline = time.monotonic() + max(600, count / 10)
+                while time.monotonic() < deadline:
+                    if Campaign.objects.filter(pk=campaign.pk).values_list("status", flat=True)[0] == "sent":
+                        break
+                    time.sleep(0.1)
+            campaign_seconds = time.perf_counter() - started
+            # Ours: the events, the dispatcher (kicked after each batch of entries), the flow sender.
+            with schema_context(ctx.data_schema):
+                ids = _customer_ids(count)
+                started = time.perf_counter()
+                _enter(flow.pk, ids, f"bench-{int(time.time())}")
+                entered_seconds = time.perf_counter() - started
+                dispatched_seconds = None
+                deadline = time.monotonic() + max(600, count / 10)
+                states = {}
+                while time.monotonic() < deadline:
+                    states = _flow_sent(flow.pk)
+                    if dispatched_seconds is None and sum(states.values()) >= len(ids):
+                        dispatched_seconds = time.perf_counter() - started
+                    if states.get("sent", 0) + states.get("failed", 0) + states.get("skipped", 0) >= len(ids):
+                        break
+                    time.sleep(0.1)
+                flow_seconds = time.perf_counter() - started
+    ours, base = len(ids) / flow_seconds, count / campaign_seconds
+    ctx.log(
+        f"row 9a: flow {len(ids):,} in {flow_seconds:.1f} s ({ours:,.0f}/s); campaign {count:,} in {campaign_seconds:.1f} s ({base:,.0f}/s)"
+    )
+    row.unit, row.sense = "msg/s", "higher"
+    row.ours, row.baseline = ours, base
+    row.rule = lambda ours, baseline, ratio: ratio >= 0.8
+    row.note = (
+        f"{concurrency} worker processes for both; ours from the first bulk event to the last message sent "
+        f"(entry, dispatch, carrier rows, sending), the baseline is row 4's campaign from the send call to `sent`; "
+        f"events stored and runs entered after {entered_seconds:.1f} s, every message queued after "
+        f"{dispatched_seconds or 0:.1f} s, all sent after {flow_seconds:.1f} s; flow messages: {states}"
+    )
+    return row
+
+
+def _tick_row(ctx):
+    from flows import engine
+    from flows.models import Flow
+
+    waiting = ctx.scale.flow_waiting_runs
+    row = Row(
+        key="9b",
+        workload=f"the dispatcher's tick with {waiting:,} waiting runs, none due",
+        target=TARGET_TICK,
+    )
+    with schema_context(ctx.data_schema):
+        flow = Flow.objects.filter(name="bench: flow").first() or _flow(ctx)
+        with connection.cursor() as cursor:
+            cursor.execute("DELETE FROM flow_runs WHERE entry_key LIKE 'waiting-%%'")
+            cursor.execute(
+                """
+                WITH ids AS (SELECT array_agg(id ORDER BY id) AS a FROM customers_customer)
+                INSERT INTO flow_runs (flow_id, customer_id, entry_key, entry_number, version, status, step_id,
+                                       due_at, context, exit_reason, entered_at, updated_at)
+                SELECT %s, ids.a[1 + g %% cardinality(ids.a)], 'waiting-' || g, 1, 1, 'active', 'first',
+                       now() + make_interval(secs => 3600 + g %% 86400), '{}'::jsonb, '', now(), now()
+                FROM generate_series(1, %s) AS g, ids
+                """,
+                [flow.pk, waiting],
+            )
+            cursor.execute("ANALYZE flow_runs")
+        ticks, probes = [], []
+        for _ in range(30):
+            started = time.perf_counter()
+            engine.dispatch_tenant()
+            ticks.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT id FROM flow_runs WHERE status = 'active' AND due_at <= statement_timestamp() "
+                    "ORDER BY due_at LIMIT 500"
+                )
+                cursor.fetchall()
+            probes.append(time.perf_counter() - started)
+        with connection.cursor() as cursor:
+            cursor.execute("DELETE FROM flow_runs WHERE entry_key LIKE 'waiting-%%'")
+    ours, base = statistics.median(ticks) * 1000, statistics.median(probes) * 1000
+    ctx.log(f"row 9b: tick {ours:.2f} ms, bare probe {base:.2f} ms with {waiting:,} waiting runs")
+    row.unit, row.sense = "ms", "lower"
+    row.ours, row.baseline = ours, base
+    row.rule = lambda ours, baseline, ratio: ours < 50
+    row.note = "medians of 30; the tick is one claim statement (a range scan of the partial index flow_run_due) in a transaction"
+    return row
+
+
+def run(ctx):
+    if not available():
+        return [Row(key="9", workload="flows", status="not available", note="the flows app is missing")]
+    return [_send_rows(ctx), _tick_row(ctx)]

@@ -1,0 +1,19 @@
+from django.apps import AppConfig
+
+
+class FlowsConfig(AppConfig):
+    name = "flows"
+    verbose_name = "Flows"
+
+    def ready(self):
+        from customers import hooks
+
+        from . import services, triggers
+
+        # Orders reach flows through customers' hooks (after commit): order triggers, wait_for.
+        if triggers.order_recorded not in hooks.order_recorded:
+            hooks.order_recorded.append(triggers.order_recorded)
+        if triggers.order_status_changed not in hooks.order_status_changed:
+            hooks.order_status_changed.append(triggers.order_status_changed)
+        if services.customer_erased not in hooks.customer_erased:
+            hooks.customer_erased.append(services.customer_erased)

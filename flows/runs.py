@@ -1,0 +1,157 @@
+"""Runs: entering them (set-based, the re-entry policy as the unique entry key) and the one place a
+run's status changes (`RUN_TRANSITIONS`, one conditional UPDATE per batch), each change reported to
+the outbox in the same statement (`flow.entered`, `flow.exited`, `flow.completed`)."""
+
+import json
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection
+
+from customers.models import Customer
+from events.models import OutboxEvent
+from events.services import outbox_kick
+
+from .models import Flow, FlowRun
+
+# active -> completed (walked to the end, or an exit step) | exited (exit rules, a removed step,
+# an archived flow). Nothing leaves completed or exited.
+RUN_TRANSITIONS = {"active": {"completed", "exited"}}
+EVENT_OF_STATUS = {"completed": "flow.completed", "exited": "flow.exited"}
+
+
+def _outbox_sql(source, event_type, extra="'{}'::jsonb"):
+    """INSERT of one outbox row per row of `source` (a CTE with run_id, flow_id, customer_id)."""
+    return f"""
+        INSERT INTO {OutboxEvent._meta.db_table} (event_id, tenant, type, occurred_at, data, attempts, last_error)
+        SELECT gen_random_uuid(), %(schema)s, '{event_type}', clock_timestamp(),
+               jsonb_build_object(
+                   'flow_id', f.id, 'flow_name', f.name, 'version', f.version, 'run_id', s.run_id,
+                   'customer_id', s.customer_id, 'email', c.email
+               ) || {extra},
+               0, ''
+        FROM {source} AS s
+        JOIN {Flow._meta.db_table} AS f ON f.id = s.flow_id
+        JOIN {Customer._meta.db_table} AS c ON c.id = s.customer_id
+        ORDER BY s.run_id
+    """
+
+
+def runs_enter(*, flow, entries):
+    """Enter customers into an active flow: `entries` are (customer_id, trigger key, context dict).
+
+    One statement whatever the number: the unique (flow, customer, entry key) makes it idempotent and
+    is the re-entry policy (`never`: the key is "once"; otherwise the trigger's own key, and not while
+    the customer has an active run of the flow, nor within `after_days` of the last entry). Each run
+    is due at once; `flow.entered` goes to the outbox in the same statement. Returns the new run ids."""
+    if not entries or flow.status != "active":
+        return []
+    reentry = flow.reentry
+    after_days = reentry.get("after_days") if isinstance(reentry, dict) else None
+    first_step = flow.steps[0]["id"] if flow.steps else ""
+    runs = FlowRun._meta.db_table
+    # One JSON document rather than three arrays: the driver quotes a string at C speed, while
+    # arrays of a thousand items cost more to quote (client-side binding) than the statement to run.
+    rows = json.dumps(
+        [{"customer_id": pk, "key": key, "context": context or {}} for pk, key, context in entries],
+        cls=DjangoJSONEncoder,
+    )
+    key = "'once'" if reentry == "never" else "v.key"
+    recent = ""
+    if after_days:
+        recent = f"""AND NOT EXISTS (
+            SELECT 1 FROM {runs} AS p WHERE p.flow_id = %(flow)s AND p.customer_id = v.customer_id
+              AND p.entered_at > clock_timestamp() - make_interval(days => %(after_days)s))"""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            WITH v AS (
+                SELECT DISTINCT ON (customer_id) customer_id, key, context
+                FROM jsonb_to_recordset(%(rows)s::jsonb) AS v (customer_id bigint, key text, context jsonb)
+                ORDER BY customer_id
+            ),
+            fresh AS (
+                SELECT v.customer_id, {key} AS entry_key, v.context
+                FROM v JOIN {Customer._meta.db_table} AS c ON c.id = v.customer_id AND c.erased_at IS NULL
+                WHERE NOT EXISTS (
+                    SELECT 1 FROM {runs} AS a
+                    WHERE a.flow_id = %(flow)s AND a.customer_id = v.customer_id AND a.status = 'active'
+                ) {recent}
+            ),
+            entered AS (
+                INSERT INTO {runs} (flow_id, customer_id, entry_key, entry_number, version, status, step_id,
+                                    due_at, context, exit_reason, entered_at, updated_at)
+                SELECT %(flow)s, fresh.customer_id, fresh.entry_key,
+                       1 + (SELECT count(*) FROM {runs} AS p
+                            WHERE p.flow_id = %(flow)s AND p.customer_id = fresh.customer_id),
+                       %(version)s, 'active', %(step)s, clock_timestamp(), fresh.context, '',
+                       clock_timestamp(), clock_timestamp()
+                FROM fresh
+                ON CONFLICT (flow_id, customer_id, entry_key) DO NOTHING
+                RETURNING id AS run_id, flow_id, customer_id
+            ),
+            reported AS ({_outbox_sql("entered", "flow.entered")})
+            SELECT run_id FROM entered ORDER BY run_id
+            """,
+            {
+                "rows": rows,
+                "flow": flow.pk,
+                "version": flow.version,
+                "step": first_step,
+                "after_days": after_days,
+                "schema": connection.schema_name,
+            },
+        )
+        ids = [row[0] for row in cursor.fetchall()]
+    if ids:
+        outbox_kick()
+    return ids
+
+
+def runs_finish(*, cursor, finished):
+    """Finish active runs: `finished` is a list of (run id, "completed"|"exited", reason, step id).
+
+    One conditional UPDATE (`status = 'active'`): a run that is no longer active is left alone and
+    reports nothing. Returns the ids that changed."""
+    if not finished:
+        return []
+    for _, to, _, _ in finished:
+        if to not in RUN_TRANSITIONS["active"]:
+            raise ValueError(f"a run cannot become {to!r}")
+    ids, statuses, reasons, steps = (list(column) for column in zip(*finished, strict=True))
+    runs = FlowRun._meta.db_table
+    cursor.execute(
+        f"""
+        WITH v AS (
+            SELECT * FROM unnest(%(ids)s::bigint[], %(statuses)s::text[], %(reasons)s::text[], %(steps)s::text[])
+                AS v (id, status, reason, step)
+        ),
+        done AS (
+            UPDATE {runs} AS r
+            SET status = v.status, exit_reason = v.reason, step_id = '', due_at = NULL, waiting_since = NULL,
+                finished_at = clock_timestamp(), updated_at = clock_timestamp()
+            FROM v
+            WHERE r.id = v.id AND r.status = 'active'
+            RETURNING r.id AS run_id, r.flow_id, r.customer_id, r.status, v.reason, v.step
+        ),
+        completed AS ({_outbox_sql("(SELECT * FROM done WHERE status = 'completed')", "flow.completed")}),
+        exited AS ({
+            _outbox_sql(
+                "(SELECT * FROM done WHERE status = 'exited')",
+                "flow.exited",
+                "jsonb_build_object('reason', s.reason, 'step', nullif(s.step, ''))",
+            )
+        })
+        SELECT run_id FROM done
+        """,
+        {
+            "ids": ids,
+            "statuses": statuses,
+            "reasons": reasons,
+            "steps": steps,
+            "schema": connection.schema_name,
+        },
+    )
+    changed = [row[0] for row in cursor.fetchall()]
+    if changed:
+        outbox_kick()
+    return changed

@@ -1,0 +1,223 @@
+"""What enters customers into flows and what wakes waiting runs.
+
+Orders come through customers' hooks (after commit); custom events from `services.event_record`;
+customers created, segments entered and dates from the periodic sweep (`sweep_tenant`: one set-based
+query per flow). A waiting run is woken by setting its `due_at` to now (one UPDATE); the engine then
+checks what happened since it started waiting, so a lost wake-up only costs the timeout, never a
+wrong answer."""
+
+import logging
+from datetime import timedelta
+from decimal import Decimal
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from customers.models import Customer, Order
+from segments.models import Segment
+from segments.rules import RuleError
+from segments.selectors import segment_customers
+
+from .definitions import ORDER_PLACED
+from .models import Flow, FlowRun
+from .runs import runs_enter
+
+logger = logging.getLogger(__name__)
+
+SWEEP_OVERLAP = timedelta(minutes=5)
+
+
+def _kick_dispatcher():
+    from .tasks import dispatch_flows_tenant  # tasks import the engine
+
+    schema = connection.schema_name
+
+    def kick():
+        try:
+            dispatch_flows_tenant.apply_async(headers={"_schema_name": schema}, retry=False)
+        except Exception:  # beat dispatches within its tick anyway
+            logger.warning("could not enqueue the flow dispatcher; beat will dispatch", exc_info=True)
+
+    transaction.on_commit(kick)
+
+
+def runs_wake(*, customer_ids, event):
+    """Runs of these customers waiting for `event` are due now."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            UPDATE {FlowRun._meta.db_table} AS r SET due_at = clock_timestamp()
+            FROM {Flow._meta.db_table} AS f
+            WHERE r.customer_id = ANY(%s) AND r.status = 'active' AND r.waiting_since IS NOT NULL
+              AND f.id = r.flow_id AND f.status = 'active'
+              AND EXISTS (SELECT 1 FROM jsonb_array_elements(f.steps) AS s
+                          WHERE s->>'id' = r.step_id AND s->>'type' = 'wait_for' AND s->>'event' = %s)
+            """,
+            [list(customer_ids), event],
+        )
+        return cursor.rowcount
+
+
+def flows_triggered(trigger_type):
+    return [flow for flow in Flow.objects.filter(status="active") if flow.trigger.get("type") == trigger_type]
+
+
+def events_arrived(*, events):
+    """Custom events newly stored: (customer id, event id, name, properties, occurred_at). Enter the
+    flows they trigger (occurred at or after activation) and wake the runs waiting for them."""
+    entered = 0
+    for flow in flows_triggered("event"):
+        entries = [
+            (
+                customer_id,
+                f"event:{event_id}",
+                {"event": {"id": event_id, "name": name, "properties": properties}},
+            )
+            for customer_id, event_id, name, properties, occurred_at in events
+            if name == flow.trigger.get("name") and occurred_at >= flow.activated_at
+        ]
+        entered += len(runs_enter(flow=flow, entries=entries))
+    woken = 0
+    for name in {event[2] for event in events}:
+        woken += runs_wake(customer_ids=[e[0] for e in events if e[2] == name], event=name)
+    if entered or woken:
+        _kick_dispatcher()
+    return entered
+
+
+def _order_matches(flow, order):
+    trigger = flow.trigger
+    if order.placed_at < flow.activated_at or order.status in ("cancelled", "refunded"):
+        return False
+    if trigger.get("min_total") is not None and order.total < Decimal(str(trigger["min_total"])):
+        return False
+    if trigger.get("sku") and not order.items.filter(sku__iexact=trigger["sku"]).exists():
+        return False
+    return True
+
+
+def order_recorded(*, order_id, created):
+    """customers.hooks.order_recorded: order_placed triggers, and runs waiting for an order."""
+    if not created:
+        return
+    order = Order.objects.filter(pk=order_id).first()
+    if order is None:
+        return
+    with transaction.atomic():
+        entered = 0
+        for flow in flows_triggered("order_placed"):
+            if _order_matches(flow, order):
+                entered += len(
+                    runs_enter(
+                        flow=flow, entries=[(order.customer_id, f"order:{order.pk}", {"order": order.pk})]
+                    )
+                )
+        woken = runs_wake(customer_ids=[order.customer_id], event=ORDER_PLACED)
+        if entered or woken:
+            _kick_dispatcher()
+
+
+def order_status_changed(*, order_id, old, new):
+    """customers.hooks.order_status_changed: order_status triggers."""
+    order = Order.objects.filter(pk=order_id).first()
+    if order is None:
+        return
+    with transaction.atomic():
+        entered = 0
+        for flow in flows_triggered("order_status"):
+            if flow.trigger.get("status") == new:
+                entered += len(
+                    runs_enter(
+                        flow=flow,
+                        entries=[(order.customer_id, f"order:{order.pk}:{new}", {"order": order.pk})],
+                    )
+                )
+        if entered:
+            _kick_dispatcher()
+
+
+def _enter_from_queryset(flow, customers, key):
+    """Set-based entry of the customers a queryset selects (one INSERT ... SELECT)."""
+    ids = list(customers.values_list("pk", flat=True)[:100_000])
+    return len(runs_enter(flow=flow, entries=[(pk, key, {}) for pk in ids])) if ids else 0
+
+
+def sweep_tenant(*, now=None):
+    """The periodic triggers of the current tenant: customers created, segments entered, dates.
+    One query per flow. Returns how many runs entered."""
+    now = now or timezone.now()
+    entered = 0
+    for flow in Flow.objects.filter(status="active"):
+        kind = flow.trigger.get("type")
+        if kind not in ("customer_created", "segment_entered", "date"):
+            continue
+        since = max(flow.activated_at, (flow.swept_at or flow.activated_at) - SWEEP_OVERLAP)
+        with transaction.atomic():
+            if kind == "customer_created":
+                customers = Customer.objects.filter(
+                    created_at__gte=since, created_at__lte=now, erased_at__isnull=True
+                )
+                entered += _enter_from_queryset(flow, customers, "created")
+            elif kind == "segment_entered":
+                segment = Segment.objects.filter(pk=flow.trigger.get("segment")).first()
+                if segment is not None:
+                    try:
+                        matching = segment_customers(segment=segment)
+                    except RuleError as exc:
+                        logger.warning("flow %s: segment no longer compiles: %s", flow.pk, exc)
+                        matching = Customer.objects.none()
+                    if not flow.trigger.get("backfill") and flow.swept_at is None:
+                        # The first sweep only notes who matches already: activation never reaches back.
+                        _enter_baseline(flow, matching)
+                    else:
+                        # Customers matching now who never entered: "started matching" since the last look.
+                        fresh = matching.exclude(flow_runs__flow=flow)
+                        entered += _enter_from_queryset(flow, fresh, f"segment:{now.date().isoformat()}")
+            elif kind == "date":
+                entered += _enter_dates(flow, now)
+            Flow.objects.filter(pk=flow.pk).update(swept_at=now)
+    if entered:
+        _kick_dispatcher()
+    return entered
+
+
+def _enter_baseline(flow, matching):
+    """Who matched the segment when the flow was activated is not "entering": mark them as seen with
+    an already-finished run (status exited, reason "matched before activation")."""
+    ids = list(matching.values_list("pk", flat=True)[:1_000_000])
+    if not ids:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            INSERT INTO {FlowRun._meta.db_table} (flow_id, customer_id, entry_key, entry_number, version, status,
+                step_id, context, exit_reason, entered_at, finished_at, updated_at)
+            SELECT %s, v.id, 'baseline', 0, %s, 'exited', '', '{{}}'::jsonb, 'matched before activation',
+                   clock_timestamp(), clock_timestamp(), clock_timestamp()
+            FROM unnest(%s::bigint[]) AS v (id)
+            ON CONFLICT DO NOTHING
+            """,
+            [flow.pk, flow.version, ids],
+        )
+
+
+def _enter_dates(flow, now):
+    """Customers whose date (month and day, shifted by offset_days) is today, once a year."""
+    attribute = flow.trigger.get("attribute", "")
+    offset = int(flow.trigger.get("offset_days", 0))
+    day = (now - timedelta(days=offset)).date()
+    if attribute == "created_at":
+        column = "c.created_at::date"
+    else:
+        key = attribute.split(".", 1)[1]
+        column = f"(CASE WHEN c.attributes->>'{key}' ~ '^\\d{{4}}-\\d{{2}}-\\d{{2}}' THEN left(c.attributes->>'{key}', 10)::date END)"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT c.id FROM {Customer._meta.db_table} AS c
+            WHERE c.erased_at IS NULL AND extract(month FROM {column}) = %s AND extract(day FROM {column}) = %s
+            """,
+            [day.month, day.day],
+        )
+        ids = [row[0] for row in cursor.fetchall()]
+    return len(runs_enter(flow=flow, entries=[(pk, f"date:{now.year}", {}) for pk in ids])) if ids else 0

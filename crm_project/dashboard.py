@@ -20,6 +20,7 @@ from django.utils import timezone
 from campaigns.models import Campaign, CampaignRecipient
 from customers.attribution import revenue_since
 from customers.models import Customer
+from flows.models import Flow
 from tracking.models import CampaignStats
 
 GROWTH_DAYS = 30
@@ -164,10 +165,13 @@ def dashboard_recent_customers(*, limit=RECENT_CUSTOMERS):
 
 
 def dashboard_revenue(*, now=None):
-    """Attributed revenue of orders placed in the last 30 days, and the campaigns that earned most."""
+    """Attributed revenue of orders placed in the last 30 days, and the campaigns and flows that earned most."""
     figures = revenue_since(since=(now or timezone.now()) - timedelta(days=REVENUE_DAYS))
     names = dict(
         Campaign.objects.filter(pk__in=[row[0] for row in figures["top_campaigns"]]).values_list("pk", "name")
+    )
+    flow_names = dict(
+        Flow.objects.filter(pk__in=[row[0] for row in figures["top_flows"]]).values_list("pk", "name")
     )
     return {
         "revenue": figures["revenue"],
@@ -181,6 +185,11 @@ def dashboard_revenue(*, now=None):
             }
             for campaign_id, n, revenue in figures["top_campaigns"]
             if campaign_id in names
+        ],
+        "top_flows": [
+            {"flow_id": flow_id, "name": flow_names[flow_id], "orders": n, "revenue": revenue}
+            for flow_id, n, revenue in figures["top_flows"]
+            if flow_id in flow_names
         ],
     }
 

@@ -52,6 +52,26 @@ def test_it_sums_the_last_30_days_and_ranks_the_campaigns(tenant):
         ("Summer", 2, Decimal("150.00")),
         ("Spring", 1, Decimal("100.00")),
     ]
+    assert figures["top_flows"] == []
+
+
+def test_it_ranks_the_flows_by_revenue(admin_client_a, tenant):
+    from flows.models import Flow
+
+    flow = Flow.objects.create(name="<i>Welcome</i>")
+    campaign = Campaign.objects.create(name="Spring", status="sent")
+    _attributed(campaign, "10.00")
+    OrderAttribution.objects.filter(campaign_id=campaign.pk).update(
+        campaign_id=None, flow_id=flow.pk, step="s1"
+    )
+
+    figures = dashboard_revenue()
+
+    assert [(row["name"], row["orders"], row["revenue"]) for row in figures["top_flows"]] == [
+        ("<i>Welcome</i>", 1, Decimal("10.00"))
+    ]
+    page = admin_client_a.get("/admin/").content.decode()
+    assert 'id="dashboard-top-flows"' in page and "&lt;i&gt;Welcome&lt;/i&gt;" in page
 
 
 def test_it_shows_the_card_with_escaped_names_and_links_to_the_stats(admin_client_a, tenant):

@@ -5,9 +5,12 @@ change is a POST behind a confirmation page, and a refused change is a message, 
 Stable DOM ids for browser tests are listed in the templates under templates/admin/campaigns/.
 """
 
+from datetime import UTC, datetime
+
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import FieldDoesNotExist, PermissionDenied, ValidationError
+from django.db import connection
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
@@ -15,10 +18,20 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.html import format_html
+from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin
 
+from core.widgets import (
+    LocalDateTimeInput,
+    local_input_value,
+    next_quarter_hour_plus_hour,
+    parse_local_datetime,
+)
+from customers.admin import PROFILE_TIMELINE_PROVIDERS
 from customers.models import Customer
+from customers.pagination import EstimatingPaginator
+from customers.selectors import customers_search
 from segments.models import Segment
 
 from . import selectors, senders, services
@@ -37,11 +50,39 @@ STATUS_COLOURS = {
 }
 
 
+# What a marketer reads where the API says a field's key.
+FIELD_LABELS = {
+    "scheduled_at": _("Send at"),
+    "html_body": _("HTML body"),
+    "text_body": _("Text body"),
+    "from_email": _("From address"),
+    "from_name": _("From name"),
+    "reply_to": _("Reply-To"),
+    "exclude_segment": _("Exclude segment"),
+}
+
+
+def field_label(model, name):
+    """The label a person sees for a model field (or an error key): never the API key."""
+    if name in FIELD_LABELS:
+        return str(FIELD_LABELS[name])
+    try:
+        return str(capfirst(model._meta.get_field(name).verbose_name))
+    except FieldDoesNotExist:
+        return str(capfirst(name.replace("_", " ")))
+
+
 def _errors_to_form(form, error):
     for field, messages_ in error.message_dict.items():
         target = field if field in form.fields else None
         for message in messages_:
+            if target is None and field != "__all__":
+                message = f"{field_label(form._meta.model, field)}: {message}"
             form.add_error(target, message)
+
+
+def _tz_name():
+    return timezone.get_current_timezone_name()
 
 
 def _find_customer(value):
@@ -52,6 +93,57 @@ def _find_customer(value):
     if value.isdigit():
         return Customer.objects.filter(pk=int(value)).first()
     return Customer.objects.filter(email=value.lower()).first()
+
+
+CUSTOMER_PICKER_LIMIT = 10
+
+
+def customer_picker_results(query):
+    """Up to 10 customers matching every word of `query` in their email or name (the preview's picker).
+
+    The customer list's own search (customers.selectors.customers_search, a trigram index): it
+    answers while the person types, at any size."""
+    query = (query or "").strip()
+    if len(query) < 3:
+        return []
+    rows = customers_search(
+        Customer.objects.filter(erased_at__isnull=True, email__isnull=False), term=query
+    ).values("id", "email", "first_name", "last_name")[:CUSTOMER_PICKER_LIMIT]
+    return [
+        {
+            "id": row["id"],
+            "email": row["email"],
+            "name": " ".join(part for part in (row["first_name"], row["last_name"]) if part),
+        }
+        for row in rows
+    ]
+
+
+def sender_summary(campaign):
+    """The From a campaign goes out with and where each part comes from (campaign, settings, platform)."""
+    tenant = connection.tenant
+    effective = selectors.campaign_sender(campaign=campaign, tenant=tenant)
+    if campaign.from_email:
+        email_source = "campaign"
+    elif getattr(tenant, "from_email", ""):
+        email_source = "settings"
+    else:
+        email_source = "platform"
+    if campaign.from_name:
+        name_source = "campaign"
+    elif getattr(tenant, "from_name", ""):
+        name_source = "settings"
+    else:
+        name_source = "none"
+    return {**effective, "email_source": email_source, "name_source": name_source}
+
+
+SENDER_SOURCES = {
+    "campaign": _("set on this campaign"),
+    "settings": _("from the account's settings"),
+    "platform": _("the platform's default address: set your own sender in Settings"),
+    "none": _("no name: only the address shows"),
+}
 
 
 def _split_emails(value):
@@ -173,6 +265,9 @@ def _report_test_send(request, results):
 
 
 class CampaignForm(ABTestFormMixin, forms.ModelForm):
+    # Declared: the admin's own date-time field is a split one that ignores a single-input widget.
+    scheduled_at = forms.DateTimeField(required=False, widget=LocalDateTimeInput(), label=_("Send at"))
+
     class Meta:
         model = Campaign
         fields = [
@@ -190,9 +285,23 @@ class CampaignForm(ABTestFormMixin, forms.ModelForm):
             "track_clicks",
             "scheduled_at",
         ]
+        labels = {key: value for key, value in FIELD_LABELS.items() if key != "exclude_segment"}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        defaults = sender_summary(Campaign())
+        if "from_email" in self.fields:
+            self.fields["from_email"].widget.attrs["placeholder"] = defaults["from_email"]
+            self.fields["from_email"].help_text = _("Empty: %(email)s (%(source)s).") % {
+                "email": defaults["from_email"],
+                "source": SENDER_SOURCES[defaults["email_source"]],
+            }
+        if "from_name" in self.fields and defaults["from_name"]:
+            self.fields["from_name"].widget.attrs["placeholder"] = defaults["from_name"]
+            self.fields["from_name"].help_text = _("Empty: %(name)s (%(source)s).") % {
+                "name": defaults["from_name"],
+                "source": SENDER_SOURCES[defaults["name_source"]],
+            }
         if "template" in self.fields:
             self.fields["template"].queryset = EmailTemplate.objects.filter(kind="marketing")
             self.fields["template"].help_text = _(
@@ -200,8 +309,9 @@ class CampaignForm(ABTestFormMixin, forms.ModelForm):
             )
         if "scheduled_at" in self.fields:
             self.fields["scheduled_at"].help_text = _(
-                "Saved with the campaign; use “Schedule” to schedule it. Changing it reschedules a scheduled campaign."
-            )
+                "In %(zone)s. Saved with the campaign; use “Schedule” to schedule it. Changing it "
+                "reschedules a scheduled campaign."
+            ) % {"zone": _tz_name()}
 
     def clean(self):
         data = super().clean()
@@ -215,11 +325,17 @@ class CampaignForm(ABTestFormMixin, forms.ModelForm):
                 raise ValidationError({"exclude_segment": ["Cannot be the segment itself."]})
             scheduled_at = data.get("scheduled_at")
             if scheduled_at and scheduled_at <= timezone.now() and "scheduled_at" in self.changed_data:
-                raise ValidationError({"scheduled_at": ["must be in the future."]})
+                raise ValidationError(
+                    {"scheduled_at": [_("Must be in the future (now is %(now)s %(zone)s).") % _now_words()]}
+                )
         except ValidationError as error:
             _errors_to_form(self, error)
         self.ab_cleaned = self.clean_ab()
         return data
+
+
+def _now_words():
+    return {"now": timezone.localtime().strftime("%Y-%m-%d %H:%M"), "zone": _tz_name()}
 
 
 ACTIONS = {
@@ -230,7 +346,7 @@ ACTIONS = {
     "resume": (services.campaign_resume, _("Resume"), "sending", ("paused",)),
     "cancel": (
         services.campaign_cancel,
-        _("Cancel"),
+        _("Cancel campaign"),
         "cancelled",
         ("draft", "scheduled", "sending", "paused"),
     ),
@@ -257,6 +373,9 @@ class CampaignAdmin(ModelAdmin):
     # Inside the form: the A/B test's variants, metric and wait (campaigns/admin_abtests.py).
     change_form_after_template = "admin/campaigns/campaign/ab_test.html"
 
+    def get_queryset(self, request):
+        return super().get_queryset(request).listed()  # a flow step's carrier lives in its flow
+
     def has_delete_permission(self, request, obj=None):
         # A campaign that went out is history (recipients, stats): only drafts and cancelled ones go.
         if obj is not None and obj.status not in ("draft", "cancelled"):
@@ -271,16 +390,54 @@ class CampaignAdmin(ModelAdmin):
     fieldsets = [
         (_("Content"), {"fields": ["name", "template", "subject", "html_body", "text_body"]}),
         (_("Audience"), {"fields": ["segment", "exclude_segment"]}),
-        (_("Sender"), {"fields": ["from_email", "from_name", "reply_to"]}),
+        (_("Sender"), {"fields": ["effective_sender", "from_email", "from_name", "reply_to"]}),
         (_("Tracking and schedule"), {"fields": ["track_opens", "track_clicks", "scheduled_at"]}),
         (_("State"), {"fields": ["status", "error", "started_at", "sent_at", "intent", "intent_confidence"]}),
     ]
 
     def get_readonly_fields(self, request, obj=None):
-        state = ["status", "error", "started_at", "sent_at", "intent", "intent_confidence"]
+        state = [
+            "effective_sender",
+            "status",
+            "error",
+            "started_at",
+            "sent_at",
+            "intent",
+            "intent_confidence",
+        ]
         if obj is not None and obj.status not in services.EDITABLE_STATUSES:
             return [field for fieldset in self.fieldsets for field in fieldset[1]["fields"]]
         return state
+
+    def has_change_permission(self, request, obj=None):
+        # A campaign that started is a read-only view (no Save buttons); its actions (pause, resume,
+        # cancel) are their own pages and ask for the change permission without an object.
+        if obj is not None and obj.status not in services.EDITABLE_STATUSES:
+            return False
+        return super().has_change_permission(request, obj)
+
+    @admin.display(description=_("Goes out from"))
+    def effective_sender(self, obj):
+        sender = sender_summary(obj if obj is not None else Campaign())
+        name = sender["from_name"]
+        shown = f"{name} <{sender['from_email']}>" if name else sender["from_email"]
+        settings_link = ""
+        if sender["email_source"] != "campaign":
+            try:
+                settings_link = reverse("admin:tenant_settings")
+            except Exception:  # the settings page is optional
+                settings_link = ""
+        return format_html(
+            '<span id="campaign-effective-from" data-source="{}" class="font-semibold">{}</span>'
+            ' <span id="campaign-effective-from-source" class="text-sm {}">— {}{}</span>',
+            sender["email_source"],
+            shown,
+            "text-red-600" if sender["email_source"] == "platform" else "text-base-500",
+            SENDER_SOURCES[sender["email_source"]],
+            format_html(' · <a class="text-primary-600" href="{}">{}</a>', settings_link, _("Settings"))
+            if settings_link
+            else "",
+        )
 
     @admin.display(description=_("Status"), ordering="status")
     def status_badge(self, obj):
@@ -332,6 +489,7 @@ class CampaignAdmin(ModelAdmin):
         context = {
             "panel_preview_url": reverse("admin:campaigns_campaign_live_preview"),
             "panel_audience_url": reverse("admin:campaigns_campaign_audience"),
+            "panel_customers_url": reverse("admin:campaigns_campaign_customers"),
             "panel_campaign": campaign,
         }
         if campaign is None:
@@ -350,8 +508,12 @@ class CampaignAdmin(ModelAdmin):
                         "url": reverse("admin:campaigns_campaign_action", args=[campaign.pk, name]),
                     }
                     for name, (_service, label, _to, sources) in ACTIONS.items()
-                    if campaign.status in sources
+                    if campaign.status in sources and name != "cancel"
                 ],
+                # Away from the primary action, named for what it does: it ends the campaign.
+                "panel_cancel_url": reverse("admin:campaigns_campaign_action", args=[campaign.pk, "cancel"])
+                if campaign.status in ACTIONS["cancel"][3]
+                else "",
                 "panel_stats_url": _stats_url(campaign),
             }
         )
@@ -362,6 +524,7 @@ class CampaignAdmin(ModelAdmin):
         return [
             path("live-preview/", view(self.live_preview_view), name="campaigns_campaign_live_preview"),
             path("audience/", view(self.audience_view), name="campaigns_campaign_audience"),
+            path("customers/", view(self.customer_picker_view), name="campaigns_campaign_customers"),
             path("<int:pk>/progress/", view(self.progress_view), name="campaigns_campaign_progress"),
             path("<int:pk>/test/", view(self.test_view), name="campaigns_campaign_test"),
             path("<int:pk>/action/<str:action>/", view(self.action_view), name="campaigns_campaign_action"),
@@ -392,7 +555,13 @@ class CampaignAdmin(ModelAdmin):
                 campaign_name=probe.name,
             )
         except ValidationError as error:
-            return JsonResponse({"errors": error.message_dict}, status=200)
+            return JsonResponse(
+                {
+                    "errors": error.message_dict,
+                    "labels": {key: field_label(Campaign, key) for key in error.message_dict},
+                },
+                status=200,
+            )
         return JsonResponse(
             {
                 "subject": rendered.subject,
@@ -402,6 +571,12 @@ class CampaignAdmin(ModelAdmin):
                 "errors": {},
             }
         )
+
+    def customer_picker_view(self, request):
+        """?q= -> {"results": [{id, email, name}]}: the preview's "as customer" picker."""
+        if not self.has_view_permission(request) or not request.user.has_perm("customers.view_customer"):
+            raise PermissionDenied
+        return JsonResponse({"results": customer_picker_results(request.GET.get("q", "")[:200])})
 
     def audience_view(self, request):
         """?segment=&exclude_segment= -> {"count": N}: who would receive it now."""
@@ -453,13 +628,19 @@ class CampaignAdmin(ModelAdmin):
         if request.method == "POST":
             try:
                 if action == "schedule":
-                    when = parse_datetime(schedule_value.strip()) if schedule_value else None
+                    when = parse_local_datetime(schedule_value)
                     if when is None:
                         raise ValidationError(
-                            {"scheduled_at": ["Give a date and time, e.g. 2030-01-31 09:00."]}
+                            {"scheduled_at": [_("Choose a date and time, e.g. 2030-01-31 09:00.")]}
                         )
-                    if timezone.is_naive(when):
-                        when = timezone.make_aware(when)
+                    if when <= timezone.now():
+                        raise ValidationError(
+                            {
+                                "scheduled_at": [
+                                    _("Must be in the future (now is %(now)s %(zone)s).") % _now_words()
+                                ]
+                            }
+                        )
                     service(campaign=campaign, scheduled_at=when)
                 else:
                     service(campaign=campaign)
@@ -469,13 +650,21 @@ class CampaignAdmin(ModelAdmin):
             except ValidationError as error:
                 for field, problems in error.message_dict.items():
                     for problem in problems:
-                        messages.error(request, f"{field}: {problem}")
+                        messages.error(request, f"{field_label(Campaign, field)}: {problem}")
                 if action == "schedule":
                     return redirect(request.path)
-                return redirect(back)
-            messages.success(request, _("%(action)s: done.") % {"action": label})
+                # Back to the campaign with the first field at fault highlighted (:target).
+                first = next(iter(error.message_dict), "")
+                return redirect(back + (f"#id_{first}" if first in CampaignForm.Meta.fields else ""))
+            messages.success(request, _action_done_message(action, label, campaign))
             return redirect(back)
-        checklist = services.campaign_checklist(campaign=campaign) if action in ("send", "schedule") else []
+        checklist = _checklist(campaign, back) if action in ("send", "schedule") else []
+        blockers = [item for item in checklist if item["blocking"] and not item["ok"]]
+        default_when = (
+            campaign.scheduled_at
+            if campaign.scheduled_at and campaign.scheduled_at > timezone.now()
+            else None
+        )
         context = {
             **self.admin_site.each_context(request),
             "title": _("%(action)s “%(name)s”?") % {"action": label, "name": campaign.name},
@@ -485,11 +674,73 @@ class CampaignAdmin(ModelAdmin):
             "action": action,
             "action_label": label,
             "checklist": checklist,
-            "checklist_ok": all(ok for _key, _label, ok, _detail in checklist),
+            "checklist_ok": all(item["ok"] for item in checklist),
+            "blockers": blockers,
             "back_url": back,
-            "scheduled_at": (campaign.scheduled_at or timezone.now()).strftime("%Y-%m-%d %H:%M"),
+            "scheduled_at": local_input_value(default_when or next_quarter_hour_plus_hour()),
+            "scheduled_min": local_input_value(timezone.now()),
+            "time_zone": _tz_name(),
         }
         return TemplateResponse(request, "admin/campaigns/campaign/confirm.html", context)
+
+
+# The checklist's items that make sending impossible (the service refuses them) and where to fix each;
+# the others (a test copy, the unsubscribe link) are advice and never disable the button.
+CHECKLIST_FIXES = {
+    "segment": ("#id_segment", _("Choose a segment")),
+    "audience": ("#id_segment", _("Choose a segment with marketable customers")),
+    "content": ("#id_template", _("Choose a template or write the content")),
+    "subject": ("#id_subject", _("Write a subject")),
+    "sender": ("#id_from_email", _("Set a sender address")),
+}
+
+
+def _checklist(campaign, change_url):
+    items = []
+    for key, label, ok, detail in services.campaign_checklist(campaign=campaign):
+        blocking = key in CHECKLIST_FIXES
+        if key == "test" and ok:
+            detail = _last_test_words(campaign) or detail
+        anchor, fix_label = CHECKLIST_FIXES.get(key, ("", ""))
+        items.append(
+            {
+                "key": key,
+                "label": label,
+                "ok": ok,
+                "detail": detail,
+                "blocking": blocking,
+                "fix_url": f"{change_url}{anchor}" if blocking and not ok else "",
+                "fix_label": fix_label,
+            }
+        )
+    return items
+
+
+def _last_test_words(campaign):
+    """When the last test copy went out, in the tenant's time zone (the service speaks UTC)."""
+    at = services.campaign_last_test(campaign=campaign)
+    if isinstance(at, str):
+        at = parse_datetime(at)
+    if not isinstance(at, datetime):
+        return ""
+    if timezone.is_naive(at):
+        at = at.replace(tzinfo=UTC)  # stored as UTC wall time
+    return _("last at %(when)s %(zone)s") % {
+        "when": timezone.localtime(at).strftime("%Y-%m-%d %H:%M"),
+        "zone": _tz_name(),
+    }
+
+
+def _action_done_message(action, label, campaign):
+    if action == "send":
+        return _("Queued: sending starts in a moment; the progress below follows it.")
+    if action == "schedule":
+        campaign.refresh_from_db(fields=["scheduled_at"])
+        when = timezone.localtime(campaign.scheduled_at).strftime("%Y-%m-%d %H:%M")
+        return _("Scheduled for %(when)s %(zone)s.") % {"when": when, "zone": _tz_name()}
+    if action == "cancel":
+        return _("The campaign is cancelled: nobody else will receive it.")
+    return _("%(action)s: done.") % {"action": label}
 
 
 def _stats_url(campaign):
@@ -508,6 +759,7 @@ class CampaignRecipientAdmin(ModelAdmin):
     search_fields = ["email"]
     list_select_related = ["campaign"]
     show_full_result_count = False
+    paginator = EstimatingPaginator  # a campaign to a million has a million rows: estimate, as the API does
     readonly_fields = [f.name for f in CampaignRecipient._meta.fields]
 
     def has_add_permission(self, request):
@@ -676,3 +928,27 @@ class SenderDomainAdmin(ModelAdmin):
 
     def delete_model(self, request, obj):
         senders.sender_domain_delete(sender_domain=obj)
+
+
+def _emails_sent_to(customer):
+    """The customer page's timeline: the campaigns sent to this customer (latest 50)."""
+    rows = (
+        CampaignRecipient.objects.filter(customer=customer, sent_at__isnull=False)
+        .select_related("campaign")
+        .order_by("-sent_at")[:50]
+    )
+    return [
+        {
+            "at": row.sent_at,
+            "kind": "email_sent",
+            "label": _("Email sent"),
+            "body": row.campaign.name
+            + (f" ({row.get_status_display().lower()})" if row.status != "sent" else ""),
+            "author": "",
+            "url": reverse("admin:campaigns_campaign_change", args=[row.campaign_id]),
+        }
+        for row in rows
+    ]
+
+
+PROFILE_TIMELINE_PROVIDERS.append(_emails_sent_to)

@@ -142,7 +142,7 @@ class TemplatePreviewView(APIView):
 
 
 def _campaign(pk):
-    return get_object_or_404(Campaign, pk=pk)
+    return get_object_or_404(Campaign.objects.listed(), pk=pk)
 
 
 class CampaignListView(generics.GenericAPIView):

@@ -6,6 +6,7 @@ class CampaignsConfig(AppConfig):
     verbose_name = "Campaigns"
 
     def ready(self):
+        from segments import hooks as segment_hooks
         from segments.rules import register_set_field
         from tenancy import tenant_settings
 
@@ -29,3 +30,5 @@ class CampaignsConfig(AppConfig):
             label="Clicked campaign",
         )
         privacy.register()
+        for field in ("opened_campaign", "clicked_campaign"):
+            segment_hooks.value_suggesters[field] = selectors.campaign_suggestions

@@ -33,6 +33,18 @@ class EmailTemplate(models.Model):
         return self.name
 
 
+# A campaign may carry another feature's messages (a flow step's emails: flows.FlowCarrier), so that
+# they get the sender's guarantees and tracking. Such a campaign is not one of the marketer's: the app
+# that owns it names its one-to-one relation here at start-up, and `listed()` leaves those out.
+CARRIER_RELATIONS = []
+
+
+class CampaignQuerySet(models.QuerySet):
+    def listed(self):
+        """The marketer's own campaigns (lists, pickers, dashboard, the campaign API)."""
+        return self.filter(**{f"{relation}__isnull": True for relation in CARRIER_RELATIONS})
+
+
 class Campaign(models.Model):
     # What the campaign is for (PRODUCT.md "AI assistance"), set from its subject and content.
     INTENT_CHOICES = [
@@ -101,6 +113,8 @@ class Campaign(models.Model):
     # [{"at": iso time, "p": {"A": 0.4, "B": 0.6}}, ...]: each variant's probability of being best
     # over time, for the stats page's chart (appended by the decision tick, a few dozen points).
     ab_history = models.JSONField(default=list, db_default=[], blank=True)
+
+    objects = CampaignQuerySet.as_manager()
 
     class Meta:
         db_table = "campaigns"

@@ -212,9 +212,20 @@ def customers_for_sending(*, ids):
 
 
 def campaigns_list(*, status=None, intent=None):
-    campaigns = Campaign.objects.select_related("template", "segment", "exclude_segment")
+    campaigns = Campaign.objects.listed().select_related("template", "segment", "exclude_segment")
     if status:
         campaigns = campaigns.filter(status=status)
     if intent:
         campaigns = campaigns.filter(intent=intent)
     return campaigns
+
+
+def campaign_suggestions(query, limit=20):
+    """[(id, name)] of campaigns whose name contains `query` (the segment builder's value picker)."""
+    rows = Campaign.objects.listed().exclude(status="draft").order_by("-created_at", "-id")
+    query = (query or "").strip()
+    if query.isdigit():
+        rows = rows.filter(pk=int(query))
+    elif query:
+        rows = rows.filter(name__icontains=query)
+    return [(str(pk), f"{name} (#{pk})") for pk, name in rows.values_list("pk", "name")[:limit]]

@@ -32,6 +32,9 @@ UPCOMING_CAMPAIGNS = 5
 RECENT_CUSTOMERS = 5
 SENDING_STATUSES = ("sending", "paused")
 JUST_FINISHED = timedelta(minutes=15)
+# Below this many new customers in either period a percentage change is noise (6 vs 12 is not "-50%"):
+# the dashboard shows the two counts instead.
+GROWTH_PERCENT_MIN = 50
 _SENT_STATES = ("sent", "delivered", "bounced", "complained")
 _DELIVERED_STATES = ("delivered", "complained")
 
@@ -62,10 +65,10 @@ def dashboard_customers(*, now=None):
         .annotate(n=Count("id"))
         .values_list("day", "n")
     )
-    first_day = (since + timedelta(days=1)).date()
+    first_day = timezone.localtime(since + timedelta(days=1)).date()  # days of the tenant's calendar
     days = [first_day + timedelta(days=i) for i in range(GROWTH_DAYS)]
     growth = None
-    if totals["new_before"]:
+    if min(totals["new_before"], totals["new"]) >= GROWTH_PERCENT_MIN:
         growth = round(100 * (totals["new"] - totals["new_before"]) / totals["new_before"], 1)
     return {
         **totals,
@@ -103,7 +106,7 @@ def _recipient_counts(campaign_ids):
 
 def dashboard_recent_campaigns(*, limit=RECENT_CAMPAIGNS):
     """The latest sent campaigns with recipients, human open and click rates (as percentages)."""
-    campaigns = list(Campaign.objects.filter(status="sent").order_by("-sent_at", "-id")[:limit])
+    campaigns = list(Campaign.objects.listed().filter(status="sent").order_by("-sent_at", "-id")[:limit])
     ids = [campaign.pk for campaign in campaigns]
     counts = _recipient_counts(ids)
     stats = {row.pk: row for row in CampaignStats.objects.filter(pk__in=ids)}
@@ -132,9 +135,9 @@ def dashboard_sending(*, now=None):
     the last few minutes (so a marketer watching a send sees it reach 100%)."""
     now = now or timezone.now()
     campaigns = list(
-        Campaign.objects.filter(
-            Q(status__in=SENDING_STATUSES) | Q(status="sent", sent_at__gte=now - JUST_FINISHED)
-        ).order_by("started_at", "id")
+        Campaign.objects.listed()
+        .filter(Q(status__in=SENDING_STATUSES) | Q(status="sent", sent_at__gte=now - JUST_FINISHED))
+        .order_by("started_at", "id")
     )
     counts = _recipient_counts([campaign.pk for campaign in campaigns])
     rows = []
@@ -157,7 +160,7 @@ def dashboard_sending(*, now=None):
 
 
 def dashboard_upcoming(*, limit=UPCOMING_CAMPAIGNS):
-    return list(Campaign.objects.filter(status="scheduled").order_by("scheduled_at", "id")[:limit])
+    return list(Campaign.objects.listed().filter(status="scheduled").order_by("scheduled_at", "id")[:limit])
 
 
 def dashboard_recent_customers(*, limit=RECENT_CUSTOMERS):
@@ -202,5 +205,5 @@ def dashboard_data(*, now=None):
         "sending": dashboard_sending(now=now),
         "upcoming": dashboard_upcoming(),
         "recent_customers": dashboard_recent_customers(),
-        "drafts": Campaign.objects.filter(status="draft").count(),
+        "drafts": Campaign.objects.listed().filter(status="draft").count(),
     }

@@ -6,6 +6,7 @@ from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from django.templatetags.static import static
 
 from crm_project.production import production_problems
 
@@ -110,6 +111,7 @@ DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
 
 MIDDLEWARE = [
     "tenancy.middleware.TenantMiddleware",
+    "tenancy.middleware.TenantTimeZoneMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
@@ -191,7 +193,10 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 # The clock a new tenant starts with (each tenant sets its own in its settings).
 TENANT_DEFAULT_TIME_ZONE = env("TENANT_DEFAULT_TIME_ZONE", "UTC")
+# The currency the admin shows customers' lifetime values in (a tenant may set its own).
+TENANT_DEFAULT_CURRENCY = env("TENANT_DEFAULT_CURRENCY", "HUF")
 USE_I18N = True
+FORMAT_MODULE_PATH = ["crm_project.formats"]
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
@@ -465,6 +470,8 @@ UNFOLD = {
     "SITE_SUBHEADER": "crm_project.admin_site.site_subheader",
     "SITE_URL": "crm_project.admin_site.site_url",
     "SITE_SYMBOL": "campaign",
+    "SITE_FAVICONS": [{"rel": "icon", "type": "image/svg+xml", "href": "/favicon.ico"}],
+    "STYLES": [lambda request: static("crm_admin/admin.css")],
     "SHOW_HISTORY": True,
     "SHOW_VIEW_ON_SITE": False,
     "ENVIRONMENT": "crm_project.admin_site.environment_label",

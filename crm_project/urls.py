@@ -3,6 +3,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from .favicon import favicon
 from .health import healthz
 
 urlpatterns = [
@@ -11,6 +12,7 @@ urlpatterns = [
     path("accounts/", include("signin.urls")),
     path("", include("tracking.urls")),
     path("healthz", healthz, name="healthz"),
+    path("favicon.ico", favicon, name="favicon"),
 ]
 
 handler500 = "crm_project.health.server_error"

@@ -5,16 +5,23 @@ customer typed is ever marked safe (Django's escaping does its job).
 """
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import connection
 from django.db.models import Count
-from django.http import StreamingHttpResponse
+from django.http import HttpResponseRedirect, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin, TabularInline
 from unfold.contrib.filters.admin import RangeNumericFilter, TextFilter
+
+from core.money import amount_parse, money_format
 
 from . import selectors, services
 from .countries import country_normalize
@@ -82,6 +89,65 @@ class ConsentFilter(admin.SimpleListFilter):
         return queryset
 
 
+# Higher apps add to the customer page's timeline (campaigns: the emails sent): callables
+# (customer) -> [{"at", "kind", "label", "body", "author", "url"}], merged by time.
+PROFILE_TIMELINE_PROVIDERS = []
+
+
+def profile_with_providers(customer):
+    profile = selectors.customer_profile(customer=customer)
+    events = list(profile["timeline"])
+    for provider in PROFILE_TIMELINE_PROVIDERS:
+        events.extend(provider(customer))
+    events.sort(key=lambda item: item["at"], reverse=True)
+    profile["timeline"] = events[: selectors.PROFILE_TIMELINE]
+    return profile
+
+
+def tenant_currency():
+    return getattr(connection.tenant, "currency", "") or settings.TENANT_DEFAULT_CURRENCY
+
+
+# The customer list's filters as chips: (query parameter, label). "total_spent" is a range of two.
+FILTER_CHIPS = [
+    ("q", _("Search")),
+    ("tag", _("Tag")),
+    ("city", _("City")),
+    ("country", _("Country")),
+    ("consent", _("Consent")),
+    ("total_spent_from", _("Lifetime value from")),
+    ("total_spent_to", _("Lifetime value to")),
+]
+AMOUNT_PARAMETERS = ("total_spent_from", "total_spent_to")
+CONSENT_WORDS = {"yes": _("Marketable"), "no": _("No consent"), "unsubscribed": _("Unsubscribed")}
+
+
+def filter_chips(request):
+    """The active filters of the list, each with the URL that removes it."""
+    chips = []
+    for parameter, label in FILTER_CHIPS:
+        value = request.GET.get(parameter, "").strip()
+        if not value:
+            continue
+        shown = value
+        if parameter == "tag" and value.isdigit():
+            shown = Tag.objects.filter(pk=int(value)).values_list("name", flat=True).first() or value
+        elif parameter == "consent":
+            shown = CONSENT_WORDS.get(value, value)
+        elif parameter in AMOUNT_PARAMETERS:
+            shown = money_format(amount_parse(value), tenant_currency())
+        rest = {key: request.GET.getlist(key) for key in request.GET if key not in (parameter, "p")}
+        chips.append(
+            {
+                "parameter": parameter,
+                "label": label,
+                "value": shown,
+                "remove_url": "?" + urlencode(rest, doseq=True) if rest else "?",
+            }
+        )
+    return chips
+
+
 # --- customer form ----------------------------------------------------------------------------------
 
 
@@ -105,13 +171,13 @@ class CustomerAdminForm(forms.ModelForm):
             "country",
             "email_marketing",
             "email_transactional",
-            "unsubscribed_at",
             "attributes",
         ]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["email"].required = True
+
         if self.instance.pk:
             self.fields["tags_text"].initial = ", ".join(sorted(t.name for t in self.instance.tags.all()))
 
@@ -155,9 +221,7 @@ class CustomerAdminForm(forms.ModelForm):
             "centre), or an admin with the action “Resubscribe the selected customers (with a reason)”."
         ) % {"date": unsubscribed_at.strftime("%Y-%m-%d %H:%M")}
         if data.get("email_marketing") and not self.instance.email_marketing:
-            self.add_error("email_marketing", message)
-        if "unsubscribed_at" in data and data.get("unsubscribed_at") is None:
-            self.add_error("unsubscribed_at", message)
+            self.add_error("email_marketing" if "email_marketing" in self.fields else None, message)
         return data
 
     def clean_tags_text(self):
@@ -207,11 +271,13 @@ class CustomerAdmin(ModelAdmin):
         "city",
         "country",
         "email_marketing",
-        "total_spent",
+        "lifetime_value",
         "order_count",
         "last_order_at",
         "created_at",
     ]
+    list_before_template = "admin/customers/customer/filter_chips.html"
+    change_form_outer_before_template = "admin/customers/customer/profile.html"
     list_filter = [
         TagFilter,
         CityFilter,
@@ -235,6 +301,7 @@ class CustomerAdmin(ModelAdmin):
         "updated_at",
         "erased_at",
         "activity_timeline",
+        "unsubscribed_at",
     ]
     inlines = [AddressInline, OrderInline]
     actions = ["add_tag", "remove_tag", "resubscribe", "export_csv"]
@@ -252,6 +319,21 @@ class CustomerAdmin(ModelAdmin):
         (_("Activity"), {"fields": ["new_note", "activity_timeline"]}),
         (_("Record"), {"fields": [("created_at", "updated_at"), "erased_at"]}),
     ]
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None:
+            # Consent changes through its own actions (who and why recorded), never by a checkbox.
+            fields.append("email_marketing")
+        return fields
+
+    @admin.display(description=_("lifetime value"), ordering="total_spent")
+    def lifetime_value(self, customer):
+        return format_html(
+            '<span class="crm-money" data-amount="{}">{}</span>',
+            customer.total_spent,
+            money_format(customer.total_spent, tenant_currency()),
+        )
 
     @admin.display(description=_("email"), ordering="email")
     def email_or_erased(self, customer):
@@ -279,6 +361,125 @@ class CustomerAdmin(ModelAdmin):
             ),
         )
 
+    def changelist_view(self, request, extra_context=None):
+        # An amount the range filter cannot read would be dropped without a word: read "20 000" and
+        # "20,000" as 20000 (and say so), refuse what is no amount at all (and say so).
+        fixed, refused = {}, []
+        for parameter in AMOUNT_PARAMETERS:
+            raw = request.GET.get(parameter, "")
+            if not raw.strip():
+                continue
+            value = amount_parse(raw)
+            if value is None:
+                refused.append(raw)
+            elif format(value, "f") != raw.strip():
+                fixed[parameter] = format(value, "f")
+        if fixed or refused:
+            query = request.GET.copy()
+            for parameter, value in fixed.items():
+                query[parameter] = value
+            for parameter in AMOUNT_PARAMETERS:
+                if request.GET.get(parameter, "") in refused:
+                    query.pop(parameter, None)
+            if fixed:
+                messages.info(
+                    request,
+                    _("Read the amount as %(amounts)s.")
+                    % {
+                        "amounts": ", ".join(
+                            money_format(amount_parse(v), tenant_currency()) for v in fixed.values()
+                        )
+                    },
+                )
+            for raw in refused:
+                messages.error(
+                    request,
+                    _(
+                        "“%(value)s” is not an amount: write digits only, e.g. 20000. That filter was left out."
+                    )
+                    % {"value": raw},
+                )
+            return HttpResponseRedirect(f"{request.path}?{query.urlencode()}")
+        extra_context = {**(extra_context or {}), "filter_chips": filter_chips(request)}
+        return super().changelist_view(request, extra_context)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        customer = Customer.objects.filter(pk=object_id).first() if str(object_id).isdigit() else None
+        if customer is not None:
+            extra_context = {
+                **(extra_context or {}),
+                "title": customer.full_name or customer.email or _("(erased)"),
+                "profile": profile_with_providers(customer),
+                "profile_money": money_format(customer.total_spent, tenant_currency()),
+                "profile_can_change": self.has_change_permission(request, customer),
+                "profile_edit": request.method == "POST" or "edit" in request.GET,
+                "profile_consent_url": reverse("admin:customers_customer_consent", args=[customer.pk]),
+                "profile_note_url": reverse("admin:customers_customer_note", args=[customer.pk]),
+                "profile_orders_url": reverse("admin:customers_order_changelist")
+                + f"?customer__id__exact={customer.pk}",
+            }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("<int:pk>/consent/", view(self.consent_view), name="customers_customer_consent"),
+            path("<int:pk>/note/", view(self.note_view), name="customers_customer_note"),
+        ] + super().get_urls()
+
+    def consent_view(self, request, pk):
+        """GET ?give=1|0: say why; POST: record the change of consent (who, why, when)."""
+        customer = get_object_or_404(Customer, pk=pk, erased_at__isnull=True)
+        if not self.has_change_permission(request, customer):
+            raise PermissionDenied
+        give = (request.POST.get("give") or request.GET.get("give")) == "1"
+        back = reverse("admin:customers_customer_change", args=[pk])
+        error = ""
+        if request.method == "POST":
+            try:
+                changed = services.customer_consent_record(
+                    customer=customer, give=give, reason=request.POST.get("reason"), author=request.user
+                )
+            except ValidationError as exc:
+                error = " ".join(m for ms in exc.message_dict.values() for m in ms)
+            else:
+                if changed:
+                    messages.success(
+                        request,
+                        _("Marketing consent recorded.") if give else _("Unsubscribed from marketing email."),
+                    )
+                else:
+                    messages.info(request, _("Nothing changed: the consent was already so."))
+                return redirect(back)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Record marketing consent") if give else _("Unsubscribe from marketing email"),
+            "opts": self.model._meta,
+            "original": customer,
+            "customer": customer,
+            "give": give,
+            "error": error,
+            "reason": request.POST.get("reason", ""),
+            "back_url": back,
+            "max_length": services.CONSENT_REASON_MAX,
+        }
+        return TemplateResponse(
+            request, "admin/customers/customer/consent.html", context, status=400 if error else 200
+        )
+
+    def note_view(self, request, pk):
+        """POST a note from the profile's timeline."""
+        customer = get_object_or_404(Customer, pk=pk, erased_at__isnull=True)
+        if request.method != "POST" or not self.has_change_permission(request, customer):
+            raise PermissionDenied
+        body = (request.POST.get("body") or "").strip()
+        if not body or len(body) > 20_000:
+            messages.error(request, _("Note: write something (up to 20,000 characters)."))
+        else:
+            services.interaction_add(customer=customer, kind="note", body=body, author=request.user)
+            messages.success(request, _("Note added."))
+        return redirect("admin:customers_customer_change", pk)
+
     def get_search_results(self, request, queryset, search_term):
         return selectors.customers_search(queryset, term=search_term or ""), False
 
@@ -288,7 +489,11 @@ class CustomerAdmin(ModelAdmin):
     # Writes go through the services: the profile in save_model, addresses and tags in save_related,
     # so one admin save is one service call (and one event) per kind of change.
     def save_model(self, request, obj, form, change):
-        data = {name: form.cleaned_data[name] for name in CustomerAdminForm.Meta.fields}
+        data = {
+            name: form.cleaned_data[name]
+            for name in CustomerAdminForm.Meta.fields
+            if name in form.cleaned_data
+        }
         data["tags"] = form.cleaned_data["tags_text"]
         try:
             if change:
@@ -428,6 +633,7 @@ class OrderAdmin(ModelAdmin):
     search_fields = ["external_id", "number"]
     list_select_related = ["customer"]
     show_full_result_count = False
+    paginator = EstimatingPaginator  # the customer list's estimated counts: no count(*) over every order
     readonly_fields = [
         "external_id",
         "customer",

@@ -167,6 +167,43 @@ def customer_activity(*, customer):
     )
 
 
+PROFILE_ORDERS = 5
+PROFILE_TIMELINE = 50
+CONSENT_KINDS = ("unsubscribed", "resubscribed", "preferences", "resubscribe_ignored")
+
+
+def customer_consent_state(customer):
+    """'subscribed', 'unsubscribed' or 'no_consent': what a marketer needs to know first."""
+    if customer.unsubscribed_at is not None:
+        return "unsubscribed"
+    return "subscribed" if customer.email_marketing else "no_consent"
+
+
+def customer_profile(*, customer):
+    """The customer page's story: consent with its history, the latest orders, the activity (a few
+    indexed reads: interaction_customer_time, the orders' customer index)."""
+    activity = [
+        {
+            "at": item.occurred_at,
+            "kind": item.kind,
+            "label": item.get_kind_display(),
+            "body": item.body,
+            "author": item.author.get_username() if item.author_id else "",
+            "url": "",
+        }
+        for item in customer_activity(customer=customer)[:PROFILE_TIMELINE]
+    ]
+    return {
+        "consent": customer_consent_state(customer),
+        "consent_history": list(customer_activity(customer=customer).filter(kind__in=CONSENT_KINDS)[:10]),
+        "orders": list(
+            Order.objects.filter(customer=customer).order_by("-placed_at", "-id")[:PROFILE_ORDERS]
+        ),
+        "tags": list(customer.tags.order_by("name").values_list("name", flat=True)),
+        "timeline": activity,
+    }
+
+
 # --- CSV export -----------------------------------------------------------------------------------
 
 CSV_COLUMNS = [

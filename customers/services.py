@@ -343,6 +343,64 @@ def customer_resubscribe(*, customer, source, reason, author=None, also=None):
     return changed
 
 
+CONSENT_REASON_MAX = 1000
+
+
+def customer_consent_record(*, customer, give, reason, author):
+    """An admin records a change of marketing consent, saying why (a phone call, a signed form): the
+    one way the admin changes consent, so every change names who, why and when.
+
+    give=False unsubscribes (as the person's own link would, event customer.unsubscribed); give=True
+    records consent given, and for someone who unsubscribed is `customer_resubscribe` by an admin.
+    Returns True when something changed."""
+    reason = (reason or "").strip()
+    if author is None or not reason or len(reason) > CONSENT_REASON_MAX:
+        raise ValidationError(
+            {"reason": [f"Say why the consent changes (up to {CONSENT_REASON_MAX} characters)."]}
+        )
+    who = author.get_username()
+    if give:
+        current = (
+            Customer.objects.filter(pk=customer.pk).values_list("unsubscribed_at", "email_marketing").get()
+        )
+        if current[0] is not None:
+            return bool(customer_resubscribe(customer=customer, source="admin", reason=reason, author=author))
+        if current[1]:
+            return False
+    with transaction.atomic():
+        customer = Customer.objects.select_for_update().get(pk=customer.pk)
+        if customer.erased_at is not None:
+            raise ValidationError({"non_field_errors": ["This customer's personal data was erased."]})
+        now = timezone.now()
+        if give:
+            if customer.email_marketing or customer.unsubscribed_at is not None:
+                return False
+            before = customer_payload(customer_id=customer.pk)
+            Customer.objects.filter(pk=customer.pk).update(email_marketing=True, updated_at=now)
+            kind, body = "preferences", f"Marketing consent recorded by {who} (admin): {reason}"
+        else:
+            if not customer.email_marketing and customer.unsubscribed_at is not None:
+                return False
+            Customer.objects.filter(pk=customer.pk).update(
+                email_marketing=False, unsubscribed_at=customer.unsubscribed_at or now, updated_at=now
+            )
+            kind, body = "unsubscribed", f"Unsubscribed from marketing email by {who} (admin): {reason}"
+        Interaction.objects.create(
+            customer=customer,
+            kind=kind,
+            body=body,
+            data={"source": "admin", "by": who, "reason": reason, "email_marketing": bool(give)},
+            author=author,
+            occurred_at=now,
+        )
+        after = customer_payload(customer_id=customer.pk)
+        if give:
+            event_emit(type="customer.updated", data={**after, "changed": _changed(before, after)})
+        else:
+            event_emit(type="customer.unsubscribed", data=after, occurred_at=now)
+    return True
+
+
 def customer_unsubscribe(*, customer_id, source, data=None, now=None):
     """Withdraw a customer's marketing consent (a campaign's unsubscribe link, the preference centre,
     the sending service). True when their state changed: then it is logged as an `unsubscribed`

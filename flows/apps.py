@@ -6,10 +6,14 @@ class FlowsConfig(AppConfig):
     verbose_name = "Flows"
 
     def ready(self):
+        from campaigns.models import CARRIER_RELATIONS
         from customers import hooks
 
         from . import services, triggers
 
+        # A step's carrier campaign is not one of the marketer's campaigns.
+        if "flow_carrier" not in CARRIER_RELATIONS:
+            CARRIER_RELATIONS.append("flow_carrier")
         # Orders reach flows through customers' hooks (after commit): order triggers, wait_for.
         if triggers.order_recorded not in hooks.order_recorded:
             hooks.order_recorded.append(triggers.order_recorded)

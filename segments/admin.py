@@ -5,6 +5,7 @@ the same react-querybuilder JSON as the API.
 """
 
 import json
+import re
 
 from django import forms
 from django.contrib import admin, messages
@@ -20,9 +21,46 @@ from unfold.widgets import UnfoldAdminTextareaWidget
 
 from . import hooks, selectors, services
 from .models import Segment, SegmentMember
-from .rules import RuleError, field_catalogue
+from .rules import FIELDS, RuleError, field_catalogue
 
 PREVIEW_MAX_BYTES = 1024 * 1024 + 1024
+SUGGESTIONS = 20
+_RULE_PATH = re.compile(r"^((?:rules\[\d+\]\.?)+)(?:\.?(field|operator|value|combinator|not))?: (.*)$", re.S)
+_PART_WORDS = {
+    "field": _("field"),
+    "operator": _("condition"),
+    "value": _("value"),
+    "combinator": _("and/or"),
+}
+
+
+def _rule_at(rules, indexes):
+    node = rules
+    for index in indexes:
+        children = node.get("rules") if isinstance(node, dict) else None
+        if not isinstance(children, list) or index >= len(children):
+            return None
+        node = children[index]
+    return node if isinstance(node, dict) else None
+
+
+def rule_error_words(message, rules):
+    """'rules[1].rules[0].value: not a number' -> 'Rule 2.1 (Total spent), value: not a number'."""
+    match = _RULE_PATH.match(message)
+    if not match:
+        return "Rules: " + message[len("rules: ") :] if message.startswith("rules: ") else message
+    indexes = [int(i) for i in re.findall(r"\[(\d+)\]", match.group(1))]
+    node = _rule_at(rules, indexes) if isinstance(rules, dict) else None
+    kind = _("Group") if isinstance(node, dict) and "rules" in node else _("Rule")
+    where = f"{kind} {'.'.join(str(i + 1) for i in indexes)}"
+    spec = FIELDS.get(node.get("field")) if isinstance(node, dict) else None
+    if spec is not None:
+        where += f" ({spec.label})"
+    part = _PART_WORDS.get(match.group(2) or "")
+    detail = match.group(3)
+    if spec is not None:
+        detail = detail.replace(f"for {spec.name}", f"for {spec.label}")
+    return f"{where}{', ' + str(part) if part else ''}: {detail}"
 
 
 class RuleBuilderWidget(UnfoldAdminTextareaWidget):
@@ -51,6 +89,7 @@ class RuleBuilderWidget(UnfoldAdminTextareaWidget):
         context["builder"] = {
             "catalogue": field_catalogue(),
             "preview_url": self.preview_url,
+            "suggest_url": reverse("admin:segments_segment_suggest"),
             "sentence_url": self.sentence_url,
         }
         return context
@@ -62,7 +101,8 @@ class SegmentForm(forms.ModelForm):
     )
     rules = forms.JSONField(
         required=False,
-        help_text=_("Built above, or edited here as react-querybuilder JSON (the API's format)."),
+        label=_("Rules"),
+        help_text=_("Built above; the JSON is the API's format, for developers."),
     )
 
     class Meta:
@@ -84,7 +124,7 @@ class SegmentForm(forms.ModelForm):
                     services.rules_validate(cleaned["rules"])
                 except ValidationError as error:
                     for message in error.message_dict.get("rules", []):
-                        self.add_error("rules", message)
+                        self.add_error("rules", rule_error_words(message, cleaned["rules"]))
         return cleaned
 
 
@@ -142,6 +182,11 @@ class SegmentAdmin(ModelAdmin):
                 "preview/",
                 self.admin_site.admin_view(self.preview_view),
                 name="segments_segment_preview",
+            ),
+            path(
+                "suggest/",
+                self.admin_site.admin_view(self.suggest_view),
+                name="segments_segment_suggest",
             ),
             *super().get_urls(),
         ]
@@ -228,6 +273,22 @@ class SegmentAdmin(ModelAdmin):
             selectors.segment_count(segment=segment, refresh=True)
         self.message_user(request, _("Counted."), messages.SUCCESS)
 
+    def suggest_view(self, request):
+        """?field=&q= -> {"values": [{"value", "label"}]}: the builder's value suggestions, from the
+        tenant's own data (prefix matches, at most 20)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        field = request.GET.get("field", "")
+        query = request.GET.get("q", "").strip()[:100]
+        if field in hooks.value_suggesters:
+            pairs = hooks.value_suggesters[field](query)[:SUGGESTIONS]
+        else:
+            pairs = [
+                (value, value)
+                for value in selectors.value_suggestions(field=field, query=query, limit=SUGGESTIONS)
+            ]
+        return JsonResponse({"values": [{"value": value, "label": label} for value, label in pairs]})
+
     def preview_view(self, request):
         """Live count for the builder: POST {"rules": ...} (session + CSRF) -> count and a sample."""
         return _preview(request, self)
@@ -258,7 +319,13 @@ def _preview(request, model_admin):
     try:
         preview = selectors.segment_preview(rules=payload["rules"])
     except RuleError as error:
-        return JsonResponse({"errors": error.messages}, status=400)
+        return JsonResponse(
+            {
+                "errors": error.messages,
+                "messages": [rule_error_words(message, payload["rules"]) for message in error.messages],
+            },
+            status=400,
+        )
     return JsonResponse(
         {
             "count": preview["count"],

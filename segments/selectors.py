@@ -9,10 +9,11 @@ import time
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db import connection
 from django.db.models import Count, Exists, OuterRef, QuerySet, Window
 from django.utils import timezone
 
-from customers.models import Customer
+from customers.models import Customer, OrderItem, Tag
 
 from .models import Segment, SegmentMember
 from .rules import RuleError, compile_rules
@@ -102,3 +103,44 @@ def segment_preview(*, rules, sample_size=PREVIEW_SAMPLE_SIZE) -> dict:
         customers_matchable().filter(id__in=[pk for pk, _ in newest]).order_by("-id").prefetch_related("tags")
     )
     return {"count": count, "sample": sample, "milliseconds": round((time.monotonic() - started) * 1000)}
+
+
+# --- the builder's value suggestions --------------------------------------------------------------
+# (table, the lower(column) an expression index holds, the column shown) per field.
+_SUGGEST_COLUMNS = {
+    "city": (Customer, "city"),
+    "country": (Customer, "country"),
+    "purchased_sku": (OrderItem, "sku"),
+}
+# A skip scan over the lower(column) index: one index probe per distinct value, so twenty
+# suggestions cost twenty probes whether a million customers live in Budapest or none.
+_SKIP_SCAN_SQL = """
+WITH RECURSIVE found(value) AS (
+    (SELECT lower({column}) FROM {table}
+      WHERE lower({column}) >= %(start)s AND lower({column}) <> '' ORDER BY 1 LIMIT 1)
+    UNION ALL
+    SELECT (SELECT lower({column}) FROM {table} WHERE lower({column}) > found.value ORDER BY 1 LIMIT 1)
+      FROM found WHERE found.value LIKE %(prefix)s
+)
+SELECT (SELECT {column} FROM {table} WHERE lower({column}) = found.value LIMIT 1)
+  FROM found WHERE found.value LIKE %(prefix)s LIMIT %(limit)s
+"""
+
+
+def value_suggestions(*, field, query, limit=20):
+    """Values of `field` in the tenant's data beginning with `query` (case-insensitive), sorted."""
+    query = (query or "").strip().lower()
+    if field == "tags":
+        return list(
+            Tag.objects.filter(name__istartswith=query)
+            .order_by("name")
+            .values_list("name", flat=True)[:limit]
+        )
+    if field not in _SUGGEST_COLUMNS:
+        return []
+    model, column = _SUGGEST_COLUMNS[field]
+    escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    sql = _SKIP_SCAN_SQL.format(table=connection.ops.quote_name(model._meta.db_table), column=column)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, {"start": query, "prefix": escaped + "%", "limit": limit})
+        return [row[0] for row in cursor.fetchall() if row[0]]

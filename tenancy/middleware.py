@@ -1,9 +1,11 @@
 import base64
 import logging
+import zoneinfo
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection
 from django.http import HttpResponse, JsonResponse
+from django.utils import timezone
 from django_tenants.middleware.main import TenantMainMiddleware
 
 logger = logging.getLogger(__name__)
@@ -55,3 +57,36 @@ def database_unavailable(request):
     response = JsonResponse({"detail": "The service is temporarily unavailable; retry shortly."}, status=503)
     response["Retry-After"] = "5"
     return response
+
+
+ADMIN_PATH = "/admin/"
+
+
+class TenantTimeZoneMiddleware:
+    """The tenant's clock for the request: the admin shows and reads date-times in its time zone.
+
+    Storage stays UTC (USE_TZ); only the admin's rendering and form input follow the tenant. The API
+    keeps emitting UTC (RFC 3339 with Z, whatever the tenant), and so do the public host and a tenant
+    with an unknown zone.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        tenant = getattr(request, "tenant", None)
+        name = ""
+        if request.path_info.startswith(ADMIN_PATH) and tenant is not None and tenant.schema_name != "public":
+            name = getattr(tenant, "time_zone", "")
+        try:
+            zone = zoneinfo.ZoneInfo(name) if name else None
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            zone = None
+        if zone is None:
+            timezone.deactivate()
+        else:
+            timezone.activate(zone)
+        try:
+            return self.get_response(request)
+        finally:
+            timezone.deactivate()

@@ -11,6 +11,7 @@ from django.http import Http404
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin
@@ -31,7 +32,8 @@ def stats_page_context(stats):
     """What the stats template draws: the timeline chart, the funnel bars, the link table."""
     timeline = stats["timeline"]
     chart = {
-        "labels": [row["hour"].strftime("%b %d %H:00") for row in timeline],
+        # In the tenant's time zone (activated per request), like every date of the admin.
+        "labels": [timezone.localtime(row["hour"]).strftime("%b %d %H:%M") for row in timeline],
         "datasets": [
             {
                 "label": str(_("Opens")),
@@ -49,13 +51,16 @@ def stats_page_context(stats):
         ],
     }
     sent = stats["sent"]
-    delivered_label = _("Delivered") if stats["delivered"] else _("Delivered (no delivery data)")
+    # Without delivery reports (SMTP relays send none) "Delivered 0" would alarm: say so instead, and
+    # leave the step out of the rates (they are over sent then, as the stats API does).
+    delivery_reported = bool(stats["delivered"])
     funnel = [
         {"label": _("Sent"), "value": sent, "percent": 100.0 if sent else 0.0},
         {
-            "label": delivered_label,
+            "label": _("Delivered"),
             "value": stats["delivered"],
             "percent": _percent(stats["delivered"], sent),
+            "not_reported": not delivery_reported,
         },
         {
             "label": _("Opened"),
@@ -114,7 +119,9 @@ def stats_page_context(stats):
         },
     ]
     for step in funnel:
-        step["shown"] = _n(step["value"])
+        step["shown"] = (
+            _("not reported by your mail server") if step.get("not_reported") else _n(step["value"])
+        )
     links = [
         {
             **row,
@@ -126,6 +133,9 @@ def stats_page_context(stats):
     ]
     return {
         "chart": json.dumps(chart),
+        "chart_title": _("Opens and clicks per hour (%(zone)s)")
+        % {"zone": timezone.get_current_timezone_name()},
+        "time_zone": timezone.get_current_timezone_name(),
         "funnel": funnel,
         "cards": cards,
         "links": links,

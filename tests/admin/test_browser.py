@@ -57,7 +57,7 @@ def test_it_logs_a_marketer_in_through_the_login_form(chromium, site):
         page.fill("input[name=username]", site.marketer_email)
         page.fill("input[name=password]", "not-the-password")
         page.click("button[type=submit]")
-        expect(page.get_by_text("correct username and password")).to_be_visible()
+        expect(page.get_by_text("correct email and password")).to_be_visible()
         page.wait_for_load_state("networkidle")
         screenshot(page, "login")
 

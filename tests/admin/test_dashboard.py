@@ -46,7 +46,7 @@ def test_it_shows_customers_growth_and_consent_rate(admin_client_a):
     assert customers["total"] == 4
     assert customers["new"] == 3
     assert customers["new_before"] == 1
-    assert customers["growth_percent"] == 200.0
+    assert customers["growth_percent"] is None  # 3 vs 1: a percentage of so few is noise
     assert customers["consenting"] == 2
     assert customers["consent_rate"] == 50.0
     assert sum(row["new"] for row in customers["per_day"]) == 3
@@ -54,6 +54,21 @@ def test_it_shows_customers_growth_and_consent_rate(admin_client_a):
     html = response.content.decode()
     assert '<div id="kpi-customers"' in html
     assert ">50.0%<" in html
+    assert "1 in the 30 days before" in html
+    assert 'id="kpi-growth-percent"' not in html
+
+
+def test_it_shows_a_growth_percentage_only_on_numbers_large_enough(admin_client_a, monkeypatch):
+    from crm_project import dashboard
+
+    monkeypatch.setattr(dashboard, "GROWTH_PERCENT_MIN", 1)
+    _customer("a@x.test", days_ago=1)
+    _customer("b@x.test", days_ago=2)
+    _customer("d@x.test", days_ago=40)
+
+    customers = dashboard.dashboard_customers()
+
+    assert customers["growth_percent"] == 100.0
 
 
 def test_it_shows_recent_campaigns_with_human_rates(admin_client_a):

@@ -36,8 +36,7 @@ def compose(segment, **fields):
         "reply_to": "",
         "track_opens": "on",
         "track_clicks": "on",
-        "scheduled_at_0": "",
-        "scheduled_at_1": "",
+        "scheduled_at": "",
         **fields,
     }
 

@@ -121,7 +121,7 @@ def test_it_schedules_from_the_confirmation_page(browser, tenant):
         {"scheduled_at": "2001-01-01 09:00"},
         follow=True,
     )
-    assert "scheduled_at: must be in the future." in response.content.decode()
+    assert "Send at: Must be in the future" in response.content.decode()
     assert Campaign.objects.get(pk=past.pk).status == "draft"
 
 

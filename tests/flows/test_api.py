@@ -2,7 +2,10 @@
 
 import pytest
 
+from campaigns.models import Campaign
+from flows.carriers import carrier_campaign
 from flows.models import CustomEvent, Flow, FlowRun
+from tests.admin.conftest import admin_client_a  # noqa: F401  (fixture)
 
 from .conftest import cart_flow_body, customer, make_active_flow, make_template, post_event
 
@@ -221,3 +224,19 @@ def test_a_nul_in_a_flow_name_is_a_400(tenant, api):
 
     assert response.status_code == 400 and "name" in response.json()
     assert Flow.objects.get().name == "ok"
+
+
+def test_a_steps_carrier_campaign_is_not_among_the_marketers_campaigns(tenant, api, admin_client_a):  # noqa: F811
+    body = cart_flow_body(make_template(), make_template("Second"))
+    flow = Flow.objects.get(pk=make_active_flow(api, body))
+    email_step = next(step["id"] for step in flow.steps if step["type"] == "email")
+    carrier = carrier_campaign(flow=flow, key=(flow.pk, flow.version, email_step, 1))
+    own = Campaign.objects.create(name="Autumn sale", subject="Autumn", status="sent")
+
+    listed = [c["id"] for c in api.get("/api/campaigns").json()["results"]]
+    changelist = admin_client_a.get("/admin/campaigns/campaign/").content.decode()
+
+    assert Campaign.objects.filter(pk=carrier).exists()
+    assert listed == [own.pk]
+    assert api.get(f"/api/campaigns/{carrier}").status_code == 404
+    assert "Autumn sale" in changelist and "Flow: " not in changelist

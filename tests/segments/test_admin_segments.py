@@ -52,7 +52,7 @@ def test_it_saves_the_builders_json_through_the_services(browser, dataset):
     assert 'id="segment-saved-count">3<' in page
 
 
-def test_it_refuses_invalid_rules_in_the_form_naming_the_path_and_saves_nothing(browser, tenant):
+def test_it_refuses_invalid_rules_in_the_form_naming_the_rule_and_saves_nothing(browser, tenant):
     bad = {"combinator": "and", "rules": [{"field": "total_spent", "operator": "beginsWith", "value": "1"}]}
     response = browser.post(
         "/admin/segments/segment/add/",
@@ -60,7 +60,8 @@ def test_it_refuses_invalid_rules_in_the_form_naming_the_path_and_saves_nothing(
     )
     assert response.status_code == 200
     assert (
-        "rules[0].operator: &#x27;beginsWith&#x27; is not valid for total_spent" in response.content.decode()
+        "Rule 1 (Total spent), condition: &#x27;beginsWith&#x27; is not valid for Total spent"
+        in response.content.decode()
     )
     response = browser.post(
         "/admin/segments/segment/add/", {"name": "empty", "description": "", "kind": "dynamic", "rules": ""}
@@ -100,7 +101,9 @@ def test_it_answers_the_builder_with_path_errors(browser, tenant, body, expected
         "/admin/segments/segment/preview/", json.dumps(body), content_type="application/json"
     )
     assert response.status_code == 400
-    assert response.json() == {"errors": expected}
+    assert response.json()["errors"] == expected
+    # What the builder shows: the same in a person's words (no "rules[0]" paths).
+    assert not any("rules[" in message for message in response.json().get("messages", []))
 
 
 def test_it_refuses_a_preview_that_is_not_json_or_not_a_post(browser, tenant):

@@ -37,7 +37,7 @@ def test_it_draws_the_stats_page_with_chart_funnel_and_links(tenant, sent, marke
     )
     assert [d["label"] for d in chart["datasets"]] == ["Opens", "Clicks"]
     assert [d["data"] for d in chart["datasets"]] == [[1], [1]]
-    for label in ("Sent", "Delivered (no delivery data)", "Opened", "Clicked", "Funnel"):
+    for label in ("Sent", "Delivered", "not reported by your mail server", "Opened", "Clicked", "Funnel"):
         assert label in html
     assert "https://shop.example.com/new?utm=x&amp;a=1" in html
     assert "33.3%" in html  # open rate: 1 of 3 sent

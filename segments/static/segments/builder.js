@@ -8,7 +8,8 @@
  * .rb-combinator, .rb-not-toggle, .rb-add-rule, .rb-add-group, .rb-remove, .rb-field,
  * .rb-attribute-key, .rb-operator, .rb-value, .rb-value-from, .rb-value-to,
  * #segment-live-count, #segment-live-status, #segment-live-errors, #segment-live-sample,
- * #segment-rules-raw, #segment-rules-json-error; the sentence box (when the data-sentence-url is set):
+ * #segment-rules-raw ("For developers"), #segment-rules-json-error, .rb-preset (relative periods),
+ * datalist#rb-suggest-<field> (value suggestions); the sentence box (when the data-sentence-url is set):
  * #segment-sentence-text, #segment-sentence-apply, #segment-sentence-result (data-source = offline|provider).
  */
 (function () {
@@ -73,6 +74,11 @@
     this.sample = root.querySelector("#segment-live-sample");
     this.timer = null;
     this.sequence = 0;
+    // Rules just added and not yet given a value: not marked invalid until the marketer types.
+    this.pristine = new WeakSet();
+    this.suggestUrl = root.getAttribute("data-suggest-url");
+    this.suggested = {};
+    this.suggestTicket = 0;
     this.tree = this.parse(this.textarea.value) || this.emptyGroup();
     var self = this;
     this.textarea.addEventListener("input", function () { self.fromRaw(); });
@@ -147,7 +153,52 @@
 
   Builder.prototype.newRule = function () {
     var first = this.catalogue.fields[0];
-    return { field: first.name, operator: first.operators[0], value: "" };
+    var rule = { field: first.name, operator: first.operators[0], value: "" };
+    this.pristine.add(rule);
+    return rule;
+  };
+
+  Builder.prototype.touch = function (rule) { this.pristine.delete(rule); };
+
+  /* Suggestions for a field's values from the tenant's data, in a <datalist> the inputs share. */
+  Builder.prototype.suggestions = function (spec, input) {
+    var self = this;
+    if (!this.suggestUrl || !spec || spec.attribute) return;
+    if (["city", "country"].indexOf(spec.name) === -1 && spec.type !== "set") return;
+    var id = "rb-suggest-" + spec.name;
+    var list = document.getElementById(id);
+    if (!list) { list = el("datalist", { id: id }); this.root.appendChild(list); }
+    input.setAttribute("list", id);
+    input.setAttribute("autocomplete", "off");
+    var show = function (words, values) {
+      list.textContent = "";
+      var head = words.slice(0, -1).map(function (w) { return w.trim(); }).filter(Boolean);
+      values.forEach(function (item) {
+        var node = el("option", { value: head.concat([item.value]).join(", ") });
+        if (item.label !== item.value) node.label = item.label;
+        list.appendChild(node);
+      });
+    };
+    var load = function () {
+      var words = input.value.split(",");
+      var q = words[words.length - 1].trim();
+      var key = spec.name + "|" + q.toLowerCase();
+      var ticket = ++self.suggestTicket; // only the answer to the latest keystroke is shown
+      if (self.suggested[key]) { show(words, self.suggested[key]); return; }
+      fetch(self.suggestUrl + "?field=" + encodeURIComponent(spec.name) + "&q=" + encodeURIComponent(q), { credentials: "same-origin" })
+        .then(function (r) { return r.ok ? r.json() : { values: [] }; })
+        .then(function (data) {
+          self.suggested[key] = data.values || [];
+          if (ticket === self.suggestTicket) show(words, self.suggested[key]);
+        });
+    };
+    input.addEventListener("focus", load);
+    input.addEventListener("input", load);
+  };
+
+  /* An error of the server in the builder's words: "Rule 2 (City): ..." (the server sends both). */
+  Builder.prototype.errorWords = function (raw, spoken) {
+    return spoken || raw.replace(/^rules\[(\d+)\](\.value|\.field|\.operator)?:/, function (m, i) { return "Rule " + (parseInt(i, 10) + 1) + ":"; });
   };
 
   Builder.prototype.parse = function (text) {
@@ -205,8 +256,8 @@
     var self = this;
     var prefix = path ? path + "." : "";
     var combinator = el("select", { className: "rb-combinator", "aria-label": "Combinator" }, [
-      option("and", "all of (and)", String(group.combinator).toLowerCase() !== "or"),
-      option("or", "any of (or)", String(group.combinator).toLowerCase() === "or")
+      option("and", "Match all of", String(group.combinator).toLowerCase() !== "or"),
+      option("or", "Match any of", String(group.combinator).toLowerCase() === "or")
     ]);
     combinator.addEventListener("change", function () { group.combinator = combinator.value; self.sync(); });
     var notBox = el("input", { type: "checkbox", className: "rb-not-toggle" });
@@ -224,7 +275,7 @@
     });
     var header = el("div", { className: "rb-group-header" }, [
       combinator,
-      el("label", { className: "rb-not" }, [notBox, document.createTextNode(" not")]),
+      el("label", { className: "rb-not", title: "Match customers who do NOT meet this group" }, [notBox, document.createTextNode(" exclude these")]),
       addRule,
       addGroup,
       parent ? this.removeButton(parent, group) : null
@@ -304,7 +355,9 @@
     parts.push(operatorSelect);
     parts = parts.concat(this.valueEditors(rule, spec));
     parts.push(this.removeButton(parent, rule));
-    return el("div", { className: "rb-rule", "data-path": path }, parts);
+    var node = el("div", { className: "rb-rule", "data-path": path }, parts);
+    node.rbRule = rule;
+    return node;
   };
 
   /* A value kept across an operator or field change where it still makes sense. */
@@ -327,37 +380,44 @@
     if (!spec || this.catalogue.no_value_operators.indexOf(operator) !== -1) return [];
     if (spec.type === "bool") {
       var select = el("select", { className: "rb-value", "aria-label": "Value" }, [
-        option("true", "true", rule.value === true || String(rule.value).toLowerCase() === "true"),
-        option("false", "false", rule.value === false || String(rule.value).toLowerCase() === "false")
+        option("true", "yes", rule.value === true || String(rule.value).toLowerCase() === "true"),
+        option("false", "no", rule.value === false || String(rule.value).toLowerCase() === "false")
       ]);
       if (typeof rule.value !== "boolean") rule.value = select.value === "true";
-      select.addEventListener("change", function () { rule.value = select.value === "true"; self.sync(); });
+      select.addEventListener("change", function () { self.touch(rule); rule.value = select.value === "true"; self.sync(); });
       return [select];
     }
     var placeholder = {
       text: "text",
       number: "number, e.g. 1000.50",
-      date: "YYYY-MM-DD or 2024-01-31T12:00:00+01:00",
+      date: "YYYY-MM-DD",
       set: spec.member_type === "id" ? "campaign id" : "value"
     }[spec.type];
     if (operator === "inLastDays" || operator === "notInLastDays") {
       var days = el("input", { type: "number", min: "0", step: "1", className: "rb-value", "aria-label": "Days" });
       days.value = rule.value === undefined ? "" : rule.value;
       days.addEventListener("input", function () {
+        self.touch(rule);
         rule.value = /^\d+$/.test(days.value) ? parseInt(days.value, 10) : days.value;
         self.sync();
       });
-      return [days, el("span", { className: "rb-unit", text: "days" })];
+      var presets = [7, 30, 90, 365].map(function (n) {
+        var button = el("button", { type: "button", className: "rb-preset", "data-days": String(n), text: n === 365 ? "a year" : n + " days" });
+        button.addEventListener("click", function () { days.value = String(n); self.touch(rule); rule.value = n; self.sync(); });
+        return button;
+      });
+      return [days, el("span", { className: "rb-unit", text: "days" })].concat(presets);
     }
     if (operator === "between" || operator === "notBetween") {
       var pair = Array.isArray(rule.value) ? rule.value.slice(0, 2) : String(rule.value || "").split(",");
       while (pair.length < 2) pair.push("");
       rule.value = pair;
-      var from = el("input", { type: "text", className: "rb-value-from", placeholder: placeholder, "aria-label": "From" });
-      var to = el("input", { type: "text", className: "rb-value-to", placeholder: placeholder, "aria-label": "To" });
+      var kind = spec.type === "date" && pair.every(function (v) { return !v || /^\d{4}-\d\d-\d\d$/.test(v); }) ? "date" : "text";
+      var from = el("input", { type: kind, className: "rb-value-from", placeholder: placeholder, "aria-label": "From" });
+      var to = el("input", { type: kind, className: "rb-value-to", placeholder: placeholder, "aria-label": "To" });
       from.value = pair[0];
       to.value = pair[1];
-      var update = function () { rule.value = [from.value.trim(), to.value.trim()]; self.sync(); };
+      var update = function () { self.touch(rule); rule.value = [from.value.trim(), to.value.trim()]; self.sync(); };
       from.addEventListener("input", update);
       to.addEventListener("input", update);
       return [from, el("span", { className: "rb-unit", text: "and" }), to];
@@ -367,15 +427,20 @@
       input.placeholder = placeholder + ", comma-separated";
       input.value = Array.isArray(rule.value) ? rule.value.join(", ") : (rule.value || "");
       input.addEventListener("input", function () {
+        self.touch(rule);
         rule.value = input.value.split(",").map(function (item) { return item.trim(); })
           .filter(function (item) { return item !== ""; });
         self.sync();
       });
+      this.suggestions(spec, input);
       return [input];
     }
     input.placeholder = placeholder;
     input.value = rule.value === undefined || rule.value === null ? "" : rule.value;
-    input.addEventListener("input", function () { rule.value = input.value; self.sync(); });
+    if (spec.type === "date" && (!input.value || /^\d{4}-\d\d-\d\d$/.test(input.value))) input.type = "date";
+    input.addEventListener("input", function () { self.touch(rule); rule.value = input.value; self.sync(); });
+    input.addEventListener("change", function () { self.touch(rule); rule.value = input.value; self.sync(); });
+    this.suggestions(spec, input);
     return [input];
   };
 
@@ -418,14 +483,18 @@
         self.root.setAttribute("data-state", result.ok ? "counted" : "invalid");
         if (!result.ok) {
           self.count.textContent = "—";
-          self.status.textContent = "fix the rules to count";
           self.sample.textContent = "";
-          (result.body.errors || []).forEach(function (message) {
-            self.errors.appendChild(el("li", { text: message }));
+          var waiting = 0;
+          var spoken = result.body.messages || [];
+          (result.body.errors || []).forEach(function (message, index) {
             var path = message.split(":")[0].replace(/\.(field|operator|value|valueSource|combinator|not|rules)(\[\d+\])?$/, "");
             var node = self.treeNode.querySelector('[data-path="' + path.replace(/"/g, "") + '"]');
+            if (node && node.rbRule && self.pristine.has(node.rbRule)) { waiting += 1; return; } // not typed in yet
+            self.errors.appendChild(el("li", { text: self.errorWords(message, spoken[index]) }));
             if (node) node.classList.add("rb-invalid");
           });
+          self.status.textContent = self.errors.childNodes.length ? "fix the rules to count" : (waiting ? "finish the new rule to count" : "");
+          if (!self.errors.childNodes.length) self.root.setAttribute("data-state", "incomplete");
           return;
         }
         self.count.textContent = String(result.body.count);

@@ -1,0 +1,1 @@
+"""Date and number formats of the admin (FORMAT_MODULE_PATH)."""

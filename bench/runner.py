@@ -20,11 +20,12 @@ from bench.workloads import (
     w7_tenants,
     w8_stats,
     w9_flows,
+    w10_attribution,
     w11_periodic,
     w12_design,
 )
 
-ALL_ROWS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12)
+ALL_ROWS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12)
 GROWTH_ROWS = (1, 2, 3, 6)
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -114,7 +115,7 @@ def _outbox_clean(prefix):
 
 def _run_rows(ctx, report, selected):
     config = ctx.scale
-    needs_data = selected & {2, 3, 4, 5, 6, 8, 9, 12}
+    needs_data = selected & {2, 3, 4, 5, 6, 8, 9, 10, 12}
     if needs_data:
         tenant = data.scratch_tenant_create(slug=data.tenant_slug(ctx.prefix, "data"), with_admin=True)
         ctx.data_schema = tenant.schema_name
@@ -179,6 +180,12 @@ def _run_rows(ctx, report, selected):
     if 12 in selected:
         row = _guard(report, ctx, "12", "render a block template", lambda: w12_design.run(ctx))
         if row is not None:
+            report.add(row)
+    if 10 in selected:
+        rows = _guard(
+            report, ctx, "10", "order ingest with attribution", lambda: w10_attribution.run(ctx, size=largest)
+        )
+        for row in rows or []:
             report.add(row)
     if 4 in selected:
         rows = _guard(report, ctx, "4", "deliver personalised messages", lambda: w4_send.run(ctx))

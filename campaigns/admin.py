@@ -35,6 +35,7 @@ from customers.selectors import customers_search
 from segments.models import Segment
 
 from . import selectors, senders, services
+from .admin_abtests import ABTestFormMixin
 from .design_widget import DesignField
 from .models import Campaign, CampaignRecipient, EmailTemplate, SenderDomain, Suppression
 from .services import CampaignStateError
@@ -333,7 +334,7 @@ def _report_test_send(request, results):
 # --- campaigns ---------------------------------------------------------------------------------------
 
 
-class CampaignForm(forms.ModelForm):
+class CampaignForm(ABTestFormMixin, forms.ModelForm):
     design = DesignField()
     # Declared: the admin's own date-time field is a split one that ignores a single-input widget.
     scheduled_at = forms.DateTimeField(required=False, widget=LocalDateTimeInput(), label=_("Send at"))
@@ -406,6 +407,7 @@ class CampaignForm(forms.ModelForm):
                 )
         except ValidationError as error:
             _errors_to_form(self, error)
+        self.ab_cleaned = self.clean_ab()
         return data
 
 
@@ -445,6 +447,8 @@ class CampaignAdmin(ModelAdmin):
     date_hierarchy = "created_at"
     change_form_outer_before_template = "admin/campaigns/campaign/top.html"
     change_form_outer_after_template = "admin/campaigns/campaign/panel.html"
+    # Inside the form: the A/B test's variants, metric and wait (campaigns/admin_abtests.py).
+    change_form_after_template = "admin/campaigns/campaign/ab_test.html"
 
     def get_queryset(self, request):
         return super().get_queryset(request).listed()  # a flow step's carrier lives in its flow
@@ -541,6 +545,8 @@ class CampaignAdmin(ModelAdmin):
         values = {
             field: form.cleaned_data.get(field) for field in form.Meta.fields if field in form.cleaned_data
         }
+        if not form.fields["ab_enabled"].disabled:
+            values["variants"], values["ab_test"] = form.ab_cleaned
         if change:
             services.campaign_update(campaign=obj, **values)
         else:

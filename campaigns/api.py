@@ -10,7 +10,7 @@ from rest_framework.views import APIView
 from core.api import ERROR_400, ERROR_404, ERROR_409, Conflict
 from customers.models import Customer
 
-from . import selectors, senders, services
+from . import abtests, selectors, senders, services
 from .models import Campaign, CampaignRecipient, EmailTemplate, SenderDomain
 from .serializers import (
     CampaignInputSerializer,
@@ -25,6 +25,7 @@ from .serializers import (
     TemplateSerializer,
     TestSendInputSerializer,
     TestSendResultSerializer,
+    WinnerInputSerializer,
 )
 from .services import CampaignStateError
 
@@ -249,6 +250,33 @@ class CampaignResumeView(_ActionView):
 
 class CampaignCancelView(_ActionView):
     service = staticmethod(services.campaign_cancel)
+
+
+class CampaignWinnerView(APIView):
+    permission_model = Campaign  # an action: change_campaign
+
+    @extend_schema(
+        request=WinnerInputSerializer,
+        responses={
+            200: CampaignSerializer,
+            400: ERROR_400,
+            404: ERROR_404,
+            409: ERROR_409,
+        },
+        description="Decide an A/B test by hand before its wait is over (`decided_by` manual): the rest "
+        "of the audience gets this variant. 409 when the campaign has no test, it is decided already, "
+        "or the campaign is not sending.",
+    )
+    def post(self, request, pk):
+        campaign = _campaign(pk)
+        data = WinnerInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            abtests.campaign_ab_decide(campaign=campaign, key=data.validated_data["key"])
+        except abtests.ABStateError as error:
+            raise Conflict(str(error))
+        campaign.refresh_from_db()
+        return Response(CampaignSerializer(campaign).data)
 
 
 class CampaignTestView(APIView):

@@ -11,7 +11,7 @@ class CampaignsConfig(AppConfig):
         from tenancy import tenant_settings
         from tenancy.work import work_kind_register
 
-        from . import privacy, selectors, senders, services, transactional
+        from . import abtests, privacy, selectors, senders, services, transactional
 
         transactional.register()
         if senders.sender_problem not in tenant_settings.FROM_EMAIL_CHECKS:
@@ -37,3 +37,4 @@ class CampaignsConfig(AppConfig):
         work_kind_register(services.DISPATCH_WORK, probe=selectors.campaigns_next_start)
         work_kind_register(services.STALL_WORK, probe=selectors.campaigns_stall_check_due)
         work_kind_register(services.LEASES_WORK, probe=selectors.leases_reclaim_due)
+        work_kind_register(services.AB_WORK, probe=abtests.ab_tests_next_due)

@@ -101,6 +101,22 @@ class Campaign(models.Model):
     summary = models.TextField(blank=True, default="")
     summary_source = models.CharField(max_length=10, blank=True, default="")  # offline | provider
     summary_at = models.DateTimeField(null=True, blank=True)
+    # A/B test (campaigns/abtests.py): 2 to 4 variants [{"key", "subject", "html_body"?, "text_body"?,
+    # "from_name"?}] and {"test_percent", "metric", "wait_seconds", "min_confidence"}; empty: no test.
+    variants = models.JSONField(default=list, db_default=[], blank=True)
+    ab_test = models.JSONField(null=True, blank=True)
+    ab_winner = models.CharField(max_length=1, blank=True, default="", db_default="")
+    ab_decided_at = models.DateTimeField(null=True, blank=True)
+    ab_decided_by = models.CharField(
+        max_length=10,
+        blank=True,
+        default="",
+        db_default="",
+        choices=[("confidence", "Confidence"), ("timeout", "Timeout"), ("manual", "Manual")],
+    )
+    # [{"at": iso time, "p": {"A": 0.4, "B": 0.6}}, ...]: each variant's probability of being best
+    # over time, for the stats page's chart (appended by the decision tick, a few dozen points).
+    ab_history = models.JSONField(default=list, db_default=[], blank=True)
 
     objects = CampaignQuerySet.as_manager()
 
@@ -108,7 +124,15 @@ class Campaign(models.Model):
         db_table = "campaigns"
         ordering = ["-created_at", "-id"]
         indexes = [
-            models.Index(fields=["scheduled_at"], name="campaign_due", condition=models.Q(status="scheduled"))
+            models.Index(
+                fields=["scheduled_at"], name="campaign_due", condition=models.Q(status="scheduled")
+            ),
+            # The A/B decision tick: campaigns whose test is waiting for its winner.
+            models.Index(
+                fields=["started_at"],
+                name="campaign_ab_undecided",
+                condition=models.Q(ab_test__isnull=False, ab_winner="", status__in=("sending", "paused")),
+            ),
         ]
 
     def __str__(self):
@@ -141,6 +165,8 @@ class CampaignRecipient(models.Model):
         # No longer allowed to get it when its turn came (unsubscribed, suppressed, consent withdrawn
         # or erased after the audience was frozen); `error` says why.
         ("skipped", "Skipped"),
+        # Outside an A/B test's sample: waits for the winner, then becomes pending with its variant.
+        ("held", "Held for the A/B winner"),
     ]
 
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="recipients")
@@ -159,6 +185,11 @@ class CampaignRecipient(models.Model):
     first_opened_at = models.DateTimeField(null=True, blank=True)
     first_clicked_at = models.DateTimeField(null=True, blank=True)
     unsubscribed_at = models.DateTimeField(null=True, blank=True)
+    # A/B tests: the variant this recipient gets ("" without a test) and whether they are in the
+    # test's sample (the winner's remainder gets the winner's key but stays out of the sample).
+    # Database defaults: the audience freeze and other set-based INSERTs name only the columns they set.
+    variant = models.CharField(max_length=1, blank=True, default="", db_default="")
+    ab_sample = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         db_table = "campaign_recipients"
@@ -172,6 +203,10 @@ class CampaignRecipient(models.Model):
             # every claim would sort all pending rows (500k) to take the first 200.
             models.Index(
                 fields=["campaign", "id"], name="recipient_pending", condition=models.Q(status="pending")
+            ),
+            # An A/B test's results read only its sample's rows (a few percent of a large audience).
+            models.Index(
+                fields=["campaign", "variant"], name="recipient_ab_sample", condition=models.Q(ab_sample=True)
             ),
             # The lease reclaimer looks only at rows a worker holds.
             models.Index(

@@ -15,7 +15,8 @@ from .models import Campaign, CampaignLink, CampaignRecipient, Suppression
 # stored trimmed and lower-case; this keeps out the obviously broken ones imported from elsewhere.
 VALID_EMAIL_SQL_RE = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
-ACTIVE_RECIPIENT_STATUSES = ("pending", "sending")
+# `held`: outside an A/B test's sample, waiting for the winner (campaigns/abtests.py).
+ACTIVE_RECIPIENT_STATUSES = ("pending", "sending", "held")
 
 
 def recipients_exist(timestamp_field):
@@ -126,7 +127,7 @@ def campaign_progress(*, campaign):
     )
     progress = {status: counts.get(status, 0) for status, _ in CampaignRecipient.STATUS_CHOICES}
     total = sum(progress.values())
-    done = total - progress["pending"] - progress["sending"]
+    done = total - progress["pending"] - progress["sending"] - progress["held"]
     progress["total"] = total
     progress["done"] = done
     progress["percent"] = round(100 * done / total, 1) if total else 0.0
@@ -139,7 +140,7 @@ def campaign_final_counts(*, campaign):
         "recipients": progress["total"],
         "sent": progress["sent"] + progress["delivered"] + progress["bounced"] + progress["complained"],
         "failed": progress["failed"],
-        "pending": progress["pending"] + progress["sending"],
+        "pending": progress["pending"] + progress["sending"] + progress["held"],
     }
 
 

@@ -40,7 +40,7 @@ from customers.models import Interaction
 from tenancy.models import Tenant
 from tenancy.work import work_mark
 
-from . import selectors, services
+from . import abtests, selectors, services
 from .leases import Lease, LeaseLost
 from .mail import NOT_ATTEMPTED, StopSending, delivery_error, mail_connection
 from .messages import CampaignComposer
@@ -70,6 +70,7 @@ class Claim:
     customer_id: int
     email: str
     attempts: int
+    variant: str = ""  # the A/B variant's key ("" without a test)
 
 
 @dataclass
@@ -99,14 +100,35 @@ class BatchResult:
 
 
 def composer_for(*, campaign, test=False):
-    return CampaignComposer(
-        campaign=campaign,
-        content=selectors.campaign_content(campaign=campaign),
-        sender=selectors.campaign_sender(campaign=campaign),
-        links=selectors.campaign_links(campaign_id=campaign.pk),
-        base_url=tenant_base_url(),
-        test=test,
+    content = selectors.campaign_content(campaign=campaign)
+    sender = selectors.campaign_sender(campaign=campaign)
+    links = selectors.campaign_links(campaign_id=campaign.pk)
+    base_url = tenant_base_url()
+    composer = CampaignComposer(
+        campaign=campaign, content=content, sender=sender, links=links, base_url=base_url, test=test
     )
+    if not campaign.variants or test:
+        return composer
+    variants = {}
+    for variant in campaign.variants:
+        variant_content, variant_sender = abtests.variant_content(
+            campaign=campaign, key=variant["key"], content=content, sender=sender
+        )
+        variants[variant["key"]] = CampaignComposer(
+            campaign=campaign, content=variant_content, sender=variant_sender, links=links, base_url=base_url
+        )
+    return VariantComposer(composer, variants)
+
+
+class VariantComposer:
+    """An A/B test's composers: each claim is composed with its own variant's (claim.variant)."""
+
+    def __init__(self, default, variants):
+        self.default = default
+        self.variants = variants
+
+    def for_claim(self, claim):
+        return self.variants.get(claim.variant, self.default)
 
 
 class Store:
@@ -176,7 +198,7 @@ class Store:
                 group_id=self.campaign_id,
                 limit=limit,
                 lease_seconds=lease_seconds,
-                columns=("u.id", "u.customer_id", "u.email", "u.attempts"),
+                columns=("u.id", "u.customer_id", "u.email", "u.attempts", "u.variant"),
                 skip=selectors.marketing_skip_reason_sql(customer_id="u.customer_id", email="u.email"),
             )
             if rows:
@@ -367,8 +389,9 @@ def send_batch(*, claims, customers, composer, messenger, pacer, lease=None):
         if customer is None:
             result.failed.append((claim.id, "the customer no longer exists"))
             continue
+        chosen = composer.for_claim(claim) if hasattr(composer, "for_claim") else composer
         try:
-            message, mid = composer.compose(
+            message, mid = chosen.compose(
                 recipient_id=claim.id,
                 email=claim.email,
                 customer_id=claim.customer_id,

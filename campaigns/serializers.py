@@ -90,6 +90,9 @@ class CampaignSerializer(serializers.ModelSerializer):
             "summary",
             "summary_source",
             "summary_at",
+            "variants",
+            "ab_test",
+            "ab_winner",
         ]
         read_only_fields = fields
 
@@ -120,12 +123,27 @@ class CampaignInputSerializer(serializers.Serializer):
     track_opens = serializers.BooleanField(required=False)
     track_clicks = serializers.BooleanField(required=False)
     scheduled_at = serializers.DateTimeField(allow_null=True, required=False)
+    variants = serializers.JSONField(
+        required=False,
+        help_text='A/B test: 2 to 4 of {"key": "A".."D", "subject"?, "html_body"?, "text_body"?, "from_name"?}; '
+        "what a variant leaves out comes from the campaign. [] removes the test.",
+    )
+    ab_test = serializers.JSONField(
+        required=False,
+        allow_null=True,
+        help_text='{"test_percent": 1..90 (20), "metric": "open_rate"|"click_rate"|"revenue", '
+        '"wait_seconds": 60.. (14400), "min_confidence": 0.5..<1 (0.95)}',
+    )
 
     def validate(self, attrs):
         exclude = attrs.get("exclude_segment")
         if exclude is not None and exclude == attrs.get("segment"):
             raise serializers.ValidationError({"exclude_segment": ["Cannot be the segment itself."]})
         return attrs
+
+
+class WinnerInputSerializer(serializers.Serializer):
+    key = serializers.CharField(max_length=1, help_text='The variant that wins, e.g. "B".')
 
 
 class SendInputSerializer(serializers.Serializer):

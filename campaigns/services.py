@@ -13,7 +13,7 @@ from django.utils import timezone
 from events.services import event_emit
 from tenancy.work import work_mark
 
-from . import hooks, selectors, senders
+from . import abtests, hooks, selectors, senders
 from .design import design_compile, design_parse
 from .leases import LeasedTable
 from .messages import UNSUBSCRIBE_VAR_RE, trackable_urls
@@ -46,6 +46,7 @@ TEST_SEND_MAX = 10
 DISPATCH_WORK = "campaigns.dispatch"
 STALL_WORK = "campaigns.stalled"
 LEASES_WORK = "campaigns.leases"
+AB_WORK = "campaigns.ab_tests"
 
 
 class CampaignStateError(Exception):
@@ -105,6 +106,8 @@ def _work_mark(*, campaign):
         # and the lease are the workers' settings, which this process need not share).
         work_mark(STALL_WORK)
         work_mark(LEASES_WORK)
+        if campaign.ab_test:
+            work_mark(AB_WORK)
 
 
 # --- templates ---------------------------------------------------------------------------------------
@@ -275,6 +278,12 @@ def campaign_validate(*, campaign, check_sender=True):
                 validate_email(value)
             except ValidationError:
                 errors[field] = [f"'{value}' is not a valid email address."]
+    try:
+        campaign.variants, campaign.ab_test = abtests.ab_validate(
+            variants=campaign.variants, ab_test=campaign.ab_test
+        )
+    except ValidationError as exc:
+        errors.update(exc.message_dict)
     if check_sender and campaign.from_email and "from_email" not in errors:
         problem = senders.sender_problem(campaign.from_email)
         if problem:
@@ -297,6 +306,8 @@ CAMPAIGN_FIELDS = (
     "track_opens",
     "track_clicks",
     "design",
+    "variants",
+    "ab_test",
 )
 
 
@@ -530,6 +541,8 @@ def campaign_start(*, campaign, enqueue=True):
                     ]
                 }
             )
+        if campaign.variants:
+            abtests.ab_sample_assign(campaign=campaign)
         links_ensure(campaign=campaign)
         if enqueue:  # `manage.py send_campaign` sends in-process instead
             senders_enqueue(campaign_id=campaign.pk)
@@ -563,7 +576,7 @@ def audience_freeze(*, campaign):
 
 def links_ensure(*, campaign):
     """One CampaignLink per distinct trackable URL of the campaign's HTML (click tokens name these ids)."""
-    urls = trackable_urls(campaign.html_body)
+    urls = [url for html in abtests.campaign_html_sources(campaign=campaign) for url in trackable_urls(html)]
     CampaignLink.objects.bulk_create(
         [CampaignLink(campaign=campaign, url=url) for url in urls], ignore_conflicts=True
     )
@@ -607,7 +620,7 @@ def campaign_cancel(*, campaign):
     with transaction.atomic():
         campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
         campaign_transition(campaign=campaign, to="cancelled")
-        CampaignRecipient.objects.filter(campaign_id=campaign.pk, status="pending").update(
+        CampaignRecipient.objects.filter(campaign_id=campaign.pk, status__in=("pending", "held")).update(
             status="cancelled", lease_until=None
         )
         progress = selectors.campaign_progress(campaign=campaign)
@@ -636,6 +649,8 @@ def campaign_finish_if_done(*, campaign_id):
         pending, sending, _ = selectors.campaign_work_left(campaign_id=campaign_id)
         if pending or sending:
             return False
+        if campaign.variants and not campaign.ab_winner:
+            return False  # the A/B test's sample is done; the rest waits for the winner
         campaign_transition(campaign=campaign, to="sent", sent_at=timezone.now())
         counts = selectors.campaign_final_counts(campaign=campaign)
         event_emit(type="campaign.sent", data={"id": campaign.pk, "name": campaign.name, **counts})

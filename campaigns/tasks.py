@@ -13,7 +13,7 @@ from kombu.exceptions import OperationalError
 
 from tenancy.work import work_fan_out, work_run
 
-from . import selectors, sender, services
+from . import abtests, selectors, sender, services
 
 logger = logging.getLogger(__name__)
 
@@ -94,3 +94,23 @@ def reclaim_tenant_expired_leases(claim):
         return selectors.leases_reclaim_due()
 
     work_run(services.LEASES_WORK, claim, work)
+
+
+@shared_task(ignore_result=True)
+def decide_ab_tests():
+    """Beat, every 30 s: a task for each tenant with an A/B test running (tenancy/work.py)."""
+    return work_fan_out(services.AB_WORK, decide_tenant_ab_tests)
+
+
+@shared_task(ignore_result=True)
+def decide_tenant_ab_tests(claim):
+    """Tests whose wait is over get their winner (and the rest of the audience is released to it);
+    running ones note each variant's probability of being best for the chart."""
+
+    def work():
+        decided = abtests.ab_tests_decide_due()
+        if decided:
+            logger.info("campaigns: A/B tests decided for %s in %s", decided, connection.schema_name)
+        return abtests.ab_tests_next_due()
+
+    work_run(services.AB_WORK, claim, work)

@@ -12,6 +12,7 @@ urlpatterns = [
     path("campaigns/<int:pk>/pause", api.CampaignPauseView.as_view(), name="campaign-pause"),
     path("campaigns/<int:pk>/resume", api.CampaignResumeView.as_view(), name="campaign-resume"),
     path("campaigns/<int:pk>/cancel", api.CampaignCancelView.as_view(), name="campaign-cancel"),
+    path("campaigns/<int:pk>/winner", api.CampaignWinnerView.as_view(), name="campaign-winner"),
     path("campaigns/<int:pk>/test", api.CampaignTestView.as_view(), name="campaign-test"),
     path("campaigns/<int:pk>/recipients", api.CampaignRecipientsView.as_view(), name="campaign-recipients"),
     path("campaigns/<int:pk>/progress", api.CampaignProgressView.as_view(), name="campaign-progress"),

@@ -17,6 +17,8 @@ app.autodiscover_tasks()
 app.conf.beat_schedule = {
     # Start campaigns whose scheduled_at has come (a marketer's "9:00" means 9:00, within 15 s).
     "campaigns-dispatch-due": {"task": "campaigns.tasks.dispatch_due_campaigns", "schedule": 15.0},
+    # A/B tests whose wait is over get their winner; the rest of the audience goes out with it.
+    "campaigns-decide-ab-tests": {"task": "campaigns.tasks.decide_ab_tests", "schedule": 30.0},
     # Re-queue recipients whose worker died holding their lease.
     "campaigns-reclaim-leases": {"task": "campaigns.tasks.reclaim_expired_leases", "schedule": 120.0},
     # Resume sending campaigns nobody works on: a Redis restart loses every queued task message.

@@ -18,10 +18,13 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from campaigns.models import Campaign, CampaignRecipient
+from customers.attribution import revenue_since
 from customers.models import Customer
+from flows.models import Flow
 from tracking.models import CampaignStats
 
 GROWTH_DAYS = 30
+REVENUE_DAYS = 30
 CUSTOMER_FIGURES_SECONDS = 300
 CUSTOMER_FIGURES_KEY = "dashboard:customers"
 RECENT_CAMPAIGNS = 5
@@ -141,7 +144,7 @@ def dashboard_sending(*, now=None):
     for campaign in campaigns:
         by_status = counts.get(campaign.pk, {})
         total = sum(by_status.values())
-        done = total - by_status.get("pending", 0) - by_status.get("sending", 0)
+        done = total - by_status.get("pending", 0) - by_status.get("sending", 0) - by_status.get("held", 0)
         rows.append(
             {
                 "campaign": campaign,
@@ -164,8 +167,39 @@ def dashboard_recent_customers(*, limit=RECENT_CUSTOMERS):
     return list(Customer.objects.filter(erased_at__isnull=True).order_by("-created_at", "-id")[:limit])
 
 
+def dashboard_revenue(*, now=None):
+    """Attributed revenue of orders placed in the last 30 days, and the campaigns and flows that earned most."""
+    figures = revenue_since(since=(now or timezone.now()) - timedelta(days=REVENUE_DAYS))
+    names = dict(
+        Campaign.objects.filter(pk__in=[row[0] for row in figures["top_campaigns"]]).values_list("pk", "name")
+    )
+    flow_names = dict(
+        Flow.objects.filter(pk__in=[row[0] for row in figures["top_flows"]]).values_list("pk", "name")
+    )
+    return {
+        "revenue": figures["revenue"],
+        "orders": figures["orders"],
+        "top_campaigns": [
+            {
+                "campaign_id": campaign_id,
+                "name": names.get(campaign_id, f"#{campaign_id}"),
+                "orders": n,
+                "revenue": revenue,
+            }
+            for campaign_id, n, revenue in figures["top_campaigns"]
+            if campaign_id in names
+        ],
+        "top_flows": [
+            {"flow_id": flow_id, "name": flow_names[flow_id], "orders": n, "revenue": revenue}
+            for flow_id, n, revenue in figures["top_flows"]
+            if flow_id in flow_names
+        ],
+    }
+
+
 def dashboard_data(*, now=None):
     return {
+        "revenue": dashboard_revenue(now=now),
         "customers": dashboard_customers(now=now) if now else dashboard_customers_cached(),
         "recent_campaigns": dashboard_recent_campaigns(),
         "sending": dashboard_sending(now=now),

@@ -272,3 +272,50 @@ class ImportJob(models.Model):
         if self.status == "done":
             return 100
         return int(100 * self.processed_bytes / self.total_bytes) if self.total_bytes else 0
+
+
+class OrderAttribution(models.Model):
+    """The email touch an order is credited to (customers/attribution.py): one row per order, written
+    when the order is first recorded, never again but by `attribution_rebuild`.
+
+    The touch's campaign (or flow and step) are plain ids: campaigns and flows live in apps above this
+    one. `total` and `counts` follow the order (a cancelled or refunded order stops counting), so the
+    stats sum one campaign's rows from the (campaign_id) index without touching the orders."""
+
+    TOUCH_CHOICES = [("click", "Click"), ("open", "Open")]
+
+    order = models.OneToOneField(
+        Order, on_delete=models.CASCADE, primary_key=True, related_name="attribution"
+    )
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, db_index=False, related_name="+")
+    campaign_id = models.BigIntegerField(null=True, blank=True)
+    flow_id = models.BigIntegerField(null=True, blank=True)
+    step = models.CharField(max_length=100, null=True, blank=True)
+    touch = models.CharField(max_length=5, choices=TOUCH_CHOICES)
+    touched_at = models.DateTimeField()
+    placed_at = models.DateTimeField()
+    total = models.DecimalField(max_digits=14, decimal_places=2)
+    counts = models.BooleanField(default=True, help_text="False once the order is cancelled or refunded.")
+    attributed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "customers_order_attribution"
+        indexes = [
+            # Covering: a campaign's orders, revenue and converted customers from the index alone.
+            models.Index(
+                fields=["campaign_id"],
+                include=["customer", "total", "counts"],
+                name="attribution_campaign",
+                condition=models.Q(campaign_id__isnull=False),
+            ),
+            models.Index(
+                fields=["flow_id", "step"],
+                include=["customer", "total", "counts"],
+                name="attribution_flow_step",
+                condition=models.Q(flow_id__isnull=False),
+            ),
+            models.Index(fields=["placed_at"], name="attribution_placed_at"),
+        ]
+
+    def __str__(self):
+        return f"order #{self.order_id} ← {self.touch}"

@@ -153,7 +153,12 @@ def customers_in_country(queryset, *, country):
 
 
 def customer_orders(*, customer):
-    return Order.objects.filter(customer=customer).prefetch_related("items").order_by("-placed_at", "-id")
+    return (
+        Order.objects.filter(customer=customer)
+        .select_related("attribution")
+        .prefetch_related("items")
+        .order_by("-placed_at", "-id")
+    )
 
 
 def customer_activity(*, customer):

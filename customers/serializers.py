@@ -4,12 +4,14 @@ output representations (also the `data` of customer.* events)."""
 import json
 
 from django.core.serializers.json import DjangoJSONEncoder
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from core import values
 
+from .attribution import attribution_payload
 from .countries import country_normalize
-from .models import Address, Customer, Interaction, Order, OrderItem, Product
+from .models import Address, Customer, Interaction, Order, OrderAttribution, OrderItem, Product
 from .services import CUSTOMER_DEFAULTS
 
 NOTE_KIND_CHOICES = [
@@ -314,8 +316,28 @@ class OrderItemSerializer(serializers.ModelSerializer):
         fields = ["id", "sku", "name", "quantity", "unit_price"]
 
 
+class OrderAttributionSerializer(serializers.Serializer):
+    campaign = serializers.IntegerField(allow_null=True, help_text="The campaign credited, or null.")
+    flow = serializers.IntegerField(allow_null=True, help_text="The flow credited, or null.")
+    step = serializers.CharField(allow_null=True, help_text="The flow step's id, or null.")
+    touch = serializers.ChoiceField(choices=["click", "open"])
+    touched_at = serializers.DateTimeField()
+
+
 class OrderSerializer(serializers.ModelSerializer):
     items = OrderItemSerializer(many=True, read_only=True)
+    attribution = serializers.SerializerMethodField(
+        help_text="The email touch the order is credited to (last click in the click window, else last "
+        "human open in the open window), or null."
+    )
+
+    @extend_schema_field(OrderAttributionSerializer(allow_null=True))
+    def get_attribution(self, order):
+        try:
+            attribution = order.attribution
+        except OrderAttribution.DoesNotExist:
+            return None
+        return OrderAttributionSerializer(attribution_payload(attribution)).data
 
     class Meta:
         model = Order
@@ -329,6 +351,7 @@ class OrderSerializer(serializers.ModelSerializer):
             "total",
             "placed_at",
             "items",
+            "attribution",
             "created_at",
             "updated_at",
         ]

@@ -26,6 +26,7 @@ from events.models import OutboxEvent
 from events.services import event_emit
 
 from . import hooks, selectors
+from .attribution import order_attribute, order_attribution_follow
 from .models import (
     NON_COUNTING_ORDER_STATUSES,
     Address,
@@ -751,8 +752,12 @@ def order_upsert(*, data):
         customer_aggregates_refresh(customer_id=customer.pk)
         if created:
             _order_placed_interaction(order)
-        elif old_status != order.status:
-            _order_status_interaction(order, old_status)
+            order_attribute(order=order)
+        else:
+            if old_status != order.status:
+                _order_status_interaction(order, old_status)
+            if dirty:
+                order_attribution_follow(order=order)
         _after_order_commit(order, created=created, old_status=old_status)
     return order, created
 
@@ -769,6 +774,7 @@ def order_set_status(*, order, status):
         order.save(update_fields=["status", "updated_at"])
         customer_aggregates_refresh(customer_id=order.customer_id)
         _order_status_interaction(order, old_status)
+        order_attribution_follow(order=order)
         _after_order_commit(order, created=False, old_status=old_status, recorded=False)
     return order
 

@@ -234,7 +234,7 @@ class OrderUpsertView(APIView):
     def post(self, request):
         data = _validated(OrderInputSerializer, request).validated_data
         order, created = services.order_upsert(data=data)
-        order = Order.objects.prefetch_related("items").get(pk=order.pk)
+        order = Order.objects.select_related("attribution").prefetch_related("items").get(pk=order.pk)
         return Response(
             OrderSerializer(order).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
         )
@@ -244,7 +244,9 @@ class OrderDetailView(APIView):
     permission_model = Order
 
     def get_object(self):
-        return generics.get_object_or_404(Order.objects.prefetch_related("items"), pk=self.kwargs["pk"])
+        return generics.get_object_or_404(
+            Order.objects.select_related("attribution").prefetch_related("items"), pk=self.kwargs["pk"]
+        )
 
     @extend_schema(responses={200: OrderSerializer, 404: ERROR_404})
     def get(self, request, pk):

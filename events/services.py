@@ -26,6 +26,8 @@ EVENT_TYPES = {
     "campaign.cancelled",
     "email.opened",
     "email.clicked",
+    "order.attributed",
+    "campaign.ab_winner",
     "flow.entered",
     "flow.exited",
     "flow.completed",

@@ -6,6 +6,7 @@ from django.db import connection
 from django.db.models import Count, Q
 
 from campaigns.models import CampaignRecipient
+from customers.attribution import attributed_revenue
 
 from .models import Flow, FlowRun, FlowStepLog
 
@@ -68,9 +69,12 @@ def flow_stats(*, flow):
         .annotate(n=Count("id"))
         .values_list("step_id", "n")
     )
+    # Orders attributed to each step's email (customers/attribution.py), cancelled and refunded left out.
+    revenue = attributed_revenue(flow_id=flow.pk)
     steps = []
     for step in flow.steps:
         reached, sent, skipped, opens, clicks = per_step.get(step.get("id"), (0, 0, 0, 0, 0))
+        earned = revenue.get((flow.pk, step.get("id")), {"orders": 0, "revenue": Decimal("0.00")})
         steps.append(
             {
                 "id": step.get("id"),
@@ -81,8 +85,8 @@ def flow_stats(*, flow):
                 "skipped": skipped,
                 "unique_opens": opens,
                 "unique_clicks": clicks,
-                "orders": 0,
-                "revenue": Decimal("0.00"),
+                "orders": earned["orders"],
+                "revenue": earned["revenue"],
             }
         )
     return {**totals, "steps": steps}

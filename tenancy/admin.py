@@ -109,7 +109,27 @@ class TimeZoneFormMixin(forms.Form):
         return self.cleaned_data["time_zone"] or self.instance.time_zone
 
 
-class TenantSettingsForm(TimeZoneFormMixin, forms.ModelForm):
+class AttributionWindowsFormMixin:
+    """The revenue attribution windows; a form posted without them keeps the stored ones."""
+
+    WINDOW_FIELDS = ("attribution_click_days", "attribution_open_days")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in self.WINDOW_FIELDS:
+            if name in self.fields:
+                self.fields[name].required = False
+
+    def clean_attribution_click_days(self):
+        value = self.cleaned_data.get("attribution_click_days")
+        return self.instance.attribution_click_days if value is None else value
+
+    def clean_attribution_open_days(self):
+        value = self.cleaned_data.get("attribution_open_days")
+        return self.instance.attribution_open_days if value is None else value
+
+
+class TenantSettingsForm(TimeZoneFormMixin, AttributionWindowsFormMixin, forms.ModelForm):
     """The tenant's own sending, tracking, AI and sign-in settings, edited by its admins on its host."""
 
     def clean(self):
@@ -168,6 +188,8 @@ class TenantSettingsForm(TimeZoneFormMixin, forms.ModelForm):
             "brand_text_colour": "Text colour",
             "brand_background_colour": "Background colour",
             "brand_font": "Font",
+            "attribution_click_days": "Attribution window for clicks (days)",
+            "attribution_open_days": "Attribution window for opens (days)",
             "ai_provider_enabled": "Use the AI provider",
             "sso_google_enabled": "Sign in with Google",
             "sso_google_client_id": "Google OAuth client id",
@@ -196,6 +218,10 @@ class TenantSettingsForm(TimeZoneFormMixin, forms.ModelForm):
             "brand_primary_colour": "Written #rrggbb. The defaults of the email editor's blocks; each block "
             "can set its own.",
             "brand_font": "Fonts every mail client has.",
+            "attribution_click_days": "An order goes to the customer's last email click this many days before "
+            "it (0 to 90; 0: clicks never count).",
+            "attribution_open_days": "Without such a click, to the last human open this many days before it "
+            "(0 to 90; 0: opens never count).",
             "ai_provider_enabled": "Off: segment sentences, summaries and subject ideas are always answered "
             "by the service itself; nothing is sent to the platform's AI provider.",
             "sso_google_client_id": "From Google Cloud: an OAuth client of type web application, with the "
@@ -222,6 +248,8 @@ class TenantSettingsForm(TimeZoneFormMixin, forms.ModelForm):
             "brand_text_colour": UnfoldAdminTextInputWidget,
             "brand_background_colour": UnfoldAdminTextInputWidget,
             "brand_font": UnfoldAdminSelectWidget,
+            "attribution_click_days": UnfoldAdminIntegerFieldWidget,
+            "attribution_open_days": UnfoldAdminIntegerFieldWidget,
             "ai_provider_enabled": UnfoldBooleanSwitchWidget,
             "sso_google_enabled": UnfoldBooleanSwitchWidget,
             "sso_google_client_id": UnfoldAdminTextInputWidget,
@@ -310,7 +338,7 @@ def tenant_webshop_secret_rotate_view(request):
     return HttpResponseRedirect(reverse("admin:tenant_settings"))
 
 
-class TenantChangeForm(TimeZoneFormMixin, forms.ModelForm):
+class TenantChangeForm(TimeZoneFormMixin, AttributionWindowsFormMixin, forms.ModelForm):
     """The operators' edit of a tenant: its sender address obeys the same rule as the tenant's own page."""
 
     class Meta:

@@ -7,6 +7,9 @@ from django_tenants.models import DomainMixin, TenantMixin
 
 from core.values import validate_time_zone
 
+# The longest attribution window a tenant may set: the touch index stays a short range scan.
+ATTRIBUTION_MAX_DAYS = 90
+
 
 def default_time_zone():
     """A new tenant's clock: the operator's TENANT_DEFAULT_TIME_ZONE."""
@@ -60,6 +63,14 @@ class Tenant(TenantMixin):
     machine_open_window_seconds = models.PositiveIntegerField(default=10)
     # The tenant's clock: the admin shows and reads dates in it; flows and send windows keep it.
     time_zone = models.CharField(max_length=64, default=default_time_zone, validators=[validate_time_zone])
+    # Revenue attribution (customers/attribution.py): an order goes to the customer's last email click
+    # this many days before it, else to the last human open this many days before it (0: opens never count).
+    attribution_click_days = models.PositiveSmallIntegerField(
+        default=5, validators=[MinValueValidator(0), MaxValueValidator(ATTRIBUTION_MAX_DAYS)]
+    )
+    attribution_open_days = models.PositiveSmallIntegerField(
+        default=1, validators=[MinValueValidator(0), MaxValueValidator(ATTRIBUTION_MAX_DAYS)]
+    )
 
     # Brand defaults of the block editor's emails (campaigns/design.py): a block's own setting wins.
     brand_logo_url = models.URLField(max_length=2000, blank=True)

@@ -33,6 +33,8 @@ TENANT_SETTINGS_FIELDS = (
     "brand_text_colour",
     "brand_background_colour",
     "brand_font",
+    "attribution_click_days",
+    "attribution_open_days",
     "ai_provider_enabled",
     "sso_google_enabled",
     "sso_google_client_id",

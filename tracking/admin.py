@@ -106,6 +106,17 @@ def stats_page_context(stats):
             "note": _("%(b)s bounced · %(c)s complaints · %(f)s failed")
             % {"b": _n(stats["bounced"]), "c": _n(stats["complained"]), "f": _n(stats["failed"])},
         },
+        {
+            "label": _("Revenue"),
+            "value": stats["revenue"],
+            "note": _("orders: %(o)s · %(r)s per recipient")
+            % {"o": _n(stats["orders"]), "r": stats["revenue_per_recipient"]},
+        },
+        {
+            "label": _("Conversion rate"),
+            "value": f"{100 * stats['conversion_rate']:.1f}%",
+            "note": _("recipients who bought after a click or open"),
+        },
     ]
     for step in funnel:
         step["shown"] = (
@@ -129,7 +140,33 @@ def stats_page_context(stats):
         "cards": cards,
         "links": links,
         "stats": stats,
+        "ab_chart": _ab_chart(stats),
     }
+
+
+AB_COLOURS = ("var(--color-primary-600)", "#f59e0b", "#10b981", "#ef4444")
+
+
+def _ab_chart(stats):
+    """Each variant's probability of being best over time (percent), for a line chart."""
+    history = stats.get("history") or []
+    if not stats.get("variants") or not history:
+        return ""
+    keys = [variant["key"] for variant in stats["variants"]]
+    return json.dumps(
+        {
+            "labels": [point["at"][5:16].replace("T", " ") for point in history],
+            "datasets": [
+                {
+                    "label": str(_("Variant %(key)s") % {"key": key}),
+                    "data": [round(100 * point["p"].get(key, 0), 1) for point in history],
+                    "borderColor": AB_COLOURS[i % len(AB_COLOURS)],
+                    "backgroundColor": AB_COLOURS[i % len(AB_COLOURS)],
+                }
+                for i, key in enumerate(keys)
+            ],
+        }
+    )
 
 
 def _campaign_admin_url(campaign):

@@ -23,6 +23,24 @@ class HourStatsSerializer(serializers.Serializer):
     clicks = serializers.IntegerField()
 
 
+class VariantStatsSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    recipients = serializers.IntegerField(help_text="In the test sample.")
+    sent = serializers.IntegerField()
+    unique_opens = serializers.IntegerField()
+    unique_clicks = serializers.IntegerField()
+    orders = serializers.IntegerField()
+    revenue = serializers.CharField(help_text="Attributed revenue, a decimal string.")
+    probability_best = serializers.FloatField(
+        help_text="Posterior probability of being the best on the test's metric (campaigns/abtests.py)."
+    )
+
+
+class ProbabilityPointSerializer(serializers.Serializer):
+    at = serializers.DateTimeField()
+    p = serializers.DictField(child=serializers.FloatField(), help_text="{variant key: probability best}")
+
+
 class CampaignStatsSerializer(serializers.Serializer):
     status = serializers.CharField()
     recipients = serializers.IntegerField()
@@ -60,6 +78,23 @@ class CampaignStatsSerializer(serializers.Serializer):
     click_to_open_rate = serializers.FloatField(help_text="unique_clicks / unique_opens.")
     links = LinkStatsSerializer(many=True)
     timeline = HourStatsSerializer(many=True, help_text="Hourly, UTC, first to last active hour.")
+    orders = serializers.IntegerField(
+        help_text="Orders attributed to the campaign (cancelled and refunded ones left out)."
+    )
+    revenue = serializers.CharField(help_text="Their total, a decimal string in the tenant's currency.")
+    conversion_rate = serializers.FloatField(
+        help_text="Distinct customers with an attributed order / delivered (or / sent)."
+    )
+    revenue_per_recipient = serializers.CharField(
+        help_text="revenue / delivered (or / sent), a decimal string."
+    )
+    variants = VariantStatsSerializer(many=True, help_text="The A/B test's variants (empty without one).")
+    winner = serializers.CharField(allow_null=True, help_text="The winning variant's key, or null.")
+    decided_at = serializers.DateTimeField(allow_null=True)
+    decided_by = serializers.ChoiceField(choices=["confidence", "timeout", "manual"], allow_null=True)
+    history = ProbabilityPointSerializer(
+        many=True, help_text="Each variant's probability of being best over time (the stats page's chart)."
+    )
 
 
 class CampaignStatsView(APIView):

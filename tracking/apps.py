@@ -9,7 +9,9 @@ class TrackingConfig(AppConfig):
         from customers import hooks
         from tenancy.work import work_kind_register
 
-        from . import services, webhooks  # noqa: F401  (webhooks connects anymail's tracking signal)
+        from . import attribution, services, webhooks  # noqa: F401  (webhooks connects anymail's signal)
+
+        attribution.register()
 
         # Periodic work that beat hands only to the tenants that have some (tenancy/work.py).
         work_kind_register(services.ROLLUP_WORK, probe=services.hits_rollup_due)

@@ -10,6 +10,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from campaigns.models import Campaign, CampaignLink, CampaignRecipient
+from customers.models import Customer
 
 
 class HitKind(models.TextChoices):
@@ -45,6 +46,18 @@ class Hit(models.Model):
         blank=True,
         related_name="+",
     )
+    # The recipient's customer, copied by the hit path's INSERT ... SELECT (it reads the recipient
+    # anyway): revenue attribution finds a customer's last touches through (customer, time) without
+    # a join per hit.
+    customer = models.ForeignKey(
+        Customer,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
     is_machine = models.BooleanField(
         default=False, help_text="A prefetcher, scanner or bot (kept, but left out of human rates)."
     )
@@ -60,6 +73,14 @@ class Hit(models.Model):
             # The roll-up's work queue: small, because processed rows leave it.
             models.Index(
                 fields=["id"], name="tracking_hit_unprocessed", condition=Q(processed_at__isnull=True)
+            ),
+            # Revenue attribution's touch lookup (customers/attribution.py, TOUCH_SOURCES["campaigns"]):
+            # one customer's human hits in a time range, read from the index alone.
+            models.Index(
+                fields=["customer", "occurred_at"],
+                include=["kind", "campaign", "id"],
+                name="tracking_hit_touch",
+                condition=Q(is_machine=False),
             ),
         ]
 

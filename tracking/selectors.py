@@ -1,11 +1,14 @@
 """Reads of the tracking app: what a link's token names, campaign stats."""
 
 from datetime import timedelta
+from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import connection
 
+from campaigns.abtests import ab_summary
 from campaigns.models import Campaign, CampaignRecipient
 from campaigns.tokens import TokenKind, read_token
+from customers.attribution import attributed_revenue
 from customers.models import Customer
 
 from .models import CampaignStats, HourlyStats
@@ -94,8 +97,27 @@ def _timeline(campaign_id):
     return timeline
 
 
+CENT = Decimal("0.01")
+
+
 def _rate(part, whole):
     return min(1.0, part / whole) if whole else 0.0
+
+
+def _money(value):
+    return str(Decimal(value).quantize(CENT, rounding=ROUND_HALF_UP))
+
+
+def revenue_figures(*, campaign_id, base):
+    """Attributed orders and revenue of a campaign, over `base` (delivered, else sent) recipients."""
+    figures = attributed_revenue(campaign_ids=[campaign_id]).get(campaign_id)
+    figures = figures or {"orders": 0, "revenue": Decimal("0.00"), "customers": 0}
+    return {
+        "orders": figures["orders"],
+        "revenue": _money(figures["revenue"]),
+        "conversion_rate": _rate(figures["customers"], base),
+        "revenue_per_recipient": _money(figures["revenue"] / base if base else 0),
+    }
 
 
 def campaign_stats(*, campaign):
@@ -111,7 +133,7 @@ def campaign_stats(*, campaign):
     return {
         "status": campaign.status,
         "recipients": sum(statuses.values()),
-        "pending": statuses.get("pending", 0) + statuses.get("sending", 0),
+        "pending": statuses.get("pending", 0) + statuses.get("sending", 0) + statuses.get("held", 0),
         "sent": sent,
         "delivered": delivered,
         "failed": statuses.get("failed", 0),
@@ -131,7 +153,16 @@ def campaign_stats(*, campaign):
         "click_to_open_rate": _rate(counters.unique_clicks, counters.unique_opens),
         "links": _links(campaign.pk),
         "timeline": _timeline(campaign.pk),
+        **revenue_figures(campaign_id=campaign.pk, base=base),
+        **_ab_figures(campaign),
     }
+
+
+def _ab_figures(campaign):
+    summary = ab_summary(campaign=campaign)
+    for variant in summary["variants"]:
+        variant["revenue"] = _money(variant["revenue"])
+    return summary
 
 
 def campaign_for_stats(*, campaign_id):

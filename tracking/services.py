@@ -40,8 +40,8 @@ PRUNE_WORK = "tracking.prune"
 
 _OPEN_SQL = f"""
 SET LOCAL synchronous_commit TO OFF;
-INSERT INTO tracking_hits (kind, campaign_id, recipient_id, link_id, is_machine, ip, user_agent, occurred_at)
-SELECT '{HitKind.OPEN}', r.campaign_id, r.id, NULL,
+INSERT INTO tracking_hits (kind, campaign_id, recipient_id, customer_id, link_id, is_machine, ip, user_agent, occurred_at)
+SELECT '{HitKind.OPEN}', r.campaign_id, r.id, r.customer_id, NULL,
        %(machine)s OR r.sent_at IS NULL
            OR %(at)s < GREATEST(r.sent_at, r.delivered_at) + %(window)s * interval '1 second',
        CASE WHEN r.email LIKE %(erased)s THEN NULL ELSE %(ip)s::inet END,
@@ -53,14 +53,14 @@ WHERE r.id = %(recipient)s
 _CLICK_SQL = f"""
 SET LOCAL synchronous_commit TO OFF;
 WITH target AS (
-    SELECT r.id, r.campaign_id, r.sent_at, r.delivered_at, l.id AS link_id, l.url,
+    SELECT r.id, r.campaign_id, r.customer_id, r.sent_at, r.delivered_at, l.id AS link_id, l.url,
            r.email LIKE %(erased)s AS erased
     FROM campaign_recipients r
     JOIN campaign_links l ON l.campaign_id = r.campaign_id
     WHERE r.id = %(recipient)s AND l.id = %(link)s
 ), hit AS (
-    INSERT INTO tracking_hits (kind, campaign_id, recipient_id, link_id, is_machine, ip, user_agent, occurred_at)
-    SELECT '{HitKind.CLICK}', t.campaign_id, t.id, t.link_id,
+    INSERT INTO tracking_hits (kind, campaign_id, recipient_id, customer_id, link_id, is_machine, ip, user_agent, occurred_at)
+    SELECT '{HitKind.CLICK}', t.campaign_id, t.id, t.customer_id, t.link_id,
            %(machine)s OR t.sent_at IS NULL
                OR %(at)s < GREATEST(t.sent_at, t.delivered_at) + %(window)s * interval '1 second',
            CASE WHEN t.erased THEN NULL ELSE %(ip)s::inet END,

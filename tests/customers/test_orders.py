@@ -74,6 +74,7 @@ def test_it_records_an_order_and_creates_the_unknown_customer(
         "total": "100.00",
         "placed_at": "2025-03-01T10:00:00Z",
         "items": [],
+        "attribution": None,
         "created_at": "",
         "updated_at": "",
     }

@@ -8,6 +8,7 @@ import pytest
 from django.utils import timezone
 from jsonschema import Draft202012Validator
 
+from campaigns.abtests import campaign_ab_decide
 from campaigns.models import Campaign, CampaignLink, CampaignRecipient, EmailTemplate
 from campaigns.services import campaign_cancel, campaign_finish_if_done
 from events.contracts import SCHEMA_DIR, event_errors, event_schema, webshop_envelope_errors
@@ -88,9 +89,24 @@ def make_every_event(tenant, api):
     assert hit_record_open(tenant=tenant, recipient_id=recipient.pk, user_agent=HUMAN)
     assert hit_record_click(tenant=tenant, recipient_id=recipient.pk, link_id=link.pk, user_agent=HUMAN)
     hits_rollup()
+    assert (  # attributed to the click just before it
+        api.post(
+            "/api/orders", {"external_id": "c-2", "customer": customer_id, "total": "20.00"}, format="json"
+        ).status_code
+        == 201
+    )
     assert recipient_unsubscribe(recipient=recipient)
     assert campaign_finish_if_done(campaign_id=campaign.pk)
     campaign_cancel(campaign=Campaign.objects.create(name="Winter", subject="Hi"))
+    tested = Campaign.objects.create(
+        name="Subject test",
+        subject="Hi",
+        status="sending",
+        started_at=timezone.now(),
+        variants=[{"key": "A", "subject": "Hello"}, {"key": "B", "subject": "Sale"}],
+        ab_test={"test_percent": 20, "metric": "open_rate", "wait_seconds": 3600, "min_confidence": 0.95},
+    )
+    campaign_ab_decide(campaign=tested, key="B")
     _flow_events(api, customer_id)
     erased = api.post("/api/customers", {"email": "gone@example.com"}, format="json").json()["id"]
     assert api.delete(f"/api/customers/{erased}").status_code in (200, 204)

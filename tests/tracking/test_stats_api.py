@@ -96,6 +96,15 @@ EXPECTED = {
         {"hour": "2026-03-02T12:00:00Z", "opens": 0, "clicks": 0},
         {"hour": "2026-03-02T13:00:00Z", "opens": 2, "clicks": 0},
     ],
+    "orders": 0,
+    "revenue": "0.00",
+    "conversion_rate": 0.0,
+    "revenue_per_recipient": "0.00",
+    "variants": [],
+    "winner": None,
+    "decided_at": None,
+    "decided_by": None,
+    "history": [],
 }
 
 
@@ -217,6 +226,15 @@ def test_it_reports_zeros_for_a_campaign_without_activity(api, tenant):
         "click_to_open_rate": 0.0,
         "links": [],
         "timeline": [],
+        "orders": 0,
+        "revenue": "0.00",
+        "conversion_rate": 0.0,
+        "revenue_per_recipient": "0.00",
+        "variants": [],
+        "winner": None,
+        "decided_at": None,
+        "decided_by": None,
+        "history": [],
     }
 
 

@@ -1,0 +1,67 @@
+"""In a real browser against a live site (see conftest.py): a marketer composes an A/B test, the
+variants side by side, picks the metric and the wait, saves, and finds it again as saved."""
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.admin.conftest import screenshot
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.mark.django_db  # also makes pytest-django set up the test database when this module runs alone
+def test_it_serves_a_tenant_of_its_own(site):
+    from tenancy.models import Tenant
+
+    assert Tenant.objects.get(pk=site.tenant.pk).name == "Teashop Hungary"
+
+
+def test_it_composes_an_ab_test_with_variants_side_by_side(marketer_page, site):
+    from campaigns.models import Campaign
+
+    page = marketer_page
+    page.goto(site.url + "/admin/campaigns/campaign/add/")
+    page.fill("#id_name", "Subject line test")
+    page.select_option("#id_template", label="Spring newsletter")
+
+    cards = [page.locator(f"#ab-variant-{key}") for key in "ABCD"]
+    boxes = [card.bounding_box() for card in cards]
+    assert all(box["y"] == boxes[0]["y"] for box in boxes)  # one row: side by side
+    assert [box["x"] for box in boxes] == sorted(box["x"] for box in boxes)
+
+    page.check("#id_ab_enabled")
+    page.fill("#id_variant_A_subject", "Spring is here, {{ customer.first_name }}")
+    page.fill("#id_variant_B_subject", "A spring treat for you")
+    page.fill("#id_variant_B_from_name", "Anna from Teashop")
+    page.select_option("#id_ab_metric", "click_rate")
+    page.fill("#id_ab_test_percent", "25")
+    page.fill("#id_ab_wait_hours", "6")
+    page.fill("#id_ab_min_confidence", "90")
+    page.locator("#ab-test").scroll_into_view_if_needed()
+    screenshot(page, "campaign-ab-test")
+    page.click("button[name=_continue]")
+    page.wait_for_url(re.compile(r"/admin/campaigns/campaign/\d+/change/"))
+
+    campaign = site.run(lambda: Campaign.objects.get(name="Subject line test"))
+    assert campaign.variants == [
+        {"key": "A", "subject": "Spring is here, {{ customer.first_name }}"},
+        {"key": "B", "subject": "A spring treat for you", "from_name": "Anna from Teashop"},
+    ]
+    assert campaign.ab_test == {
+        "test_percent": 25,
+        "metric": "click_rate",
+        "wait_seconds": 21600,
+        "min_confidence": 0.9,
+    }
+    expect(page.locator("#id_variant_B_from_name")).to_have_value("Anna from Teashop")
+    expect(page.locator("#id_ab_enabled")).to_be_checked()
+
+    # A bad test comes back with the error on its field, and nothing changes.
+    page.fill("#id_variant_B_subject", "")
+    page.fill("#id_variant_B_from_name", "")
+    page.click("button[name=_continue]")
+    expect(page.locator("#ab-variant-B .errorlist")).to_contain_text("at least one of")
+    assert site.run(lambda: Campaign.objects.get(pk=campaign.pk).variants) == campaign.variants
+    assert page.errors == []

@@ -541,7 +541,7 @@ def test_it_refuses_the_bomb_in_the_admin_previews(tenant, browser, warm):
         )
 
     assert live.status_code == 200
-    assert live.json() == {"errors": {"html_body": [JOIN_REFUSED]}}
+    assert live.json()["errors"] == {"html_body": [JOIN_REFUSED]}
     assert page.status_code == 200
     assert JOIN_REFUSED.replace("'", "&#x27;") in page.content.decode()
     assert memory.python_peak < 50 * MB

@@ -2,11 +2,12 @@
 once and kept with --reuse-db; each test runs in a rolled-back transaction inside tenant A."""
 
 import os
+import time
 import uuid
 
 import pytest
 from django.conf import settings
-from django.db import connection
+from django.db import OperationalError, connection
 from django_tenants.utils import schema_context
 
 from core.net import url_reachable
@@ -88,15 +89,24 @@ def throwaway_tenant_create(prefix, *, name=None, admin_password=PASSWORD, **fie
     from tenancy.models import Tenant
     from tenancy.services import tenant_create
 
-    slug = f"{prefix}-{uuid.uuid4().hex[:8]}"
-    domain = f"{slug}.localhost"
-    created = tenant_create(
-        slug=slug,
-        domain=domain,
-        name=name,
-        admin_email=f"admin@{domain}" if admin_password else None,
-        admin_password=admin_password,
-    )
+    for attempt in (1, 2):
+        if not connection.in_atomic_block:
+            connection.close()  # a fresh connection: the server may have restarted since the last one
+        slug = f"{prefix}-{uuid.uuid4().hex[:8]}"
+        domain = f"{slug}.localhost"
+        try:
+            created = tenant_create(
+                slug=slug,
+                domain=domain,
+                name=name,
+                admin_email=f"admin@{domain}" if admin_password else None,
+                admin_password=admin_password,
+            )
+            break
+        except OperationalError:  # the server went away under us (a fault test's restart): once more
+            if attempt == 2 or connection.in_atomic_block:
+                raise
+            time.sleep(2)
     if fields:
         Tenant.objects.filter(pk=created.tenant.pk).update(**fields)
         created.tenant.refresh_from_db()

@@ -24,7 +24,7 @@ import functools
 import logging
 
 from django.core.exceptions import DisallowedHost
-from django.db import DatabaseError, connection
+from django.db import Error, connection
 from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.security import SecurityMiddleware
 from django.utils import timezone
@@ -76,6 +76,8 @@ def _tenant_for_host(host):
 
 
 class TrackingLinksMiddleware:
+    """First in MIDDLEWARE: answers a valid open or click of an active tenant's host (module doc)."""
+
     def __init__(self, get_response):
         self.get_response = get_response
         self.security = SecurityMiddleware(get_response)
@@ -89,7 +91,7 @@ class TrackingLinksMiddleware:
             answer = views.click_answer
         else:
             return self.get_response(request)
-        token = path[len(OPEN_PREFIX) :]
+        token = path[len(OPEN_PREFIX) :]  # both prefixes have the same length
         if request.method not in ("GET", "HEAD") or not token or "/" in token:
             return self.get_response(request)
         # An http request where https is required: the stack redirects it, before anything is recorded.
@@ -99,8 +101,8 @@ class TrackingLinksMiddleware:
             tenant = _tenant_for_host(remove_www(request.get_host().split(":")[0]))
         except DisallowedHost:
             return self.get_response(request)
-        except DatabaseError:
-            logger.warning("tracking link: tenant not resolved here, the full stack answers", exc_info=True)
+        except Error as error:  # the database unreachable: the stack answers (503, or the image)
+            logger.warning("tracking link: tenant not resolved (%s), the full stack answers", error)
             return self.get_response(request)
         if tenant is None:
             return self.get_response(request)

@@ -7,6 +7,8 @@ from django.conf import settings
 from django.db import connection, transaction
 from django_tenants.utils import schema_context
 
+from core.db import statement_timeout_set
+
 SEED = 0.4242  # setseed() takes a float in [-1, 1]
 
 FIRST_NAMES = (
@@ -254,8 +256,15 @@ def _range_seed(first):
     return (SEED * 1_000_003 + first) % 1_000_000 / 1_000_000
 
 
+def setup_timeout():
+    """Set-up statements are no web request: the workers' statement timeout (core.db), not the one an
+    in-process API request of an earlier row left on this process's connection."""
+    statement_timeout_set(connection, settings.DB_WORKER_STATEMENT_TIMEOUT_MS)
+
+
 def vacuum(schema, *tables):
     """VACUUM ANALYZE outside any transaction (autocommit connection)."""
+    setup_timeout()
     with schema_context(schema), connection.cursor() as cursor:
         for table in tables:
             cursor.execute(f'VACUUM ANALYZE "{schema}"."{table}"')

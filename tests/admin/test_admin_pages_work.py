@@ -16,6 +16,7 @@ from campaigns.models import Campaign, CampaignRecipient
 from campaigns.selectors import recipient_status_counts
 from crm_project import dashboard
 from crm_project.admin_lists import result_headers_once
+from customers import pagination
 from customers.models import Customer, Interaction
 
 pytestmark = pytest.mark.django_db
@@ -163,3 +164,17 @@ def test_it_shows_a_big_accounts_last_figures_while_a_worker_recounts_them(
 
     fresh = admin_client_a.get("/admin/").context["dashboard"]["customers"]
     assert fresh["total"] == 2 and not fresh.get("recounting")
+
+
+def test_it_says_about_when_the_list_counts_by_the_planners_estimate(admin_client_a, tenant, monkeypatch):
+    for n in range(3):
+        Customer.objects.create(email=f"c{n}@example.com", city="Szeged")
+    exact = admin_client_a.get("/admin/customers/customer/?city=Szeged").content.decode()
+    assert "3 results" in exact and 'id="result-count-estimated"' not in exact
+
+    # A list too large to count (a million customers would not fit a test): the planner's figure.
+    monkeypatch.setattr(pagination, "ESTIMATE_ABOVE", -1)
+    estimated = admin_client_a.get("/admin/customers/customer/?city=Szeged").content.decode()
+
+    assert 'id="result-count-estimated"' in estimated
+    assert re.search(r"about [\d,]+ results?", estimated)

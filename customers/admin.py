@@ -245,21 +245,6 @@ class AddressInline(TabularInline):
     fields = ["kind", "line1", "line2", "city", "postal_code", "country", "is_default"]
 
 
-class OrderInline(TabularInline):
-    model = Order
-    extra = 0
-    max_num = 0
-    can_delete = False
-    show_change_link = True
-    fields = ["number", "external_id", "status", "amount", "placed_at"]
-    readonly_fields = fields
-    ordering = ["-placed_at", "-id"]
-
-    @admin.display(description=_("total"))
-    def amount(self, order):
-        return money_format(order.total, order.currency)
-
-
 @admin.register(Customer)
 class CustomerAdmin(ModelAdmin):
     form = CustomerAdminForm
@@ -302,7 +287,8 @@ class CustomerAdmin(ModelAdmin):
         "activity_timeline",
         "unsubscribed_at",
     ]
-    inlines = [AddressInline, OrderInline]
+    # Orders are on the profile above the form (the latest, and a link to all): not repeated in it.
+    inlines = [AddressInline]
     actions = ["add_tag", "remove_tag", "resubscribe", "export_csv"]
     fieldsets = [
         (

@@ -17,7 +17,7 @@ from campaigns.selectors import recipient_status_counts
 from crm_project import dashboard
 from crm_project.admin_lists import result_headers_once
 from customers import pagination
-from customers.models import Customer, Interaction
+from customers.models import Customer, Interaction, Order
 
 pytestmark = pytest.mark.django_db
 
@@ -178,3 +178,29 @@ def test_it_says_about_when_the_list_counts_by_the_planners_estimate(admin_clien
 
     assert 'id="result-count-estimated"' in estimated
     assert re.search(r"about [\d,]+ results?", estimated)
+
+
+def test_it_shows_a_customers_latest_orders_whatever_their_number(admin_client_a, tenant):
+    customer = Customer.objects.create(email="loyal@example.com")
+
+    def page_with(orders):
+        for n in range(Order.objects.filter(customer=customer).count(), orders):
+            Order.objects.create(
+                external_id=f"o-{n}",
+                number=f"N{n:03d}",
+                customer=customer,
+                total=10,
+                placed_at=timezone.now(),
+            )
+        with CaptureQueriesContext(connection) as queries:
+            html = admin_client_a.get(
+                f"/admin/customers/customer/{customer.pk}/change/?edit=1"
+            ).content.decode()
+        return html, len(queries)
+
+    few, few_queries = page_with(2)
+    many, many_queries = page_with(40)
+
+    assert many_queries == few_queries
+    assert many.count("N0") == 5  # the latest five on the profile, then "All orders"
+    assert "All orders" in many and "N001" in few

@@ -32,7 +32,7 @@ RESULTS = Path(__file__).resolve().parent / "results" / "admin.md"
 def _pages(*, campaign_id, customer_id, tag_id):
     """(label, path) of every page timed: what a marketer opens in a working day."""
     return [
-        ("dashboard, first visit ever (customer figures counted on the spot)", "/admin/", "cold"),
+        ("dashboard, before the first count is in (a worker counts)", "/admin/", "cold"),
         ("dashboard (customer figures cached)", "/admin/"),
         ("customer list", "/admin/customers/customer/"),
         ("customer list, city filter", "/admin/customers/customer/?city=Budapest"),
@@ -226,7 +226,12 @@ def main(argv=None):
     from django.test import Client
     from django_tenants.utils import schema_context
 
-    from crm_project.dashboard import CUSTOMER_FIGURES_KEY
+    from crm_project.dashboard import (
+        CUSTOMER_FIGURES_KEY,
+        CUSTOMER_FIGURES_SECONDS,
+        CUSTOMER_RECOUNT_LOCK,
+        dashboard_customers_count,
+    )
     from customers.models import Customer, Tag
 
     def log(message):
@@ -248,14 +253,30 @@ def main(argv=None):
         pages = [page for page in pages if args.only in page[0]]
 
     def forget():
-        """The dashboard's customer figures, as before the account's first visit."""
+        """The dashboard's customer figures, as before the account's first count (its count already
+        handed to a worker: the lock taken, so the run queues no task nobody here would take)."""
         with schema_context(tenant.schema_name):
             cache.delete(CUSTOMER_FIGURES_KEY)
+            cache.set(CUSTOMER_RECOUNT_LOCK, 1, 60)
         connection.set_schema_to_public()
 
     rows = _time_pages(client, pages, args.runs, log, forget)
     if not args.only:
-        _write(rows, customers=customers, recipients=recipients, runs=args.runs, out=Path(args.out), notes="")
+        with schema_context(tenant.schema_name):
+            recounts = []
+            for _ in range(3):
+                started = time.perf_counter()
+                dashboard_customers_count()
+                recounts.append((time.perf_counter() - started) * 1000)
+        connection.set_schema_to_public()
+        notes = (
+            f"The worker's count of the dashboard's customer figures (off the request, at most once per "
+            f"{CUSTOMER_FIGURES_SECONDS // 60} minutes): {statistics.median(recounts):.0f} ms, median of 3."
+        )
+        log(notes)
+        _write(
+            rows, customers=customers, recipients=recipients, runs=args.runs, out=Path(args.out), notes=notes
+        )
         log(f"wrote {args.out}")
     over = [row["page"] for row in rows if row["median"] >= TARGET_MS]
     return 1 if over else 0

@@ -74,8 +74,7 @@ def dashboard_customers(*, now=None):
         .annotate(n=Count("id"))
         .values_list("day", "n")
     )
-    first_day = timezone.localtime(since + timedelta(days=1)).date()  # days of the tenant's calendar
-    days = [first_day + timedelta(days=i) for i in range(GROWTH_DAYS)]
+    days = _growth_days(since)
     growth = None
     if min(totals["new_before"], totals["new"]) >= GROWTH_PERCENT_MIN:
         growth = round(100 * (totals["new"] - totals["new_before"]) / totals["new_before"], 1)
@@ -87,14 +86,32 @@ def dashboard_customers(*, now=None):
     }
 
 
+def _growth_days(since):
+    first_day = timezone.localtime(since + timedelta(days=1)).date()  # days of the tenant's calendar
+    return [first_day + timedelta(days=i) for i in range(GROWTH_DAYS)]
+
+
+def _counting(now):
+    """What the dashboard shows of a big account's customers before their first count is in."""
+    days = _growth_days(now - timedelta(days=GROWTH_DAYS))
+    return {
+        **dict.fromkeys(("total", "with_email", "consenting", "new", "new_before", "consent_rate")),
+        "growth_percent": None,
+        "per_day": [{"day": day, "new": 0} for day in days],
+        "as_of": None,
+        "counting": True,
+    }
+
+
 def dashboard_customers_cached():
     """dashboard_customers plus `as_of`, counted at most once per CUSTOMER_FIGURES_SECONDS, and again
     as soon as a customer is added (the figures remember the newest id; the cache adds the schema).
 
     A small account is recounted on the spot. An account of more than RECOUNT_IN_BACKGROUND_ABOVE
     customers (by the planner's estimate: no rows read) is recounted by a worker while the page shows
-    the last figures with the time they were counted: at a million customers the count takes 450 ms,
-    and a webshop adding customers all day would otherwise make every visit pay it."""
+    the last figures with the time they were counted (before the first count: "counting"): at a
+    million customers the count takes 450 ms, and a webshop adding customers all day would otherwise
+    make every visit pay it."""
     newest = Customer.objects.order_by("-id").values_list("id", flat=True).first() or 0
     now = timezone.now()
     figures = cache.get(CUSTOMER_FIGURES_KEY)
@@ -105,13 +122,15 @@ def dashboard_customers_cached():
     )
     if fresh:
         return figures
-    if figures is None or planner_rows(Customer.objects.all()) <= RECOUNT_IN_BACKGROUND_ABOVE:
+    if planner_rows(Customer.objects.all()) <= RECOUNT_IN_BACKGROUND_ABOVE:
         return dashboard_customers_count()
     if cache.add(CUSTOMER_RECOUNT_LOCK, 1, CUSTOMER_RECOUNT_LOCK_SECONDS):  # one recount at a time
         from .tasks import dashboard_customers_recount  # crm_project.tasks imports this module
 
         # The schema travels in the message's headers (tenant_schemas_celery).
         transaction.on_commit(dashboard_customers_recount.delay)
+    if figures is None:  # never counted (or the cache lost them): the first count is on its way
+        return _counting(now)
     return {**figures, "recounting": True}
 
 

@@ -14,8 +14,13 @@ from flows.runs import runs_enter
 from tests.conftest import throwaway_tenant_create, throwaway_tenant_drop
 
 
+@pytest.mark.django_db  # also makes pytest-django set up the test database when this module runs alone
+def test_it_has_the_tenants_to_race_in(tenant):
+    assert Customer.objects.count() == 0
+
+
 @pytest.fixture
-def race_tenant(django_db_blocker):
+def race_tenant(django_db_setup, django_db_blocker):
     """A tenant with committed data (other connections see it), dropped after. Yields its schema."""
     with django_db_blocker.unblock():
         created = throwaway_tenant_create("flow-race", admin_password=None)

@@ -9,7 +9,12 @@ import pytest
 from playwright.sync_api import expect
 
 from flows.models import Flow
-from tests.admin.conftest import chromium, marketer_page, site  # noqa: F401 (the live site's fixtures)
+from tests.admin.conftest import (  # noqa: F401 (the live site's fixtures)
+    chromium,
+    marketer_page,
+    screenshot,
+    site,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -77,6 +82,8 @@ def test_it_combines_a_branchs_conditions_with_any_and_names_the_bad_one(markete
 
     expect(page.locator("#flow-save-result")).to_contain_text("Saved")
     expect(page.locator(".rule-invalid")).to_have_count(0)
+    page.locator("#step-b").scroll_into_view_if_needed()
+    screenshot(page, "flow-builder-conditions")
     assert _stored(site, flow_id)["steps"][0]["rules"] == {
         "combinator": "or",
         "rules": [

@@ -342,6 +342,7 @@ def customer_resubscribe(*, customer, source, reason, author=None, also=None):
         after = customer_payload(customer_id=customer.pk)
         changed = _changed(before, after)
         event_emit(type="customer.updated", data={**after, "changed": changed})
+        hooks.run_in_transaction(hooks.customers_changed, customer_ids=[customer.pk])
     return changed
 
 
@@ -400,6 +401,7 @@ def customer_consent_record(*, customer, give, reason, author):
             event_emit(type="customer.updated", data={**after, "changed": _changed(before, after)})
         else:
             event_emit(type="customer.unsubscribed", data=after, occurred_at=now)
+        hooks.run_in_transaction(hooks.customers_changed, customer_ids=[customer.pk])
     return True
 
 

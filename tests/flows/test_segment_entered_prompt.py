@@ -10,7 +10,7 @@ from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from customers import hooks
-from customers.services import customer_update, customers_tag, order_upsert
+from customers.services import customer_consent_record, customer_update, customers_tag, order_upsert
 from flows import triggers
 from flows.models import FlowRun, FlowSegmentChange
 from flows.tasks import flows_tenant_work
@@ -84,6 +84,16 @@ def test_it_enters_on_the_next_tick_when_tags_change_or_an_order_arrives(
 
     assert _entered(tagged_flow) == [anna.pk]
     assert _entered(spender_flow) == [bela.pk]
+
+
+def test_it_enters_on_the_next_tick_when_an_admin_records_consent(tenant, api, admin_user):
+    flow_id = _segment_flow(api, [{"field": "email_marketing", "operator": "=", "value": True}], "Opted in")
+    anna = customer("anna@example.com", consent=False)
+
+    customer_consent_record(customer=anna, give=True, reason="signed the form at the till", author=admin_user)
+    flows_tenant_work()
+
+    assert _entered(flow_id) == [anna.pk]
 
 
 def test_it_costs_a_customer_write_one_statement_and_nothing_without_a_segment_flow(tenant, api):

@@ -143,3 +143,33 @@ def test_it_reorders_steps_by_drag_and_drop_and_keeps_the_buttons(marketer_page,
     expect(page.locator("#flow-save-result")).to_contain_text("Saved")
     assert [s["id"] for s in _stored(site, flow_id)["steps"]] == ["second", "third", "first"]
     assert page.errors == [] and page.dialogs.seen == []
+
+
+def test_it_keeps_a_jump_a_move_broke_visible_and_the_save_names_it(marketer_page, site):  # noqa: F811
+    page = marketer_page
+    rules = {"combinator": "and", "rules": [{"field": "city", "operator": "=", "value": "Szeged"}]}
+    flow_id = _draft(
+        site,
+        [
+            {"id": "ask", "type": "branch", "rules": rules, "yes": "vip"},
+            {"id": "plain", "type": "tag", "add": ["plain"]},
+            {"id": "vip", "type": "tag", "add": ["vip"]},
+        ],
+    )
+    _open(page, site, flow_id)
+
+    page.locator("#step-vip .step-handle").drag_to(
+        page.locator("#step-ask"), target_position={"x": 60, "y": 4}
+    )
+
+    assert _order(page) == ["vip", "ask", "plain"]
+    expect(page.locator("#step-ask .step-yes option:checked")).to_have_text(
+        "vip (not after this step: pick another)"
+    )
+    page.click("#flow-save")
+    expect(page.locator("#flow-errors")).to_contain_text("steps[1].yes: must jump forward")
+    assert [s["id"] for s in _stored(site, flow_id)["steps"]] == ["ask", "plain", "vip"]
+    page.locator("#step-ask .step-yes").select_option("")
+    page.click("#flow-save")
+    expect(page.locator("#flow-save-result")).to_contain_text("Saved")
+    assert _stored(site, flow_id)["steps"][1] == {"id": "ask", "type": "branch", "rules": rules}

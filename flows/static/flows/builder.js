@@ -91,15 +91,19 @@
     }
 
     // --- the steps -------------------------------------------------------------------------------
-    function laterSteps(index) {
-        return [["", "the next step"]].concat(state.steps.slice(index + 1).map(function (s) { return [s.id, s.id + " (" + (LABELS[s.type] || s.type) + ")"]; }));
+    function laterSteps(index, current) {
+        var options = [["", "the next step"]].concat(state.steps.slice(index + 1).map(function (s) { return [s.id, s.id + " (" + (LABELS[s.type] || s.type) + ")"]; }));
+        // A jump that a move left pointing back (or at a removed step) stays visible until it is fixed:
+        // saving names it (a path only goes forward).
+        if (current && !options.some(function (o) { return o[0] === current; })) options.push([current, current + " (not after this step: pick another)"]);
+        return options;
     }
     function paths(step, index) {
         var yesLabel = step.type === "branch" ? "Yes, the rules hold → " : "Yes, it happened → ";
         var noLabel = step.type === "branch" ? "No → " : "No, timed out → ";
         return el("div", {className: "paths"}, [
-            el("div", {className: "path yes"}, [el("span", {text: yesLabel}), select("step-yes", laterSteps(index), step.yes || "", function (v) { if (v) step.yes = v; else delete step.yes; })]),
-            el("div", {className: "path no"}, [el("span", {text: noLabel}), select("step-no", laterSteps(index), step.no || "", function (v) { if (v) step.no = v; else delete step.no; })])
+            el("div", {className: "path yes"}, [el("span", {text: yesLabel}), select("step-yes", laterSteps(index, step.yes), step.yes || "", function (v) { if (v) step.yes = v; else delete step.yes; })]),
+            el("div", {className: "path no"}, [el("span", {text: noLabel}), select("step-no", laterSteps(index, step.no), step.no || "", function (v) { if (v) step.no = v; else delete step.no; })])
         ]);
     }
     // --- rules (the segment language: groups of conditions matched all / any, nested) -----------------

@@ -5,9 +5,10 @@ customers created, segments entered and dates from the periodic sweep (`sweep_te
 query per flow). Segments entered also promptly: a customer written through customers' services (or
 given an order) is noted in `flow_segment_changes` by one statement in the writer's transaction, and
 the next dispatcher tick checks the segment flows for the noted customers only
-(`segment_changes_check`); the sweep stays the repair path (rules about time, a lost note). A waiting run is woken by setting its `due_at` to now (one UPDATE); the engine then
-checks what happened since it started waiting, so a lost wake-up only costs the timeout, never a
-wrong answer."""
+(`segment_changes_check`); the sweep stays the repair path (rules about time, a lost note).
+
+A waiting run is woken by setting its `due_at` to now (one UPDATE); the engine then checks what
+happened since it started waiting, so a lost wake-up only costs the timeout, never a wrong answer."""
 
 import logging
 from datetime import timedelta

@@ -2,10 +2,32 @@
 
 from decimal import Decimal, InvalidOperation
 
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import connection
 from django.utils.formats import number_format
+
+# The ISO 4217 codes of currencies in circulation (funds, metals and test codes left out): what a
+# tenant may keep its accounts in.
+CURRENCIES = frozenset(
+    """
+    AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN BWP BYN BZD
+    CAD CDF CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD
+    GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW KRW KWD KYD KZT
+    LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MYR MZN NAD NGN NIO NOK NPR
+    NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE SOS SRD SSP
+    STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD UYU UZS VES VND VUV WST XAF XCD XOF
+    XPF YER ZAR ZMW ZWG
+    """.split()
+)
 
 # ISO 4217 currencies written without minor units in everyday use.
 WHOLE_CURRENCIES = frozenset({"HUF", "JPY", "KRW", "ISK", "CLP", "VND"})
+
+
+def money_places(currency):
+    """How many decimals people write amounts of `currency` with."""
+    return 0 if (currency or "").upper() in WHOLE_CURRENCIES else 2
 
 
 def money_format(amount, currency):
@@ -13,9 +35,21 @@ def money_format(amount, currency):
     if amount is None:
         return "—"
     currency = (currency or "").upper()
-    places = 0 if currency in WHOLE_CURRENCIES else 2
+    places = money_places(currency)
     text = number_format(Decimal(amount), decimal_pos=places, use_l10n=True, force_grouping=True)
     return f"{text} {currency}".strip()
+
+
+def tenant_currency():
+    """The currency of the tenant of this request or task (its settings), else the operator's default."""
+    tenant = getattr(connection, "tenant", None)
+    return getattr(tenant, "currency", "") or settings.TENANT_DEFAULT_CURRENCY
+
+
+def validate_currency(code):
+    """An ISO 4217 code of a currency in circulation, upper case (EUR, HUF, USD)."""
+    if code not in CURRENCIES:
+        raise ValidationError(f"'{code}' is not an ISO 4217 currency code (e.g. EUR, HUF or USD).")
 
 
 def amount_parse(text):

@@ -17,10 +17,11 @@ from django.db.models import Count, Q
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from campaigns.models import Campaign, CampaignRecipient
+from campaigns.models import Campaign, CampaignRecipient, SenderDomain
 from customers.attribution import revenue_since
 from customers.models import Customer
 from flows.models import Flow
+from segments.models import Segment
 from tracking.models import CampaignStats
 
 GROWTH_DAYS = 30
@@ -207,3 +208,33 @@ def dashboard_data(*, now=None):
         "recent_customers": dashboard_recent_customers(),
         "drafts": Campaign.objects.listed().filter(status="draft").count(),
     }
+
+
+# --- "Getting started": a new account's first steps, each read from the account's own data ----------
+
+ONBOARDING_STEPS = ("sender", "domain", "settings", "customers", "segment", "test", "campaign")
+# A test copy is remembered in the cache per campaign for 30 days (campaigns.services: the pre-send
+# checklist's "test copy sent" reads the same key); the checklist looks at the latest few campaigns.
+TEST_SEND_KEY = "campaign-test-send:{}"
+TEST_SEND_LOOKBACK = 20
+
+
+def onboarding_status(*, tenant):
+    """{step: done} for ONBOARDING_STEPS. Each is one indexed `EXISTS` (or a cache read): the
+    dashboard of a million-customer account pays nothing for it."""
+    recent = list(Campaign.objects.listed().order_by("-id").values_list("id", flat=True)[:TEST_SEND_LOOKBACK])
+    tested = bool(recent) and bool(cache.get_many([TEST_SEND_KEY.format(pk) for pk in recent]))
+    return {
+        "sender": bool(tenant.from_email and tenant.from_name),
+        "domain": SenderDomain.objects.filter(status="verified").exists(),
+        "settings": bool(tenant.settings_saved_at or tenant.brand_logo_url),
+        "customers": Customer.objects.exists(),
+        "segment": Segment.objects.exists(),
+        "test": tested,
+        "campaign": Campaign.objects.listed().filter(status__in=("sending", "paused", "sent")).exists(),
+    }
+
+
+def onboarding_draft():
+    """The campaign a test is best sent from: the newest draft, else None."""
+    return Campaign.objects.listed().filter(status="draft").order_by("-id").first()

@@ -16,6 +16,8 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin
 
+from core.money import money_format, tenant_currency
+
 from . import selectors
 from .models import CampaignReport, CampaignStats
 
@@ -108,9 +110,12 @@ def stats_page_context(stats):
         },
         {
             "label": _("Revenue"),
-            "value": stats["revenue"],
+            "value": money_format(stats["revenue"], tenant_currency()),
             "note": _("orders: %(o)s · %(r)s per recipient")
-            % {"o": _n(stats["orders"]), "r": stats["revenue_per_recipient"]},
+            % {
+                "o": _n(stats["orders"]),
+                "r": money_format(stats["revenue_per_recipient"], tenant_currency()),
+            },
         },
         {
             "label": _("Conversion rate"),

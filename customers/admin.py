@@ -341,6 +341,13 @@ class CustomerAdmin(ModelAdmin):
     def activity_timeline(self, customer):
         if not customer.pk:
             return "-"
+        # The form asks for a read-only field's contents several times: one query per page, not five.
+        shown = getattr(customer, "_activity_timeline", None)
+        if shown is None:
+            shown = customer._activity_timeline = self._activity_timeline(customer)
+        return shown
+
+    def _activity_timeline(self, customer):
         items = Interaction.objects.filter(customer=customer).select_related("author")[:50]
         return format_html(
             "<ol class='customer-timeline'>{}</ol>",

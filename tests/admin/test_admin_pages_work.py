@@ -1,0 +1,101 @@
+"""What keeps the admin's pages fast at a million customers (bench/results/admin.md): no query per row,
+recipient counts from the (campaign, status) index, big sent campaigns not recounted on every visit."""
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.core.cache import cache
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+from unfold.templatetags import unfold_list
+
+from campaigns.models import Campaign, CampaignRecipient
+from campaigns.selectors import recipient_status_counts
+from crm_project.admin_lists import result_headers_once
+from customers.models import Customer, Interaction
+
+pytestmark = pytest.mark.django_db
+
+
+def _sent_campaign(name, recipients, *, sent_ago=timedelta(hours=2)):
+    campaign = Campaign.objects.create(name=name, status="sent", sent_at=timezone.now() - sent_ago)
+    for n in range(recipients):
+        email = f"{name}-{n}@x.test"
+        customer, _ = Customer.objects.get_or_create(email=email)
+        CampaignRecipient.objects.create(
+            campaign=campaign, customer=customer, email=email, status="delivered"
+        )
+    return campaign
+
+
+def _recipient_counts_run(queries):
+    return [q["sql"] for q in queries.captured_queries if 'FROM "campaign_recipients"' in q["sql"]]
+
+
+def test_it_counts_the_campaign_lists_progress_in_one_statement(admin_client_a, tenant):
+    for n in range(3):
+        _sent_campaign(f"c{n}", 2)
+    with CaptureQueriesContext(connection) as few:
+        assert admin_client_a.get("/admin/campaigns/campaign/").status_code == 200
+    for n in range(3, 12):
+        _sent_campaign(f"c{n}", 2)
+    cache.clear()
+    with CaptureQueriesContext(connection) as many:
+        page = admin_client_a.get("/admin/campaigns/campaign/").content.decode()
+
+    assert len(many) == len(few)
+    assert len(_recipient_counts_run(many)) == 1
+    assert page.count("2/2 (100.0%)") == 12
+
+
+def test_it_counts_recipients_from_the_campaign_status_index(tenant):
+    campaign = _sent_campaign("big", 3, sent_ago=timedelta(minutes=1))
+    with CaptureQueriesContext(connection) as queries:
+        counts = recipient_status_counts(campaigns=[campaign])
+
+    assert counts == {campaign.pk: {"delivered": 3}}
+    assert "COUNT(*)" in _recipient_counts_run(queries)[0]
+
+
+def test_it_recounts_a_campaign_still_sending_or_just_sent_but_not_a_settled_one(admin_client_a, tenant):
+    cache.clear()
+    settled = _sent_campaign("settled", 2)
+    just_sent = _sent_campaign("just", 2, sent_ago=timedelta(minutes=2))
+    admin_client_a.get("/admin/")
+
+    with CaptureQueriesContext(connection) as queries:
+        page = admin_client_a.get("/admin/").content.decode()
+
+    counted = {
+        int(pk)
+        for sql in _recipient_counts_run(queries)
+        for ids in re.findall(r'"campaign_id" IN \(([^)]*)\)', sql)
+        for pk in ids.split(",")
+    }
+    assert just_sent.pk in counted and settled.pk not in counted
+    assert f'data-campaign="{settled.pk}"' in page
+
+
+def test_it_reads_a_customers_timeline_once_per_page(admin_client_a, tenant):
+    customer = Customer.objects.create(email="ann@example.com")
+    Interaction.objects.create(customer=customer, kind="note", body="Called", occurred_at=timezone.now())
+
+    with CaptureQueriesContext(connection) as queries:
+        page = admin_client_a.get(f"/admin/customers/customer/{customer.pk}/change/?edit=1").content.decode()
+
+    timeline_reads = [q for q in queries.captured_queries if 'FROM "customers_interaction"' in q["sql"]]
+    assert "Called" in page
+    # The profile's timeline and consent history, and the edit form's activity field: once each.
+    assert len(timeline_reads) <= 3
+
+
+def test_it_builds_a_change_lists_headers_once_per_page(admin_client_a, tenant):
+    for n in range(5):
+        Customer.objects.create(email=f"c{n}@example.com", city="Szeged")
+
+    page = admin_client_a.get("/admin/customers/customer/").content.decode()
+
+    assert unfold_list.result_headers is result_headers_once
+    assert page.count("c0@example.com") >= 1 and "Szeged" in page

@@ -587,7 +587,7 @@ class CampaignAdmin(ModelAdmin):
             return context
         context.update(
             {
-                "panel_progress": selectors.campaign_progress(campaign=campaign),
+                "panel_progress": selectors.campaigns_progress(campaigns=[campaign])[campaign.pk],
                 "panel_progress_url": reverse("admin:campaigns_campaign_progress", args=[campaign.pk]),
                 "panel_recipients_url": reverse("admin:campaigns_campaignrecipient_changelist")
                 + f"?campaign__id__exact={campaign.pk}",

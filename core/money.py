@@ -1,6 +1,6 @@
 """Money as a person reads it: the currency and thousands separators of the active locale."""
 
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -36,7 +36,9 @@ def money_format(amount, currency):
         return "—"
     currency = (currency or "").upper()
     places = money_places(currency)
-    text = number_format(Decimal(amount), decimal_pos=places, use_l10n=True, force_grouping=True)
+    # Half up, as a till rounds (1,234.50 HUF reads 1,235 HUF), not the banker's half even.
+    rounded = Decimal(amount).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    text = number_format(rounded, decimal_pos=places, use_l10n=True, force_grouping=True)
     return f"{text} {currency}".strip()
 
 

@@ -251,6 +251,6 @@ class CampaignReportAdmin(ModelAdmin):
             "title": _("Results of “%(name)s”") % {"name": campaign.name},
             "campaign": campaign,
             "campaign_url": _campaign_admin_url(campaign),
-            **stats_page_context(selectors.campaign_stats(campaign=campaign)),
+            **stats_page_context(selectors.campaign_stats(campaign=campaign, settled_counts_cached=True)),
         }
         return TemplateResponse(request, "tracking/admin/campaign_stats.html", context)

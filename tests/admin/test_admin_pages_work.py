@@ -9,6 +9,7 @@ from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from unfold import admin as unfold_admin
 from unfold.templatetags import unfold_list
 
 from campaigns.models import Campaign, CampaignRecipient
@@ -122,3 +123,15 @@ def test_it_does_not_recount_a_settled_campaign_on_its_pages_but_the_api_always_
         body = api.get(f"/api/campaigns/{campaign.pk}/stats").json()
     assert len(_recipient_counts_run(queries)) == 1
     assert body["recipients"] == 3
+
+
+def test_it_renders_each_rows_checkbox_and_yes_no_icons_as_unfold_does(admin_client_a, tenant):
+    yes = Customer.objects.create(email="yes@example.com", email_marketing=True)
+    no = Customer.objects.create(email="no@example.com", email_marketing=False)
+
+    page = admin_client_a.get("/admin/customers/customer/").content.decode()
+
+    for customer in (yes, no):
+        expected = unfold_admin.checkbox.render("_selected_action", str(customer.pk))
+        assert expected in page
+    assert "check_small" in page and "close_small" in page

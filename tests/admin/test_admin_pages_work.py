@@ -14,6 +14,7 @@ from unfold.templatetags import unfold_list
 
 from campaigns.models import Campaign, CampaignRecipient
 from campaigns.selectors import recipient_status_counts
+from crm_project import dashboard
 from crm_project.admin_lists import result_headers_once
 from customers.models import Customer, Interaction
 
@@ -135,3 +136,30 @@ def test_it_renders_each_rows_checkbox_and_yes_no_icons_as_unfold_does(admin_cli
         expected = unfold_admin.checkbox.render("_selected_action", str(customer.pk))
         assert expected in page
     assert "check_small" in page and "close_small" in page
+
+
+def test_it_shows_a_big_accounts_last_figures_while_a_worker_recounts_them(
+    admin_client_a, tenant, monkeypatch, django_capture_on_commit_callbacks, beat_in_process
+):
+    cache.clear()
+    # Every account counts as big here (a million customers would not fit a test).
+    monkeypatch.setattr(dashboard, "RECOUNT_IN_BACKGROUND_ABOVE", -1)
+    Customer.objects.create(email="first@example.com")
+    first = admin_client_a.get("/admin/").context["dashboard"]["customers"]
+    assert first["total"] == 1 and not first.get("recounting")  # nothing to show yet: counted now
+
+    Customer.objects.create(email="second@example.com")
+    with django_capture_on_commit_callbacks() as recount:
+        page = admin_client_a.get("/admin/")
+    shown = page.context["dashboard"]["customers"]
+    assert shown["total"] == 1 and shown["recounting"]  # the last figures, without waiting
+    assert 'id="kpi-recounting"' in page.content.decode()
+    assert len(recount) == 1
+    with django_capture_on_commit_callbacks() as again:
+        admin_client_a.get("/admin/")
+    assert again == []  # one recount at a time
+
+    recount[0]()  # the worker's turn (Celery's eager mode: in this process)
+
+    fresh = admin_client_a.get("/admin/").context["dashboard"]["customers"]
+    assert fresh["total"] == 2 and not fresh.get("recounting")

@@ -168,14 +168,20 @@ def _write(rows, *, customers, recipients, runs, out, notes):
         f"{recipients:,} recipients. Target: every page under {TARGET_MS} ms. Made by `python -m "
         "bench.admin_pages` (its docstring says how).",
         "",
-        "| page | median ms | worst ms | Python CPU ms | SQL ms | statements | |",
-        "|---|---:|---:|---:|---:|---:|---|",
+        "| page | median ms | worst ms | Python CPU ms | SQL ms | CPU + SQL ms | statements | < 300 ms |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for row in rows:
-        verdict = "pass" if row["median"] < TARGET_MS else "over"
+        own = row["cpu"] + row["sql"]
+        if row["median"] < TARGET_MS:
+            verdict = "yes"
+        elif own < TARGET_MS:
+            verdict = "CPU + SQL only"
+        else:
+            verdict = "no"
         lines.append(
             f"| {row['page']} (`{row['url']}`) | {row['median']:.0f} | {row['worst']:.0f} | {row['cpu']:.0f} "
-            f"| {row['sql']:.0f} | {row['queries']} | {verdict} |"
+            f"| {row['sql']:.0f} | {own:.0f} | {row['queries']} | {verdict} |"
         )
     lines += [
         "",
@@ -184,7 +190,9 @@ def _write(rows, *, customers, recipients, runs, out, notes):
         "debug cursor). On a shared machine the wall-clock figures move with the other work on it; their "
         "sum is what a quiet machine would show.",
         "",
-        f"Machine: {machine_description()}; load average at the end: "
+        "Machine: "
+        + ", ".join(f"{key} {value}" for key, value in machine_description().items())
+        + "; load average (1, 5, 15 min) at the end: "
         + " ".join(f"{value:.2f}" for value in os.getloadavg()),
         "",
     ]

@@ -233,7 +233,7 @@ def dashboard_data(*, now=None):
 # --- "Getting started": a new account's first steps, each read from the account's own data ----------
 
 ONBOARDING_STEPS = ("sender", "domain", "settings", "customers", "segment", "test", "campaign")
-# A test copy is remembered in the cache per campaign for 30 days (campaigns.services: the pre-send
+# A test copy is remembered in the cache per campaign for 30 days (campaigns.readiness: the pre-send
 # checklist's "test copy sent" reads the same key); the checklist looks at the latest few campaigns.
 TEST_SEND_KEY = "campaign-test-send:{}"
 TEST_SEND_LOOKBACK = 20

@@ -8,8 +8,8 @@ from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
 
-from campaigns import services as campaign_services
 from campaigns.models import Campaign, EmailTemplate, SenderDomain
+from campaigns.proofs import campaign_test_send
 from customers.models import Customer
 from segments.models import Segment
 from tenancy.models import Tenant
@@ -117,7 +117,7 @@ def test_it_ticks_the_test_step_when_a_test_copy_went_out_and_links_the_draft(ad
     assert _steps(page)["test"] is False
     assert f'href="{reverse("admin:campaigns_campaign_change", args=[campaign.pk])}"' in page
 
-    results = campaign_services.campaign_test_send(campaign=campaign, emails=["me@teashop.example"])
+    results = campaign_test_send(campaign=campaign, emails=["me@teashop.example"])
     assert results[0]["sent"] and len(mail.outbox) == 1
 
     assert _steps(admin_client_a.get("/admin/").content.decode())["test"] is True
@@ -141,7 +141,7 @@ def test_it_disappears_when_everything_is_done(admin_client_a, new_account):
     Customer.objects.create(email="ann@example.com", email_marketing=True)
     Segment.objects.create(name="Everyone", rules={"combinator": "and", "rules": []})
     campaign = _campaign_ready_for_a_test()
-    campaign_services.campaign_test_send(campaign=campaign, emails=["me@teashop.example"])
+    campaign_test_send(campaign=campaign, emails=["me@teashop.example"])
     page = admin_client_a.get("/admin/").content.decode()
     assert "6 of 7 done" in page
 

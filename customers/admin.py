@@ -292,6 +292,7 @@ class CustomerAdmin(ModelAdmin):
     paginator = EstimatingPaginator  # no count(*) over a million rows on every page
     readonly_fields = [
         "total_spent",
+        "lifetime_value",
         "order_count",
         "first_order_at",
         "last_order_at",
@@ -312,7 +313,7 @@ class CustomerAdmin(ModelAdmin):
         (_("Tags and attributes"), {"fields": ["tags_text", "attributes"]}),
         (
             _("Purchases"),
-            {"fields": [("total_spent", "order_count"), ("first_order_at", "last_order_at")]},
+            {"fields": [("lifetime_value", "order_count"), ("first_order_at", "last_order_at")]},
         ),
         (_("Activity"), {"fields": ["new_note", "activity_timeline"]}),
         (_("Record"), {"fields": [("created_at", "updated_at"), "erased_at"]}),
@@ -644,7 +645,7 @@ class OrderAdmin(ModelAdmin):
         "customer",
         "number",
         "currency",
-        "total",
+        "amount",
         "placed_at",
         "created_at",
         "updated_at",
@@ -654,8 +655,7 @@ class OrderAdmin(ModelAdmin):
         "customer",
         "number",
         "status",
-        "currency",
-        "total",
+        "amount",
         "placed_at",
         "created_at",
         "updated_at",

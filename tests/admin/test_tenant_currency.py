@@ -165,3 +165,17 @@ def test_it_keeps_each_tenants_currency_to_itself(admin_user, euro, other_tenant
 
     assert "1,000.00 EUR" in page_a and "USD" not in page_a
     assert "2,000.00 USD" in page_b and "EUR" not in page_b
+
+
+def test_it_shows_money_with_separators_on_the_edit_form_and_an_orders_page(admin_client_a, euro):
+    customer = Customer.objects.create(email="big@x.test", total_spent=Decimal("76543.21"), order_count=1)
+    order = Order.objects.create(
+        external_id="o-9", number="1009", customer=customer, total=Decimal("99999.5"), currency="USD",
+        placed_at=timezone.now(),
+    )  # fmt: skip
+
+    form = admin_client_a.get(f"/admin/customers/customer/{customer.pk}/change/?edit=1").content.decode()
+    order_page = admin_client_a.get(f"/admin/customers/order/{order.pk}/change/").content.decode()
+
+    assert "76,543.21 EUR" in form
+    assert "99,999.50 USD" in order_page

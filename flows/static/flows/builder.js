@@ -417,6 +417,13 @@
 
     // --- live counts -------------------------------------------------------------------------------
     var lastStats = null;
+    // Revenue in the account's currency with the page's thousands separators, as the rest of the admin.
+    function money(value) {
+        var currency = root.dataset.currency, places = Number(root.dataset.currencyPlaces || 2);
+        if (!currency || value === null || value === undefined || isNaN(Number(value))) return value;
+        return Number(value).toLocaleString(document.documentElement.lang || "en",
+            {minimumFractionDigits: places, maximumFractionDigits: places}) + " " + currency;
+    }
     function showCounts() {
         if (!lastStats) return;
         lastStats.steps.forEach(function (s) {
@@ -425,7 +432,7 @@
             var box = card.querySelector(".step-counts");
             box.dataset.reached = s.reached; box.dataset.waiting = s.waiting; box.dataset.sent = s.sent;
             var parts = [["reached", s.reached], ["waiting now", s.waiting]];
-            if (s.type === "email") parts = parts.concat([["sent", s.sent], ["skipped", s.skipped], ["opens", s.unique_opens], ["clicks", s.unique_clicks], ["revenue", s.revenue]]);
+            if (s.type === "email") parts = parts.concat([["sent", s.sent], ["skipped", s.skipped], ["opens", s.unique_opens], ["clicks", s.unique_clicks], ["revenue", money(s.revenue)]]);
             box.replaceChildren.apply(box, parts.map(function (p) { return el("span", {text: p[0] + ": " + p[1]}); }));
         });
     }

@@ -313,14 +313,26 @@ class CampaignRecipientsView(generics.GenericAPIView):
                 "status",
                 OpenApiTypes.STR,
                 enum=[s for s, _ in CampaignRecipient.STATUS_CHOICES],
-            )
+            ),
+            OpenApiParameter(
+                "variant",
+                OpenApiTypes.STR,
+                enum=list(abtests.VARIANT_KEYS),
+                description="Only the recipients of this A/B variant (one of the campaign's keys).",
+            ),
         ],
         responses={200: RecipientSerializer(many=True), 400: ERROR_400, 404: ERROR_404},
     )
     def get(self, request, pk):
         campaign = _campaign(pk)
         state = _choice_param(request, "status", [s for s, _ in CampaignRecipient.STATUS_CHOICES])
-        page = self.paginate_queryset(selectors.campaign_recipients(campaign=campaign, status=state))
+        keys = [v["key"] for v in campaign.variants or []]
+        if not keys and request.query_params.get("variant"):
+            raise exceptions.ValidationError({"variant": ["This campaign has no A/B test."]})
+        variant = _choice_param(request, "variant", keys)
+        page = self.paginate_queryset(
+            selectors.campaign_recipients(campaign=campaign, status=state, variant=variant)
+        )
         return self.get_paginated_response(RecipientSerializer(page, many=True).data)
 
 

@@ -163,6 +163,13 @@ class TestSendResultSerializer(serializers.Serializer):
 
 
 class RecipientSerializer(serializers.ModelSerializer):
+    # PRODUCT.md "A/B tests" names a variant by its `key`; a recipient of a campaign without a test
+    # (or still held for the winner) has none.
+    variant = serializers.SerializerMethodField(
+        help_text='The A/B variant this recipient gets ("A".."D"), or null without one (no test, or '
+        "held for the winner)."
+    )
+
     class Meta:
         model = CampaignRecipient
         fields = [
@@ -170,6 +177,8 @@ class RecipientSerializer(serializers.ModelSerializer):
             "customer",
             "email",
             "status",
+            "variant",
+            "ab_sample",
             "message_id",
             "attempts",
             "error",
@@ -180,6 +189,13 @@ class RecipientSerializer(serializers.ModelSerializer):
             "unsubscribed_at",
         ]
         read_only_fields = fields
+        extra_kwargs = {
+            "ab_sample": {"help_text": "In the A/B test's sample (true), or sent the winner afterwards."}
+        }
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_variant(self, obj):
+        return obj.variant or None
 
 
 class SenderDomainRecordSerializer(serializers.Serializer):

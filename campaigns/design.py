@@ -112,6 +112,12 @@ class _Vars:
             )
         return swapped
 
+    def code(self, source):
+        """A placeholder for template code of our own (never the marketer's or the shop's data)."""
+        key = f"x{self.nonce}v{len(self.values)}x"
+        self.values[key] = source
+        return key
+
     def restore(self, text):
         if not self.values:
             return text
@@ -636,9 +642,19 @@ def _block_footer(data, ctx):
         parts.append(data["text"])
     if data.get("show_address", True) and ctx.brand["postal_address"]:
         parts.append(html.escape(ctx.brand["postal_address"]).replace("\n", "<br>"))
+    # Each link only where the message has it: a campaign's message has an unsubscribe link and a
+    # web version; a transactional one (an order confirmation) has neither, only the preference
+    # centre, where the customer can turn order emails off. An empty href is never written.
+    code = ctx.vars.code
     unsubscribe = ctx.vars.protect("{{ unsubscribe_url }}", "footer")
+    preferences = ctx.vars.protect("{{ preferences_url }}", "footer")
     web = ctx.vars.protect("{{ web_version_url }}", "footer")
-    parts.append(f'<a href="{unsubscribe}">Unsubscribe</a> · <a href="{web}">View in your browser</a>')
+    parts.append(
+        f'{code("{% if unsubscribe_url %}")}<a href="{unsubscribe}">Unsubscribe</a>'
+        f'{code("{% elif preferences_url %}")}<a href="{preferences}">Email preferences</a>'
+        f'{code("{% endif %}{% if web_version_url %}")} · <a href="{web}">View in your browser</a>'
+        f"{code('{% endif %}')}"
+    )
     content = "<br><br>".join(parts)
     return _section(
         data,

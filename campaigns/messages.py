@@ -15,6 +15,7 @@ from django.db import connection
 from django.utils.crypto import salted_hmac
 
 from . import tokens
+from .product_cards import ProductCards
 from .rendering import compile_message
 
 # <a ... href="..."> in HTML (source or rendered): group 2 is the quote, group 3 the URL as written.
@@ -94,6 +95,9 @@ class CampaignComposer:
             campaign.track_clicks and getattr(tenant, "track_clicks", True) and not test and bool(links)
         )
         self.test = test
+        # Product cards as the shop has them now, and who gets which "last bought" products.
+        self.product_cards = ProductCards(html_source=content["html"], text_source=content["text"])
+        content = {**content, "html": self.product_cards.html, "text": self.product_cards.text}
         html_source, self.tracked_link_ids = content["html"], []
         if self.track_clicks:
             html_source, self.tracked_link_ids = with_tracked_links(content["html"], links)
@@ -115,7 +119,13 @@ class CampaignComposer:
         self.schema = connection.schema_name
         self.mailto = settings.MAIL_UNSUBSCRIBE_MAILTO
 
-    def context(self, *, customer, unsubscribe_url, preferences_url, links=None, web_version_url=""):
+    def prepare(self, customer_ids):
+        """Load what a batch's recipients need beyond their row (one query per batch, if any)."""
+        self.product_cards.prepare(customer_ids)
+
+    def context(
+        self, *, customer, unsubscribe_url, preferences_url, links=None, web_version_url="", products=None
+    ):
         return {
             "customer": customer,
             "unsubscribe_url": unsubscribe_url,
@@ -123,6 +133,7 @@ class CampaignComposer:
             "web_version_url": web_version_url,
             "campaign": self.campaign_data,
             "crm_links": links or {},
+            "products": products or {},
         }
 
     def _render(self, *, recipient_id, customer_id, customer, unsubscribe):
@@ -144,6 +155,7 @@ class CampaignComposer:
                 preferences_url=preferences,
                 links=links,
                 web_version_url=web,
+                products=self.product_cards.context(customer_id),
             )
         )
 

@@ -130,6 +130,10 @@ class VariantComposer:
     def for_claim(self, claim):
         return self.variants.get(claim.variant, self.default)
 
+    def prepare(self, customer_ids):
+        for composer in (self.default, *self.variants.values()):
+            composer.prepare(customer_ids)
+
 
 class Store:
     """The sending engine's only door to the database, for one campaign (the connection's current
@@ -533,6 +537,7 @@ def run(
                 return outcome
             outcome.skipped += batch.skipped
             if batch.claims:
+                composer.prepare([claim.customer_id for claim in batch.claims])
                 result = send_batch(
                     claims=batch.claims,
                     customers=store.customers([claim.customer_id for claim in batch.claims]),

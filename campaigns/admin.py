@@ -321,7 +321,13 @@ class EmailTemplateAdmin(ModelAdmin):
 
 def _report_test_send(request, results):
     for result in results:
-        if result["sent"]:
+        if result["sent"] and result.get("variant"):
+            messages.success(
+                request,
+                _("Test copy of variant %(variant)s sent to %(email)s.")
+                % {"variant": result["variant"], "email": result["email"]},
+            )
+        elif result["sent"]:
             messages.success(request, _("Test copy sent to %(email)s.") % {"email": result["email"]})
         else:
             messages.error(
@@ -578,6 +584,7 @@ class CampaignAdmin(ModelAdmin):
                 "panel_recipients_url": reverse("admin:campaigns_campaignrecipient_changelist")
                 + f"?campaign__id__exact={campaign.pk}",
                 "panel_test_url": reverse("admin:campaigns_campaign_test", args=[campaign.pk]),
+                "panel_test_variants": [variant["key"] for variant in campaign.variants or []],
                 "panel_actions": [
                     {
                         "name": name,
@@ -685,7 +692,9 @@ class CampaignAdmin(ModelAdmin):
             _report_test_send(
                 request,
                 services.campaign_test_send(
-                    campaign=campaign, emails=_split_emails(request.POST.get("emails"))
+                    campaign=campaign,
+                    emails=_split_emails(request.POST.get("emails")),
+                    variant=request.POST.get("variant") or None,
                 ),
             )
         except ValidationError as error:

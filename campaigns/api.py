@@ -289,13 +289,20 @@ class CampaignTestView(APIView):
             400: ERROR_400,
             404: ERROR_404,
         },
-        description="Send a test copy (subject marked [Test]); no recipient rows, counted nowhere.",
+        description="Send a test copy (subject marked [Test]); no recipient rows, counted nowhere. "
+        'An A/B campaign\'s variant with `variant` ("B": subject marked [Test B]), or all of them with '
+        '"all" (a copy of each to every address); a key the campaign does not have is a 400.',
     )
     def post(self, request, pk):
         campaign = _campaign(pk)
         data = TestSendInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        results = _call(services.campaign_test_send, campaign=campaign, emails=data.validated_data["emails"])
+        results = _call(
+            services.campaign_test_send,
+            campaign=campaign,
+            emails=data.validated_data["emails"],
+            variant=data.validated_data.get("variant"),
+        )
         return Response(TestSendResultSerializer(results, many=True).data)
 
 

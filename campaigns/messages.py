@@ -82,9 +82,11 @@ def _insert_before_body_end(document, snippet):
 class CampaignComposer:
     """Builds the personalised messages of one campaign."""
 
-    def __init__(self, *, campaign, content, sender, links=None, base_url, test=False):
+    def __init__(self, *, campaign, content, sender, links=None, base_url, test=False, variant=""):
         """`content`: dict(subject, html, text); `sender`: dict(from_email, from_name, reply_to,
-        postal_address); `links`: {url: CampaignLink id} for click tracking."""
+        postal_address); `links`: {url: CampaignLink id} for click tracking; `variant`: the A/B
+        variant a test copy shows (its subject says which)."""
+        self.variant = variant or ""
         self.campaign_id = campaign.id or 0  # 0: a test copy of an unsaved campaign
         self.campaign_name = campaign.name
         self.campaign_data = {"name": campaign.name}
@@ -207,8 +209,10 @@ class CampaignComposer:
         }
         subject = rendered.subject
         if self.test:
-            subject = f"[Test] {subject}"
+            subject = f"[Test {self.variant}] {subject}" if self.variant else f"[Test] {subject}"
             headers["X-CRM-Test"] = "yes"
+            if self.variant:
+                headers["X-CRM-Variant"] = self.variant
         message = EmailMultiAlternatives(
             subject=subject,
             body=body_text,

@@ -154,10 +154,21 @@ class SendInputSerializer(serializers.Serializer):
 
 class TestSendInputSerializer(serializers.Serializer):
     emails = serializers.ListField(child=serializers.EmailField(), min_length=1, max_length=10)
+    variant = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        allow_null=True,
+        max_length=10,
+        help_text='A/B test: the variant to send ("A".."D", its subject, content and from name), or '
+        '"all" for a copy of each variant to every address. Without it: the campaign\'s own content.',
+    )
 
 
 class TestSendResultSerializer(serializers.Serializer):
     email = serializers.EmailField()
+    variant = serializers.CharField(
+        allow_null=True, required=False, help_text="The A/B variant of this copy; null: the campaign's own."
+    )
     sent = serializers.BooleanField()
     error = serializers.CharField(allow_blank=True)
 

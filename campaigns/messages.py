@@ -93,13 +93,19 @@ class CampaignComposer:
         # The tenant's switches (its settings page) win over the campaign's: off means off everywhere.
         tenant = getattr(connection, "tenant", None)
         self.track_opens = campaign.track_opens and getattr(tenant, "track_opens", True) and not test
-        self.track_clicks = (
-            campaign.track_clicks and getattr(tenant, "track_clicks", True) and not test and bool(links)
-        )
+        track_clicks = campaign.track_clicks and getattr(tenant, "track_clicks", True) and not test
         self.test = test
-        # Product cards as the shop has them now, and who gets which "last bought" products.
-        self.product_cards = ProductCards(html_source=content["html"], text_source=content["text"])
+        # Product cards as the shop has them now, and who gets which "last bought" products; their
+        # product links are the campaign's links too.
+        self.product_cards = ProductCards(
+            html_source=content["html"],
+            text_source=content["text"],
+            campaign_id=campaign.id if track_clicks else None,
+        )
         content = {**content, "html": self.product_cards.html, "text": self.product_cards.text}
+        links = {**(links or {}), **self.product_cards.link_ids}
+        # (a "last bought" block's links become known batch by batch)
+        self.track_clicks = bool(track_clicks and (links or self.product_cards.slots))
         html_source, self.tracked_link_ids = content["html"], []
         if self.track_clicks:
             html_source, self.tracked_link_ids = with_tracked_links(content["html"], links)
@@ -121,9 +127,10 @@ class CampaignComposer:
         self.schema = connection.schema_name
         self.mailto = settings.MAIL_UNSUBSCRIBE_MAILTO
 
-    def prepare(self, customer_ids):
-        """Load what a batch's recipients need beyond their row (one query per batch, if any)."""
-        self.product_cards.prepare(customer_ids)
+    def prepare(self, recipients):
+        """Load what a batch's recipients (rows or claims: `customer_id`) need beyond their row, for
+        all of them at once (the "last bought" products: one query, and none without such cards)."""
+        self.product_cards.prepare([recipient.customer_id for recipient in recipients])
 
     def context(
         self, *, customer, unsubscribe_url, preferences_url, links=None, web_version_url="", products=None
@@ -157,7 +164,12 @@ class CampaignComposer:
                 preferences_url=preferences,
                 links=links,
                 web_version_url=web,
-                products=self.product_cards.context(customer_id),
+                products=self.product_cards.context(
+                    customer_id,
+                    click_url=(lambda link_id: tokens.click_url(self.base_url, recipient_id, link_id))
+                    if self.track_clicks
+                    else None,
+                ),
             )
         )
 

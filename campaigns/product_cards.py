@@ -26,12 +26,14 @@ from django.db import connection
 from customers.models import NON_COUNTING_ORDER_STATUSES, Order, OrderItem, Product
 
 from .design import CARD_CLOSE, OPENING_RE, design_text_again, product_price, products_for
+from .models import CampaignLink
 
 CARD_RE = re.compile(r"<!--crm-card:([^>]*?)-->(.*?)" + re.escape(CARD_CLOSE), re.DOTALL)
 SLOT_RE = re.compile(r"\bproducts\.p(\d+)\.(\d+)\b")
 SRC_RE = re.compile(r'(<img\b[^>]*?\bsrc=")[^"]*(")')
 IMG_RE = re.compile(r"<img\b[^>]*>")
 HREF_RE = re.compile(r'(\bhref=")[^"]*(")')
+HREF_URL_RE = re.compile(r'\bhref="([^"]*)"')
 ALT_RE = re.compile(r'(\balt=")[^"]*(")')
 NAME_PRICE_RE = re.compile(r"(<strong>).*?(</strong><br\s*/?>).*?(</div>)", re.DOTALL)
 
@@ -85,6 +87,13 @@ def cards_refresh(source):
     return refreshed, refreshed != source
 
 
+def card_urls(source):
+    """The product URLs of the fixed cards of a compiled HTML (as written in it)."""
+    return {
+        html.unescape(url) for _, inner in CARD_RE.findall(source or "") for url in HREF_URL_RE.findall(inner)
+    }
+
+
 def last_bought_slots(source):
     """{block key: slots} of the "last bought" blocks a compiled HTML holds ({} for none)."""
     slots = {}
@@ -130,12 +139,32 @@ def last_bought(*, customer_ids, limit):
     return chosen
 
 
+def links_ensure(*, campaign_id, urls):
+    """{url: CampaignLink id} for product URLs a campaign's cards link to (added when missing), so
+    their clicks are tracked like the content's own links: two queries, for all of a batch's URLs.
+    A product's URL is the shop's own data (its authenticated API): no open redirect."""
+    urls = sorted(set(urls))
+    if not urls:
+        return {}
+    CampaignLink.objects.bulk_create(
+        [CampaignLink(campaign_id=campaign_id, url=url) for url in urls], ignore_conflicts=True
+    )
+    return dict(CampaignLink.objects.filter(campaign_id=campaign_id, url__in=urls).values_list("url", "id"))
+
+
 class ProductCards:
     """The product cards of one message source, for a composer: the refreshed HTML (and text), and
-    per recipient the `products` of its "last bought" blocks."""
+    per recipient the `products` of its "last bought" blocks.
 
-    def __init__(self, *, html_source, text_source):
+    `campaign_id` (a campaign that tracks clicks): the cards' product URLs become links of the
+    campaign (`link_ids`), so a click on a card is tracked, and attributed, like any other."""
+
+    def __init__(self, *, html_source, text_source, campaign_id=None):
+        self.campaign_id = campaign_id
+        self.link_ids = {}
         self.html, changed = cards_refresh(html_source)
+        if changed and campaign_id:
+            self.link_ids.update(links_ensure(campaign_id=campaign_id, urls=card_urls(self.html)))
         # Marked cards come only from the compiler, whose text part is generated from its HTML (a
         # save replaces both): generated again from the refreshed HTML, it shows the same products.
         self.text = design_text_again(self.html) if changed else text_source
@@ -149,9 +178,15 @@ class ProductCards:
         if not self.slots:
             return
         wanted = [pk for pk in set(customer_ids) if pk and pk not in self._chosen]
-        found = last_bought(customer_ids=wanted, limit=self.limit)
+        found = last_bought(customer_ids=wanted, limit=self.limit) if wanted else {}
         for pk in wanted:
             self._chosen[pk] = found.get(pk, [])
+        if self.campaign_id:
+            urls = {p.url for products in found.values() for p in products}
+            urls |= {p.url for p in self.fallback()}
+            missing = urls - set(self.link_ids)
+            if missing:
+                self.link_ids.update(links_ensure(campaign_id=self.campaign_id, urls=missing))
         if len(self._chosen) > 20_000:  # a composer lives for one task's run; keep its memory flat
             self._chosen = {pk: self._chosen[pk] for pk in wanted}
 
@@ -161,8 +196,9 @@ class ProductCards:
             self._fallback = products_for({"source": "bestsellers", "limit": self.limit})
         return self._fallback
 
-    def context(self, customer_id):
-        """`products` for one recipient: {block key: (cards...)}, {} without "last bought" blocks."""
+    def context(self, customer_id, click_url=None):
+        """`products` for one recipient: {block key: [cards]}, {} without "last bought" blocks.
+        `click_url(link id)`: the recipient's tracked URL of a link (cards link through it)."""
         if not self.slots:
             return {}
         if customer_id not in self._chosen:
@@ -170,4 +206,10 @@ class ProductCards:
         own = self._chosen.get(customer_id, [])
         shown = {p.sku for p in own}
         products = own + [p for p in self.fallback() if p.sku not in shown]
-        return {key: [card(p) for p in products[:slots]] for key, slots in self.slots.items()}
+        cards = [card(p) for p in products[: self.limit]]
+        if click_url is not None:
+            for entry in cards:
+                link_id = self.link_ids.get(entry["url"])
+                if link_id is not None:
+                    entry["url"] = click_url(link_id)
+        return {key: cards[:slots] for key, slots in self.slots.items()}

@@ -130,9 +130,13 @@ class VariantComposer:
     def for_claim(self, claim):
         return self.variants.get(claim.variant, self.default)
 
-    def prepare(self, customer_ids):
-        for composer in (self.default, *self.variants.values()):
-            composer.prepare(customer_ids)
+    def prepare(self, claims):
+        """Each variant's composer prepares its own claims only (one query per variant in the batch)."""
+        by_composer = {}
+        for claim in claims:
+            by_composer.setdefault(id(chosen := self.for_claim(claim)), (chosen, []))[1].append(claim)
+        for composer, own in by_composer.values():
+            composer.prepare(own)
 
 
 class Store:
@@ -537,7 +541,7 @@ def run(
                 return outcome
             outcome.skipped += batch.skipped
             if batch.claims:
-                composer.prepare([claim.customer_id for claim in batch.claims])
+                composer.prepare(batch.claims)
                 result = send_batch(
                     claims=batch.claims,
                     customers=store.customers([claim.customer_id for claim in batch.claims]),

@@ -18,6 +18,7 @@ from .design import design_compile, design_parse
 from .leases import LeasedTable
 from .messages import UNSUBSCRIBE_VAR_RE, trackable_urls
 from .models import Campaign, CampaignLink, CampaignRecipient, EmailTemplate
+from .product_cards import ProductCards
 from .rendering import customer_context, sample_context, validate_sources
 
 logger = logging.getLogger(__name__)
@@ -222,12 +223,15 @@ def template_preview(*, subject, html_body, text_body, customer=None, campaign_n
     """Rendered subject, html, text of a template against a customer (or sample values)."""
     from .rendering import render_message
 
+    # Product cards as they would go out now: current product data, the customer's last bought.
+    cards = ProductCards(html_source=html_body, text_source=text_body)
     context = {
         "customer": customer_context(customer) if customer is not None else sample_context(),
         "campaign": {"name": campaign_name},
+        "products": cards.context(getattr(customer, "pk", None) or 0),
         **preview_links(customer_id=getattr(customer, "pk", None)),
     }
-    return render_message(subject=subject, html=html_body, text=text_body, context=context)
+    return render_message(subject=subject, html=cards.html, text=cards.text, context=context)
 
 
 def design_preview(*, design, subject="", customer=None, campaign_name=""):

@@ -6,18 +6,22 @@ Both cost a query per batch (or per composer), never one per recipient."""
 import email
 import email.policy
 import itertools
+import re
 from datetime import timedelta
 from decimal import Decimal
+from urllib.parse import urlsplit
 
 import pytest
 from django.core import mail
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from campaigns import sender, services
-from campaigns.models import CampaignRecipient
+from campaigns.models import CampaignLink, CampaignRecipient
 from campaigns.ratelimit import RateLimiter
+from campaigns.tokens import read_token
 from customers.models import Customer, Order, OrderItem, Product
 
 from .conftest import make_campaign, make_customers, static_segment
@@ -156,13 +160,50 @@ def test_it_reads_a_whole_batchs_purchases_in_one_query(tenant):
     recipients = list(CampaignRecipient.objects.filter(campaign=campaign).select_related("customer"))
 
     with CaptureQueriesContext(connection) as queries:
-        composer.prepare([r.customer_id for r in recipients])
+        composer.prepare(recipients)
         for r in recipients:
             composer.compose(
                 recipient_id=r.pk, email=r.email, customer_id=r.customer_id, customer={"first_name": "x"}
             )
 
-    touching = [q["sql"] for q in queries.captured_queries if "order" in q["sql"] or "products" in q["sql"]]
-    # The batch's purchases, their products, the best sellers for topping up (once per composer).
-    assert len(touching) <= 4, touching
-    assert len(queries.captured_queries) <= 4
+    # The batch's purchases and their products, the best sellers for topping up (once per composer),
+    # the cards' links (added, read): a handful for 30 recipients, not one per recipient.
+    assert len(queries.captured_queries) <= 7, [q["sql"][:120] for q in queries.captured_queries]
+
+
+def test_it_tracks_clicks_on_a_recipients_own_product_cards(tenant):
+    product("B", "Bancha", "4.00")
+    ann = Customer.objects.create(email="ann@example.com", email_marketing=True)
+    bought(ann, "B", days_ago=1)
+    campaign = make_campaign(
+        static_segment([ann]), design=cards({"source": "last_bought", "limit": 1}), track_clicks=True
+    )
+
+    html, text = send(campaign)["ann@example.com"]
+
+    link = CampaignLink.objects.get(campaign=campaign, url="https://shop.example/B")
+    clicks = set(re.findall(r'href="([^"]*/t/c/[^"]+)"', html))
+    assert len(clicks) == 1 and "https://shop.example/B" not in html
+    [click] = clicks
+    browser = Client(HTTP_HOST=tenant.get_primary_domain().domain)
+    response = browser.get(urlsplit(click).path)
+    assert response.status_code == 302 and response["Location"] == "https://shop.example/B"
+    assert read_token("c", urlsplit(click).path.rsplit("/", 1)[1])[1] == link.pk
+
+
+def test_it_previews_the_chosen_customers_own_purchases(api, tenant):
+    product("A", "Assam", "4.00")
+    product("E", "Earl Grey", "5.00")
+    ann = Customer.objects.create(email="ann@example.com", first_name="Ann")
+    bought(ann, "A", days_ago=3)
+    template = services.template_create(
+        name="Picks", subject="Picks", design=cards({"source": "last_bought", "limit": 1})
+    )
+    Product.objects.filter(sku="A").update(price=Decimal("3.50"))
+
+    mine = api.post(f"/api/templates/{template.pk}/preview", {"customer": ann.pk}, format="json").json()
+    sample = api.post(f"/api/templates/{template.pk}/preview", {}, format="json").json()
+
+    assert "Assam" in mine["html"] and "3.50 EUR" in mine["html"] and "Assam" in mine["text"]
+    assert "Assam" in sample["html"]  # nobody's purchases: the best sellers (Assam sold once)
+    assert "Earl Grey" not in mine["html"]

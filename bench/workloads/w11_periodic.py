@@ -142,7 +142,7 @@ def _active_setup(ctx):
 
 
 def _hits(world, per_tenant=3):
-    from tracking.services import hit_record_open
+    from tracking.hits import hit_record_open
 
     for entry in world:
         with tenant_context(entry["tenant"]):
@@ -185,7 +185,7 @@ def _old_loop_ms(ctx):
     the stall check: what the old tasks ran in each tenant). Median ms of 3 ticks."""
     from campaigns.services import campaigns_resume_stalled
     from tenancy.models import Tenant
-    from tracking.services import hits_rollup
+    from tracking.rollup import hits_rollup
 
     results = {}
     for label, work in (

@@ -15,7 +15,9 @@ from events.contracts import SCHEMA_DIR, event_errors, event_schema, webshop_env
 from events.models import OutboxEvent
 from events.services import EVENT_TYPES, outbox_publish
 from flows.engine import dispatch_tenant
-from tracking.services import hit_record_click, hit_record_open, hits_rollup, recipient_unsubscribe
+from tracking.hits import hit_record_click, hit_record_open
+from tracking.preferences import recipient_unsubscribe
+from tracking.rollup import hits_rollup
 
 HUMAN = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
 

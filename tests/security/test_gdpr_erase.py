@@ -27,7 +27,7 @@ from tests.conftest import verified_sender_domain
 from tests.tracking.conftest import click_path, open_path
 from tests.transactional.conftest import eager_tasks, smtp_sink  # noqa: F401  (fixtures used below)
 from tracking.models import Hit
-from tracking.services import hits_rollup
+from tracking.rollup import hits_rollup
 
 FAST = RateLimiter(rate_per_second=100000)
 SECRET = "hooks:s3cret-webhook-password"

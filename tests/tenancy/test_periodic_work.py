@@ -31,8 +31,9 @@ from tenancy.work import (
 from tests.campaigns.conftest import make_campaign, make_customers, static_segment
 from tests.tracking.conftest import HUMAN_AGENT, make_sent_campaign
 from tracking import tasks as tracking_tasks
+from tracking.hits import PRUNE_WORK, hit_record_open
 from tracking.models import CampaignStats, Hit
-from tracking.services import PRUNE_WORK, ROLLUP_WORK, hit_record_open
+from tracking.rollup import ROLLUP_WORK
 
 BEAT_TASKS = (
     campaign_tasks.dispatch_due_campaigns,

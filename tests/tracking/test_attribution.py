@@ -17,7 +17,7 @@ from events.contracts import event_errors
 from events.models import OutboxEvent
 from tenancy.models import Tenant
 from tenancy.tenant_settings import tenant_settings_update
-from tracking.services import hit_record_click, hit_record_open
+from tracking.hits import hit_record_click, hit_record_open
 
 from .conftest import APPLE_MPP_AGENT, HUMAN_AGENT, make_sent_campaign
 

@@ -34,7 +34,7 @@ from customers.pagination import EstimatingPaginator
 from customers.selectors import customers_search
 from segments.models import Segment
 
-from . import selectors, senders, services
+from . import abtests, selectors, senders, services
 from .admin_abtests import ABTestFormMixin
 from .design_widget import DesignField
 from .models import Campaign, CampaignRecipient, EmailTemplate, SenderDomain, Suppression
@@ -836,12 +836,25 @@ def _stats_url(campaign):
         return ""
 
 
+class VariantFilter(admin.SimpleListFilter):
+    """The A/B variants by their fixed keys: a field filter would read every recipient's distinct value."""
+
+    title = _("A/B variant")
+    parameter_name = "variant"
+
+    def lookups(self, request, model_admin):
+        return [(key, key) for key in abtests.VARIANT_KEYS]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(variant=self.value()) if self.value() else queryset
+
+
 @admin.register(CampaignRecipient)
 class CampaignRecipientAdmin(ModelAdmin):
     """Who got which campaign and how it went; read-only (the sender and tracking write these rows)."""
 
-    list_display = ["email", "campaign", "status", "attempts", "sent_at", "error"]
-    list_filter = ["status", "campaign"]
+    list_display = ["email", "campaign", "status", "variant", "attempts", "sent_at", "error"]
+    list_filter = ["status", VariantFilter, "campaign"]
     search_fields = ["email"]
     list_select_related = ["campaign"]
     show_full_result_count = False

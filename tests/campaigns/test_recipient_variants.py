@@ -4,6 +4,7 @@ variant is its `key`) and filters by it; a bad filter is a 400 naming `variant`.
 from collections import Counter
 
 import pytest
+from django.test import Client
 
 from campaigns import services
 
@@ -48,3 +49,14 @@ def test_it_refuses_a_variant_filter_on_a_campaign_without_a_test(api, tenant, l
     assert response.json() == {"variant": ["This campaign has no A/B test."]}
     rows = api.get(f"/api/campaigns/{campaign.pk}/recipients").json()["results"]
     assert [row["variant"] for row in rows] == [None, None]
+
+
+def test_it_shows_and_filters_the_variant_in_the_admins_recipient_list(tenant, marketer, ab_started):
+    browser = Client(HTTP_HOST=tenant.get_primary_domain().domain)
+    browser.force_login(marketer)
+    base = f"/admin/campaigns/campaignrecipient/?campaign__id__exact={ab_started.pk}"
+    page = browser.get(base).content.decode()
+    assert "A/B variant" in page and "?campaign__id__exact=" in page
+    only_b = browser.get(base + "&variant=B")
+    assert only_b.status_code == 200
+    assert list(only_b.context["cl"].queryset.values_list("variant", flat=True)) == ["B", "B"]

@@ -301,6 +301,7 @@ class EmailTemplateAdmin(ModelAdmin):
                 html_body=template.html_body,
                 text_body=template.text_body,
                 customer=customer,
+                kind=template.kind,
             )
         except ValidationError as exc:
             error = " ".join(m for ms in exc.message_dict.values() for m in ms)

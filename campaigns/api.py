@@ -134,6 +134,7 @@ class TemplatePreviewView(APIView):
             html_body=template.html_body,
             text_body=template.text_body,
             customer=customer,
+            kind=template.kind,
         )
         return Response(RenderedSerializer(rendered).data)
 

@@ -2,6 +2,7 @@
 
 import hashlib
 import logging
+from dataclasses import replace
 
 from django.conf import settings
 from django.core.cache import cache
@@ -13,7 +14,7 @@ from django.utils import timezone
 from events.services import event_emit
 from tenancy.work import work_mark
 
-from . import abtests, hooks, selectors, senders
+from . import abtests, hooks, selectors, senders, transactional
 from .design import design_compile, design_parse
 from .leases import LeasedTable
 from .messages import UNSUBSCRIBE_VAR_RE, trackable_urls
@@ -219,10 +220,19 @@ def preview_links(*, customer_id=None):
     }
 
 
-def template_preview(*, subject, html_body, text_body, customer=None, campaign_name=""):
-    """Rendered subject, html, text of a template against a customer (or sample values)."""
+def template_preview(*, subject, html_body, text_body, customer=None, campaign_name="", kind="marketing"):
+    """Rendered subject, html, text of a template against a customer (or sample values); a
+    transactional one as an order email goes out (an order, the preference centre, no unsubscribe)."""
     from .rendering import render_message
 
+    if kind == "transactional":
+        rendered = render_message(
+            subject=subject,
+            html=html_body,
+            text=text_body,
+            context=transactional.transactional_preview_context(customer=customer),
+        )
+        return replace(rendered, html=transactional.without_empty_links(rendered.html))
     # Product cards as they would go out now: current product data, the customer's last bought.
     cards = ProductCards(html_source=html_body, text_source=text_body)
     context = {

@@ -38,7 +38,13 @@ from . import senders, tokens
 from .mail import delivery_error, mail_connection
 from .messages import sending_domain
 from .models import EmailTemplate
-from .rendering import customer_context, order_context, render_message
+from .rendering import (
+    customer_context,
+    order_context,
+    render_message,
+    sample_context,
+    sample_order_context,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -352,6 +358,20 @@ def transactional_context(*, customer, order, base_url):
         "customer": customer_context(customer),
         "order": order_context(order),
         "preferences_url": tokens.preferences_url(base_url, customer.pk),
+    }
+
+
+def transactional_preview_context(*, customer=None):
+    """What a preview of an order email shows: the customer (or sample values), their latest order
+    (or a sample one) and the preference centre: the values it is sent with, nothing else."""
+    order = Order.objects.filter(customer=customer).first() if customer is not None else None
+    base_url = tokens.tenant_base_url()
+    return {
+        "customer": customer_context(customer) if customer is not None else sample_context(),
+        "order": order_context(order) if order is not None else sample_order_context(),
+        "preferences_url": tokens.preferences_url(base_url, customer.pk)
+        if customer is not None
+        else f"{base_url}/p/preview",
     }
 
 

@@ -120,3 +120,18 @@ def test_it_never_writes_an_empty_href_from_a_block_footer_without_links(tenant)
     rendered = render_message(subject="Hi", html=compiled["html"], text=compiled["text"], context={})
     assert re.findall(r'href="\s*"', rendered.html) == []
     assert "Tea Shop" in rendered.html
+
+
+def test_it_previews_an_order_email_as_it_goes_out(api, tenant):
+    template = transactional.transactional_template(key=transactional.CONFIRMATION)
+    services.template_update(template=template, design=FOOTER_DESIGN)
+    customer = Customer.objects.create(email="dee@example.com", first_name="Dee")
+
+    sample = api.post(f"/api/templates/{template.pk}/preview", {}, format="json").json()
+    own = api.post(f"/api/templates/{template.pk}/preview", {"customer": customer.pk}, format="json").json()
+
+    for rendered in (sample, own):
+        assert ">Email preferences</a>" in rendered["html"]
+        assert "Unsubscribe" not in rendered["html"] and "View in your browser" not in rendered["html"]
+        assert re.findall(r'href="\s*"', rendered["html"]) == []
+    assert "Thanks for order Dee" in own["html"] and "/p/" in own["text"]

@@ -13,6 +13,7 @@ import pytest
 from django.db import connection
 from django_tenants.utils import schema_context
 
+from campaigns import editing
 from campaigns.models import CampaignRecipient
 from tenancy.models import Tenant
 from tests.campaigns import test_e2e_worker as e2e
@@ -39,12 +40,11 @@ def _subjects(sink):
 
 def _start_test(live, blocker, workers, sink, name):
     """A campaign of N with A/B variants (half the audience in the test), sent until the sample is out."""
-    from campaigns import services
     from campaigns.models import Campaign
 
     campaign, expected, _ = _setup_campaign(live, blocker, n=N, extra=False, name=name)
     with blocker.unblock(), schema_context(live.schema_name):
-        services.campaign_update(
+        editing.campaign_update(
             campaign=Campaign.objects.get(pk=campaign.pk),
             variants=VARIANTS,
             ab_test={"test_percent": 50, "metric": "open_rate", "wait_seconds": 3600, "min_confidence": 0.95},

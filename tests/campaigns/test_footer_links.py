@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from campaigns import services, transactional
+from campaigns import email_templates, transactional
 from campaigns.design import design_compile
 from campaigns.rendering import render_message
 from customers.models import Customer, Order, OrderItem
@@ -60,7 +60,7 @@ def parts(message):
 
 def test_it_links_an_order_emails_block_footer_to_the_preference_centre_only(tenant, smtp_sink):
     template = transactional.transactional_template(key=transactional.CONFIRMATION)
-    services.template_update(template=template, design=FOOTER_DESIGN)
+    email_templates.template_update(template=template, design=FOOTER_DESIGN)
     customer = Customer.objects.create(email="ann@example.com", first_name="Ann")
 
     send_order_email(customer)
@@ -124,7 +124,7 @@ def test_it_never_writes_an_empty_href_from_a_block_footer_without_links(tenant)
 
 def test_it_previews_an_order_email_as_it_goes_out(api, tenant):
     template = transactional.transactional_template(key=transactional.CONFIRMATION)
-    services.template_update(template=template, design=FOOTER_DESIGN)
+    email_templates.template_update(template=template, design=FOOTER_DESIGN)
     customer = Customer.objects.create(email="dee@example.com", first_name="Dee")
 
     sample = api.post(f"/api/templates/{template.pk}/preview", {}, format="json").json()

@@ -18,7 +18,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from campaigns import sender, services
+from campaigns import email_templates, lifecycle, sender
 from campaigns.models import CampaignLink, CampaignRecipient
 from campaigns.ratelimit import RateLimiter
 from campaigns.tokens import read_token
@@ -54,7 +54,7 @@ def bought(customer, sku, *, days_ago, quantity=1, status="paid"):
 
 
 def send(campaign):
-    services.campaign_send_now(campaign=campaign)
+    lifecycle.campaign_send_now(campaign=campaign)
     sender.run(campaign_id=campaign.pk, time_budget=60, limiter=FAST)
     parsed = {}
     for message in mail.outbox:
@@ -155,7 +155,7 @@ def test_it_reads_a_whole_batchs_purchases_in_one_query(tenant):
     for index, customer in enumerate(customers):
         bought(customer, "ABC"[index % 3], days_ago=1)
     campaign = make_campaign(static_segment(customers), design=cards({"source": "last_bought", "limit": 1}))
-    services.campaign_send_now(campaign=campaign)
+    lifecycle.campaign_send_now(campaign=campaign)
     composer = sender.composer_for(campaign=campaign)
     recipients = list(CampaignRecipient.objects.filter(campaign=campaign).select_related("customer"))
 
@@ -196,7 +196,7 @@ def test_it_previews_the_chosen_customers_own_purchases(api, tenant):
     product("E", "Earl Grey", "5.00")
     ann = Customer.objects.create(email="ann@example.com", first_name="Ann")
     bought(ann, "A", days_ago=3)
-    template = services.template_create(
+    template = email_templates.template_create(
         name="Picks", subject="Picks", design=cards({"source": "last_bought", "limit": 1})
     )
     Product.objects.filter(sku="A").update(price=Decimal("3.50"))

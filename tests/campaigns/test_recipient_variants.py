@@ -6,7 +6,7 @@ from collections import Counter
 import pytest
 from django.test import Client
 
-from campaigns import services
+from campaigns import lifecycle
 
 from .conftest import make_campaign, make_customers, static_segment
 
@@ -19,7 +19,7 @@ def ab_started(tenant, locmem_mail):
     campaign = make_campaign(
         static_segment(make_customers(8, prefix="rv")), variants=VARIANTS, ab_test=AB_TEST
     )
-    services.campaign_send_now(campaign=campaign)
+    lifecycle.campaign_send_now(campaign=campaign)
     return campaign
 
 
@@ -43,7 +43,7 @@ def test_it_refuses_a_variant_the_campaign_does_not_have(api, ab_started):
 
 def test_it_refuses_a_variant_filter_on_a_campaign_without_a_test(api, tenant, locmem_mail):
     campaign = make_campaign(static_segment(make_customers(2, prefix="nv")))
-    services.campaign_send_now(campaign=campaign)
+    lifecycle.campaign_send_now(campaign=campaign)
     response = api.get(f"/api/campaigns/{campaign.pk}/recipients?variant=A")
     assert response.status_code == 400
     assert response.json() == {"variant": ["This campaign has no A/B test."]}

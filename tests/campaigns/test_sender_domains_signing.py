@@ -11,7 +11,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from campaigns import mail, senders, services, transactional
+from campaigns import jobs, lifecycle, mail, senders, transactional
 from campaigns import sender as engine
 from campaigns.ratelimit import RateLimiter
 from customers.models import Customer, Order
@@ -59,7 +59,7 @@ def _assert_signed_by(raw, sender_domain):
 
 def test_it_signs_every_campaign_message_with_the_tenants_domain_key(verified_domain, sink):
     campaign = make_campaign(static_segment(make_customers(3)))
-    services.campaign_start(campaign=campaign, enqueue=False)
+    lifecycle.campaign_start(campaign=campaign, enqueue=False)
 
     outcome = engine.run(
         campaign_id=campaign.pk,
@@ -141,7 +141,7 @@ def test_it_holds_back_a_sending_campaign_whose_domain_failed_its_check_until_it
     from campaigns.models import CampaignRecipient, SenderDomain
 
     campaign = make_campaign(static_segment(make_customers(2)))
-    services.campaign_start(campaign=campaign, enqueue=False)
+    lifecycle.campaign_start(campaign=campaign, enqueue=False)
     SenderDomain.objects.filter(pk=verified_domain.pk).update(status="failed")
 
     def run():
@@ -176,10 +176,10 @@ def test_it_fails_a_scheduled_campaign_whose_domain_failed_its_check_with_the_re
     from campaigns.models import Campaign, SenderDomain
 
     campaign = make_campaign(static_segment(make_customers(1)))
-    services.campaign_schedule(campaign=campaign, scheduled_at=timezone.now() + timedelta(minutes=5))
+    lifecycle.campaign_schedule(campaign=campaign, scheduled_at=timezone.now() + timedelta(minutes=5))
     SenderDomain.objects.filter(pk=verified_domain.pk).update(status="failed")
 
-    assert services.campaigns_start_due(now=timezone.now() + timedelta(minutes=10)) == []
+    assert jobs.campaigns_start_due(now=timezone.now() + timedelta(minutes=10)) == []
 
     campaign = Campaign.objects.get(pk=campaign.pk)
     assert campaign.status == "failed"

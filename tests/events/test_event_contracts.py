@@ -9,8 +9,8 @@ from django.utils import timezone
 from jsonschema import Draft202012Validator
 
 from campaigns.abtests import campaign_ab_decide
+from campaigns.lifecycle import campaign_cancel, campaign_finish_if_done
 from campaigns.models import Campaign, CampaignLink, CampaignRecipient, EmailTemplate
-from campaigns.services import campaign_cancel, campaign_finish_if_done
 from events.contracts import SCHEMA_DIR, event_errors, event_schema, webshop_envelope_errors
 from events.models import OutboxEvent
 from events.services import EVENT_TYPES, outbox_publish

@@ -132,6 +132,14 @@ class VariantComposer:
     def for_claim(self, claim):
         return self.variants.get(claim.variant, self.default)
 
+    def prepare(self, claims):
+        """Each variant's composer prepares its own claims only (one query per variant in the batch)."""
+        by_composer = {}
+        for claim in claims:
+            by_composer.setdefault(id(chosen := self.for_claim(claim)), (chosen, []))[1].append(claim)
+        for composer, own in by_composer.values():
+            composer.prepare(own)
+
 
 class Store:
     """The sending engine's only door to the database, for one campaign (the connection's current
@@ -543,6 +551,7 @@ def run(
                 return outcome
             outcome.skipped += batch.skipped
             if batch.claims:
+                composer.prepare(batch.claims)
                 result = send_batch(
                     claims=batch.claims,
                     customers=store.customers([claim.customer_id for claim in batch.claims]),

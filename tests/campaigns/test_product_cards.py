@@ -22,7 +22,7 @@ from campaigns import email_templates, lifecycle, sender
 from campaigns.design import design_compile, design_text_again
 from campaigns.models import CampaignLink, CampaignRecipient
 from campaigns.ratelimit import RateLimiter
-from campaigns.tokens import read_token
+from campaigns.tokens import make_token, read_token
 from customers.models import Customer, Order, OrderItem, Product
 
 from .conftest import make_campaign, make_customers, static_segment
@@ -66,6 +66,10 @@ def send(campaign):
             parsed_message.get_body(("plain",)).get_content(),
         )
     return parsed
+
+
+def browser_for(tenant):
+    return Client(HTTP_HOST=tenant.get_primary_domain().domain)
 
 
 def cards(block):
@@ -192,12 +196,14 @@ def test_it_tracks_clicks_on_a_recipients_own_product_cards(tenant):
 
     html, text = send(campaign)["ann@example.com"]
 
+    recipient = CampaignRecipient.objects.get(campaign=campaign)
+    page = browser_for(tenant).get(f"/v/{make_token('v', recipient.pk)}").content.decode()
+    assert "Bancha" in page and "4 EUR" in page  # the web version shows her cards too
     link = CampaignLink.objects.get(campaign=campaign, url="https://shop.example/B")
     clicks = set(re.findall(r'href="([^"]*/t/c/[^"]+)"', html))
     assert len(clicks) == 1 and "https://shop.example/B" not in html
     [click] = clicks
-    browser = Client(HTTP_HOST=tenant.get_primary_domain().domain)
-    response = browser.get(urlsplit(click).path)
+    response = browser_for(tenant).get(urlsplit(click).path)
     assert response.status_code == 302 and response["Location"] == "https://shop.example/B"
     assert read_token("c", urlsplit(click).path.rsplit("/", 1)[1])[1] == link.pk
 

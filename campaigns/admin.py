@@ -261,6 +261,7 @@ class EmailTemplateAdmin(ModelAdmin):
                 subject=request.POST.get("subject", ""),
                 customer=customer,
                 campaign_name=request.POST.get("name", ""),
+                kind="transactional" if request.POST.get("kind") == "transactional" else "marketing",
             )
         except ValidationError as error:
             return JsonResponse({"errors": error.message_dict})

@@ -739,7 +739,7 @@ def _block_footer(data, ctx):
     parts.append(
         f'{code("{% if unsubscribe_url %}")}<a href="{unsubscribe}">Unsubscribe</a>'
         f'{code("{% elif preferences_url %}")}<a href="{preferences}">Email preferences</a>'
-        f'{code("{% endif %}{% if web_version_url %}")} · <a href="{web}">View in your browser</a>'
+        f'{code("{% endif %}")}{code("{% if web_version_url %}")} · <a href="{web}">View in your browser</a>'
         f"{code('{% endif %}')}"
     )
     content = "<br><br>".join(parts)
@@ -796,7 +796,7 @@ def _mjml(blocks, settings, ctx):
 
 
 # A tag of ours in its comment (`_Vars.tags_in_comments`), once the placeholders are restored.
-COMMENTED_TAG_RE = re.compile(r"<!--(\{% [^{}]*? %\})-->")
+COMMENTED_TAG_RE = re.compile(r"<!--(\{%(?:(?!-->).)*?%\})-->", re.DOTALL)
 
 
 def design_text_again(compiled_html):

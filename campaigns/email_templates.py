@@ -119,7 +119,7 @@ def template_preview(*, subject, html_body, text_body, customer=None, campaign_n
     return render_message(subject=subject, html=cards.html, text=cards.text, context=context)
 
 
-def design_preview(*, design, subject="", customer=None, campaign_name=""):
+def design_preview(*, design, subject="", customer=None, campaign_name="", kind="marketing"):
     """A design compiled (html, text, warnings) and rendered for a customer or sample values (rendered:
     a Rendered), for the editor's preview; raises ValidationError naming the design's problem."""
     compiled = design_compile(design if isinstance(design, dict) else design_parse(design) or {})
@@ -129,5 +129,6 @@ def design_preview(*, design, subject="", customer=None, campaign_name=""):
         text_body=compiled["text"],
         customer=customer,
         campaign_name=campaign_name,
+        kind=kind,
     )
     return compiled, rendered

@@ -134,11 +134,12 @@ class VariantComposer:
 
     def prepare(self, claims):
         """Each variant's composer prepares its own claims only (one query per variant in the batch)."""
-        by_composer = {}
+        by_key = {}
         for claim in claims:
-            by_composer.setdefault(id(chosen := self.for_claim(claim)), (chosen, []))[1].append(claim)
-        for composer, own in by_composer.values():
-            composer.prepare(own)
+            key = claim.variant if claim.variant in self.variants else None
+            by_key.setdefault(key, []).append(claim)
+        for key, own in by_key.items():
+            (self.variants[key] if key is not None else self.default).prepare(own)
 
 
 class Store:

@@ -3,10 +3,12 @@ a campaign's message links its unsubscribe page and web version; an order email,
 marketing, links the preference centre (where order emails are turned off) and never an empty href,
 from the block editor's footer or a raw template. Order emails go through the real SMTP sink."""
 
+import json
 import re
 from datetime import timedelta
 
 import pytest
+from django.test import Client
 from django.utils import timezone
 
 from campaigns import email_templates, transactional
@@ -135,3 +137,19 @@ def test_it_previews_an_order_email_as_it_goes_out(api, tenant):
         assert "Unsubscribe" not in rendered["html"] and "View in your browser" not in rendered["html"]
         assert re.findall(r'href="\s*"', rendered["html"]) == []
     assert "Thanks for order Dee" in own["html"] and "/p/" in own["text"]
+
+
+def test_it_previews_an_order_email_in_the_block_editor_with_the_preference_centre(tenant, marketer):
+    browser = Client(HTTP_HOST=tenant.get_primary_domain().domain)
+    browser.force_login(marketer)
+
+    def preview(kind):
+        return browser.post(
+            "/admin/campaigns/emailtemplate/design-preview/",
+            {"design": json.dumps(FOOTER_DESIGN), "subject": "Order", "kind": kind},
+        ).json()
+
+    order_email, campaign = preview("transactional"), preview("marketing")
+
+    assert ">Email preferences</a>" in order_email["html"] and "Unsubscribe" not in order_email["html"]
+    assert "Unsubscribe</a>" in campaign["html"] and "Email preferences" not in campaign["html"]

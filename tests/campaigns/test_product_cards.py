@@ -19,12 +19,14 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from campaigns import email_templates, lifecycle, sender
+from campaigns.design import design_compile, design_text_again
 from campaigns.models import CampaignLink, CampaignRecipient
 from campaigns.ratelimit import RateLimiter
-from campaigns.tokens import read_token
+from campaigns.tokens import make_token, read_token
 from customers.models import Customer, Order, OrderItem, Product
 
 from .conftest import make_campaign, make_customers, static_segment
+from .test_design import BRAND, RECIPE
 
 FAST = RateLimiter(rate_per_second=100000)
 
@@ -66,8 +68,18 @@ def send(campaign):
     return parsed
 
 
+def browser_for(tenant):
+    return Client(HTTP_HOST=tenant.get_primary_domain().domain)
+
+
 def cards(block):
-    return {"blocks": [{"type": "text", "data": {"text": "Our picks"}}, {"type": "products", "data": block}]}
+    return {
+        "blocks": [
+            {"type": "text", "data": {"text": "Our picks"}},
+            {"type": "products", "data": block},
+            {"type": "footer", "data": {"text": "Tea Shop"}},
+        ]
+    }
 
 
 def test_it_shows_todays_price_image_and_stock_when_sent_after_the_design_was_saved(tenant):
@@ -93,7 +105,10 @@ def test_it_shows_todays_price_image_and_stock_when_sent_after_the_design_was_sa
     assert 'src="https://shop.example/t1-new.jpg"' in html and "t1-old.jpg" not in html
     assert "Black tea" not in html
     assert "7.50 EUR" in text and "9.90" not in text and "Black tea" not in text
-    assert "Unsubscribe" in text  # the rest of the text part is as compiled
+    # The rest of the text part is as compiled, its footer's links included.
+    assert re.search(r"\[Unsubscribe\]\(<https?://[^>]+/u/[^>]+>\)", text)
+    assert re.search(r"\[View in your browser\]\(<https?://[^>]+/v/[^>]+>\)", text)
+    assert "Email preferences" not in text and "{%" not in text
 
 
 def test_it_never_lets_current_product_data_become_template_code(tenant):
@@ -181,12 +196,14 @@ def test_it_tracks_clicks_on_a_recipients_own_product_cards(tenant):
 
     html, text = send(campaign)["ann@example.com"]
 
+    recipient = CampaignRecipient.objects.get(campaign=campaign)
+    page = browser_for(tenant).get(f"/v/{make_token('v', recipient.pk)}").content.decode()
+    assert "Bancha" in page and "4 EUR" in page  # the web version shows her cards too
     link = CampaignLink.objects.get(campaign=campaign, url="https://shop.example/B")
     clicks = set(re.findall(r'href="([^"]*/t/c/[^"]+)"', html))
     assert len(clicks) == 1 and "https://shop.example/B" not in html
     [click] = clicks
-    browser = Client(HTTP_HOST=tenant.get_primary_domain().domain)
-    response = browser.get(urlsplit(click).path)
+    response = browser_for(tenant).get(urlsplit(click).path)
     assert response.status_code == 302 and response["Location"] == "https://shop.example/B"
     assert read_token("c", urlsplit(click).path.rsplit("/", 1)[1])[1] == link.pk
 
@@ -207,3 +224,13 @@ def test_it_previews_the_chosen_customers_own_purchases(api, tenant):
     assert "Assam" in mine["html"] and "3.50 EUR" in mine["html"] and "Assam" in mine["text"]
     assert "Assam" in sample["html"]  # nobody's purchases: the best sellers (Assam sold once)
     assert "Earl Grey" not in mine["html"]
+
+
+def test_it_generates_the_same_text_part_from_the_compiled_html_as_the_compiler(tenant):
+    product("TEA-1", "Green tea", "9.90")
+    design = {
+        **RECIPE,
+        "blocks": [*RECIPE["blocks"], {"type": "products", "data": {"source": "last_bought", "limit": 2}}],
+    }
+    compiled = design_compile(design, brand=BRAND)
+    assert design_text_again(compiled["html"]) == compiled["text"]

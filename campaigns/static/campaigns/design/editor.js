@@ -292,6 +292,7 @@
         body.append("subject", (formField("subject") || {}).value || "");
         body.append("name", (formField("name") || {}).value || "");
         body.append("customer", root.querySelector("#design-customer").value);
+        body.append("kind", (formField("kind") || {}).value || "marketing");  // an order email previews as one
         return fetch(root.dataset.previewUrl, {method: "POST", credentials: "same-origin",
           headers: {"X-CSRFToken": csrf()}, body: body});
       }).then(function (response) { return response.json(); }).then(function (data) {

@@ -192,10 +192,12 @@ def campaign_final_counts(*, campaign):
     }
 
 
-def campaign_recipients(*, campaign, status=None):
+def campaign_recipients(*, campaign, status=None, variant=None):
     recipients = CampaignRecipient.objects.filter(campaign=campaign).order_by("id")
     if status:
         recipients = recipients.filter(status=status)
+    if variant:
+        recipients = recipients.filter(variant=variant)
     return recipients
 
 

@@ -5,6 +5,8 @@ import json
 from django.urls import NoReverseMatch, reverse
 from django.utils.translation import gettext_lazy as _
 
+from .dashboard import dashboard_data
+
 
 def _on_tenant_host(request):
     tenant = getattr(request, "tenant", None)
@@ -224,8 +226,6 @@ def _sender_setup(request):
 def dashboard_callback(request, context):
     """The dashboard of a tenant host: what a marketer checks first thing in the morning."""
     if _on_tenant_host(request) and request.user.is_active and request.user.is_staff:
-        from .dashboard import dashboard_data
-
         user = request.user
         data = _with_links(dashboard_data())
         context.update(

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 from django.core import mail
+from django.core.cache import cache
 from django.db import connection
 from django.utils import timezone
 from kombu.exceptions import OperationalError
@@ -38,7 +39,6 @@ def isolated(settings, locmem_mail):
     }
     settings.CAMPAIGN_SEND_CONCURRENCY = 2
     settings.CAMPAIGN_STALL_SECONDS = 30
-    from django.core.cache import cache
 
     cache.clear()
 

@@ -1,5 +1,6 @@
 import pytest
 
+from crm_project.celery import app
 from tests import processes
 from tests.events.conftest import fresh_tenant  # noqa: F401  (a fixture)
 
@@ -20,8 +21,6 @@ def smtp_sink(settings):
 @pytest.fixture
 def eager_tasks():
     """Tasks run in-process as they are enqueued (the real task code, the real SMTP backend)."""
-    from crm_project.celery import app
-
     before = app.conf.task_always_eager
     app.conf.task_always_eager = True
     try:

@@ -25,7 +25,7 @@ from django.conf import settings
 from django.db import connection
 
 from core.net import reachable
-from crm_project.celery import app
+from crm_project.celery import app as celery_app
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,7 +68,7 @@ def wait_for_http(port, timeout=60):
 
 def purge_queue(queue):
     """Drop task messages an earlier run left on the queue."""
-    with app.connection_for_write() as conn:
+    with celery_app.connection_for_write() as conn:
         conn.default_channel.queue_purge(queue)
 
 

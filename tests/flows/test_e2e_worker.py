@@ -24,7 +24,7 @@ from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from campaigns.models import CampaignRecipient, EmailTemplate
-from crm_project.celery import app
+from crm_project.celery import app as celery_app
 from customers.models import Customer
 from events.models import OutboxEvent
 from flows import services
@@ -155,7 +155,7 @@ def running(sink, live):
 
 def _wait_ready(timeout=60):
     """Until a worker answers a ping: a worker's start-up takes seconds on a loaded machine."""
-    _wait(lambda: app.control.ping(timeout=0.5), timeout=timeout, interval=0.2)
+    _wait(lambda: celery_app.control.ping(timeout=0.5), timeout=timeout, interval=0.2)
 
 
 def _wait(predicate, timeout=40, interval=0.1):

@@ -19,7 +19,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection
 from django.utils import timezone
 
-from campaigns import services as campaign_services
+from campaigns import editing
 from campaigns.models import Campaign
 from customers.models import Customer, Tag
 from segments.rules import (
@@ -340,7 +340,7 @@ def campaign_summary_write(*, campaign, tenant):
     )
     if rewritten is not None:
         summary, source = rewritten, "provider"
-    campaign_services.campaign_summary_save(campaign_id=campaign.pk, summary=summary, source=source)
+    editing.campaign_summary_save(campaign_id=campaign.pk, summary=summary, source=source)
     return {"summary": summary, "source": source, "facts": facts}
 
 

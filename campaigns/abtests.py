@@ -22,7 +22,7 @@ from django.utils import timezone
 from customers.models import OrderAttribution
 from events.services import event_emit
 
-from . import services
+from . import lifecycle
 from .models import Campaign, CampaignRecipient
 from .rendering import validate_sources
 
@@ -403,7 +403,7 @@ def campaign_ab_decide(*, campaign, key=None, now=None):
             },
         )
         if released and campaign.status == "sending":
-            services.senders_enqueue(campaign_id=campaign.pk)
+            lifecycle.senders_enqueue(campaign_id=campaign.pk)
     return campaign
 
 

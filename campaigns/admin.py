@@ -34,11 +34,12 @@ from customers.pagination import EstimatingPaginator
 from customers.selectors import customers_search
 from segments.models import Segment
 
-from . import selectors, senders, services
+from . import editing, email_templates, lifecycle, proofs, readiness, selectors, senders
 from .admin_abtests import ABTestFormMixin
+from .content import design_apply
 from .design_widget import DesignField
+from .lifecycle import CampaignStateError
 from .models import Campaign, CampaignRecipient, EmailTemplate, SenderDomain, Suppression
-from .services import CampaignStateError
 
 STATUS_COLOURS = {
     "draft": "#6b7280",
@@ -158,7 +159,7 @@ def compile_design_into(data):
     the checks that follow see the content that will be sent. Raises ValidationError on `design`."""
     if data.get("design"):
         values = {"design": data["design"]}
-        services.design_apply(values)
+        design_apply(values)
         data["html_body"], data["text_body"] = values["html_body"], values["text_body"]
 
 
@@ -176,7 +177,7 @@ class EmailTemplateForm(forms.ModelForm):
         data = super().clean()
         try:
             compile_design_into(data)
-            services.template_validate(
+            email_templates.template_validate(
                 kind=data.get("kind"),
                 key=data.get("key") or None,
                 subject=data.get("subject", ""),
@@ -205,9 +206,9 @@ class EmailTemplateAdmin(ModelAdmin):
     def save_model(self, request, obj, form, change):
         values = {field: form.cleaned_data.get(field) for field in form.Meta.fields}
         if change:
-            services.template_update(template=obj, **values)
+            email_templates.template_update(template=obj, **values)
         else:
-            saved = services.template_create(**values)
+            saved = email_templates.template_create(**values)
             obj.pk = saved.pk
 
     def get_urls(self):
@@ -236,7 +237,7 @@ class EmailTemplateAdmin(ModelAdmin):
         ):
             raise PermissionDenied
         try:
-            results = services.design_test_send(
+            results = proofs.design_test_send(
                 design=request.POST.get("design", ""),
                 subject=request.POST.get("subject", ""),
                 name=request.POST.get("name", ""),
@@ -255,7 +256,7 @@ class EmailTemplateAdmin(ModelAdmin):
             raise PermissionDenied
         customer = _find_customer(request.POST.get("customer"))
         try:
-            compiled, rendered = services.design_preview(
+            compiled, rendered = email_templates.design_preview(
                 design=request.POST.get("design", ""),
                 subject=request.POST.get("subject", ""),
                 customer=customer,
@@ -287,7 +288,7 @@ class EmailTemplateAdmin(ModelAdmin):
             if not self.has_change_permission(request):
                 raise PermissionDenied
             try:
-                results = services.template_test_send(
+                results = proofs.template_test_send(
                     template=template, emails=_split_emails(request.POST.get("emails"))
                 )
                 _report_test_send(request, results)
@@ -296,7 +297,7 @@ class EmailTemplateAdmin(ModelAdmin):
             return redirect(request.get_full_path())
         rendered, error = None, ""
         try:
-            rendered = services.template_preview(
+            rendered = email_templates.template_preview(
                 subject=template.subject,
                 html_body=template.html_body,
                 text_body=template.text_body,
@@ -394,8 +395,8 @@ class CampaignForm(ABTestFormMixin, forms.ModelForm):
             return data
         probe = Campaign(**{field: data.get(field) for field in self.Meta.fields if field in data})
         try:
-            # The sender is checked when it is set or changed (services.campaign_validate says why).
-            services.campaign_validate(
+            # The sender is checked when it is set or changed (editing.campaign_validate says why).
+            editing.campaign_validate(
                 campaign=probe, check_sender=not self.instance.pk or "from_email" in self.changed_data
             )
             if data.get("exclude_segment") and data.get("exclude_segment") == data.get("segment"):
@@ -417,12 +418,12 @@ def _now_words():
 
 ACTIONS = {
     # name: (service, label, target state, from states)
-    "send": (services.campaign_send_now, _("Send now"), "sending", ("draft", "scheduled")),
-    "schedule": (services.campaign_schedule, _("Schedule"), "scheduled", ("draft",)),
-    "pause": (services.campaign_pause, _("Pause"), "paused", ("sending",)),
-    "resume": (services.campaign_resume, _("Resume"), "sending", ("paused",)),
+    "send": (lifecycle.campaign_send_now, _("Send now"), "sending", ("draft", "scheduled")),
+    "schedule": (lifecycle.campaign_schedule, _("Schedule"), "scheduled", ("draft",)),
+    "pause": (lifecycle.campaign_pause, _("Pause"), "paused", ("sending",)),
+    "resume": (lifecycle.campaign_resume, _("Resume"), "sending", ("paused",)),
     "cancel": (
-        services.campaign_cancel,
+        lifecycle.campaign_cancel,
         _("Cancel campaign"),
         "cancelled",
         ("draft", "scheduled", "sending", "paused"),
@@ -482,14 +483,14 @@ class CampaignAdmin(ModelAdmin):
             "intent",
             "intent_confidence",
         ]
-        if obj is not None and obj.status not in services.EDITABLE_STATUSES:
+        if obj is not None and obj.status not in lifecycle.EDITABLE_STATUSES:
             return [field for fieldset in self.fieldsets for field in fieldset[1]["fields"]]
         return state
 
     def has_change_permission(self, request, obj=None):
         # A campaign that started is a read-only view (no Save buttons); its actions (pause, resume,
         # cancel) are their own pages and ask for the change permission without an object.
-        if obj is not None and obj.status not in services.EDITABLE_STATUSES:
+        if obj is not None and obj.status not in lifecycle.EDITABLE_STATUSES:
             return False
         return super().has_change_permission(request, obj)
 
@@ -548,9 +549,9 @@ class CampaignAdmin(ModelAdmin):
         if not form.fields["ab_enabled"].disabled:
             values["variants"], values["ab_test"] = form.ab_cleaned
         if change:
-            services.campaign_update(campaign=obj, **values)
+            editing.campaign_update(campaign=obj, **values)
         else:
-            saved = services.campaign_create(**values)
+            saved = editing.campaign_create(**values)
             obj.pk = saved.pk
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
@@ -624,7 +625,7 @@ class CampaignAdmin(ModelAdmin):
         content = selectors.campaign_content(campaign=probe)
         customer = _find_customer(request.POST.get("customer"))
         try:
-            rendered = services.template_preview(
+            rendered = email_templates.template_preview(
                 subject=content["subject"],
                 html_body=content["html"],
                 text_body=content["text"],
@@ -684,7 +685,7 @@ class CampaignAdmin(ModelAdmin):
         try:
             _report_test_send(
                 request,
-                services.campaign_test_send(
+                proofs.campaign_test_send(
                     campaign=campaign, emails=_split_emails(request.POST.get("emails"))
                 ),
             )
@@ -774,7 +775,7 @@ CHECKLIST_FIXES = {
 
 def _checklist(campaign, change_url):
     items = []
-    for key, label, ok, detail in services.campaign_checklist(campaign=campaign):
+    for key, label, ok, detail in readiness.campaign_checklist(campaign=campaign):
         blocking = key in CHECKLIST_FIXES
         if key == "test" and ok:
             detail = _last_test_words(campaign) or detail
@@ -795,7 +796,7 @@ def _checklist(campaign, change_url):
 
 def _last_test_words(campaign):
     """When the last test copy went out, in the tenant's time zone (the service speaks UTC)."""
-    at = services.campaign_last_test(campaign=campaign)
+    at = readiness.campaign_last_test(campaign=campaign)
     if isinstance(at, str):
         at = parse_datetime(at)
     if not isinstance(at, datetime):

@@ -10,7 +10,8 @@ from rest_framework.views import APIView
 from core.api import ERROR_400, ERROR_404, ERROR_409, Conflict
 from customers.models import Customer
 
-from . import abtests, selectors, senders, services
+from . import abtests, editing, email_templates, lifecycle, proofs, selectors, senders
+from .lifecycle import CampaignStateError
 from .models import Campaign, CampaignRecipient, EmailTemplate, SenderDomain
 from .serializers import (
     CampaignInputSerializer,
@@ -27,7 +28,6 @@ from .serializers import (
     TestSendResultSerializer,
     WinnerInputSerializer,
 )
-from .services import CampaignStateError
 
 
 def _call(service, **kwargs):
@@ -72,7 +72,7 @@ class TemplateListView(generics.GenericAPIView):
     def post(self, request):
         data = TemplateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        template = _call(services.template_create, **data.validated_data)
+        template = _call(email_templates.template_create, **data.validated_data)
         return Response(TemplateSerializer(template).data, status=status.HTTP_201_CREATED)
 
 
@@ -90,7 +90,7 @@ class TemplateDetailView(APIView):
         changes = {
             key: value for key, value in data.validated_data.items() if key in request.data or not partial
         }
-        template = _call(services.template_update, template=template, **changes)
+        template = _call(email_templates.template_update, template=template, **changes)
         return Response(TemplateSerializer(template).data)
 
     @extend_schema(
@@ -107,7 +107,7 @@ class TemplateDetailView(APIView):
 
     @extend_schema(responses={204: None, 404: ERROR_404})
     def delete(self, request, pk):
-        services.template_delete(template=get_object_or_404(EmailTemplate, pk=pk))
+        email_templates.template_delete(template=get_object_or_404(EmailTemplate, pk=pk))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -129,7 +129,7 @@ class TemplatePreviewView(APIView):
             if customer is None:
                 raise exceptions.ValidationError({"customer": ["No such customer."]})
         rendered = _call(
-            services.template_preview,
+            email_templates.template_preview,
             subject=template.subject,
             html_body=template.html_body,
             text_body=template.text_body,
@@ -167,7 +167,7 @@ class CampaignListView(generics.GenericAPIView):
     def post(self, request):
         data = CampaignInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        campaign = _call(services.campaign_create, **data.validated_data)
+        campaign = _call(editing.campaign_create, **data.validated_data)
         return Response(CampaignSerializer(campaign).data, status=status.HTTP_201_CREATED)
 
 
@@ -182,7 +182,7 @@ class CampaignDetailView(APIView):
         campaign = _campaign(pk)
         data = CampaignInputSerializer(data=request.data, partial=partial)
         data.is_valid(raise_exception=True)
-        campaign = _call(services.campaign_update, campaign=campaign, **data.validated_data)
+        campaign = _call(editing.campaign_update, campaign=campaign, **data.validated_data)
         return Response(CampaignSerializer(campaign).data)
 
     @extend_schema(
@@ -222,9 +222,9 @@ class CampaignSendView(APIView):
         data.is_valid(raise_exception=True)
         scheduled_at = data.validated_data.get("scheduled_at")
         if scheduled_at is not None:
-            campaign = _call(services.campaign_schedule, campaign=campaign, scheduled_at=scheduled_at)
+            campaign = _call(lifecycle.campaign_schedule, campaign=campaign, scheduled_at=scheduled_at)
         else:
-            campaign = _call(services.campaign_send_now, campaign=campaign)
+            campaign = _call(lifecycle.campaign_send_now, campaign=campaign)
         campaign.refresh_from_db()
         return Response(CampaignSerializer(campaign).data, status=status.HTTP_202_ACCEPTED)
 
@@ -241,15 +241,15 @@ class _ActionView(APIView):
 
 
 class CampaignPauseView(_ActionView):
-    service = staticmethod(services.campaign_pause)
+    service = staticmethod(lifecycle.campaign_pause)
 
 
 class CampaignResumeView(_ActionView):
-    service = staticmethod(services.campaign_resume)
+    service = staticmethod(lifecycle.campaign_resume)
 
 
 class CampaignCancelView(_ActionView):
-    service = staticmethod(services.campaign_cancel)
+    service = staticmethod(lifecycle.campaign_cancel)
 
 
 class CampaignWinnerView(APIView):
@@ -295,7 +295,7 @@ class CampaignTestView(APIView):
         campaign = _campaign(pk)
         data = TestSendInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        results = _call(services.campaign_test_send, campaign=campaign, emails=data.validated_data["emails"])
+        results = _call(proofs.campaign_test_send, campaign=campaign, emails=data.validated_data["emails"])
         return Response(TestSendResultSerializer(results, many=True).data)
 
 

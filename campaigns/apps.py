@@ -6,12 +6,13 @@ class CampaignsConfig(AppConfig):
     verbose_name = "Campaigns"
 
     def ready(self):
+        # Here, not at the top: these import models, which Django loads only after every app config.
         from segments import hooks as segment_hooks
         from segments.rules import register_set_field
         from tenancy import tenant_settings
         from tenancy.work import work_kind_register
 
-        from . import abtests, privacy, selectors, senders, services, transactional
+        from . import abtests, lifecycle, privacy, selectors, senders, transactional
 
         transactional.register()
         if senders.sender_problem not in tenant_settings.FROM_EMAIL_CHECKS:
@@ -34,7 +35,7 @@ class CampaignsConfig(AppConfig):
         for field in ("opened_campaign", "clicked_campaign"):
             segment_hooks.value_suggesters[field] = selectors.campaign_suggestions
         # Periodic work that beat hands only to the tenants that have some (tenancy/work.py).
-        work_kind_register(services.DISPATCH_WORK, probe=selectors.campaigns_next_start)
-        work_kind_register(services.STALL_WORK, probe=selectors.campaigns_stall_check_due)
-        work_kind_register(services.LEASES_WORK, probe=selectors.leases_reclaim_due)
-        work_kind_register(services.AB_WORK, probe=abtests.ab_tests_next_due)
+        work_kind_register(lifecycle.DISPATCH_WORK, probe=selectors.campaigns_next_start)
+        work_kind_register(lifecycle.STALL_WORK, probe=selectors.campaigns_stall_check_due)
+        work_kind_register(lifecycle.LEASES_WORK, probe=selectors.leases_reclaim_due)
+        work_kind_register(lifecycle.AB_WORK, probe=abtests.ab_tests_next_due)

@@ -22,7 +22,7 @@ campaign's recipients, and any other sender's due messages with the same columns
 Lease times are the database's clock (`statement_timestamp()`); the worker counts from just before
 it asked, on its own monotonic clock, so it never believes in more lease than the database gave.
 
-A sender with its own table (the campaign sender is `sender.Store` over `services.RECIPIENT_LEASES`)
+A sender with its own table (the campaign sender is `sender.Store` over `RECIPIENT_LEASES` below)
 declares `LeasedTable(table=..., group=...)`, claims with `skip=selectors.marketing_skip_reason_sql(...)`
 for marketing email, wraps the claim in a `Lease`, passes `lease.keep` into the mail backend's
 `before_each` hook (sender.send_batch does, turning LeaseLost into mail.StopSending), writes outcomes
@@ -34,6 +34,8 @@ import uuid
 from dataclasses import dataclass
 
 from django.db import DatabaseError
+
+from .models import CampaignRecipient
 
 PENDING, SENDING, SKIPPED = "pending", "sending", "skipped"
 
@@ -176,3 +178,8 @@ class Lease:
     def _lose(self, reason):
         self.lost = reason
         raise LeaseLost(reason)
+
+
+# The campaign recipients are claimed, renewed and reclaimed under these leases (sender.Store claims,
+# jobs.leases_reclaim reclaims; flows' sender shares the table).
+RECIPIENT_LEASES = LeasedTable(table=CampaignRecipient._meta.db_table, group="campaign_id")

@@ -40,14 +40,13 @@ from customers.models import Interaction
 from tenancy.models import Tenant
 from tenancy.work import work_mark
 
-from . import abtests, selectors, services
-from .leases import Lease, LeaseLost
+from . import abtests, jobs, lifecycle, selectors
+from .leases import RECIPIENT_LEASES, Lease, LeaseLost
 from .mail import NOT_ATTEMPTED, StopSending, delivery_error, mail_connection
 from .messages import CampaignComposer
 from .models import Campaign
 from .ratelimit import RateLimiter, RateUnavailable
 from .rendering import customer_context
-from .services import RECIPIENT_LEASES
 from .tokens import tenant_base_url
 
 logger = logging.getLogger(__name__)
@@ -204,7 +203,7 @@ class Store:
             if rows:
                 # The reclaimer visits this tenant once this lease could have run out (tenancy/work.py);
                 # in the claim's transaction, so no lease exists without its marker.
-                work_mark(services.LEASES_WORK, due_at=timezone.now() + timedelta(seconds=lease_seconds + 1))
+                work_mark(lifecycle.LEASES_WORK, due_at=timezone.now() + timedelta(seconds=lease_seconds + 1))
         claims = [Claim(*row) for row in rows]
         lease = Lease(
             token=token,
@@ -307,7 +306,7 @@ class Store:
         return written
 
     def note_rate_wait(self, seconds):
-        services.campaign_rate_wait_note(campaign=self.campaign(), seconds=seconds)
+        jobs.campaign_rate_wait_note(campaign=self.campaign(), seconds=seconds)
 
     def work_left(self):
         """(pending, sending, seconds until the earliest pending recipient is due or None)."""
@@ -315,7 +314,7 @@ class Store:
 
     def finish_if_done(self):
         """sending/paused -> sent when nobody is left (the state machine's own function)."""
-        return services.campaign_finish_if_done(campaign_id=self.campaign_id)
+        return lifecycle.campaign_finish_if_done(campaign_id=self.campaign_id)
 
 
 class Messenger:

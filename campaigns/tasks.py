@@ -13,7 +13,7 @@ from kombu.exceptions import OperationalError
 
 from tenancy.work import work_fan_out, work_run
 
-from . import abtests, selectors, sender, services
+from . import abtests, jobs, lifecycle, selectors, sender
 
 logger = logging.getLogger(__name__)
 
@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 @shared_task(ignore_result=True, acks_late=True)
 def send_campaign_batches(campaign_id):
     """Send batches of one campaign for a while, then re-enqueue itself while work is left."""
-    services.campaign_resume_arrived(campaign_id=campaign_id)
+    jobs.campaign_resume_arrived(campaign_id=campaign_id)
     outcome = sender.run(campaign_id=campaign_id)
     if outcome.more:
         try:
@@ -41,7 +41,7 @@ def send_campaign_batches(campaign_id):
 def dispatch_due_campaigns():
     """Beat, every 15 s: a task for each tenant with a scheduled campaign whose time has come (one
     statement per tick, whatever the number of tenants: tenancy/work.py)."""
-    return work_fan_out(services.DISPATCH_WORK, dispatch_tenant_campaigns)
+    return work_fan_out(lifecycle.DISPATCH_WORK, dispatch_tenant_campaigns)
 
 
 @shared_task(ignore_result=True)
@@ -49,12 +49,12 @@ def dispatch_tenant_campaigns(claim):
     """Start this tenant's scheduled campaigns whose time has come; due again at the next one's time."""
 
     def work():
-        started = services.campaigns_start_due()
+        started = jobs.campaigns_start_due()
         if started:
             logger.info("campaigns: started %s in %s", started, connection.schema_name)
         return selectors.campaigns_next_start()
 
-    work_run(services.DISPATCH_WORK, claim, work)
+    work_run(lifecycle.DISPATCH_WORK, claim, work)
 
 
 @shared_task(ignore_result=True)
@@ -62,44 +62,44 @@ def resume_stalled_campaigns():
     """Beat, every 20 s: sending campaigns nobody works on (their task messages were lost with a Redis
     restart, or their worker died between batches) get fresh batch tasks. Only tenants with a campaign
     sending have a marker."""
-    return work_fan_out(services.STALL_WORK, resume_tenant_stalled_campaigns)
+    return work_fan_out(lifecycle.STALL_WORK, resume_tenant_stalled_campaigns)
 
 
 @shared_task(ignore_result=True)
 def resume_tenant_stalled_campaigns(claim):
     def work():
-        campaign_ids = services.campaigns_resume_stalled()
+        campaign_ids = jobs.campaigns_resume_stalled()
         if campaign_ids:
             logger.warning("campaigns: resumed stalled %s in %s", campaign_ids, connection.schema_name)
         return selectors.campaigns_stall_check_due()
 
-    work_run(services.STALL_WORK, claim, work)
+    work_run(lifecycle.STALL_WORK, claim, work)
 
 
 @shared_task(ignore_result=True)
 def reclaim_expired_leases():
     """Beat: recipients held by a worker that died go back to pending, and their campaign resumes.
     Only tenants whose workers hold leases (or that have campaigns sending) have a marker."""
-    return work_fan_out(services.LEASES_WORK, reclaim_tenant_expired_leases)
+    return work_fan_out(lifecycle.LEASES_WORK, reclaim_tenant_expired_leases)
 
 
 @shared_task(ignore_result=True)
 def reclaim_tenant_expired_leases(claim):
     def work():
-        campaign_ids = services.leases_reclaim()
+        campaign_ids = jobs.leases_reclaim()
         if campaign_ids:
             logger.warning(
                 "campaigns: reclaimed expired leases of %s in %s", campaign_ids, connection.schema_name
             )
         return selectors.leases_reclaim_due()
 
-    work_run(services.LEASES_WORK, claim, work)
+    work_run(lifecycle.LEASES_WORK, claim, work)
 
 
 @shared_task(ignore_result=True)
 def decide_ab_tests():
     """Beat, every 30 s: a task for each tenant with an A/B test running (tenancy/work.py)."""
-    return work_fan_out(services.AB_WORK, decide_tenant_ab_tests)
+    return work_fan_out(lifecycle.AB_WORK, decide_tenant_ab_tests)
 
 
 @shared_task(ignore_result=True)
@@ -113,4 +113,4 @@ def decide_tenant_ab_tests(claim):
             logger.info("campaigns: A/B tests decided for %s in %s", decided, connection.schema_name)
         return abtests.ab_tests_next_due()
 
-    work_run(services.AB_WORK, claim, work)
+    work_run(lifecycle.AB_WORK, claim, work)

@@ -10,8 +10,8 @@ again gets the next round's carrier (one message per address and campaign stays 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from campaigns.lifecycle import links_ensure
 from campaigns.models import Campaign, EmailTemplate
-from campaigns.services import links_ensure
 
 from .models import FlowCarrier
 

@@ -25,13 +25,12 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 from campaigns import selectors
-from campaigns.leases import Lease
+from campaigns.leases import RECIPIENT_LEASES, Lease
 from campaigns.messages import CampaignComposer
 from campaigns.models import CampaignRecipient
 from campaigns.ratelimit import RateLimiter, RateUnavailable
 from campaigns.rendering import order_context
 from campaigns.sender import Batch, Claim, Messenger, Store, send_batch
-from campaigns.services import RECIPIENT_LEASES
 from campaigns.tokens import tenant_base_url
 from customers.models import Order
 from tenancy.models import Tenant

@@ -6,16 +6,17 @@ class TrackingConfig(AppConfig):
     verbose_name = "Tracking"
 
     def ready(self):
+        # Here, not at the top: these import models, which Django loads only after every app config.
         from customers import hooks
         from tenancy.work import work_kind_register
 
-        from . import attribution, services, webhooks  # noqa: F401  (webhooks connects anymail's signal)
+        from . import attribution, hits, rollup, webhooks  # noqa: F401  (webhooks connects anymail's signal)
 
         attribution.register()
 
         # Periodic work that beat hands only to the tenants that have some (tenancy/work.py).
-        work_kind_register(services.ROLLUP_WORK, probe=services.hits_rollup_due)
-        work_kind_register(services.PRUNE_WORK, probe=services.hits_prune_due, lease_seconds=3600)
+        work_kind_register(rollup.ROLLUP_WORK, probe=rollup.hits_rollup_due)
+        work_kind_register(hits.PRUNE_WORK, probe=hits.hits_prune_due, lease_seconds=3600)
 
-        if services.hits_erase not in hooks.customer_erased:
-            hooks.customer_erased.append(services.hits_erase)
+        if hits.hits_erase not in hooks.customer_erased:
+            hooks.customer_erased.append(hits.hits_erase)

@@ -21,7 +21,7 @@ class HitKind(models.TextChoices):
 
 
 # Not stored: the roll-up's batch gets one of these for a recipient whose first sign of life is a
-# click, standing for the open that click proves (tracking/services.py).
+# click, standing for the open that click proves (tracking/rollup.py).
 IMPLIED_OPEN = "i"
 
 

@@ -13,7 +13,8 @@ from django.utils import timezone
 
 from tenancy.work import work_done, work_fan_out, work_hold, work_mark, work_run
 
-from .services import PRUNE_WORK, ROLLUP_WORK, hits_prune, hits_prune_due, hits_rollup
+from .hits import PRUNE_WORK, hits_prune, hits_prune_due
+from .rollup import ROLLUP_WORK, hits_rollup
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The links in our emails: open pixel, click redirect, unsubscribe page, preference centre.
 
-The pixel and the redirect are the hot path: one statement each (see services), no session, no
+The pixel and the redirect are the hot path: one statement each (see hits.py), no session, no
 template. The pages are plain HTML that works without JavaScript and reflect nothing from the request.
 """
 
@@ -23,8 +23,9 @@ from campaigns.tokens import TokenKind, make_token, read_token
 from core.clients import client_address, client_key
 from tenancy.middleware import TRANSPARENT_GIF
 
-from . import ratelimit, selectors, services
+from . import hits, ratelimit, selectors
 from .models import HitKind
+from .preferences import customer_preferences_update, recipient_unsubscribe
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ def open_pixel(request, token):
         if ids and len(ids) == 1:
             try:
                 if ratelimit.hit_allowed(kind=HitKind.OPEN, recipient_id=ids[0]):
-                    services.hit_record_open(
+                    hits.hit_record_open(
                         tenant=request.tenant,
                         recipient_id=ids[0],
                         ip=client_address(request),
@@ -126,7 +127,7 @@ def click_redirect(request, token):
         # No URL known for it yet (the link does not resolve, or the database failed each time): the
         # usual answer below, which for a link that does not resolve stores nothing either.
     try:
-        url = services.hit_record_click(
+        url = hits.hit_record_click(
             tenant=request.tenant,
             recipient_id=recipient_id,
             link_id=link_id,
@@ -188,7 +189,7 @@ def unsubscribe(request, token):
         if action not in ("unsubscribe", "resubscribe"):
             return _page(request, "bad_request.html", status=400)
         if action == "resubscribe":
-            services.customer_preferences_update(
+            customer_preferences_update(
                 customer=customer,
                 email_marketing=True,
                 email_transactional=customer.email_transactional,
@@ -196,7 +197,7 @@ def unsubscribe(request, token):
             )
             customer.refresh_from_db()
             return _page(request, "resubscribed.html", _consent_context(customer, token))
-        services.recipient_unsubscribe(recipient=recipient, source="one-click" if one_click else "link")
+        recipient_unsubscribe(recipient=recipient, source="one-click" if one_click else "link")
         if one_click:
             return HttpResponse("Unsubscribed.\n", content_type="text/plain; charset=utf-8")
         customer.refresh_from_db()
@@ -230,7 +231,7 @@ def preferences(request, token):
     if request.method == "POST":
         form = PreferencesForm(request.POST)
         form.is_valid()  # two optional checkboxes: any POST is valid, a missing box means "off"
-        services.customer_preferences_update(
+        customer_preferences_update(
             customer=customer,
             email_marketing=form.cleaned_data["email_marketing"],
             email_transactional=form.cleaned_data["email_transactional"],

@@ -18,8 +18,9 @@ from django.dispatch import receiver
 from django_tenants.utils import schema_context
 
 from campaigns.tokens import TokenKind, read_token
+from tenancy.models import Tenant
 
-from . import selectors, services
+from . import delivery, preferences, selectors
 
 logger = logging.getLogger(__name__)
 
@@ -31,21 +32,21 @@ def outcome_for(event):
     """Our delivery outcome for an anymail tracking event, or None for events we leave alone."""
     kind = event.event_type
     if kind == EventType.DELIVERED:
-        return services.DELIVERED
+        return delivery.DELIVERED
     if kind == EventType.BOUNCED:
         esp_type = event.esp_event.get("Type") if isinstance(event.esp_event, dict) else None
-        return services.SOFT_BOUNCED if esp_type in SOFT_BOUNCE_TYPES else services.BOUNCED
+        return delivery.SOFT_BOUNCED if esp_type in SOFT_BOUNCE_TYPES else delivery.BOUNCED
     if kind == EventType.COMPLAINED:
-        return services.COMPLAINED
+        return delivery.COMPLAINED
     if kind == EventType.REJECTED:
         # The ESP refused to send because the address bounced or complained before: same as that.
         if event.reject_reason == RejectReason.BOUNCED:
-            return services.BOUNCED
+            return delivery.BOUNCED
         if event.reject_reason == RejectReason.SPAM:
-            return services.COMPLAINED
-        return services.REJECTED
+            return delivery.COMPLAINED
+        return delivery.REJECTED
     if kind == EventType.UNSUBSCRIBED:
-        return services.UNSUBSCRIBED
+        return delivery.UNSUBSCRIBED
     return None  # queued, sent, deferred, opened, clicked (we track those ourselves), ...
 
 
@@ -87,17 +88,15 @@ def on_tracking_event(sender, event, esp_name, **kwargs):
         "detail": event.description or event.mta_response or "",
     }
     if current != "public":
-        services.delivery_event_apply(**arguments)
+        delivery.delivery_event_apply(**arguments)
         return
     # An ESP account shared by all tenants may post to the public host: the sender's metadata names
     # the tenant's schema.
-    from tenancy.models import Tenant
-
     if not schema or not Tenant.objects.serving().filter(schema_name=schema).exists():
         logger.warning("%s %s event for an unknown tenant ignored", esp_name, outcome)
         return
     with schema_context(schema):
-        services.delivery_event_apply(**arguments)
+        delivery.delivery_event_apply(**arguments)
 
 
 # "unsubscribe-<token>" (campaigns.messages), wherever a mail client left it in the subject ("Re: ...").
@@ -118,8 +117,6 @@ def on_inbound_message(sender, event, esp_name, **kwargs):
     if current != "public":
         schemas = [current]
     else:  # one address for every tenant: the tenant whose key signed the token
-        from tenancy.models import Tenant
-
         # Deactivated tenants too: their recipients can still unsubscribe (PRODUCT.md).
         schemas = (
             Tenant.objects.filter(is_template=False)
@@ -132,7 +129,7 @@ def on_inbound_message(sender, event, esp_name, **kwargs):
         with schema_context(schema):
             recipient = selectors.recipient_for_token(token=token)
             if recipient is not None:
-                services.recipient_unsubscribe(recipient=recipient, source="mailto")
+                preferences.recipient_unsubscribe(recipient=recipient, source="mailto")
         return
     logger.warning("%s inbound unsubscribe with a token of no tenant ignored", esp_name)
 

@@ -21,7 +21,7 @@ from django_tenants.utils import schema_context, tenant_context
 
 from bench import data
 from bench.core import Check, GrowthPoint, Row, median
-from campaigns.services import DISPATCH_WORK
+from campaigns.lifecycle import DISPATCH_WORK
 from tenancy.work import work_mark
 
 ACTIVE = 10
@@ -89,7 +89,7 @@ def _set_idle_serving(ctx, serving, count=None):
 def _active_setup(ctx):
     """10 active tenants: each with a sent campaign (its recipients' hits arrive), one with a campaign
     scheduled, one with a campaign sending that nobody works on (stalled)."""
-    from campaigns import services
+    from campaigns import editing, lifecycle
     from campaigns.models import Campaign, CampaignRecipient
     from customers.models import Customer
     from segments.models import Segment, SegmentMember
@@ -126,23 +126,23 @@ def _active_setup(ctx):
     # One scheduled (due a few seconds into the promise phase), one sending and stalled.
     first, second = world[0], world[1]
     with tenant_context(first["tenant"]):
-        campaign = services.campaign_create(
+        campaign = editing.campaign_create(
             name="Scheduled", subject="Hello", html_body="<p>Hello</p>", segment=first["segment"]
         )
-        services.campaign_schedule(campaign=campaign, scheduled_at=timezone.now() + timedelta(minutes=10))
+        lifecycle.campaign_schedule(campaign=campaign, scheduled_at=timezone.now() + timedelta(minutes=10))
         first["scheduled"] = campaign.pk
     with tenant_context(second["tenant"]):
-        campaign = services.campaign_create(
+        campaign = editing.campaign_create(
             name="Sending", subject="Hello", html_body="<p>Hello</p>", segment=second["segment"]
         )
-        services.campaign_start(campaign=campaign, enqueue=False)  # its batch tasks were lost
+        lifecycle.campaign_start(campaign=campaign, enqueue=False)  # its batch tasks were lost
         second["sending"] = campaign.pk
     connection.set_schema_to_public()
     return world
 
 
 def _hits(world, per_tenant=3):
-    from tracking.services import hit_record_open
+    from tracking.hits import hit_record_open
 
     for entry in world:
         with tenant_context(entry["tenant"]):
@@ -183,9 +183,9 @@ def _time_ticks(name, *, release):
 def _old_loop_ms(ctx):
     """The former beat tasks' shape: every serving tenant's schema visited each tick (the roll-up and
     the stall check: what the old tasks ran in each tenant). Median ms of 3 ticks."""
-    from campaigns.services import campaigns_resume_stalled
+    from campaigns.jobs import campaigns_resume_stalled
     from tenancy.models import Tenant
-    from tracking.services import hits_rollup
+    from tracking.rollup import hits_rollup
 
     results = {}
     for label, work in (

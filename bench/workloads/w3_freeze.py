@@ -1,4 +1,4 @@
-"""Row 3: freeze a campaign's audience (campaigns.services.audience_freeze) against one hand-written
+"""Row 3: freeze a campaign's audience (campaigns.lifecycle.audience_freeze) against one hand-written
 INSERT ... SELECT of the same audience into the same table (same indexes, same conflict rule)."""
 
 import time
@@ -27,7 +27,7 @@ ON CONFLICT (campaign_id, email) DO NOTHING
 
 def available():
     try:
-        from campaigns.services import audience_freeze  # noqa: F401
+        from campaigns.lifecycle import audience_freeze  # noqa: F401
     except ImportError:
         return False
     return True
@@ -56,7 +56,7 @@ def _clear(schema, *campaign_ids):
 
 
 def run(ctx, *, size, main):
-    from campaigns.services import audience_freeze
+    from campaigns.lifecycle import audience_freeze
 
     schema = ctx.data_schema
     ours_campaign, base_campaign = _campaigns(schema)

@@ -39,7 +39,8 @@ Unsubscribe: {{ unsubscribe_url }}
 
 def available():
     try:
-        from campaigns.services import campaign_create, campaign_send_now  # noqa: F401
+        from campaigns.editing import campaign_create  # noqa: F401
+        from campaigns.lifecycle import campaign_send_now  # noqa: F401
         from campaigns.tasks import send_campaign_batches  # noqa: F401
     except ImportError:
         return False
@@ -48,7 +49,7 @@ def available():
 
 def _campaign(ctx, count):
     """A draft campaign to `count` customers (a static segment of the first marketable ones)."""
-    from campaigns.services import campaign_create
+    from campaigns.editing import campaign_create
     from segments.models import Segment
     from tenancy.models import Tenant
 
@@ -159,15 +160,15 @@ def _purge_queue():
 
 
 def run(ctx):
+    from campaigns.lifecycle import campaign_send_now
     from campaigns.models import Campaign
-    from campaigns.services import campaign_send_now
 
     count = ctx.scale.send_messages
     base = Row(key="4", workload=f"deliver {count:,} personalised messages to smtp-sink", target=TARGET)
     if not available():
         base.status, base.note = (
             "not available",
-            "campaigns.services.campaign_send_now or its task is missing",
+            "campaigns.lifecycle.campaign_send_now or its task is missing",
         )
         return [base]
     sink_program = services.ensure_debian_package(

@@ -29,7 +29,7 @@ end
 
 def available():
     try:
-        from tracking.services import hits_rollup  # noqa: F401
+        from tracking.rollup import hits_rollup  # noqa: F401
         from tracking.views import click_redirect, open_pixel  # noqa: F401
     except ImportError:
         return False
@@ -133,7 +133,7 @@ def _combined(runs):
 
 
 def run(ctx):
-    from tracking.services import hits_rollup
+    from tracking.rollup import hits_rollup
 
     rows = [
         Row(key="5a", workload="open pixel GET /t/o/<token> under load", target=TARGET),

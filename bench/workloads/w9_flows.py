@@ -93,8 +93,8 @@ def _enter(flow_id, ids, tag):
 
 
 def _send_rows(ctx):
+    from campaigns.lifecycle import campaign_send_now
     from campaigns.models import Campaign
-    from campaigns.services import campaign_send_now
 
     count = ctx.scale.send_messages
     row = Row(

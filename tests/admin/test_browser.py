@@ -15,8 +15,11 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import expect
 
+from campaigns.models import Campaign
+from segments.models import Segment
 from tests.admin.conftest import EVIL, screenshot
 from tests.conftest import PASSWORD
+from tracking.rollup import hits_rollup
 
 # No django_db: the server commits what it does, so the checks read through `site.run` (autocommit).
 pytestmark = pytest.mark.browser
@@ -198,10 +201,6 @@ def _compose_campaign(page, site):
 
 
 def test_it_takes_a_marketer_from_segment_to_sent_campaign_and_its_stats(marketer_page, site):
-    from campaigns.models import Campaign
-    from segments.models import Segment
-    from tracking.services import hits_rollup
-
     page = marketer_page
 
     _build_segment(page, site)

@@ -10,6 +10,7 @@ from django.db import connection
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
+from campaigns import readiness
 from campaigns.models import Campaign
 from core.money import amount_parse, money_format
 from core.widgets import next_quarter_hour_plus_hour, parse_local_datetime
@@ -244,10 +245,9 @@ def test_it_keeps_the_api_in_utc_whatever_the_tenants_zone(api, tenant, budapest
 def test_it_says_when_the_last_test_copy_went_out_in_local_time(
     admin_client_a, tenant, budapest, monkeypatch
 ):
-    from campaigns import services
 
     campaign = make_campaign(static_segment(make_customers(1)))
-    monkeypatch.setattr(services, "campaign_last_test", lambda campaign: "2030-01-31 08:00")
+    monkeypatch.setattr(readiness, "campaign_last_test", lambda campaign: "2030-01-31 08:00")
 
     page = admin_client_a.get(f"/admin/campaigns/campaign/{campaign.pk}/action/send/").content.decode()
 

@@ -3,7 +3,7 @@
 import pytest
 from django.test import Client
 
-from campaigns import services
+from campaigns import editing, email_templates
 from campaigns.models import Campaign, EmailTemplate
 
 pytestmark = pytest.mark.django_db
@@ -32,7 +32,7 @@ def test_it_sets_the_intent_when_a_campaign_is_created_and_when_its_content_chan
 
 
 def test_it_keeps_the_intent_when_only_other_fields_change(api):
-    campaign = services.campaign_create(
+    campaign = editing.campaign_create(
         name="A", subject="Join our tea tasting evening", html_body="<p>RSVP.</p>"
     )
     Campaign.objects.filter(pk=campaign.pk).update(intent="survey", intent_confidence=0.5)
@@ -46,13 +46,13 @@ def test_it_keeps_the_intent_when_only_other_fields_change(api):
 
 
 def test_it_reclassifies_draft_campaigns_when_their_template_changes(tenant):
-    template = services.template_create(
+    template = email_templates.template_create(
         name="T", subject="Our monthly news", html_body="<p>Stories and recipes.</p>"
     )
-    campaign = services.campaign_create(name="Uses T", template=template)
+    campaign = editing.campaign_create(name="Uses T", template=template)
     assert Campaign.objects.get(pk=campaign.pk).intent == "newsletter"
 
-    services.template_update(
+    email_templates.template_update(
         template=template, subject="How did we do? Take our survey", html_body="<p>Rate us.</p>"
     )
 
@@ -60,10 +60,8 @@ def test_it_reclassifies_draft_campaigns_when_their_template_changes(tenant):
 
 
 def test_it_filters_the_campaign_list_by_intent(api):
-    services.campaign_create(name="Sale", subject="Flash sale: 40% off", html_body="<p>Today only.</p>")
-    services.campaign_create(
-        name="Poll", subject="Tell us what you think", html_body="<p>A short survey.</p>"
-    )
+    editing.campaign_create(name="Sale", subject="Flash sale: 40% off", html_body="<p>Today only.</p>")
+    editing.campaign_create(name="Poll", subject="Tell us what you think", html_body="<p>A short survey.</p>")
 
     names = [c["name"] for c in api.get("/api/campaigns?intent=survey").json()["results"]]
 
@@ -72,10 +70,8 @@ def test_it_filters_the_campaign_list_by_intent(api):
 
 
 def test_the_admin_list_shows_and_filters_the_intent(admin_user, tenant):
-    services.campaign_create(name="Sale", subject="Flash sale: 40% off", html_body="<p>Today only.</p>")
-    services.campaign_create(
-        name="Poll", subject="Tell us what you think", html_body="<p>A short survey.</p>"
-    )
+    editing.campaign_create(name="Sale", subject="Flash sale: 40% off", html_body="<p>Today only.</p>")
+    editing.campaign_create(name="Poll", subject="Tell us what you think", html_body="<p>A short survey.</p>")
     client = Client(HTTP_HOST="tenant-a.localhost")
     client.force_login(admin_user)
 

@@ -9,7 +9,7 @@ from django.utils import timezone
 from assist.models import SummaryDue
 from assist.summary import numbers_in, percent
 from assist.tasks import write_campaign_summary, write_due_summaries
-from campaigns import services as campaign_services
+from campaigns import editing, lifecycle
 from campaigns.models import Campaign, CampaignRecipient
 from tests.assist.conftest import sent_campaign
 
@@ -72,9 +72,7 @@ def test_it_shows_the_summary_on_the_stats_page(admin_user, tenant):
     from django.test import Client
 
     campaign = sent_campaign()
-    campaign_services.campaign_summary_save(
-        campaign_id=campaign.pk, summary="Reached 200 people.", source="offline"
-    )
+    editing.campaign_summary_save(campaign_id=campaign.pk, summary="Reached 200 people.", source="offline")
     client = Client(HTTP_HOST="tenant-a.localhost")
     client.force_login(admin_user)
 
@@ -110,7 +108,7 @@ def test_it_schedules_a_summary_when_the_campaign_is_sent_and_another_a_day_late
     ).delete()
 
     with django_capture_on_commit_callbacks() as callbacks:
-        assert campaign_services.campaign_finish_if_done(campaign_id=campaign.pk)
+        assert lifecycle.campaign_finish_if_done(campaign_id=campaign.pk)
 
     due = SummaryDue.objects.get(tenant_id=tenant.pk, campaign_id=campaign.pk)
     assert timedelta(hours=23) < due.due_at - timezone.now() <= timedelta(hours=24)

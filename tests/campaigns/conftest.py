@@ -2,7 +2,7 @@
 
 import pytest
 
-from campaigns import services
+from campaigns import editing
 from customers.models import Customer
 from segments.models import Segment, SegmentMember
 from tests.conftest import verified_sender_domain
@@ -49,7 +49,7 @@ def make_campaign(segment, **fields):
         "from_name": "Shop",
     }
     values.update(fields)
-    return services.campaign_create(**values)
+    return editing.campaign_create(**values)
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ validation as the API, each error on its field; a running test is shown, not edi
 import pytest
 from django.test import Client
 
-from campaigns import services
+from campaigns import lifecycle
 from campaigns.models import Campaign
 
 from .conftest import make_campaign, make_customers, static_segment
@@ -112,7 +112,7 @@ def test_it_shows_a_running_test_without_letting_it_change(browser, tenant):
         variants=[{"key": "A", "subject": "x"}, {"key": "B", "subject": "y"}],
         ab_test={"test_percent": 20, "metric": "open_rate", "wait_seconds": 3600, "min_confidence": 0.95},
     )
-    services.campaign_send_now(campaign=campaign)
+    lifecycle.campaign_send_now(campaign=campaign)
     page = browser.get(f"/admin/campaigns/campaign/{campaign.pk}/change/").content.decode()
     assert 'id="id_variant_A_subject"' in page and "disabled" in page
 
@@ -127,7 +127,7 @@ def test_it_shows_the_variants_winner_and_probabilities_on_the_stats_page(browse
         variants=[{"key": "A", "subject": "x"}, {"key": "B", "subject": "y"}],
         ab_test={"test_percent": 50, "metric": "open_rate", "wait_seconds": 3600, "min_confidence": 0.95},
     )
-    services.campaign_send_now(campaign=campaign)
+    lifecycle.campaign_send_now(campaign=campaign)
     campaign_ab_decide(campaign=campaign, key="B")
 
     page = browser.get(reverse("admin:tracking_campaign_stats", args=[campaign.pk])).content.decode()

@@ -13,8 +13,13 @@ import pytest
 from django.db import connection
 from django_tenants.utils import schema_context
 
+from campaigns import editing
+from campaigns.models import CampaignRecipient
+from tenancy.models import Tenant
 from tests.campaigns import test_e2e_worker as e2e
 from tests.campaigns.test_e2e_worker import _api, _campaign_state, _post, _setup_campaign, _wait, _wait_sent
+from tracking.hits import hit_record_open
+from tracking.rollup import hits_rollup
 
 # The worker module's fixtures: a committed tenant of this module, the SMTP sink, the workers.
 live, sink, blocker, workers = e2e.live, e2e.sink, e2e.blocker, e2e.workers
@@ -35,12 +40,11 @@ def _subjects(sink):
 
 def _start_test(live, blocker, workers, sink, name):
     """A campaign of N with A/B variants (half the audience in the test), sent until the sample is out."""
-    from campaigns import services
     from campaigns.models import Campaign
 
     campaign, expected, _ = _setup_campaign(live, blocker, n=N, extra=False, name=name)
     with blocker.unblock(), schema_context(live.schema_name):
-        services.campaign_update(
+        editing.campaign_update(
             campaign=Campaign.objects.get(pk=campaign.pk),
             variants=VARIANTS,
             ab_test={"test_percent": 50, "metric": "open_rate", "wait_seconds": 3600, "min_confidence": 0.95},
@@ -62,10 +66,6 @@ def _sample_sent(live, blocker, campaign_id):
 
 def _open(live, blocker, campaign_id, variant, n):
     """n recipients of a variant's sample open the message (human hits, rolled up as beat does)."""
-    from campaigns.models import CampaignRecipient
-    from tenancy.models import Tenant
-    from tracking.services import hit_record_open, hits_rollup
-
     human = (
         "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
     )

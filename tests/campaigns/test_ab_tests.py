@@ -12,7 +12,7 @@ from django.core import mail
 from django.db import connection
 from django.utils import timezone
 
-from campaigns import abtests, sender, services
+from campaigns import abtests, lifecycle, sender
 from campaigns.models import Campaign, CampaignRecipient
 from campaigns.ratelimit import RateLimiter
 from customers.models import Order, OrderAttribution
@@ -42,7 +42,7 @@ def ab_campaign(n=100, variants=VARIANTS, ab_test=AB_TEST, **fields):
 
 def started(n=100, **fields):
     campaign = ab_campaign(n, **fields)
-    services.campaign_send_now(campaign=campaign)
+    lifecycle.campaign_send_now(campaign=campaign)
     campaign.refresh_from_db()
     return campaign
 
@@ -360,7 +360,7 @@ def test_it_answers_409_for_a_campaign_without_a_test_and_404_for_another_tenant
 
 def test_it_cancels_the_held_recipients_with_the_campaign(tenant):
     campaign = started(50)
-    services.campaign_cancel(campaign=campaign)
+    lifecycle.campaign_cancel(campaign=campaign)
     assert split(campaign) == Counter(
         {("cancelled", "A", True): 5, ("cancelled", "B", True): 5, ("cancelled", "", False): 40}
     )

@@ -9,6 +9,7 @@ from django.db import connection
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
+from campaigns import jobs, lifecycle
 from campaigns.models import Campaign, CampaignLink, CampaignRecipient, EmailTemplate
 from events.models import OutboxEvent
 
@@ -171,17 +172,16 @@ def test_it_refuses_a_past_scheduled_at(api, tenant):
 
 
 def test_it_starts_due_scheduled_campaigns_and_fails_those_that_cannot_start(api, tenant):
-    from campaigns import services
 
     due = make_campaign(static_segment(make_customers(2)))
-    services.campaign_schedule(campaign=due, scheduled_at=timezone.now() + timedelta(seconds=30))
+    lifecycle.campaign_schedule(campaign=due, scheduled_at=timezone.now() + timedelta(seconds=30))
     broken = make_campaign(static_segment(make_customers(1, prefix="b")))
-    services.campaign_schedule(campaign=broken, scheduled_at=timezone.now() + timedelta(seconds=30))
+    lifecycle.campaign_schedule(campaign=broken, scheduled_at=timezone.now() + timedelta(seconds=30))
     CampaignRecipient.objects.none()
     broken.segment.segmentmember_set.all().delete()
 
-    assert services.campaigns_start_due(now=timezone.now()) == []  # not yet
-    started = services.campaigns_start_due(now=timezone.now() + timedelta(minutes=1))
+    assert jobs.campaigns_start_due(now=timezone.now()) == []  # not yet
+    started = jobs.campaigns_start_due(now=timezone.now() + timedelta(minutes=1))
 
     assert started == [due.pk]
     assert Campaign.objects.get(pk=due.pk).status == "sending"

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from campaigns import sender, services
+from campaigns import jobs, lifecycle, sender
 from campaigns.mail import mail_connection
 from campaigns.models import Campaign, CampaignRecipient
 from campaigns.ratelimit import RateLimiter
@@ -40,7 +40,7 @@ class CancelledInFlight(sender.Messenger):
         self.campaign = campaign
 
     def send_many(self, messages, before_each=None):
-        services.campaign_cancel(campaign=Campaign.objects.get(pk=self.campaign.pk))
+        lifecycle.campaign_cancel(campaign=Campaign.objects.get(pk=self.campaign.pk))
         return super().send_many(messages, before_each=before_each)
 
 
@@ -64,7 +64,7 @@ def _cancelled_events(campaign):
 def _start(n, **fields):
     customers = make_customers(n, **fields)
     campaign = make_campaign(static_segment(customers))
-    services.campaign_send_now(campaign=campaign)
+    lifecycle.campaign_send_now(campaign=campaign)
     return Campaign.objects.get(pk=campaign.pk)
 
 
@@ -104,7 +104,7 @@ def test_it_cancels_mid_send_recording_the_batch_in_flight_and_sending_nothing_m
     # Nothing more goes out, whoever runs the campaign again.
     assert sender.run(campaign_id=campaign.pk, limiter=FAST).sent == 0
     assert sender.Store(campaign.pk).claim(limit=10, lease_seconds=60).claims == []
-    assert services.leases_reclaim() == []
+    assert jobs.leases_reclaim() == []
     assert sink.count() == 4
 
     stats = api.get(f"/api/campaigns/{campaign.pk}/stats").json()
@@ -134,7 +134,7 @@ def test_it_cancels_what_a_batch_in_flight_could_not_send_instead_of_retrying_it
 
         def send(self, message):
             if not self.sent:
-                services.campaign_cancel(campaign=Campaign.objects.get(pk=campaign.pk))
+                lifecycle.campaign_cancel(campaign=Campaign.objects.get(pk=campaign.pk))
             if message.to[0] == "c1@example.com":
                 raise smtplib.SMTPDataError(451, b"4.3.0 try again later")
             self.sent.append(message.to[0])
@@ -168,13 +168,13 @@ def test_it_claims_nothing_for_a_cancelled_campaign_even_with_rows_left_pending(
 def test_it_cancels_the_rows_of_a_dead_worker_instead_of_putting_them_back(tenant, run_on_commit):
     campaign = _start(3)
     batch = sender.Store(campaign.pk).claim(limit=2, lease_seconds=60)
-    services.campaign_cancel(campaign=campaign)
+    lifecycle.campaign_cancel(campaign=campaign)
     CampaignRecipient.objects.filter(campaign=campaign, status="sending").update(
         lease_until=timezone.now() - timedelta(seconds=1)
     )
 
     with run_on_commit() as callbacks:
-        assert services.leases_reclaim() == [campaign.pk]
+        assert jobs.leases_reclaim() == [campaign.pk]
 
     assert callbacks == []  # no batch task for a cancelled campaign
     assert len(batch.claims) == 2
@@ -184,7 +184,7 @@ def test_it_cancels_the_rows_of_a_dead_worker_instead_of_putting_them_back(tenan
 
 def test_it_cancels_a_paused_campaign_and_a_draft(tenant, api):
     paused = _start(2)
-    services.campaign_pause(campaign=paused)
+    lifecycle.campaign_pause(campaign=paused)
     draft = make_campaign(static_segment(make_customers(1, prefix="d")), name="Draft")
 
     assert api.post(f"/api/campaigns/{paused.pk}/cancel").json()["status"] == "cancelled"

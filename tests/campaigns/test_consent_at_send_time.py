@@ -7,7 +7,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from campaigns import sender, services
+from campaigns import lifecycle, sender
 from campaigns.models import Campaign, CampaignRecipient, Suppression
 from campaigns.ratelimit import RateLimiter
 from customers.models import Customer
@@ -53,7 +53,7 @@ CHANGES = {
 def _frozen(n, prefix="c"):
     customers = make_customers(n, prefix=prefix)
     campaign = make_campaign(static_segment(customers))
-    services.campaign_send_now(campaign=campaign)
+    lifecycle.campaign_send_now(campaign=campaign)
     return campaign, customers
 
 

@@ -8,7 +8,7 @@ from django.core import mail
 from django.db import connection
 from django.utils import timezone
 
-from campaigns import sender, services, tasks
+from campaigns import lifecycle, sender, tasks
 from campaigns.models import Campaign, CampaignRecipient
 from campaigns.ratelimit import RateLimiter
 from tenancy.services import tenant_activate, tenant_deactivate
@@ -33,7 +33,7 @@ def enqueued(monkeypatch):
 
 def _sending(n, prefix="c"):
     campaign = make_campaign(static_segment(make_customers(n, prefix=prefix)))
-    services.campaign_send_now(campaign=campaign)
+    lifecycle.campaign_send_now(campaign=campaign)
     return campaign
 
 
@@ -89,7 +89,7 @@ def test_it_leaves_a_deactivated_tenant_out_of_the_beat_loops(
     tenant, enqueued, run_on_commit, beat_in_process
 ):
     due = make_campaign(static_segment(make_customers(1, prefix="due")))
-    services.campaign_schedule(campaign=due, scheduled_at=timezone.now() + timedelta(minutes=5))
+    lifecycle.campaign_schedule(campaign=due, scheduled_at=timezone.now() + timedelta(minutes=5))
     Campaign.objects.filter(pk=due.pk).update(scheduled_at=timezone.now() - timedelta(seconds=1))
     stalled = _sending(2, prefix="st")
     Campaign.objects.filter(pk=stalled.pk).update(started_at=timezone.now() - timedelta(hours=1))
@@ -97,7 +97,7 @@ def test_it_leaves_a_deactivated_tenant_out_of_the_beat_loops(
     CampaignRecipient.objects.filter(campaign=held).update(
         status="sending", lease_until=timezone.now() - timedelta(seconds=1)
     )
-    for kind in (services.DISPATCH_WORK, services.STALL_WORK, services.LEASES_WORK):
+    for kind in (lifecycle.DISPATCH_WORK, lifecycle.STALL_WORK, lifecycle.LEASES_WORK):
         work_mark(kind, due_at=timezone.now() - timedelta(seconds=1))  # all of it due
     tenant_deactivate(tenant=tenant)
 

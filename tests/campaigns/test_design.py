@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 from django.core.exceptions import ValidationError
 
-from campaigns import services
+from campaigns import email_templates
 from campaigns.design import MAX_BLOCKS, MAX_DESIGN_BYTES, design_compile
 from campaigns.models import EmailTemplate
 from campaigns.rendering import render_message
@@ -228,16 +228,18 @@ def test_it_shows_the_best_sellers_of_the_last_30_days(tenant):
 
 
 def test_it_stores_the_design_and_its_compiled_output_on_a_template(tenant):
-    template = services.template_create(name="Spring", subject="Hi", design=RECIPE)
+    template = email_templates.template_create(name="Spring", subject="Hi", design=RECIPE)
     template.refresh_from_db()
     assert template.design == RECIPE
     assert "@media" in template.html_body and "Shop now" in template.text_body
-    services.template_update(
+    email_templates.template_update(
         template=template, design={"blocks": [{"type": "text", "data": {"text": "Only this"}}]}
     )
     template.refresh_from_db()
     assert "Only this" in template.html_body and "Shop now" not in template.html_body
-    raw = services.template_create(name="Raw", subject="Hi", html_body="<p>Raw {{ customer.first_name }}</p>")
+    raw = email_templates.template_create(
+        name="Raw", subject="Hi", html_body="<p>Raw {{ customer.first_name }}</p>"
+    )
     assert raw.design is None and raw.html_body == "<p>Raw {{ customer.first_name }}</p>"
 
 

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import connection
 from django_tenants.utils import schema_context
 
+from campaigns import editing
 from tests import processes
 from tests.conftest import (
     make_api_client,
@@ -94,7 +95,6 @@ def _setup_campaign(live, blocker, *, n, extra=True, name="E2E"):
     """n marketable customers in a static segment (plus unsubscribed and no-consent ones); a draft."""
     from django.utils import timezone
 
-    from campaigns import services
     from customers.models import Customer
     from segments.models import Segment, SegmentMember
 
@@ -116,7 +116,7 @@ def _setup_campaign(live, blocker, *, n, extra=True, name="E2E"):
         customers = Customer.objects.bulk_create(customers)
         segment = Segment.objects.create(name=f"seg {tag}", kind="static")
         SegmentMember.objects.bulk_create([SegmentMember(segment=segment, customer=c) for c in customers])
-        campaign = services.campaign_create(
+        campaign = editing.campaign_create(
             name=name,
             subject="Hello {{ customer.first_name }}",
             html_body="<html><body><p>Dear {{ customer.first_name }} {{ customer.last_name }}</p>"

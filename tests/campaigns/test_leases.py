@@ -10,7 +10,7 @@ from django.core import mail
 from django.db import OperationalError
 from django.utils import timezone
 
-from campaigns import sender, services
+from campaigns import jobs, lifecycle, sender
 from campaigns.leases import Lease, LeaseLost
 from campaigns.models import CampaignRecipient
 from campaigns.ratelimit import Pacer, RateLimiter
@@ -49,7 +49,7 @@ class Relay:
 
 def _start(n):
     campaign = make_campaign(static_segment(make_customers(n)))
-    services.campaign_send_now(campaign=campaign)
+    lifecycle.campaign_send_now(campaign=campaign)
     return campaign
 
 
@@ -130,7 +130,7 @@ def test_it_stops_a_batch_whose_lease_was_reclaimed_and_its_late_outcome_changes
             CampaignRecipient.objects.filter(campaign=campaign).update(
                 lease_until=timezone.now() - timedelta(seconds=1)
             )
-            assert services.leases_reclaim() == [campaign.pk]
+            assert jobs.leases_reclaim() == [campaign.pk]
             second.append(sender.Store(campaign.pk).claim(limit=3, lease_seconds=60))
             clock.now += 61
 
@@ -161,7 +161,7 @@ def test_it_gives_nothing_back_for_a_claim_it_no_longer_holds(tenant):
     CampaignRecipient.objects.filter(campaign=campaign).update(
         lease_until=timezone.now() - timedelta(seconds=1)
     )
-    services.leases_reclaim()
+    jobs.leases_reclaim()
     second = store.claim(limit=2, lease_seconds=60)
     result = sender.BatchResult(
         failed=[(first.claims[0].id, "550 no such user")], released=[first.claims[1].id]
@@ -251,7 +251,7 @@ def test_it_tells_the_stall_check_a_sender_waiting_for_its_rate_is_busy(tenant, 
     def sleep(seconds):
         if not seen_by_beat:  # while the sender waits for its first slot, holding nothing
             held = CampaignRecipient.objects.filter(campaign=campaign, status="sending").count()
-            seen_by_beat.append((seconds, held, services.campaigns_resume_stalled(now=later)))
+            seen_by_beat.append((seconds, held, jobs.campaigns_resume_stalled(now=later)))
 
     class Busy:
         """The tenant's other campaigns hold the next two minutes of its rate."""

@@ -13,7 +13,7 @@ from kombu.exceptions import OperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from campaigns import sender, services, tasks
+from campaigns import jobs, lifecycle, sender, tasks
 from campaigns.models import Campaign, CampaignRecipient
 from campaigns.ratelimit import RateLimiter, RateUnavailable
 from crm_project.celery import app as celery_app
@@ -59,7 +59,7 @@ def resume(run_on_commit):
 
     def call(**kwargs):
         with run_on_commit(execute=True):
-            return services.campaigns_resume_stalled(**kwargs)
+            return jobs.campaigns_resume_stalled(**kwargs)
 
     return call
 
@@ -93,7 +93,7 @@ def _rows(campaign):
 
 def _sending_campaign(n, prefix="c"):
     campaign = make_campaign(static_segment(make_customers(n, prefix=prefix)))
-    services.campaign_send_now(campaign=campaign)
+    lifecycle.campaign_send_now(campaign=campaign)
     return campaign
 
 
@@ -181,7 +181,7 @@ def test_it_does_not_pile_up_tasks_on_a_campaign_until_one_of_its_tasks_starts(
     # Its tasks wait behind a busy queue: the campaign still looks stalled, nothing more is enqueued.
     assert resume(now=later + timedelta(seconds=60)) == []
     with run_on_commit(execute=True):
-        assert services.leases_reclaim(now=later + timedelta(seconds=60)) == []
+        assert jobs.leases_reclaim(now=later + timedelta(seconds=60)) == []
     assert enqueued == [((campaign.pk,), {"countdown": 0})] * 2
     assert [status for _, status, *_ in _rows(campaign)] == ["pending"] * 3
 
@@ -216,7 +216,7 @@ def test_it_leaves_a_campaign_that_sent_within_the_quiet_window_alone(tenant, en
 
 def test_it_leaves_paused_campaigns_and_recipients_waiting_for_a_retry_alone(tenant, enqueued, resume):
     paused = _sending_campaign(2, prefix="p")
-    services.campaign_pause(campaign=paused)
+    lifecycle.campaign_pause(campaign=paused)
     waiting = _sending_campaign(1, prefix="w")  # its only recipient waits for a retry an hour away
     CampaignRecipient.objects.filter(campaign=waiting).update(lease_until=timezone.now() + timedelta(hours=1))
 
@@ -230,7 +230,7 @@ def test_it_resumes_stalled_campaigns_of_every_tenant_from_beat(
     campaign = _sending_campaign(2)
     # Five minutes pass: the campaign is quiet, and its stall check (marked when it started) is due.
     Campaign.objects.filter(pk=campaign.pk).update(started_at=timezone.now() - timedelta(minutes=5))
-    work_mark(services.STALL_WORK, due_at=timezone.now() - timedelta(seconds=1))
+    work_mark(lifecycle.STALL_WORK, due_at=timezone.now() - timedelta(seconds=1))
 
     connection.set_schema_to_public()  # beat runs in public; the task visits every serving tenant
     with run_on_commit(execute=True):

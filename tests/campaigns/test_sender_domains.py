@@ -9,6 +9,7 @@ from django_tenants.utils import schema_context
 
 from campaigns import senders
 from campaigns.models import Campaign, SenderDomain
+from campaigns.readiness import campaign_checklist
 from tenancy.models import Tenant
 from tests.conftest import verified_sender_domain
 from tests.dns_server import silent_nameserver
@@ -364,8 +365,6 @@ def test_it_refuses_a_tenants_legacy_default_sender_at_send_time_saying_where_to
     assert "add legacy.example under Sender domains" in message
     campaign.refresh_from_db()
     assert campaign.status == "draft"
-
-    from campaigns.services import campaign_checklist
 
     checks = {key: (ok, detail) for key, _label, ok, detail in campaign_checklist(campaign=campaign)}
     assert checks["sender"][0] is False

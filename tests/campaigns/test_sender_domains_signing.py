@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.utils import timezone
 
-from campaigns import mail, senders, services, transactional
+from campaigns import jobs, lifecycle, mail, senders, transactional
 from campaigns import sender as engine
 from campaigns.models import Campaign, CampaignRecipient, SenderDomain
 from campaigns.ratelimit import RateLimiter
@@ -62,7 +62,7 @@ def _assert_signed_by(raw, sender_domain):
 
 def test_it_signs_every_campaign_message_with_the_tenants_domain_key(verified_domain, sink):
     campaign = make_campaign(static_segment(make_customers(3)))
-    services.campaign_start(campaign=campaign, enqueue=False)
+    lifecycle.campaign_start(campaign=campaign, enqueue=False)
 
     outcome = engine.run(
         campaign_id=campaign.pk,
@@ -142,7 +142,7 @@ def test_it_holds_back_a_sending_campaign_whose_domain_failed_its_check_until_it
     verified_domain, sink
 ):
     campaign = make_campaign(static_segment(make_customers(2)))
-    services.campaign_start(campaign=campaign, enqueue=False)
+    lifecycle.campaign_start(campaign=campaign, enqueue=False)
     SenderDomain.objects.filter(pk=verified_domain.pk).update(status="failed")
 
     def run():
@@ -171,10 +171,10 @@ def test_it_holds_back_a_sending_campaign_whose_domain_failed_its_check_until_it
 
 def test_it_fails_a_scheduled_campaign_whose_domain_failed_its_check_with_the_reason(verified_domain):
     campaign = make_campaign(static_segment(make_customers(1)))
-    services.campaign_schedule(campaign=campaign, scheduled_at=timezone.now() + timedelta(minutes=5))
+    lifecycle.campaign_schedule(campaign=campaign, scheduled_at=timezone.now() + timedelta(minutes=5))
     SenderDomain.objects.filter(pk=verified_domain.pk).update(status="failed")
 
-    assert services.campaigns_start_due(now=timezone.now() + timedelta(minutes=10)) == []
+    assert jobs.campaigns_start_due(now=timezone.now() + timedelta(minutes=10)) == []
 
     campaign = Campaign.objects.get(pk=campaign.pk)
     assert campaign.status == "failed"

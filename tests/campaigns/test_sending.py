@@ -8,7 +8,7 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
-from campaigns import sender, services
+from campaigns import jobs, lifecycle, sender
 from campaigns.models import Campaign, CampaignLink, CampaignRecipient, Suppression
 from campaigns.ratelimit import Pacer, RateLimiter
 from campaigns.tokens import read_token
@@ -39,8 +39,8 @@ def test_it_freezes_only_marketable_deliverable_unique_addresses(tenant):
     everyone = ok + no_consent + unsubscribed + [erased, invalid] + suppressed + excluded
     campaign = make_campaign(static_segment(everyone), exclude_segment=static_segment(excluded, "Ex"))
 
-    assert services.audience_freeze(campaign=campaign) == 3
-    assert services.audience_freeze(campaign=campaign) == 0  # idempotent: one row per address
+    assert lifecycle.audience_freeze(campaign=campaign) == 3
+    assert lifecycle.audience_freeze(campaign=campaign) == 0  # idempotent: one row per address
     assert sorted(CampaignRecipient.objects.filter(campaign=campaign).values_list("email", flat=True)) == [
         "ok0@example.com",
         "ok1@example.com",
@@ -51,7 +51,7 @@ def test_it_freezes_only_marketable_deliverable_unique_addresses(tenant):
 def test_it_sends_every_recipient_once_and_finishes_the_campaign(tenant):
     customers = make_customers(5)
     campaign = make_campaign(static_segment(customers))
-    services.campaign_send_now(campaign=campaign)
+    lifecycle.campaign_send_now(campaign=campaign)
     campaign.refresh_from_db()
     assert campaign.status == "sending"
     assert list(CampaignLink.objects.filter(campaign=campaign).values_list("url", flat=True)) == [
@@ -87,7 +87,7 @@ def test_it_builds_rfc8058_personalised_tracked_messages(tenant, settings):
     tenant.postal_address = "Shop Kft., Fő utca 1, Budapest"
     customer = make_customers(1)[0]
     campaign = make_campaign(static_segment([customer]))
-    services.campaign_send_now(campaign=campaign)
+    lifecycle.campaign_send_now(campaign=campaign)
     sender.run(campaign_id=campaign.pk, limiter=FAST)
 
     recipient = CampaignRecipient.objects.get(campaign=campaign)
@@ -124,7 +124,7 @@ def test_it_appends_a_footer_when_the_template_has_no_unsubscribe_link(tenant):
     campaign = make_campaign(
         static_segment([customer]), html_body="<p>Hi</p>", track_opens=False, track_clicks=False
     )
-    services.campaign_send_now(campaign=campaign)
+    lifecycle.campaign_send_now(campaign=campaign)
     sender.run(campaign_id=campaign.pk, limiter=FAST)
     parsed = _parse(mail.outbox[0])
     html = parsed.get_body(("html",)).get_content()
@@ -157,7 +157,7 @@ class FlakyMessenger:
 def test_it_fails_permanent_errors_and_retries_transient_ones_with_backoff(tenant):
     customers = make_customers(3)
     campaign = make_campaign(static_segment(customers))
-    services.campaign_send_now(campaign=campaign)
+    lifecycle.campaign_send_now(campaign=campaign)
     messenger = FlakyMessenger(permanent={"c0@example.com"}, transient={"c1@example.com"})
 
     outcome = sender.run(campaign_id=campaign.pk, messenger=messenger, limiter=FAST)
@@ -184,7 +184,7 @@ def test_it_fails_permanent_errors_and_retries_transient_ones_with_backoff(tenan
 def test_it_gives_up_after_the_last_attempt(tenant):
     customer = make_customers(1)[0]
     campaign = make_campaign(static_segment([customer]))
-    services.campaign_send_now(campaign=campaign)
+    lifecycle.campaign_send_now(campaign=campaign)
     CampaignRecipient.objects.filter(campaign=campaign).update(attempts=sender.MAX_ATTEMPTS - 1)
     sender.run(campaign_id=campaign.pk, messenger=FlakyMessenger(transient={customer.email}), limiter=FAST)
     row = CampaignRecipient.objects.get(campaign=campaign)
@@ -197,14 +197,14 @@ def test_it_gives_up_after_the_last_attempt(tenant):
 def test_it_stops_between_batches_when_paused_and_goes_on_when_resumed(tenant):
     customers = make_customers(4)
     campaign = make_campaign(static_segment(customers))
-    services.campaign_send_now(campaign=campaign)
+    lifecycle.campaign_send_now(campaign=campaign)
     sender.run(campaign_id=campaign.pk, batch_size=2, max_batches=1, limiter=FAST)
-    services.campaign_pause(campaign=campaign)
+    lifecycle.campaign_pause(campaign=campaign)
 
     assert sender.run(campaign_id=campaign.pk, batch_size=2, limiter=FAST).sent == 0
     assert len(mail.outbox) == 2
 
-    services.campaign_resume(campaign=Campaign.objects.get(pk=campaign.pk))
+    lifecycle.campaign_resume(campaign=Campaign.objects.get(pk=campaign.pk))
     assert sender.run(campaign_id=campaign.pk, batch_size=2, limiter=FAST).sent == 2
     assert sorted(m.to[0] for m in mail.outbox) == sorted(c.email for c in customers)
     assert Campaign.objects.get(pk=campaign.pk).status == "sent"
@@ -213,9 +213,9 @@ def test_it_stops_between_batches_when_paused_and_goes_on_when_resumed(tenant):
 def test_it_sends_nothing_more_once_cancelled(tenant):
     customers = make_customers(4)
     campaign = make_campaign(static_segment(customers))
-    services.campaign_send_now(campaign=campaign)
+    lifecycle.campaign_send_now(campaign=campaign)
     sender.run(campaign_id=campaign.pk, batch_size=2, max_batches=1, limiter=FAST)
-    services.campaign_cancel(campaign=campaign)
+    lifecycle.campaign_cancel(campaign=campaign)
     assert sender.run(campaign_id=campaign.pk, limiter=FAST).sent == 0
     assert len(mail.outbox) == 2
     assert CampaignRecipient.objects.filter(campaign=campaign, status="cancelled").count() == 2
@@ -225,14 +225,14 @@ def test_it_sends_nothing_more_once_cancelled(tenant):
 def test_it_reclaims_expired_leases_and_resends_with_the_same_message_id(tenant):
     customers = make_customers(2)
     campaign = make_campaign(static_segment(customers))
-    services.campaign_send_now(campaign=campaign)
+    lifecycle.campaign_send_now(campaign=campaign)
     # A worker claimed both, handed them to SMTP, and died before recording anything.
     batch = sender.Store(campaign.pk).claim(limit=10, lease_seconds=60)
     assert len(batch.claims) == 2
-    assert services.leases_reclaim() == []  # not expired yet
+    assert jobs.leases_reclaim() == []  # not expired yet
     CampaignRecipient.objects.filter(campaign=campaign).update(lease_until=timezone.now())
 
-    assert services.leases_reclaim() == [campaign.pk]
+    assert jobs.leases_reclaim() == [campaign.pk]
     sender.run(campaign_id=campaign.pk, limiter=FAST)
 
     rows = CampaignRecipient.objects.filter(campaign=campaign).order_by("id")
@@ -243,7 +243,7 @@ def test_it_reclaims_expired_leases_and_resends_with_the_same_message_id(tenant)
 def test_it_keeps_two_concurrent_claims_disjoint(tenant):
     customers = make_customers(5)
     campaign = make_campaign(static_segment(customers))
-    services.campaign_send_now(campaign=campaign)
+    lifecycle.campaign_send_now(campaign=campaign)
     store = sender.Store(campaign.pk)
     first = store.claim(limit=3, lease_seconds=60)
     second = store.claim(limit=3, lease_seconds=60)
@@ -256,7 +256,7 @@ def test_it_keeps_two_concurrent_claims_disjoint(tenant):
 def test_it_paces_batches_at_the_tenant_rate(tenant):
     customers = make_customers(6)
     campaign = make_campaign(static_segment(customers))
-    services.campaign_send_now(campaign=campaign)
+    lifecycle.campaign_send_now(campaign=campaign)
     slept = []
 
     class Limiter:

@@ -7,7 +7,7 @@ from datetime import timedelta
 from django.db import connection
 from django.utils import timezone
 
-from campaigns import services, tasks
+from campaigns import jobs, lifecycle, tasks
 from campaigns.models import Campaign, CampaignRecipient
 from campaigns.ratelimit import Pacer, RateLimiter
 from tenancy.work import work_mark
@@ -17,13 +17,13 @@ from .conftest import make_campaign, make_customers, static_segment
 
 def test_it_starts_due_campaigns_across_tenants_from_beat(tenant, run_on_commit, beat_in_process):
     campaign = make_campaign(static_segment(make_customers(2)))
-    services.campaign_schedule(campaign=campaign, scheduled_at=timezone.now() + timedelta(minutes=5))
+    lifecycle.campaign_schedule(campaign=campaign, scheduled_at=timezone.now() + timedelta(minutes=5))
     later = make_campaign(static_segment(make_customers(1, prefix="l")))
-    services.campaign_schedule(campaign=later, scheduled_at=timezone.now() + timedelta(days=1))
+    lifecycle.campaign_schedule(campaign=later, scheduled_at=timezone.now() + timedelta(days=1))
     # Five minutes pass: the campaign and its marker are due.
     due = timezone.now() - timedelta(seconds=1)
     Campaign.objects.filter(pk=campaign.pk).update(scheduled_at=due)
-    work_mark(services.DISPATCH_WORK, due_at=due)
+    work_mark(lifecycle.DISPATCH_WORK, due_at=due)
 
     connection.set_schema_to_public()  # beat runs in public; a task for each tenant with due work
     assert tasks.dispatch_due_campaigns() == 1
@@ -37,13 +37,13 @@ def test_it_starts_due_campaigns_across_tenants_from_beat(tenant, run_on_commit,
 
 def test_it_reclaims_expired_leases_from_beat_and_finishes_forgotten_campaigns(tenant, beat_in_process):
     campaign = make_campaign(static_segment(make_customers(2)))
-    services.campaign_send_now(campaign=campaign)
+    lifecycle.campaign_send_now(campaign=campaign)
     # A worker claimed the rows and died; its lease ran out (and with it the reclaimer's marker came due).
     expired = timezone.now() - timedelta(seconds=1)
     CampaignRecipient.objects.filter(campaign=campaign).update(status="sending", lease_until=expired)
-    work_mark(services.LEASES_WORK, due_at=expired)
+    work_mark(lifecycle.LEASES_WORK, due_at=expired)
     done = make_campaign(static_segment(make_customers(1, prefix="d")))
-    services.campaign_send_now(campaign=done)
+    lifecycle.campaign_send_now(campaign=done)
     CampaignRecipient.objects.filter(campaign=done).update(status="sent", sent_at=timezone.now())
 
     connection.set_schema_to_public()
@@ -59,12 +59,12 @@ def test_it_reclaims_expired_leases_from_beat_and_finishes_forgotten_campaigns(t
 
 def test_it_restarts_a_stalled_campaign_that_holds_no_lease(tenant):
     campaign = make_campaign(static_segment(make_customers(2)))
-    services.campaign_send_now(campaign=campaign)
+    lifecycle.campaign_send_now(campaign=campaign)
     Campaign.objects.filter(pk=campaign.pk).update(started_at=timezone.now() - timedelta(hours=1))
-    assert services.leases_reclaim(now=timezone.now()) == [campaign.pk]
+    assert jobs.leases_reclaim(now=timezone.now()) == [campaign.pk]
     fresh = make_campaign(static_segment(make_customers(1, prefix="f")))
-    services.campaign_send_now(campaign=fresh)
-    assert fresh.pk not in services.leases_reclaim(now=timezone.now())  # just started: not stalled
+    lifecycle.campaign_send_now(campaign=fresh)
+    assert fresh.pk not in jobs.leases_reclaim(now=timezone.now())  # just started: not stalled
 
 
 def test_it_paces_messages_within_a_reservation():

@@ -18,7 +18,7 @@ from django.db import connection
 from django.test import Client
 from django_tenants.utils import schema_context
 
-from campaigns import sender, services
+from campaigns import editing, email_templates, lifecycle, sender
 from campaigns.models import Campaign, CampaignRecipient, EmailTemplate
 from campaigns.ratelimit import RateLimiter
 from campaigns.rendering import RenderLimitExceeded, order_context, render_message
@@ -293,7 +293,7 @@ def test_it_fails_only_the_recipient_whose_data_blows_the_budget_during_a_send(t
     customers = make_customers(2, attributes={"picks": [1, 2]})
     bomb = make_customers(1, prefix="bomb", attributes={"picks": list(range(3000))})[0]
     campaign = make_campaign(static_segment(customers + [bomb]), html_body=SQUARE)
-    services.campaign_send_now(campaign=campaign)
+    lifecycle.campaign_send_now(campaign=campaign)
 
     outcome, seconds = _timed(lambda: sender.run(campaign_id=campaign.pk, limiter=FAST))
 
@@ -529,7 +529,7 @@ def test_it_previews_a_template_that_fails_on_its_values_as_a_400_naming_the_lin
 
 def test_it_refuses_the_bomb_in_the_admin_previews(tenant, browser, warm):
     bomber = Customer.objects.create(email="bomb@example.com", attributes={"seed": "0123456789abcdef"})
-    template = services.template_create(name="Data bomb", subject="Hi", html_body=DATA_BOMB)
+    template = email_templates.template_create(name="Data bomb", subject="Hi", html_body=DATA_BOMB)
 
     with memory_watch() as memory:
         live = browser.post(
@@ -552,7 +552,7 @@ def test_it_fails_only_the_bomb_recipient_at_send_without_building_it(tenant):
     customers = make_customers(2, attributes={"seed": ""})
     bomber = make_customers(1, prefix="bomb", attributes={"seed": "0123456789abcdef"})[0]
     campaign = make_campaign(static_segment(customers + [bomber]), html_body=DATA_BOMB)
-    services.campaign_send_now(campaign=campaign)
+    lifecycle.campaign_send_now(campaign=campaign)
 
     with memory_watch() as memory:
         outcome = sender.run(campaign_id=campaign.pk, limiter=FAST)
@@ -583,7 +583,6 @@ def live_tenant(django_db_setup, django_db_blocker):
 
 
 def _live_campaign(live_tenant, blocker, *, name, html, customers):
-    from campaigns import services as campaign_services
 
     with blocker.unblock(), schema_context(live_tenant.schema_name):
         rows = Customer.objects.bulk_create(
@@ -593,14 +592,14 @@ def _live_campaign(live_tenant, blocker, *, name, html, customers):
             ]
         )
         verified_sender_domain("shop.example")
-        campaign = campaign_services.campaign_create(
+        campaign = editing.campaign_create(
             name=name,
             subject="Hi",
             html_body=html,
             segment=static_segment(rows, name=name),
             from_email="news@shop.example",
         )
-        campaign_services.campaign_send_now(campaign=campaign)
+        lifecycle.campaign_send_now(campaign=campaign)
     connection.set_schema_to_public()
     return campaign.pk
 

@@ -9,13 +9,15 @@ from django.utils import timezone
 from jsonschema import Draft202012Validator
 
 from campaigns.abtests import campaign_ab_decide
+from campaigns.lifecycle import campaign_cancel, campaign_finish_if_done
 from campaigns.models import Campaign, CampaignLink, CampaignRecipient, EmailTemplate
-from campaigns.services import campaign_cancel, campaign_finish_if_done
 from events.contracts import SCHEMA_DIR, event_errors, event_schema, webshop_envelope_errors
 from events.models import OutboxEvent
 from events.services import EVENT_TYPES, outbox_publish
 from flows.engine import dispatch_tenant
-from tracking.services import hit_record_click, hit_record_open, hits_rollup, recipient_unsubscribe
+from tracking.hits import hit_record_click, hit_record_open
+from tracking.preferences import recipient_unsubscribe
+from tracking.rollup import hits_rollup
 
 HUMAN = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
 

@@ -14,6 +14,7 @@ from django.db import connection
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
+from campaigns import editing, lifecycle
 from tests.conftest import verified_sender_domain
 from tests.faults.conftest import require_root_control
 
@@ -125,7 +126,6 @@ STALL_SECONDS = 2  # the workers' quiet window before a campaign counts as stall
 
 
 def _campaign_setup(tenant):
-    from campaigns import services
     from customers.models import Customer
     from segments.models import Segment, SegmentMember
     from tenancy.models import Tenant
@@ -139,7 +139,7 @@ def _campaign_setup(tenant):
         segment = Segment.objects.create(name="Outage audience", kind="static")
         SegmentMember.objects.bulk_create(SegmentMember(segment=segment, customer=c) for c in customers)
         verified_sender_domain("outage.example")
-        campaign = services.campaign_create(
+        campaign = editing.campaign_create(
             name="Outage",
             subject="Hello {{ customer.first_name }}",
             html_body="<p>Dear {{ customer.first_name }}</p>",
@@ -190,7 +190,6 @@ def test_it_pauses_sending_while_redis_is_down_and_resumes_when_it_is_back(
     itself (`.delay()`, as beat does every 20 s), with the workers' quiet window shortened to 2 s so
     the test does not wait out the production 30 s."""
     require_root_control("redis-server")
-    from campaigns import services
     from campaigns.tasks import resume_stalled_campaigns
     from crm_project.celery import app
     from events.models import OutboxEvent
@@ -211,7 +210,7 @@ def test_it_pauses_sending_while_redis_is_down_and_resumes_when_it_is_back(
     )
     try:
         with schema_context(committed_tenant.schema_name):
-            services.campaign_send_now(campaign=campaign)  # autocommit: the batch tasks go out at once
+            lifecycle.campaign_send_now(campaign=campaign)  # autocommit: the batch tasks go out at once
         connection.set_schema_to_public()
         _wait(lambda: smtp_sink.count() >= 60, timeout=20, what="the first 60 deliveries")
 

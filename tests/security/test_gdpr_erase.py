@@ -12,8 +12,7 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
-from campaigns import sender
-from campaigns import services as campaigns
+from campaigns import editing, lifecycle, sender
 from campaigns.models import Campaign, CampaignLink, CampaignRecipient, Suppression
 from campaigns.ratelimit import RateLimiter
 from campaigns.selectors import audience_queryset
@@ -27,7 +26,7 @@ from tests.conftest import verified_sender_domain
 from tests.tracking.conftest import click_path, open_path
 from tests.transactional.conftest import eager_tasks, smtp_sink  # noqa: F401  (fixtures used below)
 from tracking.models import Hit
-from tracking.services import hits_rollup
+from tracking.rollup import hits_rollup
 
 FAST = RateLimiter(rate_per_second=100000)
 SECRET = "hooks:s3cret-webhook-password"
@@ -123,14 +122,14 @@ def _campaign(name, customers, html=None):
     segment = Segment.objects.create(name=f"{name} audience", kind="static")
     SegmentMember.objects.bulk_create([SegmentMember(segment=segment, customer=c) for c in customers])
     verified_sender_domain("shop.example")
-    campaign = campaigns.campaign_create(
+    campaign = editing.campaign_create(
         name=name,
         subject="Hi {{ customer.first_name }}",
         html_body=html or '<p>Dear {{ customer.full_name }}</p><a href="https://shop.example/sale">Sale</a>',
         segment=segment,
         from_email="news@shop.example",
     )
-    campaigns.campaign_send_now(campaign=campaign)
+    lifecycle.campaign_send_now(campaign=campaign)
     return campaign
 
 

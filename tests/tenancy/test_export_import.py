@@ -4,14 +4,19 @@ import os
 import stat
 import tempfile
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
+from django.utils import timezone
 from django_tenants.utils import schema_context
 
+from campaigns.lifecycle import DISPATCH_WORK
+from campaigns.models import Campaign
 from tenancy.models import Tenant
+from tenancy.work import work_pending
 
 
 def test_it_round_trips_a_tenant_exactly(tenant, tmp_path):
@@ -156,14 +161,6 @@ def test_it_refuses_a_file_that_does_not_load_with_the_table_named(tenant, tmp_p
 
 
 def test_it_marks_the_imported_tenants_periodic_work_at_once(tenant, tmp_path):
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    from campaigns.models import Campaign
-    from campaigns.services import DISPATCH_WORK
-    from tenancy.work import work_pending
-
     start = timezone.now() + timedelta(hours=2)
     Campaign.objects.create(
         name="Later", subject="Hi", html_body="<p>Hi</p>", status="scheduled", scheduled_at=start

@@ -10,8 +10,7 @@ from django.db.models import Max
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from campaigns import sender
-from campaigns import services as campaign_services
+from campaigns import lifecycle, sender
 from campaigns import tasks as campaign_tasks
 from campaigns.models import Campaign, CampaignRecipient
 from tenancy.models import Tenant, TenantWork
@@ -31,8 +30,9 @@ from tenancy.work import (
 from tests.campaigns.conftest import make_campaign, make_customers, static_segment
 from tests.tracking.conftest import HUMAN_AGENT, make_sent_campaign
 from tracking import tasks as tracking_tasks
+from tracking.hits import PRUNE_WORK, hit_record_open
 from tracking.models import CampaignStats, Hit
-from tracking.services import PRUNE_WORK, ROLLUP_WORK, hit_record_open
+from tracking.rollup import ROLLUP_WORK
 
 BEAT_TASKS = (
     campaign_tasks.dispatch_due_campaigns,
@@ -89,33 +89,33 @@ def test_it_marks_the_roll_up_when_a_hit_is_recorded(tenant):
 def test_it_marks_a_scheduled_campaigns_start_and_keeps_the_earliest(tenant):
     later, sooner = timezone.now() + timedelta(days=2), timezone.now() + timedelta(hours=3)
     first = make_campaign(static_segment(make_customers(1)))
-    campaign_services.campaign_schedule(campaign=first, scheduled_at=later)
-    assert work_pending() == {campaign_services.DISPATCH_WORK: later}
+    lifecycle.campaign_schedule(campaign=first, scheduled_at=later)
+    assert work_pending() == {lifecycle.DISPATCH_WORK: later}
     second = make_campaign(static_segment(make_customers(1, prefix="s")))
-    campaign_services.campaign_schedule(campaign=second, scheduled_at=sooner)
-    assert work_pending() == {campaign_services.DISPATCH_WORK: sooner}
-    campaign_services.campaign_schedule(
+    lifecycle.campaign_schedule(campaign=second, scheduled_at=sooner)
+    assert work_pending() == {lifecycle.DISPATCH_WORK: sooner}
+    lifecycle.campaign_schedule(
         campaign=make_campaign(static_segment(make_customers(1, prefix="t"))), scheduled_at=later
     )
-    assert work_pending() == {campaign_services.DISPATCH_WORK: sooner}
+    assert work_pending() == {lifecycle.DISPATCH_WORK: sooner}
 
 
 def test_it_marks_the_stall_check_and_the_reclaimer_when_a_campaign_starts_sending(tenant):
     campaign = make_campaign(static_segment(make_customers(2)))
-    campaign_services.campaign_send_now(campaign=campaign)
+    lifecycle.campaign_send_now(campaign=campaign)
     pending = work_pending()
-    assert set(pending) == {campaign_services.STALL_WORK, campaign_services.LEASES_WORK}
+    assert set(pending) == {lifecycle.STALL_WORK, lifecycle.LEASES_WORK}
     assert all(due <= timezone.now() for due in pending.values())  # the next ticks look at it
 
 
 def test_it_marks_the_reclaimer_for_when_a_claims_lease_could_run_out(tenant):
     campaign = make_campaign(static_segment(make_customers(2)))
-    campaign_services.campaign_send_now(campaign=campaign)
+    lifecycle.campaign_send_now(campaign=campaign)
     TenantWork.objects.all().delete()
     before = timezone.now()
     batch = sender.Store(campaign.pk).claim(limit=2, lease_seconds=90)
     assert len(batch.claims) == 2
-    due = work_pending()[campaign_services.LEASES_WORK]
+    due = work_pending()[lifecycle.LEASES_WORK]
     held_until = CampaignRecipient.objects.filter(campaign=campaign).aggregate(m=Max("lease_until"))["m"]
     assert before + timedelta(seconds=90) < due and held_until < due < held_until + timedelta(seconds=5)
 
@@ -240,11 +240,11 @@ def test_it_keeps_a_marker_written_just_before_the_claim(tenant):
 
 
 def test_it_re_arms_the_marker_for_the_next_work_the_run_knows_of(tenant):
-    work_mark(campaign_services.DISPATCH_WORK)
-    claim = _claim_later(campaign_services.DISPATCH_WORK, GRACE_SECONDS + 1)
+    work_mark(lifecycle.DISPATCH_WORK)
+    claim = _claim_later(lifecycle.DISPATCH_WORK, GRACE_SECONDS + 1)
     next_start = timezone.now() + timedelta(hours=5)
-    work_done(campaign_services.DISPATCH_WORK, claim.token, again_at=next_start)
-    assert work_pending() == {campaign_services.DISPATCH_WORK: next_start}
+    work_done(lifecycle.DISPATCH_WORK, claim.token, again_at=next_start)
+    assert work_pending() == {lifecycle.DISPATCH_WORK: next_start}
 
 
 def test_a_run_whose_claim_lapsed_changes_nothing(tenant):
@@ -278,9 +278,9 @@ def test_the_sweep_repairs_every_kind_of_lost_marker(tenant):
     _raw_hit(sent.recipients[0])
     scheduled = make_campaign(static_segment(make_customers(1)))
     start = timezone.now() + timedelta(hours=1)
-    campaign_services.campaign_schedule(campaign=scheduled, scheduled_at=start)
+    lifecycle.campaign_schedule(campaign=scheduled, scheduled_at=start)
     sending = make_campaign(static_segment(make_customers(1, prefix="x")))
-    campaign_services.campaign_send_now(campaign=sending)
+    lifecycle.campaign_send_now(campaign=sending)
     TenantWork.objects.all().delete()  # every marker lost
 
     assert _in_public(work_sweep) >= 5
@@ -288,11 +288,11 @@ def test_the_sweep_repairs_every_kind_of_lost_marker(tenant):
     assert set(pending) == {
         ROLLUP_WORK,
         PRUNE_WORK,
-        campaign_services.DISPATCH_WORK,
-        campaign_services.STALL_WORK,
-        campaign_services.LEASES_WORK,
+        lifecycle.DISPATCH_WORK,
+        lifecycle.STALL_WORK,
+        lifecycle.LEASES_WORK,
     }
-    assert pending[campaign_services.DISPATCH_WORK] == start
+    assert pending[lifecycle.DISPATCH_WORK] == start
 
 
 def test_the_sweep_marks_nothing_for_an_idle_tenant(tenant):
@@ -317,21 +317,19 @@ def test_a_scheduled_campaign_starts_from_its_marker_and_re_arms_for_the_next(
     tenant, beat_in_process, django_capture_on_commit_callbacks
 ):
     first = make_campaign(static_segment(make_customers(1)))
-    campaign_services.campaign_schedule(campaign=first, scheduled_at=timezone.now() + timedelta(minutes=1))
+    lifecycle.campaign_schedule(campaign=first, scheduled_at=timezone.now() + timedelta(minutes=1))
     second = make_campaign(static_segment(make_customers(1, prefix="n")))
     next_start = timezone.now() + timedelta(days=1)
-    campaign_services.campaign_schedule(campaign=second, scheduled_at=next_start)
+    lifecycle.campaign_schedule(campaign=second, scheduled_at=next_start)
     Campaign.objects.filter(pk=first.pk).update(scheduled_at=timezone.now() - timedelta(seconds=5))
     due = timezone.now() + timedelta(minutes=1, seconds=GRACE_SECONDS + 1)  # the first one's minute passed
     assert (
-        _in_public(
-            work_fan_out, campaign_services.DISPATCH_WORK, campaign_tasks.dispatch_tenant_campaigns, now=due
-        )
+        _in_public(work_fan_out, lifecycle.DISPATCH_WORK, campaign_tasks.dispatch_tenant_campaigns, now=due)
         == 1
     )
     assert Campaign.objects.get(pk=first.pk).status == "sending"
     assert Campaign.objects.get(pk=second.pk).status == "scheduled"
-    assert work_pending()[campaign_services.DISPATCH_WORK] == next_start
+    assert work_pending()[lifecycle.DISPATCH_WORK] == next_start
 
 
 # --- a busy tenant never delays another --------------------------------------------------------------

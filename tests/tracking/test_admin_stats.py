@@ -4,7 +4,8 @@ import re
 from django.test import Client
 from django.urls import reverse
 
-from tracking.services import hit_record_click, hit_record_open, hits_rollup
+from tracking.hits import hit_record_click, hit_record_open
+from tracking.rollup import hits_rollup
 
 from .conftest import HUMAN_AGENT
 

@@ -11,13 +11,14 @@ from django.test import Client
 from django.urls import reverse
 from django_tenants.utils import schema_context
 
+from campaigns.proofs import campaign_test_send
 from customers.management.commands.consume_webshop_events import order_created, order_updated
 from customers.models import Order, OrderAttribution
 from events.contracts import event_errors
 from events.models import OutboxEvent
 from tenancy.models import Tenant
 from tenancy.tenant_settings import tenant_settings_update
-from tracking.services import hit_record_click, hit_record_open
+from tracking.hits import hit_record_click, hit_record_open
 
 from .conftest import APPLE_MPP_AGENT, HUMAN_AGENT, make_sent_campaign
 
@@ -145,8 +146,6 @@ def test_it_attributes_nothing_without_a_human_touch_in_the_window(api, tenant, 
 
 
 def test_it_attributes_nothing_to_a_test_send(api, tenant, placed, mailoutbox):
-    from campaigns.services import campaign_test_send
-
     sent = make_sent_campaign(name="Tested", emails=(), sent_at=placed - timedelta(days=1))
     sent.campaign.html_body = '<p>Hi <a href="https://shop.example.com/sale">sale</a></p>'
     sent.campaign.save()

@@ -15,8 +15,8 @@ from customers.models import Order, OrderAttribution
 from customers.serializers import OrderInputSerializer
 from customers.services import order_set_status, order_upsert
 from tenancy.tenant_settings import tenant_settings_update
+from tracking.hits import hit_record_click, hit_record_open
 from tracking.models import Hit
-from tracking.services import hit_record_click, hit_record_open
 
 from .conftest import APPLE_MPP_AGENT, HUMAN_AGENT, make_sent_campaign
 

@@ -7,8 +7,8 @@ from campaigns.models import Campaign, CampaignRecipient
 from campaigns.rendering import customer_context
 from campaigns.sender import composer_for
 from customers.models import Customer
+from tracking.delivery import _recipient_for
 from tracking.models import Hit
-from tracking.services import _recipient_for
 
 
 def _message(sent):

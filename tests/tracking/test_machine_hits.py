@@ -5,7 +5,7 @@ from django.utils import timezone
 
 from tracking.machine import is_machine_agent
 from tracking.models import Hit
-from tracking.services import hits_rollup
+from tracking.rollup import hits_rollup
 
 from .conftest import APPLE_MPP_AGENT, HUMAN_AGENT, click_path, make_sent_campaign, open_path
 

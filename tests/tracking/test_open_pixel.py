@@ -68,7 +68,7 @@ def test_it_ignores_a_token_of_tenant_a_on_tenant_b(web_b, sent, other_tenant):
 
 
 def test_it_still_returns_the_pixel_when_recording_fails(web, sent):
-    with mock.patch("tracking.services.hit_record_open", side_effect=OperationalError("database is down")):
+    with mock.patch("tracking.hits.hit_record_open", side_effect=OperationalError("database is down")):
         response = web.get(open_path(sent.recipients[0]))
     assert is_pixel(response)
     assert Hit.objects.count() == 0

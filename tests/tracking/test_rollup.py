@@ -1,15 +1,18 @@
+from datetime import timedelta
 from unittest import mock
 
 import psycopg
 import pytest
 from django.conf import settings
 from django.db import connection
+from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from campaigns.models import CampaignRecipient
 from events.models import OutboxEvent
+from tracking.hits import hit_record_open, hits_prune
 from tracking.models import CampaignStats, Hit
-from tracking.services import ROLLUP_LOCK_NAMESPACE, hit_record_open, hits_rollup
+from tracking.rollup import ROLLUP_LOCK_NAMESPACE, hits_rollup
 from tracking.tasks import rollup_all_tenants
 
 from .conftest import HUMAN_AGENT, make_sent_campaign
@@ -65,7 +68,7 @@ def test_it_steps_aside_while_another_roll_up_of_the_tenant_runs(tenant, sent):
 
 def test_it_keeps_hits_for_the_next_run_when_a_batch_fails(tenant, sent):
     _open(tenant, sent.recipients[0], times=2)
-    with mock.patch("tracking.services.event_emit", side_effect=RuntimeError("outbox unavailable")):
+    with mock.patch("tracking.rollup.event_emit", side_effect=RuntimeError("outbox unavailable")):
         with pytest.raises(RuntimeError):
             hits_rollup()
     assert Hit.objects.filter(processed_at__isnull=True).count() == 2
@@ -99,12 +102,6 @@ def test_the_beat_task_is_the_one_the_schedule_names():
 
 
 def test_it_prunes_counted_hits_past_retention_and_keeps_the_rest(tenant, sent):
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    from tracking.services import hits_prune
-
     old = timezone.now() - timedelta(days=200)
     CampaignRecipient.objects.filter(campaign=sent.campaign).update(sent_at=old - timedelta(hours=1))
     for _ in range(3):

@@ -2,7 +2,8 @@
 
 from customers.models import Customer
 from segments.selectors import rules_queryset
-from tracking.services import hit_record_click, hit_record_open, hits_rollup
+from tracking.hits import hit_record_click, hit_record_open
+from tracking.rollup import hits_rollup
 
 from .conftest import APPLE_MPP_AGENT, HUMAN_AGENT
 

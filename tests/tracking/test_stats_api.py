@@ -7,8 +7,10 @@ from django.utils import timezone
 
 from campaigns.models import CampaignRecipient
 from events.models import OutboxEvent
-from tracking import services
-from tracking.services import hit_record_click, hit_record_open, hits_rollup
+from tracking.delivery import BOUNCED, COMPLAINED, DELIVERED, delivery_event_apply
+from tracking.hits import hit_record_click, hit_record_open
+from tracking.preferences import recipient_unsubscribe
+from tracking.rollup import hits_rollup
 
 from .conftest import APPLE_MPP_AGENT, HUMAN_AGENT, make_sent_campaign
 
@@ -30,13 +32,9 @@ def scripted(tenant):
     )
     CampaignRecipient.objects.filter(pk=r[6].pk).update(status="pending", sent_at=None)
     for index in (0, 1, 5, 7):
-        services.delivery_event_apply(
-            outcome=services.DELIVERED, message_id=r[index].message_id, occurred_at=at(seconds=2)
-        )
-    services.delivery_event_apply(
-        outcome=services.BOUNCED, message_id=r[4].message_id, detail="550 5.1.1 unknown"
-    )
-    services.delivery_event_apply(outcome=services.COMPLAINED, message_id=r[5].message_id)
+        delivery_event_apply(outcome=DELIVERED, message_id=r[index].message_id, occurred_at=at(seconds=2))
+    delivery_event_apply(outcome=BOUNCED, message_id=r[4].message_id, detail="550 5.1.1 unknown")
+    delivery_event_apply(outcome=COMPLAINED, message_id=r[5].message_id)
 
     def open_(i, when, agent=HUMAN_AGENT):
         assert hit_record_open(
@@ -59,7 +57,7 @@ def scripted(tenant):
     open_(2, at(hours=2, minutes=30), agent=APPLE_MPP_AGENT)
     open_(0, at(hours=4, minutes=10))
     open_(7, at(hours=4, minutes=20))
-    services.recipient_unsubscribe(recipient=r[2])
+    recipient_unsubscribe(recipient=r[2])
     hits_rollup(batch_size=2)
     return sent
 

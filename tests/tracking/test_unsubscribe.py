@@ -2,8 +2,8 @@ import pytest
 from django.test import Client
 from django_tenants.utils import schema_context
 
+from campaigns.lifecycle import audience_freeze
 from campaigns.models import Campaign, CampaignRecipient
-from campaigns.services import audience_freeze
 from customers.models import Customer, Interaction
 from events.models import OutboxEvent
 from segments.models import Segment

@@ -8,8 +8,10 @@ import time
 
 import pytest
 
+from campaigns.messages import message_id
 from campaigns.models import CampaignRecipient, Suppression
 from customers.models import Interaction
+from tracking.delivery import _recipient_for
 
 SECRET = "hooks:s3cret-webhook-password"
 POSTMARK_URL = "/webhooks/anymail/postmark/tracking/"
@@ -255,18 +257,15 @@ def test_it_leaves_a_temporary_mailgun_failure_alone(web, sent):
 def test_it_finds_the_recipient_by_the_senders_message_id_by_primary_key(
     web, sent, django_assert_max_num_queries
 ):
-    from campaigns.messages import message_id
-    from tracking import services
-
     recipient = sent.recipients[2]
     mid = message_id(
         campaign_id=recipient.campaign_id, recipient_id=recipient.pk, domain="tenant-a.localhost"
     )
     CampaignRecipient.objects.filter(pk=recipient.pk).update(message_id=mid)
-    found = services._recipient_for(message_id=mid.strip("<>"), email="cy@example.com")
+    found = _recipient_for(message_id=mid.strip("<>"), email="cy@example.com")
     assert found.pk == recipient.pk
     forged = mid.replace(f".r{recipient.pk}.", f".r{sent.recipients[0].pk}.")
-    assert services._recipient_for(message_id=forged) is None
+    assert _recipient_for(message_id=forged) is None
     payload = postmark_bounce(recipient, metadata=False)
     payload["MessageID"] = mid
     assert _post(web, payload).status_code == 200

@@ -17,7 +17,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 from django_tenants.utils import tenant_context
 
-from campaigns import sender, services
+from campaigns import lifecycle, sender
 from campaigns.models import Campaign, CampaignRecipient
 from tenancy.models import Tenant
 
@@ -62,8 +62,8 @@ class Command(BaseCommand):
                 raise CommandError(f"No campaign {campaign_id} in schema {schema}.")
             if start:
                 try:
-                    services.campaign_start(campaign=campaign, enqueue=False)
-                except (ValidationError, services.CampaignStateError) as error:
+                    lifecycle.campaign_start(campaign=campaign, enqueue=False)
+                except (ValidationError, lifecycle.CampaignStateError) as error:
                     raise CommandError(str(error))
             campaign.refresh_from_db()
             if campaign.status != "sending":

@@ -2,9 +2,9 @@
 
 Other apps change a customer's row only through these functions. The set-based writers of the same
 tables are elsewhere, for speed: the CSV import (customers.importer: COPY and upserts in SQL), the
-interaction rows that the sender (campaigns.sender: email_sent) and the hit roll-up
-(tracking.rollup: email_opened, email_clicked) insert many at a time, and the demo data
-(crm_project's seed_demo command).
+interaction rows that the sender (campaigns.sender: email_sent), the hit roll-up (tracking.rollup:
+email_opened, email_clicked) and flows' custom events (flows.services: custom_event) insert many at
+a time, and the demo data (crm_project's seed_demo command).
 
 Services take validated data (the input serializers of customers.serializers validate it for the API,
 the bulk endpoints and the webshop's bus; the services import no API code), run in one transaction,

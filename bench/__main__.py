@@ -23,6 +23,11 @@ def main(argv=None):
     parser.add_argument("--import-sizes", type=_numbers, help="row 1's CSV sizes (default: --sizes)")
     parser.add_argument("--out", help="results directory (default bench/results)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch tenants (to look at the data)")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="start from the data tenant and row 11's idle tenants an earlier --keep run left",
+    )
     args = parser.parse_args(argv)
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crm_project.settings")
@@ -41,6 +46,7 @@ def main(argv=None):
         idle_tenants=args.idle_tenants,
         out_dir=args.out or runner.RESULTS_DIR,
         keep=args.keep,
+        reuse=args.reuse,
     )
     broken = [row.key for row in report.rows if row.status == "error"]
     return 1 if broken else 0

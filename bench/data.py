@@ -123,6 +123,26 @@ def scratch_tenant_create(*, slug, with_admin=False):
     return created.tenant
 
 
+def scratch_tenant_find(*, slug):
+    """The scratch tenant an earlier `--keep` run left (None when `--reuse` did not keep one)."""
+    connection.set_schema_to_public()
+    return Tenant.objects.filter(schema_name=slug.replace("-", "_")).first()
+
+
+def scratch_tenants_drop_but_reusable(*, prefix):
+    """`--reuse`: drop the scratch tenants except the data tenant (its customers, campaigns and hits
+    are grown only where they fall short) and row 11's idle clones (cloned only up to the count
+    asked). Returns how many are kept."""
+    connection.set_schema_to_public()
+    base = prefix.replace("-", "_")
+    names = list(
+        Tenant.objects.filter(schema_name__startswith=base + "_").values_list("schema_name", flat=True)
+    )
+    kept = [name for name in names if name == f"{base}_data" or name.startswith(f"{base}_idle_")]
+    scratch_tenants_drop(schemas=[name for name in names if name not in kept])
+    return len(kept)
+
+
 def scratch_tenants_drop(*, prefix=None, schemas=None):
     """Drop scratch tenants (their schema, domain and row), by schema name prefix or by name."""
     connection.set_schema_to_public()

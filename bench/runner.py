@@ -53,6 +53,7 @@ def run(
     out_dir=None,
     prefix="bench",
     keep=False,
+    reuse=False,
     verbose=True,
     work_dir=None,
 ):
@@ -71,7 +72,13 @@ def run(
     report = Report(scale=scale)
     started = time.monotonic()
     ctx.log(f"scale {scale}: sizes {config.sizes}, rows {sorted(selected)}, scratch tenants '{prefix}-*'")
-    data.scratch_tenants_drop(prefix=prefix)
+    if reuse:
+        reused = data.scratch_tenants_drop_but_reusable(prefix=prefix)
+        ctx.log(
+            f"reusing {reused} scratch tenants of an earlier --keep run (the data tenant, row 11's idle ones)"
+        )
+    else:
+        data.scratch_tenants_drop(prefix=prefix)
     try:
         _run_rows(ctx, report, selected)
     finally:
@@ -115,7 +122,8 @@ def _run_rows(ctx, report, selected):
     config = ctx.scale
     needs_data = selected & {2, 3, 4, 5, 6, 8, 9, 10, 12}
     if needs_data:
-        tenant = data.scratch_tenant_create(slug=data.tenant_slug(ctx.prefix, "data"), with_admin=True)
+        slug = data.tenant_slug(ctx.prefix, "data")
+        tenant = data.scratch_tenant_find(slug=slug) or data.scratch_tenant_create(slug=slug, with_admin=True)
         ctx.data_schema = tenant.schema_name
         ctx.data_domain = tenant.get_primary_domain().domain
         ctx.token = data.admin_token(tenant.schema_name)

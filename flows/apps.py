@@ -22,5 +22,8 @@ class FlowsConfig(AppConfig):
             hooks.order_recorded.append(triggers.order_recorded)
         if triggers.order_status_changed not in hooks.order_status_changed:
             hooks.order_status_changed.append(triggers.order_status_changed)
+        # Customers written through customers' services: noted for the segment triggers' next tick.
+        if triggers.customers_changed not in hooks.customers_changed:
+            hooks.customers_changed.append(triggers.customers_changed)
         if services.customer_erased not in hooks.customer_erased:
             hooks.customer_erased.append(services.customer_erased)

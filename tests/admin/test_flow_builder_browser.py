@@ -81,5 +81,7 @@ def test_it_builds_activates_and_inspects_the_abandoned_cart_flow(marketer_page,
     screenshot(page, "flow-run-inspector", full_page=True)
     page.reload()
     expect(page.locator("#step-remind .step-counts")).to_have_attribute("data-waiting", "1", timeout=15_000)
+    # Revenue in the account's currency (HUF: whole forints), as everywhere in the admin.
+    expect(page.locator("#step-remind .step-counts")).to_contain_text("revenue: 0 HUF")
     screenshot(page, "flow-builder-counts", full_page=True)
     assert page.dialogs.seen == []

@@ -224,8 +224,8 @@ def test_it_sends_a_test_copy_counted_nowhere(api, tenant):
     )
     assert response.status_code == 200
     assert response.json() == [
-        {"email": "c0@example.com", "sent": True, "error": ""},
-        {"email": "boss@example.com", "sent": True, "error": ""},
+        {"email": "c0@example.com", "variant": None, "sent": True, "error": ""},
+        {"email": "boss@example.com", "variant": None, "sent": True, "error": ""},
     ]
     assert [m.subject for m in mail.outbox] == ["[Test] Hi First0", "[Test] Hi Alex"]
     assert mail.outbox[0].extra_headers["X-CRM-Test"] == "yes"

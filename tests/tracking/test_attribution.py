@@ -279,6 +279,6 @@ def test_it_shows_revenue_beside_opens_and_clicks_on_the_stats_page(api, tenant,
 
     html = client.get(reverse("admin:tracking_campaign_stats", args=[campaign.campaign.pk])).content.decode()
 
-    assert "Revenue" in html and "1234.50" in html
-    assert "orders: 1 · 411.50 per recipient" in html
+    assert "Revenue" in html and "1,235 HUF" in html  # the tenant's currency, with separators
+    assert "orders: 1 · 412 HUF per recipient" in html
     assert "Conversion rate" in html and "33.3%" in html

@@ -4,11 +4,14 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.cache import cache
+from django.core.exceptions import ValidationError
 from django.db import connection
 from django.db.models import Count, Exists, Min, OuterRef, Q
 from django.utils import timezone
 
 from customers.models import Customer
+from segments.rules import RuleError
+from segments.selectors import segment_customers as select
 
 from .models import Campaign, CampaignLink, CampaignRecipient, Suppression
 
@@ -37,11 +40,6 @@ def recipients_exist(timestamp_field):
 
 def segment_customers(*, segment):
     """The customers a segment matches now, as one SQL-shaped queryset (segments owns the rules)."""
-    from django.core.exceptions import ValidationError
-
-    from segments.rules import RuleError
-    from segments.selectors import segment_customers as select
-
     try:
         return select(segment=segment)
     except RuleError as exc:

@@ -5,7 +5,7 @@ import json
 from django.urls import NoReverseMatch, reverse
 from django.utils.translation import gettext_lazy as _
 
-from .dashboard import onboarding_draft, onboarding_status
+from .dashboard import dashboard_data, onboarding_draft, onboarding_status
 
 
 def _on_tenant_host(request):
@@ -295,8 +295,6 @@ def _onboarding(request):
 def dashboard_callback(request, context):
     """The dashboard of a tenant host: what a marketer checks first thing in the morning."""
     if _on_tenant_host(request) and request.user.is_active and request.user.is_staff:
-        from .dashboard import dashboard_data
-
         user = request.user
         data = _with_links(dashboard_data())
         context.update(

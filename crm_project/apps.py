@@ -9,6 +9,6 @@ class CrmProjectConfig(AppConfig):
     verbose_name = "CRM project"
 
     def ready(self):
-        from . import admin_lists  # imports unfold's template tags: only once the apps are loaded
+        from . import admin_lists  # noqa: PLC0415  (imports unfold's template tags: only once apps are loaded)
 
         admin_lists.install()

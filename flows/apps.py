@@ -1,15 +1,16 @@
 from django.apps import AppConfig
 
+from customers import hooks
+
 
 class FlowsConfig(AppConfig):
     name = "flows"
     verbose_name = "Flows"
 
     def ready(self):
-        from campaigns.models import CARRIER_RELATIONS
-        from customers import hooks
+        from campaigns.models import CARRIER_RELATIONS  # noqa: PLC0415  (imports models: only once apps are ready)
 
-        from . import services, triggers, work
+        from . import services, triggers, work  # noqa: PLC0415  (imports models: only once apps are ready)
 
         work.register()
 

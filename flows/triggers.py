@@ -36,7 +36,7 @@ SEGMENT_CHECK_BATCH = 10_000
 
 
 def _kick_dispatcher():
-    from .tasks import dispatch_flows_tenant  # tasks import the engine
+    from .tasks import dispatch_flows_tenant  # noqa: PLC0415  (flows.tasks imports the engine and this module)
 
     schema = connection.schema_name
     flows_dispatch_mark()  # with the runs it announces: a lost kick is only late by one tick

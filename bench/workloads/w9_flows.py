@@ -10,29 +10,25 @@ import time
 
 from django.conf import settings
 from django.db import connection
+from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from bench import services
 from bench.core import Row
 from bench.workloads import w4_send
+from campaigns.lifecycle import campaign_send_now
+from campaigns.models import Campaign, EmailTemplate
+from customers.models import Customer
+from flows import engine
+from flows import services as flows
+from flows.models import Flow
 
 TARGET_SEND = "≥ 80% of row 4's msg/s"
 TARGET_TICK = "a tick < 50 ms"
 HTML = w4_send.HTML + "<p>{{ event.properties.total }}</p>"
 
 
-def available():
-    try:
-        from flows import engine, services  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def _flow(ctx):
-    from campaigns.models import EmailTemplate
-    from flows import services as flows
-
     with schema_context(ctx.data_schema):
         template = EmailTemplate.objects.create(
             name="bench: flow", subject=w4_send.SUBJECT, html_body=HTML, text_body=w4_send.TEXT
@@ -71,11 +67,6 @@ def _flow_sent(flow_id):
 
 def _enter(flow_id, ids, tag):
     """Bulk events, 1,000 per call (what POST /api/events at a webshop's scale amounts to)."""
-    from django.utils import timezone
-
-    from customers.models import Customer
-    from flows import services as flows
-
     now = timezone.now()
     for start in range(0, len(ids), 1000):
         flows.events_record(
@@ -93,9 +84,6 @@ def _enter(flow_id, ids, tag):
 
 
 def _send_rows(ctx):
-    from campaigns.lifecycle import campaign_send_now
-    from campaigns.models import Campaign
-
     count = ctx.scale.send_messages
     row = Row(
         key="9a",
@@ -167,10 +155,6 @@ def _send_rows(ctx):
 
 
 def _tick_row(ctx):
-    from customers.models import Customer
-    from flows import engine
-    from flows.models import Flow
-
     waiting = ctx.scale.flow_waiting_runs
     row = Row(
         key="9b",
@@ -236,6 +220,4 @@ def _tick_row(ctx):
 
 
 def run(ctx):
-    if not available():
-        return [Row(key="9", workload="flows", status="not available", note="the flows app is missing")]
     return [_send_rows(ctx), _tick_row(ctx)]

@@ -8,8 +8,9 @@ from django.db import connection
 from django_tenants.utils import schema_context
 from playwright.sync_api import expect
 
+from customers.models import Customer
 from tests.admin.conftest import screenshot
-from tests.conftest import PASSWORD, throwaway_tenant_create, throwaway_tenant_drop
+from tests.conftest import PASSWORD, throwaway_tenant_create, throwaway_tenant_drop, verified_sender_domain
 
 pytestmark = pytest.mark.browser
 
@@ -40,9 +41,6 @@ def _steps_done(page):
 
 
 def test_it_walks_a_new_account_through_its_first_steps_sender_first(chromium, site, fresh):
-    from customers.models import Customer
-    from tests.conftest import verified_sender_domain
-
     url = f"http://{fresh.domain.domain}:{site.processes.port}"
     context = chromium.new_context(viewport={"width": 1440, "height": 900}, locale="en-US")
     page = context.new_page()

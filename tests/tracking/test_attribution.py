@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection
 from django.test import Client
 from django.urls import reverse
+from django.utils.dateparse import parse_datetime
 from django_tenants.utils import schema_context
 
 from campaigns.proofs import campaign_test_send
@@ -27,8 +28,6 @@ PLACED = "2026-03-10T12:00:00+00:00"
 
 @pytest.fixture
 def placed():
-    from django.utils.dateparse import parse_datetime
-
     return parse_datetime(PLACED)
 
 

@@ -9,6 +9,7 @@ class FlowsConfig(AppConfig):
 
     def ready(self):
         from campaigns.models import CARRIER_RELATIONS  # noqa: PLC0415  (imports models: only once apps are ready)
+        from segments import services as segment_services  # noqa: PLC0415  (imports models: only once apps are ready)
 
         from . import services, triggers, work  # noqa: PLC0415  (imports models: only once apps are ready)
 
@@ -27,3 +28,6 @@ class FlowsConfig(AppConfig):
             hooks.customers_changed.append(triggers.customers_changed)
         if services.customer_erased not in hooks.customer_erased:
             hooks.customer_erased.append(services.customer_erased)
+        # A live flow's trigger segment can't be deleted from under it.
+        if triggers.segment_delete_guard not in segment_services.DELETE_GUARDS:
+            segment_services.DELETE_GUARDS.append(triggers.segment_delete_guard)

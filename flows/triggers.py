@@ -14,6 +14,7 @@ import logging
 from datetime import timedelta
 from decimal import Decimal
 
+from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -305,3 +306,19 @@ def _enter_dates(flow, now):
         )
         ids = [row[0] for row in cursor.fetchall()]
     return len(runs_enter(flow=flow, entries=[(pk, f"date:{now.year}", {}) for pk in ids])) if ids else 0
+
+
+def segment_delete_guard(*, segment):
+    """A segment a live flow starts from stays (segments' DELETE_GUARDS): deleting it would leave the
+    flow's trigger pointing at nothing. Draft and archived flows don't hold it."""
+    names = list(
+        Flow.objects.filter(
+            status__in=("active", "paused"), trigger__type=SEGMENT_TRIGGER, trigger__segment=segment.pk
+        )
+        .order_by("name", "id")
+        .values_list("name", flat=True)[:3]
+    )
+    if names:
+        raise ValidationError(
+            f"Live flows start when customers enter this segment ({', '.join(names)}): archive them or change their trigger first."
+        )

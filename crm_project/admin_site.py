@@ -144,10 +144,6 @@ def navigation(request):
     ]
 
 
-# Apps register dashboard cards here at start-up: callables (request) -> dict merged into the context.
-DASHBOARD_PROVIDERS = []
-
-
 def _growth_chart(per_day):
     return json.dumps(
         {
@@ -310,6 +306,4 @@ def dashboard_callback(request, context):
                 "onboarding": _onboarding(request),
             }
         )
-    for provider in DASHBOARD_PROVIDERS:
-        context.update(provider(request) or {})
     return context

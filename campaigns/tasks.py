@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 def send_campaign_batches(campaign_id):
     """Send batches of one campaign for a while, then re-enqueue itself while work is left."""
     jobs.campaign_resume_arrived(campaign_id=campaign_id)
-    outcome = sender.run(campaign_id=campaign_id)
+    outcome = sender.campaign_batches_send(campaign_id=campaign_id)
     if outcome.more:
         try:
             send_campaign_batches.apply_async((campaign_id,), countdown=outcome.delay)
@@ -49,7 +49,7 @@ def dispatch_tenant_campaigns(claim):
     """Start this tenant's scheduled campaigns whose time has come; due again at the next one's time."""
 
     def work():
-        started = jobs.campaigns_start_due()
+        started = jobs.campaigns_dispatch_due()
         if started:
             logger.info("campaigns: started %s in %s", started, connection.schema_name)
         return selectors.campaigns_next_start()
@@ -86,7 +86,7 @@ def reclaim_expired_leases():
 @shared_task(ignore_result=True)
 def reclaim_tenant_expired_leases(claim):
     def work():
-        campaign_ids = jobs.leases_reclaim()
+        campaign_ids = jobs.leases_reclaim_expired()
         if campaign_ids:
             logger.warning(
                 "campaigns: reclaimed expired leases of %s in %s", campaign_ids, connection.schema_name
@@ -108,7 +108,7 @@ def decide_tenant_ab_tests(claim):
     running ones note each variant's probability of being best for the chart."""
 
     def work():
-        decided = abtests.ab_tests_decide_due()
+        decided = abtests.ab_tests_decide()
         if decided:
             logger.info("campaigns: A/B tests decided for %s in %s", decided, connection.schema_name)
         return abtests.ab_tests_next_due()

@@ -4,6 +4,8 @@ import argparse
 import os
 import sys
 
+import django
+
 
 def _numbers(text):
     return [int(part.replace("_", "")) for part in text.split(",") if part.strip()]
@@ -21,15 +23,19 @@ def main(argv=None):
     parser.add_argument("--import-sizes", type=_numbers, help="row 1's CSV sizes (default: --sizes)")
     parser.add_argument("--out", help="results directory (default bench/results)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch tenants (to look at the data)")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="start from the data tenant and row 11's idle tenants an earlier --keep run left",
+    )
     args = parser.parse_args(argv)
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crm_project.settings")
     # Measured as production runs: no per-query bookkeeping of DEBUG.
     os.environ.setdefault("DEBUG", "false")
-    import django
 
     django.setup()
-    from bench import runner
+    from bench import runner  # noqa: PLC0415  (imports models: after django.setup() above)
 
     report = runner.run(
         scale=args.scale,
@@ -40,6 +46,7 @@ def main(argv=None):
         idle_tenants=args.idle_tenants,
         out_dir=args.out or runner.RESULTS_DIR,
         keep=args.keep,
+        reuse=args.reuse,
     )
     broken = [row.key for row in report.rows if row.status == "error"]
     return 1 if broken else 0

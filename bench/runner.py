@@ -7,7 +7,7 @@ from pathlib import Path
 
 from django.db import connection
 
-from bench import data
+from bench import data, results
 from bench.context import SCALES, Context
 from bench.core import Report, Row
 from bench.workloads import (
@@ -53,12 +53,11 @@ def run(
     out_dir=None,
     prefix="bench",
     keep=False,
+    reuse=False,
     verbose=True,
     work_dir=None,
 ):
     """Run the rows in `only` (all by default) at `scale`; returns the Report (and writes it to out_dir)."""
-    from bench import results
-
     config = SCALES[scale]
     if sizes:
         config.sizes = sorted(sizes)
@@ -73,7 +72,13 @@ def run(
     report = Report(scale=scale)
     started = time.monotonic()
     ctx.log(f"scale {scale}: sizes {config.sizes}, rows {sorted(selected)}, scratch tenants '{prefix}-*'")
-    data.scratch_tenants_drop(prefix=prefix)
+    if reuse:
+        reused = data.scratch_tenants_drop_but_reusable(prefix=prefix)
+        ctx.log(
+            f"reusing {reused} scratch tenants of an earlier --keep run (the data tenant, row 11's idle ones)"
+        )
+    else:
+        data.scratch_tenants_drop(prefix=prefix)
     try:
         _run_rows(ctx, report, selected)
     finally:
@@ -117,18 +122,14 @@ def _run_rows(ctx, report, selected):
     config = ctx.scale
     needs_data = selected & {2, 3, 4, 5, 6, 8, 9, 10, 12}
     if needs_data:
-        tenant = data.scratch_tenant_create(slug=data.tenant_slug(ctx.prefix, "data"), with_admin=True)
+        slug = data.tenant_slug(ctx.prefix, "data")
+        tenant = data.scratch_tenant_find(slug=slug) or data.scratch_tenant_create(slug=slug, with_admin=True)
         ctx.data_schema = tenant.schema_name
         ctx.data_domain = tenant.get_primary_domain().domain
         ctx.token = data.admin_token(tenant.schema_name)
     import_schema = None
     if 1 in selected:
-        if w1_import.available():
-            import_schema = data.scratch_tenant_create(
-                slug=data.tenant_slug(ctx.prefix, "import")
-            ).schema_name
-        else:
-            report.add(w1_import.unavailable_row())
+        import_schema = data.scratch_tenant_create(slug=data.tenant_slug(ctx.prefix, "import")).schema_name
 
     largest = config.sizes[-1]
     for size in config.sizes:

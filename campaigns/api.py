@@ -107,6 +107,7 @@ class TemplatePreviewView(APIView):
             html_body=template.html_body,
             text_body=template.text_body,
             customer=customer,
+            kind=template.kind,
         )
         return Response(RenderedSerializer(rendered).data)
 
@@ -264,13 +265,20 @@ class CampaignTestView(APIView):
             400: ERROR_400,
             404: ERROR_404,
         },
-        description="Send a test copy (subject marked [Test]); no recipient rows, counted nowhere.",
+        description="Send a test copy (subject marked [Test]); no recipient rows, counted nowhere. "
+        'An A/B campaign\'s variant with `variant` ("B": subject marked [Test B]), or all of them with '
+        '"all" (a copy of each to every address); a key the campaign does not have is a 400.',
     )
     def post(self, request, pk):
         campaign = _campaign(pk)
         data = TestSendInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        results = _call(proofs.campaign_test_send, campaign=campaign, emails=data.validated_data["emails"])
+        results = _call(
+            proofs.campaign_test_send,
+            campaign=campaign,
+            emails=data.validated_data["emails"],
+            variant=data.validated_data.get("variant"),
+        )
         return Response(TestSendResultSerializer(results, many=True).data)
 
 
@@ -288,14 +296,26 @@ class CampaignRecipientsView(generics.GenericAPIView):
                 "status",
                 OpenApiTypes.STR,
                 enum=[s for s, _ in CampaignRecipient.STATUS_CHOICES],
-            )
+            ),
+            OpenApiParameter(
+                "variant",
+                OpenApiTypes.STR,
+                enum=list(abtests.VARIANT_KEYS),
+                description="Only the recipients of this A/B variant (one of the campaign's keys).",
+            ),
         ],
         responses={200: RecipientSerializer(many=True), 400: ERROR_400, 404: ERROR_404},
     )
     def get(self, request, pk):
         campaign = _campaign(pk)
         state = choice_param(request, "status", [s for s, _ in CampaignRecipient.STATUS_CHOICES])
-        page = self.paginate_queryset(selectors.campaign_recipients(campaign=campaign, status=state))
+        keys = [v["key"] for v in campaign.variants or []]
+        if not keys and request.query_params.get("variant"):
+            raise exceptions.ValidationError({"variant": ["This campaign has no A/B test."]})
+        variant = choice_param(request, "variant", keys)
+        page = self.paginate_queryset(
+            selectors.campaign_recipients(campaign=campaign, status=state, variant=variant)
+        )
         return self.get_paginated_response(RecipientSerializer(page, many=True).data)
 
 

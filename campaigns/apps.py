@@ -1,5 +1,7 @@
 from django.apps import AppConfig
 
+from segments import hooks as segment_hooks
+
 
 class CampaignsConfig(AppConfig):
     name = "campaigns"
@@ -7,12 +9,11 @@ class CampaignsConfig(AppConfig):
 
     def ready(self):
         # Here, not at the top: these import models, which Django loads only after every app config.
-        from segments import hooks as segment_hooks
-        from segments.rules import register_set_field
-        from tenancy import tenant_settings
-        from tenancy.work import work_kind_register
+        from segments.rules import register_set_field  # noqa: PLC0415  (imports models: only once apps are ready)
+        from tenancy import tenant_settings  # noqa: PLC0415  (imports models: only once apps are ready)
+        from tenancy.work import work_kind_register  # noqa: PLC0415  (imports models: only once apps are ready)
 
-        from . import abtests, lifecycle, privacy, selectors, senders, transactional
+        from . import abtests, lifecycle, privacy, selectors, senders, transactional  # noqa: PLC0415  (imports models: only once apps are ready)
 
         transactional.register()
         if senders.sender_problem not in tenant_settings.FROM_EMAIL_CHECKS:

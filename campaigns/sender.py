@@ -132,6 +132,15 @@ class VariantComposer:
     def for_claim(self, claim):
         return self.variants.get(claim.variant, self.default)
 
+    def prepare(self, claims):
+        """Each variant's composer prepares its own claims only (one query per variant in the batch)."""
+        by_key = {}
+        for claim in claims:
+            key = claim.variant if claim.variant in self.variants else None
+            by_key.setdefault(key, []).append(claim)
+        for key, own in by_key.items():
+            (self.variants[key] if key is not None else self.default).prepare(own)
+
 
 class Store:
     """The sending engine's only door to the database, for one campaign (the connection's current
@@ -543,6 +552,7 @@ def campaign_batches_send(
                 return outcome
             outcome.skipped += batch.skipped
             if batch.claims:
+                composer.prepare(batch.claims)
                 result = send_batch(
                     claims=batch.claims,
                     customers=store.customers([claim.customer_id for claim in batch.claims]),

@@ -110,6 +110,8 @@ ROOT_URLCONF = "crm_project.urls"
 DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
 
 MIDDLEWARE = [
+    # The open pixel and the click redirect answer here, before the rest (tracking/middleware.py).
+    "tracking.middleware.TrackingLinksMiddleware",
     "tenancy.middleware.TenantMiddleware",
     "tenancy.middleware.TenantTimeZoneMiddleware",
     "django.middleware.security.SecurityMiddleware",

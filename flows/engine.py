@@ -150,7 +150,7 @@ def dispatch_batch(*, limit):
             else []
         )
     if batch.emails:
-        from .tasks import send_flow_messages  # tasks import this module
+        from .tasks import send_flow_messages  # noqa: PLC0415  (flows.tasks imports this module)
 
         schema = connection.schema_name
         transaction.on_commit(lambda: _enqueue_sender(send_flow_messages, schema))

@@ -256,6 +256,7 @@ def flow_messages_send(*, time_budget=None, batch_size=None, lease_seconds=None,
                         continue
                     break
                 composer.extras = message_extras([claim.id for claim in batch.claims])
+                composer.prepare(batch.claims)  # the batch's "last bought" product cards, one query
                 result = send_batch(
                     claims=batch.claims,
                     customers=store.customers([claim.customer_id for claim in batch.claims]),

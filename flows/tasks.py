@@ -19,9 +19,13 @@ logger = logging.getLogger(__name__)
 
 
 def flows_tenant_work():
-    """One tenant's flow work (the connection's current tenant): advance due runs, then send what is
-    queued if nobody else is. Returns the engine's outcome."""
+    """One tenant's flow work (the connection's current tenant): check the segment flows for the
+    customers written since the last tick, advance due runs, then send what is queued if nobody else
+    is. Returns the engine's outcome."""
+    _, segments_left = triggers.segment_changes_check()  # runs it enters are due now: dispatched below
     outcome = engine.flows_dispatch()
+    if segments_left:
+        outcome.more = True
     reclaimed = sender.leases_reclaim_expired()
     if reclaimed:
         logger.warning(

@@ -68,23 +68,27 @@ class _Redirect(HttpResponseRedirect):
     allowed_schemes = ["http", "https"]
 
 
-def _page_headers(view):
+def _headers(response):
     """Pages behind our email links: never cached, never indexed, never framed, no referrer carries
     the token to another site, no script runs."""
+    response["Cache-Control"] = NO_STORE
+    # same-origin, not no-referrer: with no-referrer browsers send "Origin: null" on the form's
+    # POST and CSRF rejects the preference centre; other sites still never see the token.
+    response["Referrer-Policy"] = "same-origin"
+    response["X-Robots-Tag"] = "noindex, nofollow"
+    response["Content-Security-Policy"] = (
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; "
+        "base-uri 'none'"
+    )
+    return response
+
+
+def _page_headers(view):
+    """The headers of every answer behind our email links (`_headers`) on a view's responses."""
 
     @wraps(view)
     def wrapped(request, *args, **kwargs):
-        response = view(request, *args, **kwargs)
-        response["Cache-Control"] = NO_STORE
-        # same-origin, not no-referrer: with no-referrer browsers send "Origin: null" on the form's
-        # POST and CSRF rejects the preference centre; other sites still never see the token.
-        response["Referrer-Policy"] = "same-origin"
-        response["X-Robots-Tag"] = "noindex, nofollow"
-        response["Content-Security-Policy"] = (
-            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; "
-            "base-uri 'none'"
-        )
-        return response
+        return _headers(view(request, *args, **kwargs))
 
     return wrapped
 
@@ -109,21 +113,24 @@ def _invalid_link(request):
     return _page(request, "invalid_link.html", status=404)
 
 
-@_page_headers
-@csrf_exempt
-def click_redirect(request, token):
-    """`GET /t/c/<token>`: 302 to the link's URL, only if the link is in the recipient's campaign.
-    Within the token's budget the click is recorded; over it, the same redirect and only a count."""
+INVALID = "invalid"
+UNAVAILABLE = "unavailable"
+
+
+def _click(request, token):
+    """The click's redirect, or why it gets a page instead (INVALID, UNAVAILABLE): (response, None) or
+    (None, reason). Within the token's budget the click is recorded; over it, the same redirect and
+    only a count. Nothing is written when the answer is a page."""
     ids = read_token(TokenKind.CLICK, token)
     if not ids or len(ids) != 2 or request.method not in ("GET", "HEAD"):
-        return _invalid_link(request)
+        return None, INVALID
     recipient_id, link_id = ids
     if not ratelimit.hit_allowed(kind=HitKind.CLICK, recipient_id=recipient_id, link_id=link_id):
         url = ratelimit.click_url_recall(recipient_id=recipient_id, link_id=link_id)
         if url:
             ratelimit.unstored_hit(recipient_id=recipient_id)
             ratelimit.unstored_report()
-            return _Redirect(url)
+            return _Redirect(url), None
         # No URL known for it yet (the link does not resolve, or the database failed each time): the
         # usual answer below, which for a link that does not resolve stores nothing either.
     try:
@@ -138,12 +145,32 @@ def click_redirect(request, token):
         )
     except DatabaseError:
         logger.exception("click not resolved")
-        return _page(request, "unavailable.html", status=503)
+        return None, UNAVAILABLE
     if not url or not url.lower().startswith(("http://", "https://")):
-        return _invalid_link(request)
+        return None, INVALID
     ratelimit.click_url_remember(recipient_id=recipient_id, link_id=link_id, url=url)
     ratelimit.unstored_report()
-    return _Redirect(url)
+    return _Redirect(url), None
+
+
+def click_answer(request, token):
+    """The click's redirect (recorded within the token's budget), or None when its answer is a page:
+    tracking.middleware answers the redirects without the middleware a page needs."""
+    response = _click(request, token)[0]
+    return None if response is None else _headers(response)
+
+
+@_page_headers
+@csrf_exempt
+def click_redirect(request, token):
+    """`GET /t/c/<token>`: 302 to the link's URL, only if the link is in the recipient's campaign.
+    Within the token's budget the click is recorded; over it, the same redirect and only a count."""
+    response, reason = _click(request, token)
+    if response is not None:
+        return response
+    if reason == UNAVAILABLE:
+        return _page(request, "unavailable.html", status=503)
+    return _invalid_link(request)
 
 
 def _page_allowed(kind, token):

@@ -3,8 +3,10 @@
 import pytest
 from django.db import connection
 
-from bench import runner
+from bench import data, runner
+from bench.__main__ import main
 from bench.core import Check, GrowthPoint, Row, growth_exponent, growth_verdict, percentile
+from tenancy.models import Tenant
 
 PREFIX = "bsmoke"
 SIZES = [1_000, 3_000]
@@ -18,8 +20,6 @@ def _scratch_schemas():
 
 
 def _scratch_tenants():
-    from tenancy.models import Tenant
-
     return list(
         Tenant.objects.filter(schema_name__startswith=f"{PREFIX}_").values_list("schema_name", flat=True)
     )
@@ -96,8 +96,6 @@ def test_it_drops_its_scratch_tenants(smoke):
 
 
 def test_it_refuses_an_unknown_scale_and_creates_nothing(django_db_setup, django_db_blocker, capsys):
-    from bench.__main__ import main
-
     with pytest.raises(SystemExit) as exit_info:
         main(["--scale", "huge"])
     assert exit_info.value.code == 2
@@ -129,3 +127,36 @@ def test_it_computes_p95_and_the_growth_exponent():
         "linear",
         "sub-linear",
     )
+
+
+def test_it_reuses_the_data_tenant_a_kept_run_left(django_db_setup, django_db_blocker, tmp_path_factory):
+    """`--keep` then `--reuse`: the second run measures on the first one's data tenant (its customers
+    and row 8's campaign are not made again)."""
+    prefix = "breuse"
+
+    def once(**options):
+        report = runner.run(
+            scale="small",
+            only=[8],
+            sizes=[1_000],
+            out_dir=None,
+            prefix=prefix,
+            verbose=False,
+            work_dir=tmp_path_factory.mktemp("bench-reuse"),
+            **options,
+        )
+        connection.set_schema_to_public()
+        row = report.rows[0]
+        assert row.status in ("pass", "short") and all(check.ok for check in row.checks), row.note
+        return {check.name: check.got for check in row.checks}["recipients"]
+
+    with django_db_blocker.unblock():
+        connection.set_schema_to_public()
+        try:
+            assert once(keep=True) == 1_000
+            kept = Tenant.objects.get(schema_name=f"{prefix}_data").pk
+            assert once(reuse=True, keep=True) == 1_000
+            assert Tenant.objects.get(schema_name=f"{prefix}_data").pk == kept
+            assert data.customers_count(f"{prefix}_data") == 1_000
+        finally:
+            data.scratch_tenants_drop(prefix=prefix)

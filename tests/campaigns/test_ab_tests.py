@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import pytest
 from django.core import mail
+from django.db import connection
 from django.utils import timezone
 
 from campaigns import abtests, lifecycle, sender
@@ -350,7 +351,6 @@ def test_it_answers_409_for_a_campaign_without_a_test_and_404_for_another_tenant
     plain = make_campaign(static_segment(make_customers(3)))
     assert api.post(f"/api/campaigns/{plain.pk}/winner", {"key": "A"}, format="json").status_code == 409
     campaign = started(20)
-    from django.db import connection
 
     assert api_b.post(f"/api/campaigns/{campaign.pk}/winner", {"key": "A"}, format="json").status_code == 404
     connection.set_tenant(tenant)

@@ -2,6 +2,7 @@
 lease while its worker lives, a reclaimed claim changes nothing, and the tenant's rate is waited for
 before anything is claimed."""
 
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -226,8 +227,6 @@ def test_it_lets_the_next_reservation_start_where_the_used_slots_end(tenant, set
 
 
 def test_it_gives_back_unused_slots_through_redis(tenant, redis_service):
-    import uuid
-
     _check_give_back(RateLimiter(rate_per_second=10, key=f"give-back-{uuid.uuid4().hex}"))
 
 

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 from django.core import mail
+from django.core.cache import cache
 from django.db import connection
 from django.utils import timezone
 from kombu.exceptions import OperationalError
@@ -15,7 +16,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from campaigns import jobs, lifecycle, sender, tasks
 from campaigns.models import Campaign, CampaignRecipient
 from campaigns.ratelimit import RateLimiter, RateUnavailable
-from crm_project.celery import app
+from crm_project.celery import app as celery_app
 from customers.models import Interaction
 from tenancy.work import work_mark
 
@@ -38,7 +39,6 @@ def isolated(settings, locmem_mail):
     }
     settings.CAMPAIGN_SEND_CONCURRENCY = 2
     settings.CAMPAIGN_STALL_SECONDS = 30
-    from django.core.cache import cache
 
     cache.clear()
 
@@ -247,9 +247,9 @@ def test_it_resumes_stalled_campaigns_of_every_tenant_from_beat(
 
 
 def test_it_schedules_the_stall_check_often_enough_to_resume_within_about_a_minute(settings):
-    entry = app.conf.beat_schedule["campaigns-resume-stalled"]
+    entry = celery_app.conf.beat_schedule["campaigns-resume-stalled"]
     assert entry == {"task": "campaigns.tasks.resume_stalled_campaigns", "schedule": 20.0}
-    assert entry["task"] in app.tasks
+    assert entry["task"] in celery_app.tasks
     assert entry["schedule"] + settings.CAMPAIGN_STALL_SECONDS <= 60
 
 

@@ -5,14 +5,17 @@ a real SMTP server."""
 import base64
 import email
 import email.policy
+from datetime import timedelta
 
 import dkim
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from django.utils import timezone
 
 from campaigns import jobs, lifecycle, mail, senders, transactional
 from campaigns import sender as engine
+from campaigns.models import Campaign, CampaignRecipient, SenderDomain
 from campaigns.ratelimit import RateLimiter
 from customers.models import Customer, Order
 from tenancy.models import Tenant
@@ -138,8 +141,6 @@ def test_it_sends_order_emails_from_the_platform_address_when_the_default_sender
 def test_it_holds_back_a_sending_campaign_whose_domain_failed_its_check_until_it_verifies_again(
     verified_domain, sink
 ):
-    from campaigns.models import CampaignRecipient, SenderDomain
-
     campaign = make_campaign(static_segment(make_customers(2)))
     lifecycle.campaign_start(campaign=campaign, enqueue=False)
     SenderDomain.objects.filter(pk=verified_domain.pk).update(status="failed")
@@ -169,12 +170,6 @@ def test_it_holds_back_a_sending_campaign_whose_domain_failed_its_check_until_it
 
 
 def test_it_fails_a_scheduled_campaign_whose_domain_failed_its_check_with_the_reason(verified_domain):
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    from campaigns.models import Campaign, SenderDomain
-
     campaign = make_campaign(static_segment(make_customers(1)))
     lifecycle.campaign_schedule(campaign=campaign, scheduled_at=timezone.now() + timedelta(minutes=5))
     SenderDomain.objects.filter(pk=verified_domain.pk).update(status="failed")

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from campaigns import jobs, lifecycle, sender
 from campaigns.models import Campaign, CampaignLink, CampaignRecipient, Suppression
-from campaigns.ratelimit import RateLimiter
+from campaigns.ratelimit import Pacer, RateLimiter
 from campaigns.tokens import read_token
 from customers.models import Customer, Interaction
 from events.models import OutboxEvent
@@ -263,8 +263,6 @@ def test_it_paces_batches_at_the_tenant_rate(tenant):
 
     class Limiter:
         def reserve(self, n):
-            from campaigns.ratelimit import Pacer
-
             return Pacer(start=0.0, interval=0.5, sleep=slept.append, clock=lambda: 0.0)
 
     sender.campaign_batches_send(campaign_id=campaign.pk, batch_size=3, limiter=Limiter())

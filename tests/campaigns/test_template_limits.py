@@ -583,7 +583,6 @@ def live_tenant(django_db_setup, django_db_blocker):
 
 
 def _live_campaign(live_tenant, blocker, *, name, html, customers):
-
     with blocker.unblock(), schema_context(live_tenant.schema_name):
         rows = Customer.objects.bulk_create(
             [

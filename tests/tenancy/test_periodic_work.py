@@ -5,6 +5,7 @@ another, and the sweep repairing a lost marker so that no work is lost."""
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.db import connection
 from django.db.models import Max
 from django.utils import timezone
@@ -13,6 +14,7 @@ from django_tenants.utils import schema_context
 from campaigns import lifecycle, sender
 from campaigns import tasks as campaign_tasks
 from campaigns.models import Campaign, CampaignRecipient
+from crm_project.celery import app
 from tenancy.models import Tenant, TenantWork
 from tenancy.tasks import sweep_periodic_work
 from tenancy.work import (
@@ -332,6 +334,34 @@ def test_a_scheduled_campaign_starts_from_its_marker_and_re_arms_for_the_next(
     assert work_pending()[lifecycle.DISPATCH_WORK] == next_start
 
 
+def _drain(queue):
+    """(task name, schema) of every task message waiting on the broker's queue, taken off it."""
+    taken = []
+    with app.connection_for_read() as conn, conn.SimpleQueue(queue) as messages:
+        while True:
+            try:
+                message = messages.get(block=False)
+            except messages.Empty:
+                return taken
+            taken.append((message.headers["task"], message.headers["_schema_name"]))
+            message.ack()
+
+
+def test_a_tick_sends_each_tenants_task_to_the_broker_in_its_schema(tenant, other_tenant):
+    """A real broker, no eager mode: the tick's tasks go out in one batch (kombu's Producer.batch,
+    a Redis pipeline) and every one of them arrives, each with its tenant's schema."""
+    queue = settings.CELERY_TASK_DEFAULT_QUEUE
+    _drain(queue)  # what an earlier run left there
+    for each in (tenant, other_tenant):
+        work_mark(ROLLUP_WORK, tenant=each.pk)
+
+    assert _in_public(tracking_tasks.rollup_all_tenants) == 2
+
+    assert sorted(_drain(queue)) == sorted(
+        (tracking_tasks.rollup_tenant_hits.name, each.schema_name) for each in (tenant, other_tenant)
+    )
+
+
 # --- a busy tenant never delays another --------------------------------------------------------------
 
 
@@ -380,8 +410,6 @@ def test_a_tenant_with_a_huge_backlog_does_not_delay_another_tenants_roll_up(
 
 
 def test_the_sweep_is_scheduled_hourly():
-    from crm_project.celery import app
-
     entry = app.conf.beat_schedule["tenancy-sweep-periodic-work"]
     assert entry["task"] == sweep_periodic_work.name
     assert entry["task"] in app.tasks
@@ -390,6 +418,4 @@ def test_the_sweep_is_scheduled_hourly():
 
 @pytest.mark.parametrize("beat_task", BEAT_TASKS, ids=lambda task: task.name)
 def test_every_per_tenant_beat_task_is_in_the_schedule(beat_task):
-    from crm_project.celery import app
-
     assert beat_task.name in {entry["task"] for entry in app.conf.beat_schedule.values()}

@@ -470,7 +470,7 @@ def ab_tests_next_due():
     return timezone.now() + AB_TICK if _running().exists() else None
 
 
-def ab_tests_decide_due(*, now=None):
+def ab_tests_decide(*, now=None):
     """The decision tick of this tenant: note the probabilities of each running test, and decide
     those whose wait is over. Returns the ids decided."""
     now = now or timezone.now()

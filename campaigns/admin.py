@@ -64,6 +64,17 @@ FIELD_LABELS = {
 }
 
 
+def _status_badge(obj, *, css_class, colours):
+    """An object's status as a coloured word (its value in data-status, for the page's scripts)."""
+    return format_html(
+        '<span class="{}" data-status="{}" style="color:{};font-weight:600">{}</span>',
+        css_class,
+        obj.status,
+        colours.get(obj.status, "#6b7280"),
+        obj.get_status_display(),
+    )
+
+
 def field_label(model, name):
     """The label a person sees for a model field (or an error key): never the API key."""
     if name in FIELD_LABELS:
@@ -527,12 +538,7 @@ class CampaignAdmin(ModelAdmin):
 
     @admin.display(description=_("Status"), ordering="status")
     def status_badge(self, obj):
-        return format_html(
-            '<span class="campaign-status" data-status="{}" style="color:{};font-weight:600">{}</span>',
-            obj.status,
-            STATUS_COLOURS.get(obj.status, "#6b7280"),
-            obj.get_status_display(),
-        )
+        return _status_badge(obj, css_class="campaign-status", colours=STATUS_COLOURS)
 
     @admin.display(description=_("Intent"), ordering="intent")
     def intent_display(self, obj):
@@ -966,12 +972,7 @@ class SenderDomainAdmin(ModelAdmin):
 
     @admin.display(description=_("Status"), ordering="status")
     def status_badge(self, obj):
-        return format_html(
-            '<span class="sender-domain-status" data-status="{}" style="color:{};font-weight:600">{}</span>',
-            obj.status,
-            SENDER_STATUS_COLOURS.get(obj.status, "#6b7280"),
-            obj.get_status_display(),
-        )
+        return _status_badge(obj, css_class="sender-domain-status", colours=SENDER_STATUS_COLOURS)
 
     def save_model(self, request, obj, form, change):
         saved = senders.sender_domain_create(domain=form.cleaned_data["domain"])

@@ -496,7 +496,7 @@ class RunOutcome:
     redis_unreachable: bool = False
 
 
-def run(
+def campaign_batches_send(
     *,
     campaign_id,
     time_budget=None,
@@ -601,7 +601,7 @@ def run_until_done(*, campaign_id, mail_overrides=None, batch_size=None, sleep=t
     total = RunOutcome()
     try:
         while True:
-            outcome = run(
+            outcome = campaign_batches_send(
                 campaign_id=campaign_id, time_budget=3600, batch_size=batch_size, messenger=messenger
             )
             total.sent += outcome.sent

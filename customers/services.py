@@ -881,7 +881,7 @@ def _on_own_connection(work):
         return pool.submit(run).result()
 
 
-def import_job_run(*, job_id):
+def customers_import_job(*, job_id):
     """Run a queued import, saving progress on its row after each chunk. Safe to run twice: a job
     that is no longer queued (a redelivered task) is left alone."""
     from .importer import ImportFileError, import_customers_csv  # noqa: PLC0415  (the importer imports this module through customers.outbox)

@@ -1,7 +1,7 @@
 """What enters customers into flows and what wakes waiting runs.
 
 Orders come through customers' hooks (after commit); custom events from `services.event_record`;
-customers created, segments entered and dates from the periodic sweep (`sweep_tenant`: one set-based
+customers created, segments entered and dates from the periodic sweep (`flow_triggers_sweep`: one set-based
 query per flow). Segments entered also promptly: a customer written through customers' services (or
 given an order) is noted in `flow_segment_changes` by one statement in the writer's transaction, and
 the next dispatcher tick checks the segment flows for the noted customers only
@@ -154,7 +154,7 @@ def _enter_from_queryset(flow, customers, key):
     return len(runs_enter(flow=flow, entries=[(pk, key, {}) for pk in ids])) if ids else 0
 
 
-def sweep_tenant(*, now=None):
+def flow_triggers_sweep(*, now=None):
     """The periodic triggers of the current tenant: customers created, segments entered, dates.
     One query per flow. Returns how many runs entered."""
     now = now or timezone.now()

@@ -1,7 +1,7 @@
 """Row 9: flows. (a) N customers enter one flow at once (bulk events, `flows.services.events_record`)
 and reach its first email: dispatch and sending on a real Celery worker to Postfix's smtp-sink,
 against row 4's campaign sender delivering the same number of messages to the same sink in the same
-run. (b) The dispatcher's tick (`flows.engine.dispatch_tenant`) with W waiting runs, none due, against
+run. (b) The dispatcher's tick (`flows.engine.flows_dispatch`) with W waiting runs, none due, against
 the bare index probe it rests on."""
 
 import os
@@ -197,7 +197,7 @@ def _tick_row(ctx):
         ticks, probes = [], []
         for _ in range(30):
             started = time.perf_counter()
-            engine.dispatch_tenant()
+            engine.flows_dispatch()
             ticks.append(time.perf_counter() - started)
             started = time.perf_counter()
             with connection.cursor() as cursor:

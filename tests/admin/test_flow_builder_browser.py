@@ -70,7 +70,7 @@ def test_it_builds_activates_and_inspects_the_abandoned_cart_flow(marketer_page,
         )
 
     site.run(abandon)
-    site.run(engine.dispatch_tenant)  # the beat's tick: the run takes its delay step
+    site.run(engine.flows_dispatch)  # the beat's tick: the run takes its delay step
     page.fill("#inspect-q", "anna.kovacs@example.com")
     page.click("#inspect-go")
     run = page.locator(".inspect-run")

@@ -53,7 +53,7 @@ def split(campaign):
 
 
 def send_all(campaign):
-    sender.run(campaign_id=campaign.pk, time_budget=60, messenger=None, limiter=FAST)
+    sender.campaign_batches_send(campaign_id=campaign.pk, time_budget=60, messenger=None, limiter=FAST)
 
 
 def subjects():
@@ -262,7 +262,7 @@ def test_it_waits_then_decides_by_confidence_and_sends_the_rest_the_winner_once(
     assert abtests.campaign_ab_decide(campaign=campaign, now=timezone.now()) is None  # the wait is not over
 
     later = campaign.started_at + timedelta(seconds=3600)
-    assert abtests.ab_tests_decide_due(now=later) == [campaign.pk]
+    assert abtests.ab_tests_decide(now=later) == [campaign.pk]
 
     campaign.refresh_from_db()
     assert (campaign.ab_winner, campaign.ab_decided_by, campaign.ab_decided_at) == ("B", "confidence", later)
@@ -288,7 +288,7 @@ def test_it_decides_by_the_best_point_estimate_at_timeout(tenant):
     _opened(campaign, "A", 4)
     _opened(campaign, "B", 5)
 
-    abtests.ab_tests_decide_due(now=campaign.started_at + timedelta(hours=2))
+    abtests.ab_tests_decide(now=campaign.started_at + timedelta(hours=2))
 
     campaign.refresh_from_db()
     assert (campaign.ab_winner, campaign.ab_decided_by) == ("B", "timeout")
@@ -311,7 +311,7 @@ def test_it_decides_by_revenue_per_recipient(tenant):
             total=order.total,
         )
 
-    abtests.ab_tests_decide_due(now=campaign.started_at + timedelta(hours=2))
+    abtests.ab_tests_decide(now=campaign.started_at + timedelta(hours=2))
 
     campaign.refresh_from_db()
     assert (campaign.ab_winner, campaign.ab_decided_by) == ("A", "confidence")
@@ -336,7 +336,7 @@ def test_it_lets_a_marketer_decide_by_hand_once(api, tenant):
     campaign.refresh_from_db()
     assert campaign.ab_decided_by == "manual"
     assert api.post(f"/api/campaigns/{campaign.pk}/winner", {"key": "B"}, format="json").status_code == 409
-    assert abtests.ab_tests_decide_due(now=campaign.started_at + timedelta(days=1)) == []
+    assert abtests.ab_tests_decide(now=campaign.started_at + timedelta(days=1)) == []
 
     stats = api.get(f"/api/campaigns/{campaign.pk}/stats").json()
     assert (stats["winner"], stats["decided_by"]) == ("A", "manual")

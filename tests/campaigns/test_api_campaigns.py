@@ -180,8 +180,8 @@ def test_it_starts_due_scheduled_campaigns_and_fails_those_that_cannot_start(api
     CampaignRecipient.objects.none()
     broken.segment.segmentmember_set.all().delete()
 
-    assert jobs.campaigns_start_due(now=timezone.now()) == []  # not yet
-    started = jobs.campaigns_start_due(now=timezone.now() + timedelta(minutes=1))
+    assert jobs.campaigns_dispatch_due(now=timezone.now()) == []  # not yet
+    started = jobs.campaigns_dispatch_due(now=timezone.now() + timedelta(minutes=1))
 
     assert started == [due.pk]
     assert Campaign.objects.get(pk=due.pk).status == "sending"

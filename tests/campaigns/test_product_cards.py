@@ -57,7 +57,7 @@ def bought(customer, sku, *, days_ago, quantity=1, status="paid"):
 
 def send(campaign):
     lifecycle.campaign_send_now(campaign=campaign)
-    sender.run(campaign_id=campaign.pk, time_budget=60, limiter=FAST)
+    sender.campaign_batches_send(campaign_id=campaign.pk, time_budget=60, limiter=FAST)
     parsed = {}
     for message in mail.outbox:
         parsed_message = email.message_from_bytes(message.message().as_bytes(), policy=email.policy.default)

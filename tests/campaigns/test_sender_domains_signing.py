@@ -64,7 +64,7 @@ def test_it_signs_every_campaign_message_with_the_tenants_domain_key(verified_do
     campaign = make_campaign(static_segment(make_customers(3)))
     lifecycle.campaign_start(campaign=campaign, enqueue=False)
 
-    outcome = engine.run(
+    outcome = engine.campaign_batches_send(
         campaign_id=campaign.pk,
         messenger=engine.Messenger(lambda: mail.CampaignSMTPBackend(host="127.0.0.1", port=sink.port)),
         limiter=RateLimiter(rate_per_second=100000),
@@ -146,7 +146,7 @@ def test_it_holds_back_a_sending_campaign_whose_domain_failed_its_check_until_it
     SenderDomain.objects.filter(pk=verified_domain.pk).update(status="failed")
 
     def run():
-        return engine.run(
+        return engine.campaign_batches_send(
             campaign_id=campaign.pk,
             messenger=engine.Messenger(lambda: mail.CampaignSMTPBackend(host="127.0.0.1", port=sink.port)),
             limiter=RateLimiter(rate_per_second=100000),
@@ -174,7 +174,7 @@ def test_it_fails_a_scheduled_campaign_whose_domain_failed_its_check_with_the_re
     lifecycle.campaign_schedule(campaign=campaign, scheduled_at=timezone.now() + timedelta(minutes=5))
     SenderDomain.objects.filter(pk=verified_domain.pk).update(status="failed")
 
-    assert jobs.campaigns_start_due(now=timezone.now() + timedelta(minutes=10)) == []
+    assert jobs.campaigns_dispatch_due(now=timezone.now() + timedelta(minutes=10)) == []
 
     campaign = Campaign.objects.get(pk=campaign.pk)
     assert campaign.status == "failed"

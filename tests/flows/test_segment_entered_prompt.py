@@ -33,7 +33,7 @@ def _segment_flow(api, rules, name="Segment"):
             "frequency_cap_hours": 0,
         },
     )
-    triggers.sweep_tenant()  # the first sweep notes who matched at activation
+    triggers.flow_triggers_sweep()  # the first sweep notes who matched at activation
     return flow_id
 
 
@@ -58,7 +58,7 @@ def test_it_enters_a_customer_whose_profile_change_makes_them_match_on_the_next_
     assert FlowRun.objects.get(flow_id=flow_id, customer=anna).status == "completed"
     assert not FlowSegmentChange.objects.exists()  # what the tick looked at is gone
     flows_tenant_work()
-    triggers.sweep_tenant()  # the sweep (the repair path) agrees and enters nobody twice
+    triggers.flow_triggers_sweep()  # the sweep (the repair path) agrees and enters nobody twice
     assert _entered(flow_id) == [anna.pk]
 
 
@@ -140,7 +140,7 @@ def test_it_waits_for_the_first_sweep_before_entering_changed_customers(tenant, 
     customer_update(customer=already, data={"first_name": "Already"})
 
     flows_tenant_work()  # before the first sweep: activation never reaches back in time
-    triggers.sweep_tenant()
+    triggers.flow_triggers_sweep()
 
     assert _entered(flow_id) == []
     assert FlowRun.objects.get(flow_id=flow_id, customer=already).entry_key == "baseline"

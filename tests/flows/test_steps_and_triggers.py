@@ -151,8 +151,8 @@ def test_customers_created_after_activation_enter_through_the_sweep(tenant, api)
     )
     new = customer("new@example.com")
 
-    triggers.sweep_tenant()
-    triggers.sweep_tenant()  # idempotent
+    triggers.flow_triggers_sweep()
+    triggers.flow_triggers_sweep()  # idempotent
 
     assert list(FlowRun.objects.filter(flow_id=flow_id).values_list("customer_id", flat=True)) == [new.pk]
 
@@ -170,11 +170,11 @@ def test_customers_who_start_matching_a_segment_enter_and_those_matching_at_acti
         [{"id": "m", "type": "email", "template": template.pk}],
         trigger={"type": "segment_entered", "segment": segment.pk},
     )
-    triggers.sweep_tenant()
+    triggers.flow_triggers_sweep()
     moved = customer("moved@example.com", city="Pécs")
     Customer.objects.filter(pk=moved.pk).update(city="Szeged")
 
-    triggers.sweep_tenant()
+    triggers.flow_triggers_sweep()
 
     entered = FlowRun.objects.filter(flow_id=flow_id).exclude(entry_key="baseline")
     assert list(entered.values_list("customer_id", flat=True)) == [moved.pk]
@@ -193,8 +193,8 @@ def test_birthdays_enter_once_a_year(tenant, api):
     born = customer("born@example.com", attributes={"birthday": today.replace(year=1990).isoformat()})
     customer("other@example.com", attributes={"birthday": "not a date"})
 
-    triggers.sweep_tenant()
-    triggers.sweep_tenant()
+    triggers.flow_triggers_sweep()
+    triggers.flow_triggers_sweep()
 
     assert list(FlowRun.objects.filter(flow_id=flow_id).values_list("customer_id", "entry_key")) == [
         (born.pk, f"date:{today.year}")
@@ -205,7 +205,7 @@ def test_a_deactivated_tenant_sends_no_flow_email(tenant, api):
     template = make_template()
     _flow(api, [{"id": "m", "type": "email", "template": template.pk}])
     post_event(api, "1", customer("anna@example.com"), name="go")
-    engine.dispatch_tenant()
+    engine.flows_dispatch()
     Tenant.objects.filter(pk=tenant.pk).update(is_active=False)
 
     tick()

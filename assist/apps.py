@@ -1,16 +1,17 @@
 from django.apps import AppConfig
 
+from campaigns import hooks as campaign_hooks
+from segments import hooks as segment_hooks
+
+from .intent import classify
+
 
 class AssistConfig(AppConfig):
     name = "assist"
     verbose_name = "AI assistance"
 
     def ready(self):
-        from campaigns import hooks as campaign_hooks
-        from segments import hooks as segment_hooks
-
-        from .intent import classify
-        from .scheduling import summaries_schedule
+        from .scheduling import summaries_schedule  # noqa: PLC0415  (imports models: only once apps are ready)
 
         if classify not in campaign_hooks.content_classifiers:
             campaign_hooks.content_classifiers.append(classify)

@@ -9,6 +9,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from django.db import connection
+from django.test import Client
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -80,8 +81,6 @@ class Context:
     def api(self):
         """An in-process client on the data tenant's host with its admin's token: the full Django
         stack (middleware, tenant resolution, auth, DRF), without a network hop."""
-        from django.test import Client
-
         return Client(HTTP_HOST=self.data_domain, HTTP_AUTHORIZATION=f"Token {self.token}")
 
     def child_env(self, **extra):

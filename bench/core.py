@@ -7,6 +7,9 @@ import statistics
 import time
 from dataclasses import dataclass, field
 
+import psutil
+from django.db import connection
+
 # How a row's ratio is read against its target.
 HIGHER_IS_BETTER = "higher"  # throughput: ours / baseline must reach the target
 LOWER_IS_BETTER = "lower"  # time: ours / baseline must stay under the target
@@ -142,9 +145,6 @@ def growth_verdict(exponent):
 
 def machine_description():
     """Cores, memory, CPU model, OS, Python and PostgreSQL versions of this run."""
-    import psutil
-    from django.db import connection
-
     cpu = platform.processor() or ""
     try:
         with open("/proc/cpuinfo") as handle:

@@ -4,10 +4,16 @@ deterministic and a million customers take seconds, not minutes."""
 import time
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django_tenants.utils import schema_context
+from rest_framework.authtoken.models import Token
 
 from core.db import statement_timeout_set
+from events.models import OutboxEvent
+from tenancy.clone import clone_schema
+from tenancy.models import Domain, Tenant
+from tenancy.services import public_tenant_ensure, template_ensure, tenant_create
 
 SEED = 0.4242  # setseed() takes a float in [-1, 1]
 
@@ -105,8 +111,6 @@ def tenant_slug(prefix, name):
 
 def scratch_tenant_create(*, slug, with_admin=False):
     """A fresh tenant through the product's own provisioning (tenancy.services.tenant_create)."""
-    from tenancy.services import public_tenant_ensure, tenant_create
-
     connection.set_schema_to_public()
     public_tenant_ensure()
     scratch_tenants_drop(schemas=[slug.replace("-", "_")])
@@ -122,8 +126,6 @@ def scratch_tenant_create(*, slug, with_admin=False):
 
 def scratch_tenant_find(*, slug):
     """The scratch tenant an earlier `--keep` run left (None when `--reuse` did not keep one)."""
-    from tenancy.models import Tenant
-
     connection.set_schema_to_public()
     return Tenant.objects.filter(schema_name=slug.replace("-", "_")).first()
 
@@ -132,8 +134,6 @@ def scratch_tenants_drop_but_reusable(*, prefix):
     """`--reuse`: drop the scratch tenants except the data tenant (its customers, campaigns and hits
     are grown only where they fall short) and row 11's idle clones (cloned only up to the count
     asked). Returns how many are kept."""
-    from tenancy.models import Tenant
-
     connection.set_schema_to_public()
     base = prefix.replace("-", "_")
     names = list(
@@ -146,8 +146,6 @@ def scratch_tenants_drop_but_reusable(*, prefix):
 
 def scratch_tenants_drop(*, prefix=None, schemas=None):
     """Drop scratch tenants (their schema, domain and row), by schema name prefix or by name."""
-    from tenancy.models import Domain, Tenant
-
     connection.set_schema_to_public()
     tenants = Tenant.objects.all()
     if prefix is not None:
@@ -170,8 +168,6 @@ def scratch_tenants_drop(*, prefix=None, schemas=None):
 def outbox_delete(*, tenants=None, prefix=None):
     """The scratch tenants' outbox events (a million after a 1M import), in one statement: the ORM's
     delete() would load every row first."""
-    from events.models import OutboxEvent
-
     table = OutboxEvent._meta.db_table
     with schema_context("public"), connection.cursor() as cursor:
         if tenants is not None:
@@ -183,10 +179,6 @@ def outbox_delete(*, tenants=None, prefix=None):
 def bulk_tenants_create(*, prefix, count, start=1):
     """`count` more tenants for the migrate measurement: each a clone of the migrated template (what
     tenant_create does, minus its per-tenant migrate and first user), so 1,000 take minutes."""
-    from tenancy.clone import clone_schema
-    from tenancy.models import Domain, Tenant
-    from tenancy.services import template_ensure
-
     connection.set_schema_to_public()
     template_ensure()
     made = []
@@ -286,9 +278,6 @@ def csv_write(*, path, rows):
 
 def admin_token(schema):
     """An API token of the scratch tenant's first admin (created by tenant_create)."""
-    from django.contrib.auth import get_user_model
-    from rest_framework.authtoken.models import Token
-
     with schema_context(schema):
         user = get_user_model().objects.filter(is_superuser=True).order_by("id").first()
         token, _ = Token.objects.get_or_create(user=user)

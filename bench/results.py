@@ -5,7 +5,16 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from bench.core import console_table, fmt, growth_exponent, growth_verdict, machine_description, table_lines
+from bench.core import (
+    GrowthPoint,
+    Report,
+    console_table,
+    fmt,
+    growth_exponent,
+    growth_verdict,
+    machine_description,
+    table_lines,
+)
 
 # Why a row may fall short, as far as the run itself can tell (the file's notes add the analysis).
 STATUS_WORDS = {"pass": "met", "short": "short", "not available": "not available", "error": "error"}
@@ -50,10 +59,10 @@ def chart(report, path):
     groups = growth_groups(report)
     if not groups:
         return None
-    import matplotlib
+    import matplotlib  # noqa: PLC0415  (heavy, only when a chart is drawn)
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # noqa: PLC0415  (after matplotlib.use() above)
 
     tenant_groups = {k: v for k, v in groups.items() if "tenant" in k}
     data_groups = {k: v for k, v in groups.items() if "tenant" not in k}
@@ -168,8 +177,6 @@ def write(report, ctx, out_dir):
 def redraw(out_dir, *extra_dirs):
     """Draw growth.png again from latest.json, adding the growth points of other runs' results
     (e.g. a separate run of the largest import and tenant counts): `python -m bench.results DIR [DIR...]`."""
-    from bench.core import GrowthPoint, Report
-
     report = Report(scale="")
     for directory in (out_dir, *extra_dirs):
         saved = json.loads((Path(directory) / "latest.json").read_text())

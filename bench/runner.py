@@ -7,7 +7,7 @@ from pathlib import Path
 
 from django.db import connection
 
-from bench import data
+from bench import data, results
 from bench.context import SCALES, Context
 from bench.core import Report, Row
 from bench.workloads import (
@@ -58,8 +58,6 @@ def run(
     work_dir=None,
 ):
     """Run the rows in `only` (all by default) at `scale`; returns the Report (and writes it to out_dir)."""
-    from bench import results
-
     config = SCALES[scale]
     if sizes:
         config.sizes = sorted(sizes)
@@ -131,12 +129,7 @@ def _run_rows(ctx, report, selected):
         ctx.token = data.admin_token(tenant.schema_name)
     import_schema = None
     if 1 in selected:
-        if w1_import.available():
-            import_schema = data.scratch_tenant_create(
-                slug=data.tenant_slug(ctx.prefix, "import")
-            ).schema_name
-        else:
-            report.add(w1_import.unavailable_row())
+        import_schema = data.scratch_tenant_create(slug=data.tenant_slug(ctx.prefix, "import")).schema_name
 
     largest = config.sizes[-1]
     for size in config.sizes:

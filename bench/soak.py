@@ -19,6 +19,14 @@ import threading
 import time
 from pathlib import Path
 
+import django
+import psutil
+import psycopg
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.db import connection
+from django.utils import timezone
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 CUSTOMERS_PER_TENANT = 200
@@ -28,33 +36,28 @@ def _setup_django(database_url):
     os.environ["DATABASE_URL"] = database_url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crm_project.settings")
     sys.path.insert(0, str(ROOT))
-    import psycopg
 
     name = database_url.rsplit("/", 1)[1]
     admin_url = database_url.rsplit("/", 1)[0] + "/postgres"
     with psycopg.connect(admin_url, autocommit=True) as conn:
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
             conn.execute(f'CREATE DATABASE "{name}"')
-    import django
 
     django.setup()
-    from django.core.management import call_command
 
     call_command("migrate", verbosity=0, interactive=False)
 
 
 def _tenant_with_traffic(index):
     """A tenant with customers, a sent campaign with recipients and a link; returns its request list."""
-    from django.db import connection
-    from django.utils import timezone
-    from django_tenants.utils import schema_context
-    from rest_framework.authtoken.models import Token
+    from django_tenants.utils import schema_context  # noqa: PLC0415  (reads settings at import: after _setup_django())
+    from rest_framework.authtoken.models import Token  # noqa: PLC0415  (imports models: after _setup_django())
 
-    from campaigns.models import Campaign, CampaignLink, CampaignRecipient
-    from campaigns.tokens import make_token
-    from customers.models import Customer
-    from tenancy.models import Tenant
-    from tenancy.services import tenant_create
+    from campaigns.models import Campaign, CampaignLink, CampaignRecipient  # noqa: PLC0415  (imports models: after _setup_django())
+    from campaigns.tokens import make_token  # noqa: PLC0415  (imports models: after _setup_django())
+    from customers.models import Customer  # noqa: PLC0415  (imports models: after _setup_django())
+    from tenancy.models import Tenant  # noqa: PLC0415  (imports models: after _setup_django())
+    from tenancy.services import tenant_create  # noqa: PLC0415  (imports models: after _setup_django())
 
     slug, domain = f"soak-{index}", f"soak-{index}.localhost"
     tenant = Tenant.objects.filter(schema_name=slug.replace("-", "_")).first()
@@ -64,8 +67,6 @@ def _tenant_with_traffic(index):
         ).tenant
     connection.set_schema_to_public()
     with schema_context(tenant.schema_name):
-        from django.contrib.auth import get_user_model
-
         user = get_user_model().objects.get(username="soak@example.com")
         token = Token.objects.get_or_create(user=user)[0].key
         if not Customer.objects.exists():
@@ -117,8 +118,6 @@ def _free_port():
 
 
 def _rss_of_workers(master_pid):
-    import psutil
-
     try:
         master = psutil.Process(master_pid)
         return sum(child.memory_info().rss for child in master.children()) / 1024 / 1024

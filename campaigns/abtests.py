@@ -143,6 +143,39 @@ def variant_content(*, campaign, key, content, sender):
     )
 
 
+# A test copy of every variant at once (`POST /api/campaigns/{id}/test` `{"variant": "all"}`).
+ALL_VARIANTS = "all"
+
+
+def test_send_variants(*, campaign, variant=None):
+    """Which variants a test copy goes out as: [None] (the campaign's own content) without `variant`,
+    [key] for one of the campaign's variants, every key for "all". Raises ValidationError on
+    `variant` for a key the campaign does not have, or any variant of a campaign without a test."""
+    if variant in (None, ""):
+        return [None]
+    keys = [v["key"] for v in campaign.variants or []]
+    if not keys:
+        raise ValidationError({"variant": ["This campaign has no A/B test."]})
+    if variant == ALL_VARIANTS:
+        return keys
+    if variant not in keys:
+        raise ValidationError(
+            {"variant": [f'One of this campaign\'s variants ({", ".join(keys)}) or "{ALL_VARIANTS}".']}
+        )
+    return [variant]
+
+
+def test_send_contents(*, campaign, variant, content, sender):
+    """[(key or None, content, sender)]: what each test copy of `variant` (as test_send_variants)
+    carries: the variant's subject, content and from name over the campaign's."""
+    return [
+        (key, content, sender)
+        if key is None
+        else (key, *variant_content(campaign=campaign, key=key, content=content, sender=sender))
+        for key in test_send_variants(campaign=campaign, variant=variant)
+    ]
+
+
 def campaign_html_sources(*, campaign):
     """Every HTML body the campaign may send (its own and its variants'): its links are all of theirs."""
     return [campaign.html_body, *(v.get("html_body", "") for v in campaign.variants or [])]
@@ -437,7 +470,7 @@ def ab_tests_next_due():
     return timezone.now() + AB_TICK if _running().exists() else None
 
 
-def ab_tests_decide_due(*, now=None):
+def ab_tests_decide(*, now=None):
     """The decision tick of this tenant: note the probabilities of each running test, and decide
     those whose wait is over. Returns the ids decided."""
     now = now or timezone.now()

@@ -34,7 +34,7 @@ from customers.pagination import EstimatingPaginator
 from customers.selectors import customers_search
 from segments.models import Segment
 
-from . import editing, email_templates, lifecycle, proofs, readiness, selectors, senders
+from . import abtests, editing, email_templates, lifecycle, proofs, readiness, selectors, senders
 from .admin_abtests import ABTestFormMixin
 from .content import design_apply
 from .design_widget import DesignField
@@ -62,6 +62,17 @@ FIELD_LABELS = {
     "reply_to": _("Reply-To"),
     "exclude_segment": _("Exclude segment"),
 }
+
+
+def _status_badge(obj, *, css_class, colours):
+    """An object's status as a coloured word (its value in data-status, for the page's scripts)."""
+    return format_html(
+        '<span class="{}" data-status="{}" style="color:{};font-weight:600">{}</span>',
+        css_class,
+        obj.status,
+        colours.get(obj.status, "#6b7280"),
+        obj.get_status_display(),
+    )
 
 
 def field_label(model, name):
@@ -261,6 +272,7 @@ class EmailTemplateAdmin(ModelAdmin):
                 subject=request.POST.get("subject", ""),
                 customer=customer,
                 campaign_name=request.POST.get("name", ""),
+                kind="transactional" if request.POST.get("kind") == "transactional" else "marketing",
             )
         except ValidationError as error:
             return JsonResponse({"errors": error.message_dict})
@@ -302,6 +314,7 @@ class EmailTemplateAdmin(ModelAdmin):
                 html_body=template.html_body,
                 text_body=template.text_body,
                 customer=customer,
+                kind=template.kind,
             )
         except ValidationError as exc:
             error = " ".join(m for ms in exc.message_dict.values() for m in ms)
@@ -322,7 +335,13 @@ class EmailTemplateAdmin(ModelAdmin):
 
 def _report_test_send(request, results):
     for result in results:
-        if result["sent"]:
+        if result["sent"] and result.get("variant"):
+            messages.success(
+                request,
+                _("Test copy of variant %(variant)s sent to %(email)s.")
+                % {"variant": result["variant"], "email": result["email"]},
+            )
+        elif result["sent"]:
             messages.success(request, _("Test copy sent to %(email)s.") % {"email": result["email"]})
         else:
             messages.error(
@@ -519,12 +538,7 @@ class CampaignAdmin(ModelAdmin):
 
     @admin.display(description=_("Status"), ordering="status")
     def status_badge(self, obj):
-        return format_html(
-            '<span class="campaign-status" data-status="{}" style="color:{};font-weight:600">{}</span>',
-            obj.status,
-            STATUS_COLOURS.get(obj.status, "#6b7280"),
-            obj.get_status_display(),
-        )
+        return _status_badge(obj, css_class="campaign-status", colours=STATUS_COLOURS)
 
     @admin.display(description=_("Intent"), ordering="intent")
     def intent_display(self, obj):
@@ -535,11 +549,25 @@ class CampaignAdmin(ModelAdmin):
             obj.get_intent_display(),
         )
 
+    def get_changelist(self, request, **kwargs):
+        base = super().get_changelist(request, **kwargs)
+
+        class CampaignChangeList(base):
+            def get_results(self, request):
+                # The page's progress column in one statement, not one count per row.
+                super().get_results(request)
+                started = [c for c in self.result_list if c.status not in ("draft", "scheduled")]
+                progress = selectors.campaigns_progress(campaigns=started)
+                for campaign in started:
+                    campaign.progress_counted = progress[campaign.pk]
+
+        return CampaignChangeList
+
     @admin.display(description=_("Progress"))
     def progress_summary(self, obj):
         if obj.status in ("draft", "scheduled"):
             return "—"
-        progress = selectors.campaign_progress(campaign=obj)
+        progress = getattr(obj, "progress_counted", None) or selectors.campaign_progress(campaign=obj)
         return f"{progress['done']}/{progress['total']} ({progress['percent']}%)"
 
     def save_model(self, request, obj, form, change):
@@ -574,11 +602,12 @@ class CampaignAdmin(ModelAdmin):
             return context
         context.update(
             {
-                "panel_progress": selectors.campaign_progress(campaign=campaign),
+                "panel_progress": selectors.campaigns_progress(campaigns=[campaign])[campaign.pk],
                 "panel_progress_url": reverse("admin:campaigns_campaign_progress", args=[campaign.pk]),
                 "panel_recipients_url": reverse("admin:campaigns_campaignrecipient_changelist")
                 + f"?campaign__id__exact={campaign.pk}",
                 "panel_test_url": reverse("admin:campaigns_campaign_test", args=[campaign.pk]),
+                "panel_test_variants": [variant["key"] for variant in campaign.variants or []],
                 "panel_actions": [
                     {
                         "name": name,
@@ -686,7 +715,9 @@ class CampaignAdmin(ModelAdmin):
             _report_test_send(
                 request,
                 proofs.campaign_test_send(
-                    campaign=campaign, emails=_split_emails(request.POST.get("emails"))
+                    campaign=campaign,
+                    emails=_split_emails(request.POST.get("emails")),
+                    variant=request.POST.get("variant") or None,
                 ),
             )
         except ValidationError as error:
@@ -828,12 +859,25 @@ def _stats_url(campaign):
         return ""
 
 
+class VariantFilter(admin.SimpleListFilter):
+    """The A/B variants by their fixed keys: a field filter would read every recipient's distinct value."""
+
+    title = _("A/B variant")
+    parameter_name = "variant"
+
+    def lookups(self, request, model_admin):
+        return [(key, key) for key in abtests.VARIANT_KEYS]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(variant=self.value()) if self.value() else queryset
+
+
 @admin.register(CampaignRecipient)
 class CampaignRecipientAdmin(ModelAdmin):
     """Who got which campaign and how it went; read-only (the sender and tracking write these rows)."""
 
-    list_display = ["email", "campaign", "status", "attempts", "sent_at", "error"]
-    list_filter = ["status", "campaign"]
+    list_display = ["email", "campaign", "status", "variant", "attempts", "sent_at", "error"]
+    list_filter = ["status", VariantFilter, "campaign"]
     search_fields = ["email"]
     list_select_related = ["campaign"]
     show_full_result_count = False
@@ -928,12 +972,7 @@ class SenderDomainAdmin(ModelAdmin):
 
     @admin.display(description=_("Status"), ordering="status")
     def status_badge(self, obj):
-        return format_html(
-            '<span class="sender-domain-status" data-status="{}" style="color:{};font-weight:600">{}</span>',
-            obj.status,
-            SENDER_STATUS_COLOURS.get(obj.status, "#6b7280"),
-            obj.get_status_display(),
-        )
+        return _status_badge(obj, css_class="sender-domain-status", colours=SENDER_STATUS_COLOURS)
 
     def save_model(self, request, obj, form, change):
         saved = senders.sender_domain_create(domain=form.cleaned_data["domain"])

@@ -1,13 +1,15 @@
 """The templates and campaigns API: views validate, call one service or selector, serialize."""
 
+from functools import partial
+
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import exceptions, generics, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.api import ERROR_400, ERROR_404, ERROR_409, Conflict
+from core.api import ERROR_400, ERROR_404, ERROR_409, DetailView, choice_param, service_call
 from customers.models import Customer
 
 from . import abtests, editing, email_templates, lifecycle, proofs, selectors, senders
@@ -29,23 +31,7 @@ from .serializers import (
     WinnerInputSerializer,
 )
 
-
-def _call(service, **kwargs):
-    """Run a service; its CampaignStateError is a 409 (its ValidationError becomes a 400 in
-    core.api.exception_handler)."""
-    try:
-        return service(**kwargs)
-    except CampaignStateError as error:
-        raise Conflict(str(error))
-
-
-def _choice_param(request, name, choices):
-    value = request.query_params.get(name)
-    if value in (None, ""):
-        return None
-    if value not in choices:
-        raise exceptions.ValidationError({name: [f"'{value}' is not one of {', '.join(choices)}."]})
-    return value
+_call = partial(service_call, CampaignStateError)
 
 
 # --- templates ---------------------------------------------------------------------------------------
@@ -62,7 +48,7 @@ class TemplateListView(generics.GenericAPIView):
     )
     def get(self, request):
         templates = EmailTemplate.objects.all()
-        kind = _choice_param(request, "kind", [k for k, _ in EmailTemplate.KIND_CHOICES])
+        kind = choice_param(request, "kind", [k for k, _ in EmailTemplate.KIND_CHOICES])
         if kind:
             templates = templates.filter(kind=kind)
         page = self.paginate_queryset(templates)
@@ -76,39 +62,26 @@ class TemplateListView(generics.GenericAPIView):
         return Response(TemplateSerializer(template).data, status=status.HTTP_201_CREATED)
 
 
-class TemplateDetailView(APIView):
+@extend_schema_view(
+    get=extend_schema(responses={200: TemplateSerializer, 404: ERROR_404}),
+    put=extend_schema(
+        request=TemplateInputSerializer, responses={200: TemplateSerializer, 400: ERROR_400, 404: ERROR_404}
+    ),
+    patch=extend_schema(
+        request=TemplateInputSerializer, responses={200: TemplateSerializer, 400: ERROR_400, 404: ERROR_404}
+    ),
+    delete=extend_schema(responses={204: None, 404: ERROR_404}),
+)
+class TemplateDetailView(DetailView):
     permission_model = EmailTemplate
+    serializer_class = TemplateSerializer
+    input_serializer_class = TemplateInputSerializer
 
-    @extend_schema(responses={200: TemplateSerializer, 404: ERROR_404})
-    def get(self, request, pk):
-        return Response(TemplateSerializer(get_object_or_404(EmailTemplate, pk=pk)).data)
+    def perform_update(self, template, changes):
+        return _call(email_templates.template_update, template=template, **changes)
 
-    def _update(self, request, pk, partial):
-        template = get_object_or_404(EmailTemplate, pk=pk)
-        data = TemplateInputSerializer(data=request.data, partial=partial)
-        data.is_valid(raise_exception=True)
-        changes = {
-            key: value for key, value in data.validated_data.items() if key in request.data or not partial
-        }
-        template = _call(email_templates.template_update, template=template, **changes)
-        return Response(TemplateSerializer(template).data)
-
-    @extend_schema(
-        request=TemplateInputSerializer, responses={200: TemplateSerializer, 400: ERROR_400, 404: ERROR_404}
-    )
-    def put(self, request, pk):
-        return self._update(request, pk, partial=False)
-
-    @extend_schema(
-        request=TemplateInputSerializer, responses={200: TemplateSerializer, 400: ERROR_400, 404: ERROR_404}
-    )
-    def patch(self, request, pk):
-        return self._update(request, pk, partial=True)
-
-    @extend_schema(responses={204: None, 404: ERROR_404})
-    def delete(self, request, pk):
-        email_templates.template_delete(template=get_object_or_404(EmailTemplate, pk=pk))
-        return Response(status=status.HTTP_204_NO_CONTENT)
+    def perform_destroy(self, template):
+        email_templates.template_delete(template=template)
 
 
 class TemplatePreviewView(APIView):
@@ -134,6 +107,7 @@ class TemplatePreviewView(APIView):
             html_body=template.html_body,
             text_body=template.text_body,
             customer=customer,
+            kind=template.kind,
         )
         return Response(RenderedSerializer(rendered).data)
 
@@ -158,8 +132,8 @@ class CampaignListView(generics.GenericAPIView):
         responses={200: CampaignSerializer(many=True), 400: ERROR_400},
     )
     def get(self, request):
-        state = _choice_param(request, "status", [s for s, _ in Campaign.STATUS_CHOICES])
-        intent = _choice_param(request, "intent", [i for i, _ in Campaign.INTENT_CHOICES])
+        state = choice_param(request, "status", [s for s, _ in Campaign.STATUS_CHOICES])
+        intent = choice_param(request, "intent", [i for i, _ in Campaign.INTENT_CHOICES])
         page = self.paginate_queryset(selectors.campaigns_list(status=state, intent=intent))
         return self.get_paginated_response(CampaignSerializer(page, many=True).data)
 
@@ -271,10 +245,12 @@ class CampaignWinnerView(APIView):
         campaign = _campaign(pk)
         data = WinnerInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        try:
-            abtests.campaign_ab_decide(campaign=campaign, key=data.validated_data["key"])
-        except abtests.ABStateError as error:
-            raise Conflict(str(error))
+        service_call(
+            abtests.ABStateError,
+            abtests.campaign_ab_decide,
+            campaign=campaign,
+            key=data.validated_data["key"],
+        )
         campaign.refresh_from_db()
         return Response(CampaignSerializer(campaign).data)
 
@@ -289,13 +265,20 @@ class CampaignTestView(APIView):
             400: ERROR_400,
             404: ERROR_404,
         },
-        description="Send a test copy (subject marked [Test]); no recipient rows, counted nowhere.",
+        description="Send a test copy (subject marked [Test]); no recipient rows, counted nowhere. "
+        'An A/B campaign\'s variant with `variant` ("B": subject marked [Test B]), or all of them with '
+        '"all" (a copy of each to every address); a key the campaign does not have is a 400.',
     )
     def post(self, request, pk):
         campaign = _campaign(pk)
         data = TestSendInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        results = _call(proofs.campaign_test_send, campaign=campaign, emails=data.validated_data["emails"])
+        results = _call(
+            proofs.campaign_test_send,
+            campaign=campaign,
+            emails=data.validated_data["emails"],
+            variant=data.validated_data.get("variant"),
+        )
         return Response(TestSendResultSerializer(results, many=True).data)
 
 
@@ -313,14 +296,26 @@ class CampaignRecipientsView(generics.GenericAPIView):
                 "status",
                 OpenApiTypes.STR,
                 enum=[s for s, _ in CampaignRecipient.STATUS_CHOICES],
-            )
+            ),
+            OpenApiParameter(
+                "variant",
+                OpenApiTypes.STR,
+                enum=list(abtests.VARIANT_KEYS),
+                description="Only the recipients of this A/B variant (one of the campaign's keys).",
+            ),
         ],
         responses={200: RecipientSerializer(many=True), 400: ERROR_400, 404: ERROR_404},
     )
     def get(self, request, pk):
         campaign = _campaign(pk)
-        state = _choice_param(request, "status", [s for s, _ in CampaignRecipient.STATUS_CHOICES])
-        page = self.paginate_queryset(selectors.campaign_recipients(campaign=campaign, status=state))
+        state = choice_param(request, "status", [s for s, _ in CampaignRecipient.STATUS_CHOICES])
+        keys = [v["key"] for v in campaign.variants or []]
+        if not keys and request.query_params.get("variant"):
+            raise exceptions.ValidationError({"variant": ["This campaign has no A/B test."]})
+        variant = choice_param(request, "variant", keys)
+        page = self.paginate_queryset(
+            selectors.campaign_recipients(campaign=campaign, status=state, variant=variant)
+        )
         return self.get_paginated_response(RecipientSerializer(page, many=True).data)
 
 
@@ -377,10 +372,7 @@ class SenderDomainDetailView(generics.GenericAPIView):
         "sender uses it.",
     )
     def delete(self, request, pk):
-        try:
-            senders.sender_domain_delete(sender_domain=self.get_object())
-        except senders.SenderDomainInUse as error:
-            raise Conflict(str(error))
+        service_call(senders.SenderDomainInUse, senders.sender_domain_delete, sender_domain=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

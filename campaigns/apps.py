@@ -1,5 +1,7 @@
 from django.apps import AppConfig
 
+from segments import hooks as segment_hooks
+
 
 class CampaignsConfig(AppConfig):
     name = "campaigns"
@@ -7,12 +9,12 @@ class CampaignsConfig(AppConfig):
 
     def ready(self):
         # Here, not at the top: these import models, which Django loads only after every app config.
-        from segments import hooks as segment_hooks
-        from segments.rules import register_set_field
-        from tenancy import tenant_settings
-        from tenancy.work import work_kind_register
+        from segments import services as segment_services  # noqa: PLC0415  (imports models: only once apps are ready)
+        from segments.rules import register_set_field  # noqa: PLC0415  (imports models: only once apps are ready)
+        from tenancy import tenant_settings  # noqa: PLC0415  (imports models: only once apps are ready)
+        from tenancy.work import work_kind_register  # noqa: PLC0415  (imports models: only once apps are ready)
 
-        from . import abtests, lifecycle, privacy, selectors, senders, transactional
+        from . import abtests, lifecycle, privacy, readiness, selectors, senders, transactional  # noqa: PLC0415  (imports models: only once apps are ready)
 
         transactional.register()
         if senders.sender_problem not in tenant_settings.FROM_EMAIL_CHECKS:
@@ -32,6 +34,9 @@ class CampaignsConfig(AppConfig):
             label="Clicked campaign",
         )
         privacy.register()
+        # A scheduled campaign's segment can't be deleted from under it.
+        if readiness.segment_delete_guard not in segment_services.DELETE_GUARDS:
+            segment_services.DELETE_GUARDS.append(readiness.segment_delete_guard)
         for field in ("opened_campaign", "clicked_campaign"):
             segment_hooks.value_suggesters[field] = selectors.campaign_suggestions
         # Periodic work that beat hands only to the tenants that have some (tenancy/work.py).

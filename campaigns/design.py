@@ -27,6 +27,7 @@ import re
 import secrets
 from datetime import timedelta
 from decimal import Decimal
+from urllib.parse import quote
 
 import css_inline
 import html2text
@@ -72,6 +73,15 @@ SOCIAL_NETWORKS = tuple(SOCIAL_LABELS)
 MJML_NETWORK = {"x": "twitter"}
 RICH_TAGS = {"b", "strong", "i", "em", "u", "a", "br", "span"}
 SKU_RE = re.compile(r"^[A-Za-z0-9._\-/ ]{1,100}$")
+# Where a product block's products come from: SKUs picked in the editor, the shop's best sellers, or
+# each recipient's own latest purchases (chosen per recipient when the message is sent:
+# campaigns/product_cards.py).
+PRODUCT_SOURCES = ("skus", "bestsellers", "last_bought")
+LAST_BOUGHT = "last_bought"
+# A card of a fixed product (by SKU or a best seller) is marked in the compiled HTML with its SKU, so
+# the sender can show the product's current price, image and stock (campaigns/product_cards.py).
+CARD_OPEN = "<!--crm-card:{}-->"
+CARD_CLOSE = "<!--/crm-card-->"
 
 
 class DesignError(ValidationError):
@@ -90,6 +100,7 @@ class _Vars:
     def __init__(self):
         self.nonce = secrets.token_hex(5)
         self.values = {}
+        self.tags = []
 
     def protect(self, text, where):
         """`text` with each variable swapped for its placeholder; other template code is refused."""
@@ -111,6 +122,32 @@ class _Vars:
                 "only variables such as {{ customer.first_name }} may be used here, no other template code.",
             )
         return swapped
+
+    def code(self, source):
+        """A placeholder for a template tag of our own (never the marketer's or the shop's data)."""
+        key = f"x{self.nonce}v{len(self.values)}x"
+        self.values[key] = source
+        self.tags.append(key)
+        return key
+
+    def tags_as_text(self, text):
+        for key in self.tags:
+            text = text.replace(f"<!--{key}-->", key)
+        return text
+
+    def variable(self, name):
+        """A placeholder for `{{ name }}`, a value of our own context (the product cards')."""
+        key = f"x{self.nonce}v{len(self.values)}x"
+        self.values[key] = "{{ " + name + " }}"
+        return key
+
+    def tags_in_comments(self, text):
+        """Each tag's placeholder inside an HTML comment: text between table rows would be moved out
+        of the table by an HTML parser (MRML's inliner's), a comment stays where it is; and the tag
+        still works (`<!--{% if a %}-->X<!--{% endif %}-->` renders `<!---->X<!---->` or `<!---->`)."""
+        for key in self.tags:
+            text = text.replace(key, f"<!--{key}-->")
+        return text
 
     def restore(self, text):
         if not self.values:
@@ -318,7 +355,7 @@ BLOCKS = {
     "products": (
         {
             **_BOX,
-            "source": _choice("skus", "bestsellers"),
+            "source": _choice(*PRODUCT_SOURCES),
             "skus": _list(_text(100, variables=False), 0, MAX_PRODUCTS_PER_BLOCK),
             "limit": _int(1, MAX_PRODUCTS_PER_BLOCK),
             "per_row": _int(1, 3),
@@ -562,14 +599,67 @@ def products_for(data):
     return [products[sku] for sku in skus if sku in products][:limit]
 
 
-def _price(product):
+def product_price(product):
     amount = (
         product.price.quantize(Decimal("0.01")) if product.price % 1 else product.price.quantize(Decimal("1"))
     )
     return f"{amount} {product.currency}"
 
 
-def _block_products(data, ctx):
+def _card(data, ctx, *, image, url, name, price, label):
+    """One product card's MJML (image, name and price, button); values are HTML-escaped or placeholders."""
+    inner = ""
+    if image:
+        inner += f"<mj-image{_attrs(src=image, href=url, alt=name, padding='4px 12px')} />"
+    inner += _mj_text(
+        f"<strong>{name}</strong><br>{price}", {**data, "align": data.get("align", "center")}, ctx
+    )
+    return inner + _button(label, url, data, ctx)
+
+
+def _block_last_bought(data, ctx, index):
+    """Cards of each recipient's own latest purchases: template code over `products.p<index>`, which
+    the sender fills per recipient (campaigns/product_cards.py); a slot without a product is empty."""
+    limit = data.get("limit", 4)
+    per_row = data.get("per_row", 2)
+    code = ctx.vars.code
+    key = f"products.p{index}"
+    label = data.get("button_label", "Buy now")
+    rows = []
+    for start in range(0, limit, per_row):
+        columns = []
+        for slot in range(start, min(start + per_row, limit)):
+            card = f"{key}.{slot}"
+            value = ctx.vars.variable
+            image = (
+                f"<mj-raw>{code('{% if ' + card + '.image_url %}')}</mj-raw>"
+                f"<mj-image{_attrs(src=value(card + '.image_url'), href=value(card + '.url'), alt=value(card + '.name'), padding='4px 12px')} />"
+                f"<mj-raw>{code('{% endif %}')}</mj-raw>"
+            )
+            rest = _card(
+                data,
+                ctx,
+                image="",
+                url=value(card + ".url"),
+                name=value(card + ".name"),
+                price=value(card + ".price"),
+                label=label,
+            )
+            columns.append(
+                f'<mj-column css-class="product-card"><mj-raw>{code("{% if " + card + " %}")}</mj-raw>'
+                f"{image}{rest}<mj-raw>{code('{% endif %}')}</mj-raw></mj-column>"
+            )
+        columns += ["<mj-column></mj-column>"] * (per_row - len(columns))
+        rows.append(_section(data, "".join(columns), default_padding=4))
+    return "".join(rows)
+
+
+def _block_products(data, ctx, index=0):
+    if data.get("source") == LAST_BOUGHT:
+        ctx.product_cards += data.get("limit", 4)
+        if ctx.product_cards > MAX_PRODUCT_CARDS:
+            raise DesignError("products", f"at most {MAX_PRODUCT_CARDS} product cards in one design.")
+        return _block_last_bought(data, ctx, index)
     if data.get("source") == "skus" and not data.get("skus"):
         raise DesignError("products", "pick at least one SKU, or show the best sellers.")
     products = products_for(data)
@@ -587,17 +677,20 @@ def _block_products(data, ctx):
     for start in range(0, len(products), per_row):
         columns = []
         for product in products[start : start + per_row]:
-            url = html.escape(product.url, quote=True)
-            inner = ""
-            if product.image_url:
-                inner += f"<mj-image{_attrs(src=html.escape(product.image_url, quote=True), href=url, alt=html.escape(product.name, quote=True), padding='4px 12px')} />"
-            inner += _mj_text(
-                f"<strong>{html.escape(product.name)}</strong><br>{html.escape(_price(product))}",
-                {**data, "align": data.get("align", "center")},
+            inner = _card(
+                data,
                 ctx,
+                image=html.escape(product.image_url, quote=True),
+                url=html.escape(product.url, quote=True),
+                name=html.escape(product.name, quote=True),
+                price=html.escape(product_price(product)),
+                label=label,
             )
-            inner += _button(label, url, data, ctx)
-            columns.append(f'<mj-column css-class="product-card">{inner}</mj-column>')
+            marker = CARD_OPEN.format(quote(product.sku, safe=""))
+            columns.append(
+                f'<mj-column css-class="product-card"><mj-raw>{marker}</mj-raw>{inner}'
+                f"<mj-raw>{CARD_CLOSE}</mj-raw></mj-column>"
+            )
         # Empty places keep the cards of the last row as wide as the others.
         columns += ["<mj-column></mj-column>"] * (per_row - len(columns))
         rows.append(_section(data, "".join(columns), default_padding=4))
@@ -636,9 +729,19 @@ def _block_footer(data, ctx):
         parts.append(data["text"])
     if data.get("show_address", True) and ctx.brand["postal_address"]:
         parts.append(html.escape(ctx.brand["postal_address"]).replace("\n", "<br>"))
+    # Each link only where the message has it: a campaign's message has an unsubscribe link and a
+    # web version; a transactional one (an order confirmation) has neither, only the preference
+    # centre, where the customer can turn order emails off. An empty href is never written.
+    code = ctx.vars.code
     unsubscribe = ctx.vars.protect("{{ unsubscribe_url }}", "footer")
+    preferences = ctx.vars.protect("{{ preferences_url }}", "footer")
     web = ctx.vars.protect("{{ web_version_url }}", "footer")
-    parts.append(f'<a href="{unsubscribe}">Unsubscribe</a> · <a href="{web}">View in your browser</a>')
+    parts.append(
+        f'{code("{% if unsubscribe_url %}")}<a href="{unsubscribe}">Unsubscribe</a>'
+        f'{code("{% elif preferences_url %}")}<a href="{preferences}">Email preferences</a>'
+        f'{code("{% endif %}")}{code("{% if web_version_url %}")} · <a href="{web}">View in your browser</a>'
+        f"{code('{% endif %}')}"
+    )
     content = "<br><br>".join(parts)
     return _section(
         data,
@@ -684,9 +787,22 @@ def _mjml(blocks, settings, ctx):
         + (f"<mj-preview>{settings['preheader']}</mj-preview>" if settings.get("preheader") else "")
         + "</mj-head>"
     )
-    body = "".join(RENDERERS[kind](data, ctx) for kind, data in blocks)
+    body = "".join(
+        _block_products(data, ctx, index) if kind == "products" else RENDERERS[kind](data, ctx)
+        for index, (kind, data) in enumerate(blocks)
+    )
     background = settings.get("background", brand["background"])
     return f'<mjml>{head}<mj-body background-color="{background}" width="600px">{body}</mj-body></mjml>'
+
+
+# A tag of ours in its comment (`_Vars.tags_in_comments`), once the placeholders are restored.
+COMMENTED_TAG_RE = re.compile(r"<!--(\{%(?:(?!-->).)*?%\})-->", re.DOTALL)
+
+
+def design_text_again(compiled_html):
+    """The text part of a compiled design's HTML changed after compiling (product_cards.py): its
+    tags, kept in comments in the HTML, are text again."""
+    return design_text(COMMENTED_TAG_RE.sub(r"\1", compiled_html))
 
 
 def design_text(compiled_html):
@@ -712,14 +828,18 @@ def design_compile(design, *, brand=None):
     blocks, settings = _clean(design, ctx)
     source = _mjml(blocks, settings, ctx)
     try:
-        output = mrml.to_html(source, parser_options=mrml.ParserOptions(include_loader=mrml.noop_loader()))
+        output = mrml.to_html(
+            ctx.vars.tags_in_comments(source),
+            parser_options=mrml.ParserOptions(include_loader=mrml.noop_loader()),
+        )
     except Exception as exc:  # our MJML is built from validated values: this is a bug, said plainly
         raise DesignError("", f"The design could not be compiled ({type(exc).__name__}: {exc})."[:500])
     inlined = css_inline.inline(output.content, keep_style_tags=True, load_remote_stylesheets=False)
     # Literal braces that would open template code become {% templatetag %}: only our placeholders
     # turn into variables.
     safe = OPENING_RE.sub("{% templatetag openbrace %}", inlined)
-    text = design_text(safe)
+    # The text part knows no comments: there the tags are text again, in their places.
+    text = design_text(ctx.vars.tags_as_text(safe))
     return {
         "mjml": ctx.vars.restore(source),
         "html": ctx.vars.restore(safe),

@@ -1,12 +1,16 @@
 """Email templates (marketing and transactional): their checks, create, update, delete, and previews of
 a template or of a design in the editor."""
 
+from dataclasses import replace
+
 from django.core.exceptions import ValidationError
 
+from . import transactional
 from .content import campaign_classify, design_apply
 from .design import design_compile, design_parse
 from .lifecycle import EDITABLE_STATUSES
 from .models import Campaign, EmailTemplate
+from .product_cards import ProductCards
 from .rendering import customer_context, render_message, sample_context, validate_sources
 from .tokens import preferences_url, tenant_base_url
 
@@ -93,17 +97,29 @@ def preview_links(*, customer_id=None):
     }
 
 
-def template_preview(*, subject, html_body, text_body, customer=None, campaign_name=""):
-    """Rendered subject, html, text of a template against a customer (or sample values)."""
+def template_preview(*, subject, html_body, text_body, customer=None, campaign_name="", kind="marketing"):
+    """Rendered subject, html, text of a template against a customer (or sample values); a
+    transactional one as an order email goes out (an order, the preference centre, no unsubscribe)."""
+    if kind == "transactional":
+        rendered = render_message(
+            subject=subject,
+            html=html_body,
+            text=text_body,
+            context=transactional.transactional_preview_context(customer=customer),
+        )
+        return replace(rendered, html=transactional.without_empty_links(rendered.html))
+    # Product cards as they would go out now: current product data, the customer's last bought.
+    cards = ProductCards(html_source=html_body, text_source=text_body)
     context = {
         "customer": customer_context(customer) if customer is not None else sample_context(),
         "campaign": {"name": campaign_name},
+        "products": cards.context(getattr(customer, "pk", None) or 0),
         **preview_links(customer_id=getattr(customer, "pk", None)),
     }
-    return render_message(subject=subject, html=html_body, text=text_body, context=context)
+    return render_message(subject=subject, html=cards.html, text=cards.text, context=context)
 
 
-def design_preview(*, design, subject="", customer=None, campaign_name=""):
+def design_preview(*, design, subject="", customer=None, campaign_name="", kind="marketing"):
     """A design compiled (html, text, warnings) and rendered for a customer or sample values (rendered:
     a Rendered), for the editor's preview; raises ValidationError naming the design's problem."""
     compiled = design_compile(design if isinstance(design, dict) else design_parse(design) or {})
@@ -113,5 +129,6 @@ def design_preview(*, design, subject="", customer=None, campaign_name=""):
         text_body=compiled["text"],
         customer=customer,
         campaign_name=campaign_name,
+        kind=kind,
     )
     return compiled, rendered

@@ -19,7 +19,7 @@ from .lifecycle import (
 from .models import Campaign
 
 
-def campaigns_start_due(*, now=None):
+def campaigns_dispatch_due(*, now=None):
     """Start every scheduled campaign whose time has come (this tenant); one that cannot start fails
     with the reason. Returns the ids started."""
     started = []
@@ -38,7 +38,7 @@ def campaigns_start_due(*, now=None):
     return started
 
 
-def leases_reclaim(*, now=None):
+def leases_reclaim_expired(*, now=None):
     """Recover from dead workers: recipients whose lease expired go back to pending and their campaign
     gets fresh batch tasks, campaigns nobody works on are resumed (`campaigns_resume_stalled`),
     finished ones still marked sending become sent.

@@ -181,5 +181,5 @@ class Lease:
 
 
 # The campaign recipients are claimed, renewed and reclaimed under these leases (sender.Store claims,
-# jobs.leases_reclaim reclaims; flows' sender shares the table).
+# jobs.leases_reclaim_expired reclaims; flows' sender shares the table).
 RECIPIENT_LEASES = LeasedTable(table=CampaignRecipient._meta.db_table, group="campaign_id")

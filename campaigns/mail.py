@@ -16,6 +16,7 @@ from email.utils import formatdate
 from functools import cache, cached_property, lru_cache
 
 import dkim
+from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric import utils as asym_utils
@@ -474,13 +475,9 @@ def delivery_error(exc):
         return DeliveryError(permanent=500 <= code < 600, reason=reason, broken=code == 421)
     if isinstance(exc, smtplib.SMTPException | OSError):
         return DeliveryError(permanent=False, reason=f"{type(exc).__name__}: {exc}", broken=True)
-    try:
-        from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused
-    except ImportError:  # pragma: no cover - anymail is a dependency
-        AnymailAPIError = AnymailRecipientsRefused = ()
-    if AnymailRecipientsRefused and isinstance(exc, AnymailRecipientsRefused):
+    if isinstance(exc, AnymailRecipientsRefused):
         return DeliveryError(permanent=True, reason=f"recipient refused by the ESP: {exc}")
-    if AnymailAPIError and isinstance(exc, AnymailAPIError):
+    if isinstance(exc, AnymailAPIError):
         status = getattr(exc, "status_code", None)
         transient = status is None or status >= 500 or status == 429
         return DeliveryError(permanent=not transient, reason=f"ESP error {status}: {_describe(exc)}")

@@ -15,6 +15,7 @@ from django.db import connection
 from django.utils.crypto import salted_hmac
 
 from . import tokens
+from .product_cards import ProductCards
 from .rendering import compile_message
 
 # <a ... href="..."> in HTML (source or rendered): group 2 is the quote, group 3 the URL as written.
@@ -81,19 +82,30 @@ def _insert_before_body_end(document, snippet):
 class CampaignComposer:
     """Builds the personalised messages of one campaign."""
 
-    def __init__(self, *, campaign, content, sender, links=None, base_url, test=False):
+    def __init__(self, *, campaign, content, sender, links=None, base_url, test=False, variant=""):
         """`content`: dict(subject, html, text); `sender`: dict(from_email, from_name, reply_to,
-        postal_address); `links`: {url: CampaignLink id} for click tracking."""
+        postal_address); `links`: {url: CampaignLink id} for click tracking; `variant`: the A/B
+        variant a test copy shows (its subject says which)."""
+        self.variant = variant or ""
         self.campaign_id = campaign.id or 0  # 0: a test copy of an unsaved campaign
         self.campaign_name = campaign.name
         self.campaign_data = {"name": campaign.name}
         # The tenant's switches (its settings page) win over the campaign's: off means off everywhere.
         tenant = getattr(connection, "tenant", None)
         self.track_opens = campaign.track_opens and getattr(tenant, "track_opens", True) and not test
-        self.track_clicks = (
-            campaign.track_clicks and getattr(tenant, "track_clicks", True) and not test and bool(links)
-        )
+        track_clicks = campaign.track_clicks and getattr(tenant, "track_clicks", True) and not test
         self.test = test
+        # Product cards as the shop has them now, and who gets which "last bought" products; their
+        # product links are the campaign's links too.
+        self.product_cards = ProductCards(
+            html_source=content["html"],
+            text_source=content["text"],
+            campaign_id=campaign.id if track_clicks else None,
+        )
+        content = {**content, "html": self.product_cards.html, "text": self.product_cards.text}
+        links = {**(links or {}), **self.product_cards.link_ids}
+        # (a "last bought" block's links become known batch by batch)
+        self.track_clicks = bool(track_clicks and (links or self.product_cards.slots))
         html_source, self.tracked_link_ids = content["html"], []
         if self.track_clicks:
             html_source, self.tracked_link_ids = with_tracked_links(content["html"], links)
@@ -115,7 +127,14 @@ class CampaignComposer:
         self.schema = connection.schema_name
         self.mailto = settings.MAIL_UNSUBSCRIBE_MAILTO
 
-    def context(self, *, customer, unsubscribe_url, preferences_url, links=None, web_version_url=""):
+    def prepare(self, recipients):
+        """Load what a batch's recipients (rows or claims: `customer_id`) need beyond their row, for
+        all of them at once (the "last bought" products: one query, and none without such cards)."""
+        self.product_cards.prepare([recipient.customer_id for recipient in recipients])
+
+    def context(
+        self, *, customer, unsubscribe_url, preferences_url, links=None, web_version_url="", products=None
+    ):
         return {
             "customer": customer,
             "unsubscribe_url": unsubscribe_url,
@@ -123,6 +142,7 @@ class CampaignComposer:
             "web_version_url": web_version_url,
             "campaign": self.campaign_data,
             "crm_links": links or {},
+            "products": products or {},
         }
 
     def _render(self, *, recipient_id, customer_id, customer, unsubscribe):
@@ -144,6 +164,12 @@ class CampaignComposer:
                 preferences_url=preferences,
                 links=links,
                 web_version_url=web,
+                products=self.product_cards.context(
+                    customer_id,
+                    click_url=(lambda link_id: tokens.click_url(self.base_url, recipient_id, link_id))
+                    if self.track_clicks
+                    else None,
+                ),
             )
         )
 
@@ -195,8 +221,10 @@ class CampaignComposer:
         }
         subject = rendered.subject
         if self.test:
-            subject = f"[Test] {subject}"
+            subject = f"[Test {self.variant}] {subject}" if self.variant else f"[Test] {subject}"
             headers["X-CRM-Test"] = "yes"
+            if self.variant:
+                headers["X-CRM-Variant"] = self.variant
         message = EmailMultiAlternatives(
             subject=subject,
             body=body_text,

@@ -6,7 +6,7 @@ from django.core.validators import validate_email
 
 from customers.models import Customer
 
-from . import selectors
+from . import abtests, selectors
 from .design import design_compile, design_parse
 from .mail import delivery_error, mail_connection
 from .messages import CampaignComposer
@@ -18,10 +18,12 @@ from .tokens import tenant_base_url
 TEST_SEND_MAX = 10
 
 
-def campaign_test_send(*, campaign, emails):
+def campaign_test_send(*, campaign, emails, variant=None):
     """Send a test copy to up to TEST_SEND_MAX addresses: marked [Test], no recipient rows, no tracking.
+    `variant`: an A/B campaign's variant key (marked [Test B]), or "all" for a copy of each
+    (abtests.test_send_variants).
 
-    Returns [{"email", "sent", "error"}]."""
+    Returns [{"email", "sent", "error"}], with "variant" for a variant's copy."""
     errors = {}
     if not isinstance(emails, list | tuple) or not emails:
         errors["emails"] = ["Give a list of 1 to 10 email addresses."]
@@ -36,33 +38,47 @@ def campaign_test_send(*, campaign, emails):
                 bad.append(f"'{email}' is not a valid email address.")
         if bad:
             errors["emails"] = bad
+    try:
+        abtests.test_send_variants(campaign=campaign, variant=variant)
+    except ValidationError as exc:
+        errors.update(exc.message_dict)
     if errors:
         raise ValidationError(errors)
     content = campaign_preflight(campaign=campaign, count_audience=False, require_segment=False)
-    composer = CampaignComposer(
-        campaign=campaign,
-        content=content,
-        sender=selectors.campaign_sender(campaign=campaign),
-        base_url=tenant_base_url(),
-        test=True,
-    )
+    base_url = tenant_base_url()
+    composers = [
+        (
+            key,
+            CampaignComposer(
+                campaign=campaign, content=copy, sender=sender, base_url=base_url, test=True, variant=key
+            ),
+        )
+        for key, copy, sender in abtests.test_send_contents(
+            campaign=campaign,
+            variant=variant,
+            content=content,
+            sender=selectors.campaign_sender(campaign=campaign),
+        )
+    ]
     results = []
     mail = mail_connection()
     try:
         for email in emails:
             address = email.strip().lower()
             customer = Customer.objects.filter(email=address).first()
-            message, _ = composer.compose(
-                recipient_id=0,
-                email=address,
-                customer_id=customer.pk if customer else 0,
-                customer=customer_context(customer) if customer else sample_context(),
-            )
-            try:
-                mail.send_messages([message])
-                results.append({"email": address, "sent": True, "error": ""})
-            except Exception as exc:  # reported per address; a test send never changes state
-                results.append({"email": address, "sent": False, "error": delivery_error(exc).reason})
+            for key, composer in composers:
+                message, _ = composer.compose(
+                    recipient_id=0,
+                    email=address,
+                    customer_id=customer.pk if customer else 0,
+                    customer=customer_context(customer) if customer else sample_context(),
+                )
+                named = {"email": address, **({"variant": key} if key else {})}
+                try:
+                    mail.send_messages([message])
+                    results.append({**named, "sent": True, "error": ""})
+                except Exception as exc:  # reported per address; a test send never changes state
+                    results.append({**named, "sent": False, "error": delivery_error(exc).reason})
     finally:
         try:
             mail.close()

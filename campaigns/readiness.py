@@ -13,6 +13,16 @@ from .messages import UNSUBSCRIBE_VAR_RE
 from .rendering import validate_sources
 
 
+def segment_delete_guard(*, segment):
+    """A segment a scheduled campaign sends to (or excludes) stays: deleting it would leave the campaign
+    to fail at its start time. Sending campaigns froze their audience already. (segments' DELETE_GUARDS)"""
+    names = selectors.campaigns_scheduled_with_segment(segment)
+    if names:
+        raise ValidationError(
+            f"Scheduled campaigns use this segment ({', '.join(names)}): unschedule them or change their segment first."
+        )
+
+
 def scheduled_at_check(scheduled_at):
     """A schedule must lie in the future; raises ValidationError naming `scheduled_at`."""
     if scheduled_at <= timezone.now():

@@ -50,7 +50,15 @@ from decimal import Decimal
 import html2text
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.template import Context, Engine, Library, TemplateSyntaxError, defaultfilters, defaulttags
+from django.template import (
+    Context,
+    Engine,
+    Library,
+    TemplateDoesNotExist,
+    TemplateSyntaxError,
+    defaultfilters,
+    defaulttags,
+)
 from django.template.base import TextNode, VariableNode, render_value_in_context
 from django.template.defaulttags import ForNode, NowNode
 from django.utils.formats import localize
@@ -496,8 +504,6 @@ class _SandboxEngine(Engine):
         self.template_builtins = [_sandbox_library()]
 
     def find_template(self, name, dirs=None, skip=None):  # no template can name another one
-        from django.template import TemplateDoesNotExist
-
         raise TemplateDoesNotExist(name)
 
 

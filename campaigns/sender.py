@@ -99,9 +99,12 @@ class BatchResult:
 
 
 def composer_for(*, campaign, test=False):
-    content = selectors.campaign_content(campaign=campaign)
-    sender = selectors.campaign_sender(campaign=campaign)
-    links = selectors.campaign_links(campaign_id=campaign.pk)
+    """The composer of a campaign's messages (also the web version's and a test copy's), its reads
+    through the campaign's Store."""
+    return Store(campaign.pk, campaign=campaign).composer(test=test)
+
+
+def _composer(*, campaign, content, sender, links, test):
     base_url = tenant_base_url()
     composer = CampaignComposer(
         campaign=campaign, content=content, sender=sender, links=links, base_url=base_url, test=test
@@ -129,15 +132,24 @@ class VariantComposer:
     def for_claim(self, claim):
         return self.variants.get(claim.variant, self.default)
 
+    def prepare(self, claims):
+        """Each variant's composer prepares its own claims only (one query per variant in the batch)."""
+        by_key = {}
+        for claim in claims:
+            key = claim.variant if claim.variant in self.variants else None
+            by_key.setdefault(key, []).append(claim)
+        for key, own in by_key.items():
+            (self.variants[key] if key is not None else self.default).prepare(own)
+
 
 class Store:
     """The sending engine's only door to the database, for one campaign (the connection's current
     tenant schema): the campaign and its content, whether it may send, claims and their leases, the
     customers, the outcomes, and finishing the campaign."""
 
-    def __init__(self, campaign_id):
+    def __init__(self, campaign_id, *, campaign=None):
         self.campaign_id = campaign_id
-        self._campaign = None
+        self._campaign = campaign
 
     def campaign(self):
         """The campaign (with its template), or None when it does not exist."""
@@ -145,8 +157,16 @@ class Store:
             self._campaign = Campaign.objects.filter(pk=self.campaign_id).select_related("template").first()
         return self._campaign
 
-    def composer(self):
-        return composer_for(campaign=self.campaign())
+    def composer(self, *, test=False):
+        """The composer of the campaign's messages (one per variant in an A/B test)."""
+        campaign = self.campaign()
+        return _composer(
+            campaign=campaign,
+            content=selectors.campaign_content(campaign=campaign),
+            sender=selectors.campaign_sender(campaign=campaign),
+            links=selectors.campaign_links(campaign_id=campaign.pk),
+            test=test,
+        )
 
     def send_rate(self):
         """The tenant's messages per second."""
@@ -313,7 +333,7 @@ class Store:
         return selectors.campaign_work_left(campaign_id=self.campaign_id)
 
     def finish_if_done(self):
-        """sending/paused -> sent when nobody is left (the state machine's own function)."""
+        """sending/paused -> sent when nobody is left (through the state machine's own function)."""
         return lifecycle.campaign_finish_if_done(campaign_id=self.campaign_id)
 
 
@@ -476,7 +496,7 @@ class RunOutcome:
     redis_unreachable: bool = False
 
 
-def run(
+def campaign_batches_send(
     *,
     campaign_id,
     time_budget=None,
@@ -532,6 +552,7 @@ def run(
                 return outcome
             outcome.skipped += batch.skipped
             if batch.claims:
+                composer.prepare(batch.claims)
                 result = send_batch(
                     claims=batch.claims,
                     customers=store.customers([claim.customer_id for claim in batch.claims]),
@@ -580,7 +601,7 @@ def run_until_done(*, campaign_id, mail_overrides=None, batch_size=None, sleep=t
     total = RunOutcome()
     try:
         while True:
-            outcome = run(
+            outcome = campaign_batches_send(
                 campaign_id=campaign_id, time_budget=3600, batch_size=batch_size, messenger=messenger
             )
             total.sent += outcome.sent

@@ -154,15 +154,33 @@ class SendInputSerializer(serializers.Serializer):
 
 class TestSendInputSerializer(serializers.Serializer):
     emails = serializers.ListField(child=serializers.EmailField(), min_length=1, max_length=10)
+    variant = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        allow_null=True,
+        max_length=10,
+        help_text='A/B test: the variant to send ("A".."D", its subject, content and from name), or '
+        '"all" for a copy of each variant to every address. Without it: the campaign\'s own content.',
+    )
 
 
 class TestSendResultSerializer(serializers.Serializer):
     email = serializers.EmailField()
+    variant = serializers.CharField(
+        allow_null=True, required=False, help_text="The A/B variant of this copy; null: the campaign's own."
+    )
     sent = serializers.BooleanField()
     error = serializers.CharField(allow_blank=True)
 
 
 class RecipientSerializer(serializers.ModelSerializer):
+    # PRODUCT.md "A/B tests" names a variant by its `key`; a recipient of a campaign without a test
+    # (or still held for the winner) has none.
+    variant = serializers.SerializerMethodField(
+        help_text='The A/B variant this recipient gets ("A".."D"), or null without one (no test, or '
+        "held for the winner)."
+    )
+
     class Meta:
         model = CampaignRecipient
         fields = [
@@ -170,6 +188,8 @@ class RecipientSerializer(serializers.ModelSerializer):
             "customer",
             "email",
             "status",
+            "variant",
+            "ab_sample",
             "message_id",
             "attempts",
             "error",
@@ -180,6 +200,13 @@ class RecipientSerializer(serializers.ModelSerializer):
             "unsubscribed_at",
         ]
         read_only_fields = fields
+        extra_kwargs = {
+            "ab_sample": {"help_text": "In the A/B test's sample (true), or sent the winner afterwards."}
+        }
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_variant(self, obj):
+        return obj.variant or None
 
 
 class SenderDomainRecordSerializer(serializers.Serializer):

@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 def send_campaign_batches(campaign_id):
     """Send batches of one campaign for a while, then re-enqueue itself while work is left."""
     jobs.campaign_resume_arrived(campaign_id=campaign_id)
-    outcome = sender.run(campaign_id=campaign_id)
+    outcome = sender.campaign_batches_send(campaign_id=campaign_id)
     if outcome.more:
         try:
             send_campaign_batches.apply_async((campaign_id,), countdown=outcome.delay)
@@ -47,14 +47,13 @@ def dispatch_due_campaigns():
 @shared_task(ignore_result=True)
 def dispatch_tenant_campaigns(claim):
     """Start this tenant's scheduled campaigns whose time has come; due again at the next one's time."""
-
-    def work():
-        started = jobs.campaigns_start_due()
-        if started:
-            logger.info("campaigns: started %s in %s", started, connection.schema_name)
-        return selectors.campaigns_next_start()
-
-    work_run(lifecycle.DISPATCH_WORK, claim, work)
+    _tenant_job(
+        lifecycle.DISPATCH_WORK,
+        claim,
+        jobs.campaigns_dispatch_due,
+        next_due=selectors.campaigns_next_start,
+        note=(logging.INFO, "campaigns: started %s in %s"),
+    )
 
 
 @shared_task(ignore_result=True)
@@ -67,13 +66,13 @@ def resume_stalled_campaigns():
 
 @shared_task(ignore_result=True)
 def resume_tenant_stalled_campaigns(claim):
-    def work():
-        campaign_ids = jobs.campaigns_resume_stalled()
-        if campaign_ids:
-            logger.warning("campaigns: resumed stalled %s in %s", campaign_ids, connection.schema_name)
-        return selectors.campaigns_stall_check_due()
-
-    work_run(lifecycle.STALL_WORK, claim, work)
+    _tenant_job(
+        lifecycle.STALL_WORK,
+        claim,
+        jobs.campaigns_resume_stalled,
+        next_due=selectors.campaigns_stall_check_due,
+        note=(logging.WARNING, "campaigns: resumed stalled %s in %s"),
+    )
 
 
 @shared_task(ignore_result=True)
@@ -85,15 +84,13 @@ def reclaim_expired_leases():
 
 @shared_task(ignore_result=True)
 def reclaim_tenant_expired_leases(claim):
-    def work():
-        campaign_ids = jobs.leases_reclaim()
-        if campaign_ids:
-            logger.warning(
-                "campaigns: reclaimed expired leases of %s in %s", campaign_ids, connection.schema_name
-            )
-        return selectors.leases_reclaim_due()
-
-    work_run(lifecycle.LEASES_WORK, claim, work)
+    _tenant_job(
+        lifecycle.LEASES_WORK,
+        claim,
+        jobs.leases_reclaim_expired,
+        next_due=selectors.leases_reclaim_due,
+        note=(logging.WARNING, "campaigns: reclaimed expired leases of %s in %s"),
+    )
 
 
 @shared_task(ignore_result=True)
@@ -106,11 +103,23 @@ def decide_ab_tests():
 def decide_tenant_ab_tests(claim):
     """Tests whose wait is over get their winner (and the rest of the audience is released to it);
     running ones note each variant's probability of being best for the chart."""
+    _tenant_job(
+        lifecycle.AB_WORK,
+        claim,
+        abtests.ab_tests_decide,
+        next_due=abtests.ab_tests_next_due,
+        note=(logging.INFO, "campaigns: A/B tests decided for %s in %s"),
+    )
+
+
+def _tenant_job(kind, claim, job, *, next_due, note):
+    """One tenant's turn of a beat job under its work marker: run `job`, log what it did (`note`: level
+    and message), leave the marker due when `next_due` says."""
 
     def work():
-        decided = abtests.ab_tests_decide_due()
-        if decided:
-            logger.info("campaigns: A/B tests decided for %s in %s", decided, connection.schema_name)
-        return abtests.ab_tests_next_due()
+        done = job()
+        if done:
+            logger.log(note[0], note[1], done, connection.schema_name)
+        return next_due()
 
-    work_run(lifecycle.AB_WORK, claim, work)
+    work_run(kind, claim, work)

@@ -13,6 +13,8 @@ from django.conf import settings
 from django.core import signing
 from django.db import connection, models
 
+from tenancy import services as tenancy_services
+
 
 class TokenKind(models.TextChoices):
     """What a signed link stands for. The letter is part of the token's salt and of its URL path: an
@@ -92,9 +94,7 @@ def read_token(kind, token, *, schema=None):
 
 def tenant_base_url(tenant=None):
     """Links use the tenant's primary domain with the scheme and port of APP_URL."""
-    from tenancy.services import tenant_base_url as base
-
-    return base(tenant or connection.tenant)
+    return tenancy_services.tenant_base_url(tenant or connection.tenant)
 
 
 def open_url(base_url, recipient_id):

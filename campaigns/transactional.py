@@ -12,6 +12,7 @@ requests whose task never ran (task broker down) or whose worker died (lease exp
 """
 
 import logging
+import re
 from datetime import timedelta
 from email.utils import formataddr
 
@@ -37,7 +38,13 @@ from . import senders, tokens
 from .mail import delivery_error, mail_connection
 from .messages import sending_domain
 from .models import EmailTemplate
-from .rendering import customer_context, order_context, render_message
+from .rendering import (
+    customer_context,
+    order_context,
+    render_message,
+    sample_context,
+    sample_order_context,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +101,11 @@ DEFAULT_TEMPLATES = {
     },
 }
 TITLES = {CONFIRMATION: "Order confirmation", SHIPPED: "Shipping notice"}
+# A link whose target rendered empty: in an order email, a marketing-only variable
+# (`{{ unsubscribe_url }}`, `{{ web_version_url }}`) written into the template by hand.
+EMPTY_LINK_RE = re.compile(
+    r"""<a\b[^>]*?\bhref\s*=\s*(["'])\s*\1[^>]*>(.*?)</a\s*>""", re.IGNORECASE | re.DOTALL
+)
 
 
 def register():
@@ -307,11 +319,7 @@ def _compose(row, order, customer):
         subject=template.subject,
         html=template.html_body,
         text=template.text_body,
-        context={
-            "customer": customer_context(customer),
-            "order": order_context(order),
-            "preferences_url": tokens.preferences_url(base_url, customer.pk),
-        },
+        context=transactional_context(customer=customer, order=order, base_url=base_url),
     )
     # An order email goes out whatever the sender setting says: a default sender the tenant may not
     # use (saved before sender domains existed, or its domain failed its check) gives way to the
@@ -337,8 +345,40 @@ def _compose(row, order, customer):
             "X-CRM-Transactional": row.kind,
         },
     )
-    message.attach_alternative(rendered.html, "text/html")
+    message.attach_alternative(without_empty_links(rendered.html), "text/html")
     return message
+
+
+def transactional_context(*, customer, order, base_url):
+    """What an order email's template sees. No `unsubscribe_url` and no `web_version_url`: an order
+    email is no marketing (nothing to unsubscribe from, no campaign recipient to show a web version
+    of); its way out is the preference centre, where the customer turns order emails off. The block
+    editor's footer shows the links the message has (campaigns/design.py)."""
+    return {
+        "customer": customer_context(customer),
+        "order": order_context(order),
+        "preferences_url": tokens.preferences_url(base_url, customer.pk),
+    }
+
+
+def transactional_preview_context(*, customer=None):
+    """What a preview of an order email shows: the customer (or sample values), their latest order
+    (or a sample one) and the preference centre: the values it is sent with, nothing else."""
+    order = Order.objects.filter(customer=customer).first() if customer is not None else None
+    base_url = tokens.tenant_base_url()
+    return {
+        "customer": customer_context(customer) if customer is not None else sample_context(),
+        "order": order_context(order) if order is not None else sample_order_context(),
+        "preferences_url": tokens.preferences_url(base_url, customer.pk)
+        if customer is not None
+        else f"{base_url}/p/preview",
+    }
+
+
+def without_empty_links(html):
+    """The HTML with every link whose target rendered empty reduced to its text: a dead link (or one
+    a mail client resolves to the message itself) is worse than none."""
+    return EMPTY_LINK_RE.sub(lambda match: match.group(2), html)
 
 
 def transactional_emails_requeue(*, older_than=STUCK_AFTER):

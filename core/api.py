@@ -8,6 +8,7 @@ from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import InterfaceError, OperationalError
 from django.http import Http404
+from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import exceptions, serializers, status
 from rest_framework.authtoken.models import Token
@@ -124,4 +125,67 @@ class TokenRevokeView(APIView):
     def delete(self, request):
         if isinstance(request.auth, Token):
             request.auth.delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def choice_param(request, name, choices):
+    """The query parameter `name`: None when absent or empty, else one of `choices` (a 400 naming the
+    parameter when it is not)."""
+    value = request.query_params.get(name)
+    if value in (None, ""):
+        return None
+    if value not in choices:
+        raise exceptions.ValidationError({name: [f"'{value}' is not one of {', '.join(choices)}."]})
+    return value
+
+
+def service_call(state_error, service, /, **kwargs):
+    """Run a service; its `state_error` (the app's state machine refusing the change) is a 409 Conflict.
+    Its ValidationError becomes a 400 in exception_handler. An app binds its own error class once:
+    `_call = partial(service_call, CampaignStateError)`."""
+    try:
+        return service(**kwargs)
+    except state_error as error:
+        raise Conflict(str(error)) from error
+
+
+# GET, PUT, PATCH and DELETE of one object by `pk`: `permission_model` (a model class) is looked up,
+# `input_serializer_class` validates a change (PATCH: only the fields sent), the subclass's
+# `perform_update(obj, changes)` and `perform_destroy(obj)` call the services, and `serializer_class`
+# shapes the answer. Subclasses describe their schema with extend_schema_view. (A comment, not a
+# docstring: the schema would show a view class's docstring, inherited, as every operation's text.)
+class DetailView(APIView):
+    permission_model = None
+    serializer_class = None
+    input_serializer_class = None
+
+    def perform_update(self, obj, changes):
+        raise NotImplementedError
+
+    def perform_destroy(self, obj):
+        raise NotImplementedError
+
+    def get_object(self, pk):
+        return get_object_or_404(self.permission_model, pk=pk)
+
+    def get(self, request, pk):
+        return Response(self.serializer_class(self.get_object(pk)).data)
+
+    def _update(self, request, pk, partial):
+        obj = self.get_object(pk)
+        data = self.input_serializer_class(data=request.data, partial=partial)
+        data.is_valid(raise_exception=True)
+        changes = {
+            key: value for key, value in data.validated_data.items() if key in request.data or not partial
+        }
+        return Response(self.serializer_class(self.perform_update(obj, changes)).data)
+
+    def put(self, request, pk):
+        return self._update(request, pk, partial=False)
+
+    def patch(self, request, pk):
+        return self._update(request, pk, partial=True)
+
+    def delete(self, request, pk):
+        self.perform_destroy(self.get_object(pk))
         return Response(status=status.HTTP_204_NO_CONTENT)

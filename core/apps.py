@@ -1,4 +1,10 @@
 from django.apps import AppConfig
+from django.contrib.auth import get_user_model
+from django.db.backends.signals import connection_created
+from django.db.models.signals import post_save
+
+from . import checks  # noqa: F401  (registers the system checks)
+from .db import on_connection_created
 
 
 class CoreConfig(AppConfig):
@@ -6,14 +12,7 @@ class CoreConfig(AppConfig):
     verbose_name = "Core"
 
     def ready(self):
-        # Imported here: models (the user model, tokens) can be imported only once apps are ready.
-        from django.contrib.auth import get_user_model
-        from django.db.backends.signals import connection_created
-        from django.db.models.signals import post_save
-
-        from . import checks  # noqa: F401  (registers the system checks)
-        from .db import on_connection_created
-        from .tokens import tokens_of_deactivated_user_delete
+        from .tokens import tokens_of_deactivated_user_delete  # noqa: PLC0415  (imports models: only once apps are ready)
 
         connection_created.connect(on_connection_created, dispatch_uid="core-statement-timeout")
         post_save.connect(

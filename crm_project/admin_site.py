@@ -5,6 +5,8 @@ import json
 from django.urls import NoReverseMatch, reverse
 from django.utils.translation import gettext_lazy as _
 
+from .dashboard import dashboard_data, onboarding_draft, onboarding_status
+
 
 def _on_tenant_host(request):
     tenant = getattr(request, "tenant", None)
@@ -142,10 +144,6 @@ def navigation(request):
     ]
 
 
-# Apps register dashboard cards here at start-up: callables (request) -> dict merged into the context.
-DASHBOARD_PROVIDERS = []
-
-
 def _growth_chart(per_day):
     return json.dumps(
         {
@@ -221,11 +219,78 @@ def _sender_setup(request):
     }
 
 
+def _onboarding(request):
+    """The "Getting started" checklist of a new account: each step with where it is done and whether
+    the account's data says it is; None once dismissed or all done."""
+    tenant = request.tenant
+    if tenant.onboarding_dismissed_at is not None:
+        return None
+    done = onboarding_status(tenant=tenant)
+    if all(done.values()):
+        return None
+    user = request.user
+    settings_url = _admin_url("admin:tenant_settings") if user.has_perm("tenancy.change_tenant") else ""
+    draft = None if done["test"] else onboarding_draft()
+    test_url = _admin_url("admin:campaigns_campaign_change", draft.pk) if draft else ""
+    steps = [
+        {
+            "key": "sender",
+            "label": _("Set your sender: the From name and address"),
+            "hint": _("Until then campaigns go out from the platform's address."),
+            "url": settings_url,
+            "missing_address": not tenant.from_email,
+        },
+        {
+            "key": "domain",
+            "label": _("Verify your sender domain"),
+            "hint": _("Add the DNS records it shows; mail from a verified domain reaches the inbox."),
+            "url": _admin_url("admin:campaigns_senderdomain_changelist"),
+        },
+        {
+            "key": "settings",
+            "label": _("Check your time zone, currency and brand"),
+            "hint": _("Schedules and dates use the time zone, money the currency; emails take the brand."),
+            "url": settings_url,
+        },
+        {
+            "key": "customers",
+            "label": _("Import or add customers"),
+            "hint": _("A CSV import, one by one, or the webshop through the API."),
+            "url": _admin_url("admin:customers_importjob_add") or _admin_url("admin:customers_customer_add"),
+            "more_url": _admin_url("admin:customers_customer_add"),
+        },
+        {
+            "key": "segment",
+            "label": _("Create a segment"),
+            "hint": _("Who gets a campaign: rules on what customers did and bought."),
+            "url": _admin_url("admin:segments_segment_add"),
+        },
+        {
+            "key": "test",
+            "label": _("Send yourself a test"),
+            "hint": _("From a campaign's page: “Send test” beside the content."),
+            "url": test_url or _admin_url("admin:campaigns_campaign_add"),
+        },
+        {
+            "key": "campaign",
+            "label": _("Send your first campaign"),
+            "hint": _("Now or at a time of your choosing."),
+            "url": _admin_url("admin:campaigns_campaign_add"),
+        },
+    ]
+    for step in steps:
+        step["done"] = done[step["key"]]
+    return {
+        "steps": steps,
+        "done": sum(1 for step in steps if step["done"]),
+        "total": len(steps),
+        "dismiss_url": _admin_url("admin:tenant_onboarding_dismiss"),
+    }
+
+
 def dashboard_callback(request, context):
     """The dashboard of a tenant host: what a marketer checks first thing in the morning."""
     if _on_tenant_host(request) and request.user.is_active and request.user.is_staff:
-        from .dashboard import dashboard_data
-
         user = request.user
         data = _with_links(dashboard_data())
         context.update(
@@ -238,8 +303,7 @@ def dashboard_callback(request, context):
                 "can_add_campaign": user.has_perm("campaigns.add_campaign"),
                 "can_add_segment": user.has_perm("segments.add_segment"),
                 "setup_sender": _sender_setup(request),
+                "onboarding": _onboarding(request),
             }
         )
-    for provider in DASHBOARD_PROVIDERS:
-        context.update(provider(request) or {})
     return context

@@ -1,10 +1,13 @@
 """`/healthz`: reachability of the database, Redis and the brokers (200 when all are up, else 503)."""
 
+import sys
 import time
 
+import redis
 from django.conf import settings
-from django.db import connection
+from django.db import InterfaceError, OperationalError, connection
 from django.http import JsonResponse
+from django.views.defaults import server_error as default_server_error
 
 from core.net import url_connect
 
@@ -22,8 +25,6 @@ def _tcp_check(url, default_port):
 
 
 def _check_redis():
-    import redis
-
     redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=1).ping()
 
 
@@ -57,11 +58,6 @@ def healthz(request):
 
 def server_error(request, *args, **kwargs):
     """handler500: a database that is unreachable (restarting, failing over) is a 503, not a 500."""
-    import sys
-
-    from django.db import InterfaceError, OperationalError
-    from django.views.defaults import server_error as default_server_error
-
     exc = sys.exc_info()[1]
     if isinstance(exc, (OperationalError, InterfaceError)):
         response = JsonResponse(

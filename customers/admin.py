@@ -5,11 +5,9 @@ customer typed is ever marked safe (Django's escaping does its job).
 """
 
 from django import forms
-from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import connection
 from django.db.models import Count
 from django.http import HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect
@@ -21,7 +19,7 @@ from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin, TabularInline
 from unfold.contrib.filters.admin import RangeNumericFilter, TextFilter
 
-from core.money import amount_parse, money_format
+from core.money import amount_parse, money_format, tenant_currency
 
 from . import selectors, services
 from .countries import country_normalize
@@ -102,10 +100,6 @@ def profile_with_providers(customer):
     events.sort(key=lambda item: item["at"], reverse=True)
     profile["timeline"] = events[: selectors.PROFILE_TIMELINE]
     return profile
-
-
-def tenant_currency():
-    return getattr(connection.tenant, "currency", "") or settings.TENANT_DEFAULT_CURRENCY
 
 
 # The customer list's filters as chips: (query parameter, label). "total_spent" is a range of two.
@@ -251,17 +245,6 @@ class AddressInline(TabularInline):
     fields = ["kind", "line1", "line2", "city", "postal_code", "country", "is_default"]
 
 
-class OrderInline(TabularInline):
-    model = Order
-    extra = 0
-    max_num = 0
-    can_delete = False
-    show_change_link = True
-    fields = ["number", "external_id", "status", "total", "currency", "placed_at"]
-    readonly_fields = fields
-    ordering = ["-placed_at", "-id"]
-
-
 @admin.register(Customer)
 class CustomerAdmin(ModelAdmin):
     form = CustomerAdminForm
@@ -294,6 +277,7 @@ class CustomerAdmin(ModelAdmin):
     paginator = EstimatingPaginator  # no count(*) over a million rows on every page
     readonly_fields = [
         "total_spent",
+        "lifetime_value",
         "order_count",
         "first_order_at",
         "last_order_at",
@@ -303,7 +287,8 @@ class CustomerAdmin(ModelAdmin):
         "activity_timeline",
         "unsubscribed_at",
     ]
-    inlines = [AddressInline, OrderInline]
+    # Orders are on the profile above the form (the latest, and a link to all): not repeated in it.
+    inlines = [AddressInline]
     actions = ["add_tag", "remove_tag", "resubscribe", "export_csv"]
     fieldsets = [
         (
@@ -314,7 +299,7 @@ class CustomerAdmin(ModelAdmin):
         (_("Tags and attributes"), {"fields": ["tags_text", "attributes"]}),
         (
             _("Purchases"),
-            {"fields": [("total_spent", "order_count"), ("first_order_at", "last_order_at")]},
+            {"fields": [("lifetime_value", "order_count"), ("first_order_at", "last_order_at")]},
         ),
         (_("Activity"), {"fields": ["new_note", "activity_timeline"]}),
         (_("Record"), {"fields": [("created_at", "updated_at"), "erased_at"]}),
@@ -343,6 +328,13 @@ class CustomerAdmin(ModelAdmin):
     def activity_timeline(self, customer):
         if not customer.pk:
             return "-"
+        # The form asks for a read-only field's contents several times: one query per page, not five.
+        shown = getattr(customer, "_activity_timeline", None)
+        if shown is None:
+            shown = customer._activity_timeline = self._activity_timeline(customer)
+        return shown
+
+    def _activity_timeline(self, customer):
         items = Interaction.objects.filter(customer=customer).select_related("author")[:50]
         return format_html(
             "<ol class='customer-timeline'>{}</ol>",
@@ -628,7 +620,7 @@ class OrderAdmin(ModelAdmin):
     """Read-mostly: orders come from the webshop; a marketer may only correct the status."""
 
     form = OrderAdminForm
-    list_display = ["__str__", "external_id", "customer", "status", "total", "currency", "placed_at"]
+    list_display = ["__str__", "external_id", "customer", "status", "amount", "placed_at"]
     list_filter = ["status", "currency"]
     search_fields = ["external_id", "number"]
     list_select_related = ["customer"]
@@ -639,7 +631,7 @@ class OrderAdmin(ModelAdmin):
         "customer",
         "number",
         "currency",
-        "total",
+        "amount",
         "placed_at",
         "created_at",
         "updated_at",
@@ -649,13 +641,21 @@ class OrderAdmin(ModelAdmin):
         "customer",
         "number",
         "status",
-        "currency",
-        "total",
+        "amount",
         "placed_at",
         "created_at",
         "updated_at",
     ]
     inlines = [OrderItemInline]
+
+    @admin.display(description=_("total"), ordering="total")
+    def amount(self, order):
+        """In the order's own currency (the webshop's), with the locale's thousands separators."""
+        return format_html(
+            '<span class="crm-money" data-amount="{}">{}</span>',
+            order.total,
+            money_format(order.total, order.currency),
+        )
 
     def has_add_permission(self, request):
         return False

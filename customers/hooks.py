@@ -11,6 +11,11 @@ services call them explicitly after the order change commits. Each hook takes ke
   erased_address_returned(email=...)                   INSIDE the transaction that creates a customer with
                                                        an address erased before (a new sign-up): what was
                                                        kept of it as a hash may hold the address again
+  customers_changed(customer_ids=[...])                INSIDE the transaction that created customers or
+                                                       changed their profile, consent (given) or tags
+                                                       (one customer, or a set-based retag): at most one
+                                                       cheap statement (flows notes them for its segment
+                                                       triggers)
 """
 
 import logging
@@ -21,6 +26,7 @@ order_recorded = []
 order_status_changed = []
 customer_erased = []
 erased_address_returned = []
+customers_changed = []
 
 
 def run(hooks, **kwargs):

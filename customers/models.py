@@ -1,7 +1,7 @@
 import uuid
 
 from django.conf import settings
-from django.db import models
+from django.db import connection, models
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -228,8 +228,6 @@ class ErasedAddress(models.Model):
 
 
 def _import_upload_to(instance, filename):
-    from django.db import connection
-
     return f"imports/{connection.schema_name}/{uuid.uuid4().hex}.csv"
 
 

@@ -12,6 +12,9 @@ from django_tenants.utils import schema_context
 from events.batches import BATCH_EVENTS, batch_envelope, batch_renderer_register
 from events.models import OutboxEvent
 
+from .selectors import customer_list
+from .services import customer_representation
+
 BATCH_TYPE = "customers.batch"
 
 
@@ -60,9 +63,6 @@ def batch_render(row):
 def _payloads(*, ids):
     """{id: the customer as the API shows it} (services.customer_payload, for many); erased customers
     are left out."""
-    from .selectors import customer_list
-    from .services import customer_representation
-
     customers = customer_list().filter(pk__in=ids, erased_at__isnull=True)
     return {customer.pk: customer_representation(customer=customer) for customer in customers}
 

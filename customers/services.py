@@ -2,9 +2,9 @@
 
 Other apps change a customer's row only through these functions. The set-based writers of the same
 tables are elsewhere, for speed: the CSV import (customers.importer: COPY and upserts in SQL), the
-interaction rows that the sender (campaigns.sender: email_sent) and the hit roll-up
-(tracking.rollup: email_opened, email_clicked) insert many at a time, and the demo data
-(crm_project's seed_demo command).
+interaction rows that the sender (campaigns.sender: email_sent), the hit roll-up (tracking.rollup:
+email_opened, email_clicked) and flows' custom events (flows.services: custom_event) insert many at
+a time, and the demo data (crm_project's seed_demo command).
 
 Services take validated data (the input serializers of customers.serializers validate it for the API,
 the bulk endpoints and the webshop's bus; the services import no API code), run in one transaction,
@@ -12,15 +12,17 @@ emit their domain event inside it and call the higher apps' hooks after commit.
 """
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC
 
 from django.contrib.admin.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, connections, transaction
 from django.db.models import Exists, F, OuterRef, Q, TextField
 from django.db.models.functions import Cast, Coalesce, Lower
 from django.utils import timezone
+from django_tenants.utils import schema_context
 
 from events.models import OutboxEvent
 from events.services import event_emit
@@ -37,6 +39,7 @@ from .models import (
     Interaction,
     Order,
     OrderItem,
+    Product,
     Tag,
 )
 from .privacy import address_hash, redact, redact_data
@@ -194,6 +197,7 @@ def customer_create(*, data, author=None):
         if addresses:
             _addresses_set(customer, addresses)
         event_emit(type="customer.created", data=customer_payload(customer_id=customer.pk))
+        hooks.run_in_transaction(hooks.customers_changed, customer_ids=[customer.pk])
     return customer
 
 
@@ -237,6 +241,7 @@ def customer_update(*, customer, data, author=None, source="the API"):
             Customer.objects.filter(pk=customer.pk).update(updated_at=timezone.now())
             after = customer_payload(customer_id=customer.pk)
         event_emit(type="customer.updated", data={**after, "changed": changed})
+        hooks.run_in_transaction(hooks.customers_changed, customer_ids=[customer.pk])
     return customer, changed
 
 
@@ -340,6 +345,7 @@ def customer_resubscribe(*, customer, source, reason, author=None, also=None):
         after = customer_payload(customer_id=customer.pk)
         changed = _changed(before, after)
         event_emit(type="customer.updated", data={**after, "changed": changed})
+        hooks.run_in_transaction(hooks.customers_changed, customer_ids=[customer.pk])
     return changed
 
 
@@ -398,6 +404,7 @@ def customer_consent_record(*, customer, give, reason, author):
             event_emit(type="customer.updated", data={**after, "changed": _changed(before, after)})
         else:
             event_emit(type="customer.unsubscribed", data=after, occurred_at=now)
+        hooks.run_in_transaction(hooks.customers_changed, customer_ids=[customer.pk])
     return True
 
 
@@ -597,6 +604,7 @@ def _customers_retag(*, customer_ids, tag_names, add):
         if touched:
             Customer.objects.filter(pk__in=touched).update(updated_at=timezone.now())
             _emit_updated(customer_ids=touched, changed=["tags"])
+            hooks.run_in_transaction(hooks.customers_changed, customer_ids=touched)
     return len(touched)
 
 
@@ -811,8 +819,6 @@ def products_upsert(*, products):
     """Write validated products (dicts of Product fields, distinct SKUs) in one INSERT ... ON CONFLICT
     (sku) DO UPDATE, since a webshop pushes its whole catalogue in batches of 1000.
     Returns {sku: (id, created)}."""
-    from .models import Product
-
     skus = [data["sku"] for data in products]
     now = timezone.now()
     with transaction.atomic():
@@ -846,15 +852,13 @@ def tag_delete(*, tag):
 
 def import_job_start(*, upload, user=None):
     """Store an uploaded CSV and run its import on a worker (after commit)."""
-    from .models import ImportJob
-
     job = ImportJob(filename=getattr(upload, "name", "") or "", created_by=user, total_bytes=upload.size or 0)
     job.file.save(job.filename or "customers.csv", upload, save=False)
     job.save()
     job_id = job.pk
 
     def enqueue():
-        from .tasks import import_customers_job
+        from .tasks import import_customers_job  # noqa: PLC0415  (customers.tasks imports this module)
 
         import_customers_job.delay(job_id)
 
@@ -864,11 +868,6 @@ def import_job_start(*, upload, user=None):
 
 def _on_own_connection(work):
     """Run `work` in this tenant on a thread's own database connection, committed at once."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from django.db import connections
-    from django_tenants.utils import schema_context
-
     schema = connection.schema_name
 
     def run():
@@ -882,11 +881,10 @@ def _on_own_connection(work):
         return pool.submit(run).result()
 
 
-def import_job_run(*, job_id):
+def customers_import_job(*, job_id):
     """Run a queued import, saving progress on its row after each chunk. Safe to run twice: a job
     that is no longer queued (a redelivered task) is left alone."""
-    from .importer import ImportFileError, import_customers_csv
-    from .models import ImportJob
+    from .importer import ImportFileError, import_customers_csv  # noqa: PLC0415  (the importer imports this module through customers.outbox)
 
     claimed = ImportJob.objects.filter(pk=job_id, status="queued").update(
         status="running", started_at=timezone.now()
@@ -944,7 +942,5 @@ def import_job_run(*, job_id):
 
 def _import_file_discard(job):
     """An uploaded customer list is personal data: it is not kept once imported."""
-    from .models import ImportJob
-
     job.file.delete(save=False)
     ImportJob.objects.filter(pk=job.pk).update(file="")

@@ -6,4 +6,4 @@ from . import services
 @shared_task(acks_late=True)
 def import_customers_job(job_id):
     """Run an admin-started CSV import (the tenant's schema comes with the message)."""
-    services.import_job_run(job_id=job_id)
+    services.customers_import_job(job_id=job_id)

@@ -11,6 +11,7 @@ from tenancy.admin import PublicOnlyMixin, on_public_host
 
 from .models import InboxMessage, OutboxEvent, TransactionalEmail
 from .services import outbox_retry_now
+from .tasks import publish_outbox
 
 
 class ReadOnlyMixin:
@@ -74,7 +75,6 @@ class OutboxEventAdmin(ReadOnlyMixin, PublicOnlyMixin, ModelAdmin):
     @admin.action(description=_("Retry now (the broker is back): clear the backoff of every waiting event"))
     def retry_now(self, request, queryset):
         cleared = outbox_retry_now()
-        from .tasks import publish_outbox
 
         try:
             publish_outbox.apply_async(headers={"_schema_name": "public"}, retry=False)

@@ -22,6 +22,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import (
     InterfaceError,
@@ -33,11 +34,14 @@ from django.db import (
 )
 from django.utils import timezone
 from django_tenants.utils import schema_context
+from kombu.exceptions import OperationalError as KombuOperationalError
 
 from core.backoff import exponential_backoff
+from tenancy.models import Tenant
 
 from .broker import broker_connection, webshop_dead_letter_exchange, webshop_queue, webshop_topology_declare
 from .contracts import webshop_envelope_errors
+from .models import InboxMessage
 
 logger = logging.getLogger(__name__)
 
@@ -88,8 +92,6 @@ class ClaimedTenant:
 
 def tenant_resolve(name):
     """The serving tenant named by schema or by one of its domains (schema and secret), else None."""
-    from tenancy.models import Tenant
-
     name = name.strip().lower()
     with schema_context("public"):
         serving = Tenant.objects.serving()
@@ -189,8 +191,6 @@ def _error_text(error):
 
 def _claim(schema, envelope):
     """Claim the message id; False when it was applied before (by this or an earlier delivery)."""
-    from .models import InboxMessage
-
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO public.{InboxMessage._meta.db_table} (tenant, message_id, type, processed_at) "
@@ -401,8 +401,6 @@ class WebshopConsumer:
 
 
 def _is_connection_error(exc):
-    from kombu.exceptions import OperationalError as KombuOperationalError
-
     return isinstance(exc, KombuOperationalError | ConnectionError | OSError | socket.timeout) or (
         type(exc).__module__.startswith("amqp")
     )
@@ -410,8 +408,6 @@ def _is_connection_error(exc):
 
 def webshop_consume(*, handlers, once=False, max_messages=None, batch_size=None, install_signals=False):
     """Consume the webshop's queue; returns ConsumeStats. See the module docstring."""
-    from django.conf import settings
-
     consumer = WebshopConsumer(
         handlers=handlers,
         batch_size=batch_size or settings.WEBSHOP_EVENTS_BATCH_SIZE,

@@ -3,6 +3,8 @@ import uuid
 from django.db import models
 from django.utils import timezone
 
+from .batches import batch_renderer
+
 
 class OutboxEvent(models.Model):
     """A domain event, written in the same transaction as the change it reports (transactional outbox).
@@ -45,8 +47,6 @@ class OutboxEvent(models.Model):
 
     def envelopes(self):
         """The messages this row stands for: itself, or the events of a batch row (events.batches)."""
-        from .batches import batch_renderer
-
         render = batch_renderer(self.type)
         return [self.envelope()] if render is None else render(self)
 

@@ -10,13 +10,12 @@ from django.utils import timezone
 
 from .broker import broker_connection, events_exchange
 from .models import OutboxEvent
+from .services import outbox_mark_failed, outbox_mark_published
 
 logger = logging.getLogger(__name__)
 
 
 def publish_pending(result, *, batch_size, max_batches):
-    from .services import outbox_mark_failed, outbox_mark_published
-
     connection = None
     budget = batch_size * max_batches  # messages per run: batch rows hold many
     try:

@@ -18,6 +18,7 @@ from unfold.admin import ModelAdmin, TabularInline
 from campaigns.models import EmailTemplate
 from customers.models import Customer, Order
 from segments.models import Segment
+from segments.rules import field_catalogue
 
 from . import recipes, selectors, services
 from .definitions import STEP_TYPES, TRIGGER_TYPES
@@ -116,6 +117,8 @@ class FlowAdmin(ModelAdmin):
             ),
             "segments": list(Segment.objects.values("id", "name").order_by("name")),
             "order_statuses": [s for s, _ in Order.STATUS_CHOICES],
+            # The segment language's fields and operators: branch and exit conditions use it.
+            "rule_fields": field_catalogue(),
         }
         definition = {
             "name": flow.name,

@@ -1,14 +1,22 @@
 """The flows and events API: views validate, call one service or selector, serialize."""
 
+from functools import partial
+
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import exceptions, generics, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.api import ERROR_400, ERROR_404, ERROR_409, Conflict
+from core.api import ERROR_400, ERROR_404, ERROR_409, DetailView, choice_param, service_call
 
 from . import selectors, services
 from .models import CustomEvent, Flow, FlowRun
@@ -22,21 +30,7 @@ from .serializers import (
 )
 from .services import FlowStateError
 
-
-def _call(service, **kwargs):
-    try:
-        return service(**kwargs)
-    except FlowStateError as error:
-        raise Conflict(str(error))
-
-
-def _choice_param(request, name, choices):
-    value = request.query_params.get(name)
-    if value in (None, ""):
-        return None
-    if value not in choices:
-        raise exceptions.ValidationError({name: [f"'{value}' is not one of {', '.join(choices)}."]})
-    return value
+_call = partial(service_call, FlowStateError)
 
 
 class FlowListView(generics.GenericAPIView):
@@ -50,7 +44,7 @@ class FlowListView(generics.GenericAPIView):
     )
     def get(self, request):
         flows = selectors.flows_list(
-            status=_choice_param(request, "status", [s for s, _ in Flow.STATUS_CHOICES])
+            status=choice_param(request, "status", [s for s, _ in Flow.STATUS_CHOICES])
         )
         page = self.paginate_queryset(flows)
         return self.get_paginated_response(FlowSerializer(page, many=True).data)
@@ -63,42 +57,31 @@ class FlowListView(generics.GenericAPIView):
         return Response(FlowSerializer(flow).data, status=status.HTTP_201_CREATED)
 
 
-class FlowDetailView(APIView):
-    permission_model = Flow
-
-    @extend_schema(responses={200: FlowSerializer, 404: ERROR_404})
-    def get(self, request, pk):
-        return Response(FlowSerializer(get_object_or_404(Flow, pk=pk)).data)
-
-    def _update(self, request, pk, partial):
-        flow = get_object_or_404(Flow, pk=pk)
-        data = FlowInputSerializer(data=request.data, partial=partial)
-        data.is_valid(raise_exception=True)
-        changes = {
-            key: value for key, value in data.validated_data.items() if key in request.data or not partial
-        }
-        flow = _call(services.flow_update, flow=flow, **changes)
-        return Response(FlowSerializer(flow).data)
-
-    @extend_schema(
+@extend_schema_view(
+    get=extend_schema(responses={200: FlowSerializer, 404: ERROR_404}),
+    put=extend_schema(
         request=FlowInputSerializer,
         responses={200: FlowSerializer, 400: ERROR_400, 404: ERROR_404, 409: ERROR_409},
         description="An active flow's edit makes a new version: runs continue at the step with the same id.",
-    )
-    def put(self, request, pk):
-        return self._update(request, pk, partial=False)
-
-    @extend_schema(
+    ),
+    patch=extend_schema(
         request=FlowInputSerializer,
         responses={200: FlowSerializer, 400: ERROR_400, 404: ERROR_404, 409: ERROR_409},
-    )
-    def patch(self, request, pk):
-        return self._update(request, pk, partial=True)
+    ),
+    delete=extend_schema(
+        responses={204: None, 404: ERROR_404, 409: ERROR_409}, description="Only while draft."
+    ),
+)
+class FlowDetailView(DetailView):
+    permission_model = Flow
+    serializer_class = FlowSerializer
+    input_serializer_class = FlowInputSerializer
 
-    @extend_schema(responses={204: None, 404: ERROR_404, 409: ERROR_409}, description="Only while draft.")
-    def delete(self, request, pk):
-        _call(services.flow_delete, flow=get_object_or_404(Flow, pk=pk))
-        return Response(status=status.HTTP_204_NO_CONTENT)
+    def perform_update(self, flow, changes):
+        return _call(services.flow_update, flow=flow, **changes)
+
+    def perform_destroy(self, flow):
+        _call(services.flow_delete, flow=flow)
 
 
 class _FlowAction(APIView):
@@ -159,7 +142,7 @@ class FlowRunsView(generics.GenericAPIView):
         runs = selectors.flow_runs(
             flow=flow,
             customer=customer,
-            status=_choice_param(request, "status", [s for s, _ in FlowRun.STATUS_CHOICES]),
+            status=choice_param(request, "status", [s for s, _ in FlowRun.STATUS_CHOICES]),
         )
         page = self.paginate_queryset(runs)
         return self.get_paginated_response(FlowRunSerializer(page, many=True).data)

@@ -1,7 +1,7 @@
 """The flow engine: advance the current tenant's due runs, a batch at a time.
 
 Due steps are rows: an active run's next step is `step_id`, due at `due_at` (partial index
-`flow_run_due`). `dispatch_tenant` claims up to a batch of due runs with `FOR UPDATE SKIP LOCKED` (two
+`flow_run_due`). `flows_dispatch` claims up to a batch of due runs with `FOR UPDATE SKIP LOCKED` (two
 dispatchers never take the same run; a tick with a million waiting runs and none due is one index
 probe), performs each run's steps until it must wait (a delay, a wait_for, the send window) or ends,
 and writes everything the batch did set-based in the same transaction: the step logs (unique on run +
@@ -73,7 +73,7 @@ class DispatchOutcome:
     more: bool = False
 
 
-def dispatch_tenant(*, batch_size=None, time_budget=None):
+def flows_dispatch(*, batch_size=None, time_budget=None):
     """Advance the current tenant's due runs until none is due (or `time_budget` seconds are spent;
     then `more` is set). The per-tenant unit of work: beat calls it for each tenant with work."""
     batch_size = batch_size or settings.FLOW_DISPATCH_BATCH
@@ -150,7 +150,7 @@ def dispatch_batch(*, limit):
             else []
         )
     if batch.emails:
-        from .tasks import send_flow_messages  # tasks import this module
+        from .tasks import send_flow_messages  # noqa: PLC0415  (flows.tasks imports this module)
 
         schema = connection.schema_name
         transaction.on_commit(lambda: _enqueue_sender(send_flow_messages, schema))

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from django.db import transaction
 
 from campaigns.models import EmailTemplate
+from segments.models import Segment
 
 from . import services
 
@@ -175,8 +176,6 @@ BY_KEY = {recipe.key: recipe for recipe in RECIPES}
 
 
 def _win_back_segment():
-    from segments.models import Segment
-
     rules = {
         "combinator": "and",
         "rules": [

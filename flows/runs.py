@@ -41,7 +41,9 @@ def runs_enter(*, flow, entries):
 
     One statement whatever the number: the unique (flow, customer, entry key) makes it idempotent and
     is the re-entry policy (`never`: the key is "once"; otherwise the trigger's own key, and not while
-    the customer has an active run of the flow, nor within `after_days` of the last entry). Each run
+    the customer has an active run of the flow, nor within `after_days` of the last entry). The
+    "not while active" part holds under concurrency too: the partial unique index
+    `flow_run_one_active` makes a second transaction's entry wait for the first and then do nothing. Each run
     is due at once; `flow.entered` goes to the outbox in the same statement. Returns the new run ids."""
     if not entries or flow.status != "active":
         return []
@@ -86,7 +88,9 @@ def runs_enter(*, flow, entries):
                        %(version)s, 'active', %(step)s, clock_timestamp(), fresh.context, '',
                        clock_timestamp(), clock_timestamp()
                 FROM fresh
-                ON CONFLICT (flow_id, customer_id, entry_key) DO NOTHING
+                -- No conflict target: the entry key (the policy) and the one active run per customer
+                -- (flow_run_one_active) both turn a concurrent second entry into nothing, not an error.
+                ON CONFLICT DO NOTHING
                 RETURNING id AS run_id, flow_id, customer_id
             ),
             reported AS ({_outbox_sql("entered", "flow.entered")})

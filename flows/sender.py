@@ -205,7 +205,7 @@ def carriers_with_work():
         return cursor.fetchall()
 
 
-def leases_reclaim():
+def leases_reclaim_expired():
     """Messages held by a flow sender that died (lease run out) are pending again, to go out with the
     same Message-ID: the campaign reclaimer's statement over the carriers that hold such rows (an
     index probe of `recipient_leased`)."""
@@ -223,7 +223,7 @@ def leases_reclaim():
         return RECIPIENT_LEASES.reclaim_expired(cursor, now=timezone.now(), group_ids=expired)
 
 
-def send_due(*, time_budget=None, batch_size=None, lease_seconds=None, messenger=None):
+def flow_messages_send(*, time_budget=None, batch_size=None, lease_seconds=None, messenger=None):
     """Send the current tenant's queued flow messages until none is due or the time is up."""
     time_budget = settings.CAMPAIGN_TASK_SECONDS if time_budget is None else time_budget
     batch_size = batch_size or settings.CAMPAIGN_BATCH_SIZE
@@ -256,6 +256,7 @@ def send_due(*, time_budget=None, batch_size=None, lease_seconds=None, messenger
                         continue
                     break
                 composer.extras = message_extras([claim.id for claim in batch.claims])
+                composer.prepare(batch.claims)  # the batch's "last bought" product cards, one query
                 result = send_batch(
                     claims=batch.claims,
                     customers=store.customers([claim.customer_id for claim in batch.claims]),

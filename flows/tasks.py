@@ -19,10 +19,14 @@ logger = logging.getLogger(__name__)
 
 
 def flows_tenant_work():
-    """One tenant's flow work (the connection's current tenant): advance due runs, then send what is
-    queued if nobody else is. Returns the engine's outcome."""
-    outcome = engine.dispatch_tenant()
-    reclaimed = sender.leases_reclaim()
+    """One tenant's flow work (the connection's current tenant): check the segment flows for the
+    customers written since the last tick, advance due runs, then send what is queued if nobody else
+    is. Returns the engine's outcome."""
+    _, segments_left = triggers.segment_changes_check()  # runs it enters are due now: dispatched below
+    outcome = engine.flows_dispatch()
+    if segments_left:
+        outcome.more = True
+    reclaimed = sender.leases_reclaim_expired()
     if reclaimed:
         logger.warning(
             "flows: %s messages of a dead sender are pending again in %s", reclaimed, connection.schema_name
@@ -60,7 +64,7 @@ def dispatch_flows_tenant(claim=None):
 @shared_task(ignore_result=True, acks_late=True)
 def send_flow_messages():
     """Send the tenant's queued flow emails for a while; re-enqueue while work is left."""
-    outcome = sender.send_due()
+    outcome = sender.flow_messages_send()
     if outcome.more:
         send_flow_messages.apply_async(
             headers={"_schema_name": connection.schema_name}, countdown=1, retry=False
@@ -78,7 +82,7 @@ def sweep_flow_triggers():
 @shared_task(ignore_result=True, acks_late=True)
 def sweep_flow_triggers_tenant(claim):
     def run():
-        triggers.sweep_tenant()
+        triggers.flow_triggers_sweep()
         due = work.flows_sweep_due()
         return due + work.SWEEP_EVERY if due else None
 

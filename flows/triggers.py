@@ -1,15 +1,20 @@
 """What enters customers into flows and what wakes waiting runs.
 
 Orders come through customers' hooks (after commit); custom events from `services.event_record`;
-customers created, segments entered and dates from the periodic sweep (`sweep_tenant`: one set-based
-query per flow). A waiting run is woken by setting its `due_at` to now (one UPDATE); the engine then
-checks what happened since it started waiting, so a lost wake-up only costs the timeout, never a
-wrong answer."""
+customers created, segments entered and dates from the periodic sweep (`flow_triggers_sweep`: one set-based
+query per flow). Segments entered also promptly: a customer written through customers' services (or
+given an order) is noted in `flow_segment_changes` by one statement in the writer's transaction, and
+the next dispatcher tick checks the segment flows for the noted customers only
+(`segment_changes_check`); the sweep stays the repair path (rules about time, a lost note).
+
+A waiting run is woken by setting its `due_at` to now (one UPDATE); the engine then checks what
+happened since it started waiting, so a lost wake-up only costs the timeout, never a wrong answer."""
 
 import logging
 from datetime import timedelta
 from decimal import Decimal
 
+from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -17,19 +22,22 @@ from customers.models import Customer, Order
 from segments.models import Segment
 from segments.rules import RuleError
 from segments.selectors import segment_customers
+from tenancy.work import work_mark_soon
 
 from .definitions import ORDER_PLACED
-from .models import Flow, FlowRun
+from .models import Flow, FlowRun, FlowSegmentChange
 from .runs import runs_enter
-from .work import flows_dispatch_mark
+from .work import DISPATCH_WORK, SEGMENT_TRIGGER, flows_dispatch_mark
 
 logger = logging.getLogger(__name__)
 
 SWEEP_OVERLAP = timedelta(minutes=5)
+# Customers a tick checks against the segment flows at most (the rest wait for the next tick).
+SEGMENT_CHECK_BATCH = 10_000
 
 
 def _kick_dispatcher():
-    from .tasks import dispatch_flows_tenant  # tasks import the engine
+    from .tasks import dispatch_flows_tenant  # noqa: PLC0415  (flows.tasks imports the engine and this module)
 
     schema = connection.schema_name
     flows_dispatch_mark()  # with the runs it announces: a lost kick is only late by one tick
@@ -115,6 +123,7 @@ def order_recorded(*, order_id, created):
                     )
                 )
         woken = runs_wake(customer_ids=[order.customer_id], event=ORDER_PLACED)
+        customers_changed(customer_ids=[order.customer_id])  # its totals moved: segments may match now
         if entered or woken:
             _kick_dispatcher()
 
@@ -134,6 +143,7 @@ def order_status_changed(*, order_id, old, new):
                         entries=[(order.customer_id, f"order:{order.pk}:{new}", {"order": order.pk})],
                     )
                 )
+        customers_changed(customer_ids=[order.customer_id])  # a cancelled order changes its totals
         if entered:
             _kick_dispatcher()
 
@@ -144,7 +154,7 @@ def _enter_from_queryset(flow, customers, key):
     return len(runs_enter(flow=flow, entries=[(pk, key, {}) for pk in ids])) if ids else 0
 
 
-def sweep_tenant(*, now=None):
+def flow_triggers_sweep(*, now=None):
     """The periodic triggers of the current tenant: customers created, segments entered, dates.
     One query per flow. Returns how many runs entered."""
     now = now or timezone.now()
@@ -160,27 +170,100 @@ def sweep_tenant(*, now=None):
                     created_at__gte=since, created_at__lte=now, erased_at__isnull=True
                 )
                 entered += _enter_from_queryset(flow, customers, "created")
-            elif kind == "segment_entered":
-                segment = Segment.objects.filter(pk=flow.trigger.get("segment")).first()
-                if segment is not None:
-                    try:
-                        matching = segment_customers(segment=segment)
-                    except RuleError as exc:
-                        logger.warning("flow %s: segment no longer compiles: %s", flow.pk, exc)
-                        matching = Customer.objects.none()
-                    if not flow.trigger.get("backfill") and flow.swept_at is None:
-                        # The first sweep only notes who matches already: activation never reaches back.
-                        _enter_baseline(flow, matching)
-                    else:
-                        # Customers matching now who never entered: "started matching" since the last look.
-                        fresh = matching.exclude(flow_runs__flow=flow)
-                        entered += _enter_from_queryset(flow, fresh, f"segment:{now.date().isoformat()}")
+            elif kind == SEGMENT_TRIGGER:
+                matching = _segment_matching(flow)
+                if matching is None:
+                    pass
+                elif _segment_baseline_pending(flow):
+                    # The first sweep only notes who matches already: activation never reaches back.
+                    _enter_baseline(flow, matching)
+                else:
+                    entered += _enter_segment(flow, matching, now)
             elif kind == "date":
                 entered += _enter_dates(flow, now)
             Flow.objects.filter(pk=flow.pk).update(swept_at=now)
     if entered:
         _kick_dispatcher()
     return entered
+
+
+def _segment_matching(flow):
+    """The customers matching the flow's segment now (a queryset), or None when it is gone."""
+    segment = Segment.objects.filter(pk=flow.trigger.get("segment")).first()
+    if segment is None:
+        return None
+    try:
+        return segment_customers(segment=segment)
+    except RuleError as exc:
+        logger.warning("flow %s: segment no longer compiles: %s", flow.pk, exc)
+        return Customer.objects.none()
+
+
+def _segment_baseline_pending(flow):
+    """True until the first sweep noted who matched at activation (unless the flow takes them all)."""
+    return not flow.trigger.get("backfill") and flow.swept_at is None
+
+
+def _enter_segment(flow, matching, now):
+    """Customers of `matching` who never entered: they "started matching" since the last look."""
+    fresh = matching.exclude(flow_runs__flow=flow)
+    return _enter_from_queryset(flow, fresh, f"segment:{now.date().isoformat()}")
+
+
+def customers_changed(*, customer_ids):
+    """customers.hooks.customers_changed, inside the writer's transaction (also called for orders):
+    note the customers for the next dispatcher tick's segment check.
+
+    One statement, which writes nothing unless the tenant has an active flow with a segment trigger
+    (a handful of rows to look at); the dispatcher is marked due with `work_mark_soon` (at most one
+    write a second per process), so a customer write costs one cheap extra statement."""
+    if not customer_ids:
+        return 0
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            INSERT INTO {FlowSegmentChange._meta.db_table} (customer_id, changed_at)
+            SELECT v.id, statement_timestamp() FROM unnest(%s::bigint[]) AS v (id)
+            WHERE EXISTS (SELECT 1 FROM {Flow._meta.db_table} AS f
+                          WHERE f.status = 'active' AND f.trigger->>'type' = %s)
+            ON CONFLICT (customer_id) DO NOTHING
+            """,
+            [sorted(set(customer_ids)), SEGMENT_TRIGGER],
+        )
+        noted = cursor.rowcount
+    if noted:
+        work_mark_soon(DISPATCH_WORK)
+    return noted
+
+
+def segment_changes_check(*, now=None, limit=SEGMENT_CHECK_BATCH):
+    """The dispatcher tick's part of the segment triggers: take up to `limit` noted customers (one
+    DELETE ... RETURNING; SKIP LOCKED keeps two ticks apart) and, per active segment flow, enter
+    those of them who match its segment now and never entered (one INSERT ... SELECT per flow).
+    Returns (runs entered, whether noted customers are left for the next tick)."""
+    now = now or timezone.now()
+    changes = FlowSegmentChange._meta.db_table
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""
+                DELETE FROM {changes} WHERE customer_id IN (
+                    SELECT customer_id FROM {changes} ORDER BY changed_at LIMIT %s FOR UPDATE SKIP LOCKED
+                )
+                RETURNING customer_id
+                """,
+                [limit],
+            )
+            ids = [row[0] for row in cursor.fetchall()]
+        if not ids:
+            return 0, False
+        entered = 0
+        for flow in flows_triggered(SEGMENT_TRIGGER):
+            matching = _segment_matching(flow)
+            # Before the first sweep nobody enters: it first notes who matched at activation.
+            if matching is not None and not _segment_baseline_pending(flow):
+                entered += _enter_segment(flow, matching.filter(pk__in=ids), now)
+    return entered, len(ids) >= limit
 
 
 def _enter_baseline(flow, matching):
@@ -223,3 +306,19 @@ def _enter_dates(flow, now):
         )
         ids = [row[0] for row in cursor.fetchall()]
     return len(runs_enter(flow=flow, entries=[(pk, f"date:{now.year}", {}) for pk in ids])) if ids else 0
+
+
+def segment_delete_guard(*, segment):
+    """A segment a live flow starts from stays (segments' DELETE_GUARDS): deleting it would leave the
+    flow's trigger pointing at nothing. Draft and archived flows don't hold it."""
+    names = list(
+        Flow.objects.filter(
+            status__in=("active", "paused"), trigger__type=SEGMENT_TRIGGER, trigger__segment=segment.pk
+        )
+        .order_by("name", "id")
+        .values_list("name", flat=True)[:3]
+    )
+    if names:
+        raise ValidationError(
+            f"Live flows start when customers enter this segment ({', '.join(names)}): archive them or change their trigger first."
+        )

@@ -1,6 +1,7 @@
 """The flows' periodic work, handed by beat only to the tenants that have some (tenancy/work.py).
 
-- `flows.dispatch`: a run falls due (entered, woken, its delay over) or a flow email waits to be sent.
+- `flows.dispatch`: a run falls due (entered, woken, its delay over), a flow email waits to be sent,
+  or a customer written since was noted for the segment check (marked with `work_mark_soon`).
   Marked due now in the transaction that enters or wakes runs; after a dispatch the marker is re-armed
   for the tenant's next due run, so a run waiting a day costs no tick until its day comes.
 - `flows.sweep`: the periodic triggers (customers created, segments entered, dates) of a tenant that
@@ -16,17 +17,19 @@ from django.utils import timezone
 from campaigns.models import CampaignRecipient
 from tenancy.work import work_kind_register, work_mark
 
-from .models import Flow, FlowCarrier, FlowRun
+from .models import Flow, FlowCarrier, FlowRun, FlowSegmentChange
 
 DISPATCH_WORK = "flows.dispatch"
 SWEEP_WORK = "flows.sweep"
-SWEEP_TRIGGERS = ("customer_created", "segment_entered", "date")
+SEGMENT_TRIGGER = "segment_entered"
+SWEEP_TRIGGERS = ("customer_created", SEGMENT_TRIGGER, "date")
 SWEEP_EVERY = timedelta(minutes=1)
 
 
 def flows_next_due():
-    """When the tenant's earliest flow work is due (a datetime), or None: a queued flow email now, else
-    the earliest due run of an active flow. Two index probes (the partial index on due runs)."""
+    """When the tenant's earliest flow work is due (a datetime), or None: a queued flow email or a
+    customer noted for the segment check now, else the earliest due run of an active flow. Three
+    index probes (the partial index on due runs)."""
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
@@ -35,7 +38,8 @@ def flows_next_due():
                        JOIN {Flow._meta.db_table} f ON f.id = fc.flow_id AND f.status = 'active'
                        JOIN {CampaignRecipient._meta.db_table} r
                          ON r.campaign_id = fc.campaign_id AND r.status = 'pending'
-                   ) THEN statement_timestamp() END,
+                   ) OR EXISTS (SELECT 1 FROM {FlowSegmentChange._meta.db_table})
+                   THEN statement_timestamp() END,
                    (SELECT r.due_at FROM {FlowRun._meta.db_table} r
                     JOIN {Flow._meta.db_table} f ON f.id = r.flow_id AND f.status = 'active'
                     WHERE r.status = 'active' AND r.due_at IS NOT NULL

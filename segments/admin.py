@@ -159,6 +159,16 @@ class SegmentAdmin(ModelAdmin):
     def get_inlines(self, request, obj):
         return [SegmentMemberInline] if obj is not None and obj.kind == "static" else []
 
+    def get_deleted_objects(self, objs, request):
+        """A segment a scheduled campaign or a live flow still needs shows as protected: the admin's
+        delete page (one or the bulk action) names why and refuses, as the API's 409 does."""
+        deleted, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
+        for segment in objs:
+            protected.extend(
+                f"{segment.name}: {reason}" for reason in services.segment_delete_refusals(segment=segment)
+            )
+        return deleted, model_count, perms_needed, protected
+
     def get_fields(self, request, obj=None):
         if obj is not None and obj.kind == "static":
             return ["name", "description", "kind"]

@@ -28,7 +28,7 @@ from django.db.models.functions import Lower
 from django.db.models.lookups import Contains, EndsWith, Exact, In, IsNull, StartsWith
 from django.utils import timezone
 
-from customers.models import CustomerTag, Tag
+from customers.models import NON_COUNTING_ORDER_STATUSES, CustomerTag, OrderItem, Tag
 
 MAX_DEPTH = 20
 MAX_RULES = 1000
@@ -144,8 +144,6 @@ def tag_ids(names):
 
 
 def _purchased_skus(values):
-    from customers.models import NON_COUNTING_ORDER_STATUSES, OrderItem
-
     items = OrderItem.objects.filter(order__customer=OuterRef("pk")).exclude(
         order__status__in=NON_COUNTING_ORDER_STATUSES
     )

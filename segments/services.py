@@ -12,9 +12,10 @@ MAX_NAME_LENGTH = 200
 MAX_DESCRIPTION_LENGTH = 10_000
 MAX_MEMBER_IDS = 10_000
 
-# Apps above segments (campaigns) may refuse a delete by raising django's ValidationError or a
-# 409-style exception here, e.g. while a scheduled campaign targets the segment. Callables take
-# keyword argument `segment`; filled in their AppConfig.ready() (STYLE 13).
+# Apps above segments refuse a delete by raising django's ValidationError while they still need the
+# segment (campaigns: a scheduled campaign sends to it; flows: a live flow starts from it). Callables
+# take keyword argument `segment`; filled in their AppConfig.ready() (STYLE 13). The API answers 409,
+# the admin lists the reasons where it lists protected objects.
 DELETE_GUARDS = []
 
 
@@ -103,9 +104,22 @@ def segment_update(*, segment, **changes) -> Segment:
     return segment
 
 
-def segment_delete(*, segment) -> None:
+def segment_delete_refusals(*, segment) -> list[str]:
+    """Every reason a higher app gives for keeping the segment (empty when it may go)."""
+    reasons = []
     for guard in DELETE_GUARDS:
-        guard(segment=segment)
+        try:
+            guard(segment=segment)
+        except ValidationError as error:
+            reasons.extend(error.messages)
+    return reasons
+
+
+def segment_delete(*, segment) -> None:
+    """Delete the segment, unless a higher app still needs it (ValidationError naming why)."""
+    reasons = segment_delete_refusals(segment=segment)
+    if reasons:
+        raise ValidationError(" ".join(reasons))
     segment.delete()
 
 

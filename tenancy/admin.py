@@ -24,6 +24,7 @@ from unfold.widgets import (
     UnfoldBooleanSwitchWidget,
 )
 
+from core.money import CURRENCIES
 from core.values import available_time_zones
 
 from .models import Domain, Tenant
@@ -33,6 +34,8 @@ from .tenant_settings import (
     SECRET_FIELDS,
     TENANT_SETTINGS_FIELDS,
     from_email_problem,
+    tenant_onboarding_dismiss,
+    tenant_settings_saved,
     tenant_settings_update,
     tenant_webshop_secret_rotate,
 )
@@ -109,6 +112,22 @@ class TimeZoneFormMixin(forms.Form):
         return self.cleaned_data["time_zone"] or self.instance.time_zone
 
 
+class CurrencyFormMixin(forms.Form):
+    """The tenant's currency as a list of ISO 4217 codes; a form posted without it keeps the stored one."""
+
+    currency = forms.ChoiceField(
+        label="Currency",
+        choices=[(code, code) for code in sorted(CURRENCIES)],
+        required=False,
+        widget=UnfoldAdminSelectWidget,
+        help_text="Lifetime values, orders and revenue in the admin are shown in it (ISO 4217), with "
+        "thousands separators.",
+    )
+
+    def clean_currency(self):
+        return self.cleaned_data["currency"] or self.instance.currency
+
+
 class AttributionWindowsFormMixin:
     """The revenue attribution windows; a form posted without them keeps the stored ones."""
 
@@ -129,7 +148,7 @@ class AttributionWindowsFormMixin:
         return self.instance.attribution_open_days if value is None else value
 
 
-class TenantSettingsForm(TimeZoneFormMixin, AttributionWindowsFormMixin, forms.ModelForm):
+class TenantSettingsForm(TimeZoneFormMixin, CurrencyFormMixin, AttributionWindowsFormMixin, forms.ModelForm):
     """The tenant's own sending, tracking, AI and sign-in settings, edited by its admins on its host."""
 
     def clean(self):
@@ -302,6 +321,7 @@ def tenant_settings_view(request):
                 for field, errors in exc.message_dict.items():
                     form.add_error(field if field in form.fields else None, errors)
             else:
+                tenant_settings_saved(tenant=tenant)
                 if changed:
                     messages.success(
                         request, "Settings saved: " + ", ".join(form[n].label for n in changed) + "."
@@ -338,7 +358,17 @@ def tenant_webshop_secret_rotate_view(request):
     return HttpResponseRedirect(reverse("admin:tenant_settings"))
 
 
-class TenantChangeForm(TimeZoneFormMixin, AttributionWindowsFormMixin, forms.ModelForm):
+@require_POST
+def tenant_onboarding_dismiss_view(request):
+    """POST: hide the dashboard's "Getting started" checklist for the account (any of its staff)."""
+    if on_public_host(request):
+        raise Http404("The checklist exists on a tenant's host.")
+    tenant_onboarding_dismiss(tenant=request.tenant)
+    messages.info(request, "Getting started is hidden. Sender domains and Settings stay in the menu.")
+    return HttpResponseRedirect(reverse("admin:index"))
+
+
+class TenantChangeForm(TimeZoneFormMixin, CurrencyFormMixin, AttributionWindowsFormMixin, forms.ModelForm):
     """The operators' edit of a tenant: its sender address obeys the same rule as the tenant's own page."""
 
     class Meta:
@@ -379,6 +409,7 @@ class TenantAdmin(PublicOnlyMixin, ModelAdmin):
                     "track_clicks",
                     "machine_open_window_seconds",
                     "time_zone",
+                    "currency",
                 ]
             },
         ),
@@ -388,6 +419,11 @@ class TenantAdmin(PublicOnlyMixin, ModelAdmin):
         # The tenant's own settings page lives here, so it is served by the same admin on tenant hosts.
         own = [
             path("settings/", self.admin_site.admin_view(tenant_settings_view), name="tenant_settings"),
+            path(
+                "onboarding/dismiss/",
+                self.admin_site.admin_view(tenant_onboarding_dismiss_view),
+                name="tenant_onboarding_dismiss",
+            ),
             path(
                 "settings/webshop-secret/rotate/",
                 self.admin_site.admin_view(tenant_webshop_secret_rotate_view),

@@ -5,6 +5,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 from django_tenants.models import DomainMixin, TenantMixin
 
+from core.money import validate_currency
 from core.values import validate_time_zone
 
 # The longest attribution window a tenant may set: the touch index stays a short range scan.
@@ -14,6 +15,11 @@ ATTRIBUTION_MAX_DAYS = 90
 def default_time_zone():
     """A new tenant's clock: the operator's TENANT_DEFAULT_TIME_ZONE."""
     return settings.TENANT_DEFAULT_TIME_ZONE
+
+
+def default_currency():
+    """A new tenant's currency: the operator's TENANT_DEFAULT_CURRENCY."""
+    return settings.TENANT_DEFAULT_CURRENCY.upper()
 
 
 def webshop_secret_new():
@@ -63,6 +69,12 @@ class Tenant(TenantMixin):
     machine_open_window_seconds = models.PositiveIntegerField(default=10)
     # The tenant's clock: the admin shows and reads dates in it; flows and send windows keep it.
     time_zone = models.CharField(max_length=64, default=default_time_zone, validators=[validate_time_zone])
+    # The currency the admin shows money in (lifetime values, revenue), with the locale's separators.
+    currency = models.CharField(max_length=3, default=default_currency, validators=[validate_currency])
+    # The dashboard's "Getting started" checklist: when an admin first saved the settings page (the
+    # step "time zone, currency and brand"), and when someone hid the checklist for the account.
+    settings_saved_at = models.DateTimeField(null=True, blank=True, editable=False)
+    onboarding_dismissed_at = models.DateTimeField(null=True, blank=True, editable=False)
     # Revenue attribution (customers/attribution.py): an order goes to the customer's last email click
     # this many days before it, else to the last human open this many days before it (0: opens never count).
     attribution_click_days = models.PositiveSmallIntegerField(

@@ -10,7 +10,10 @@ a tenant is provisioned and after every migrate of a tenant schema, so permissio
 later reach the roles of existing tenants too.
 """
 
+from django.apps import apps
+from django.contrib.auth.management import create_permissions
 from django.contrib.auth.models import Group, Permission
+from django.db import connections
 from django.db.models import Q
 
 ADMIN = "Admin"
@@ -73,15 +76,11 @@ def roles_sync_after_migrate(sender, using="default", **kwargs):
     It runs once per app for each migrated schema; only the last app's call does work. The public
     schema (operators) has no roles.
     """
-    from django.apps import apps
-    from django.db import connections
-
     if sender is not list(apps.get_app_configs())[-1]:
         return
     connection = connections[using]
     if getattr(connection, "schema_name", "public") == "public":
         return
-    from django.contrib.auth.management import create_permissions
 
     # This receiver may run before auth's own for the last app: make its permissions exist first.
     create_permissions(sender, verbosity=0, using=using, apps=kwargs.get("apps", apps))

@@ -5,6 +5,7 @@ import time
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.core.validators import validate_email
@@ -14,6 +15,7 @@ from django_tenants.utils import schema_context, schema_exists
 
 from .clone import clone_schema
 from .models import Domain, Tenant
+from .roles import roles_ensure
 
 SLUG_RE = re.compile(r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$")
 HOST_LABEL_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
@@ -137,10 +139,6 @@ def tenant_create(*, slug, domain, name=None, admin_email=None, admin_password=N
 
 def tenant_provision(*, tenant, admin_email=None, admin_password=None):
     """What every new tenant starts with, inside its schema: roles, first admin, default templates."""
-    from django.contrib.auth import get_user_model
-
-    from .roles import roles_ensure
-
     if admin_email:
         user_model = get_user_model()
         user = user_model.objects.create_superuser(

@@ -11,6 +11,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
+from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from core.secrets import encrypt
@@ -28,6 +29,7 @@ TENANT_SETTINGS_FIELDS = (
     "track_clicks",
     "machine_open_window_seconds",
     "time_zone",
+    "currency",
     "brand_logo_url",
     "brand_primary_colour",
     "brand_text_colour",
@@ -55,6 +57,7 @@ MACHINE_OPEN_WINDOW_MAX_SECONDS = 3600
 POSTAL_ADDRESS_MAX_LENGTH = 1000
 _TEXT_FIELDS = (
     "time_zone",
+    "currency",
     "brand_logo_url",
     "brand_primary_colour",
     "brand_text_colour",
@@ -188,6 +191,8 @@ def tenant_settings_update(*, tenant, changes):
                 raise ValidationError({name: ["NUL characters are not allowed."]})
         if name in ("from_email", "reply_to"):
             value = value.lower()
+        if name == "currency":
+            value = value.upper()
         cleaned[name] = value
     errors = {}
     if "\n" in cleaned.get("from_name", "") or "\r" in cleaned.get("from_name", ""):
@@ -244,3 +249,25 @@ def tenant_webshop_secret_rotate(*, tenant):
     Tenant.objects.filter(pk=tenant.pk).update(webshop_secret=secret)
     tenant.webshop_secret = secret
     return secret
+
+
+def tenant_onboarding_dismiss(*, tenant):
+    """Hide the dashboard's "Getting started" checklist for everyone of the account (kept: the first
+    dismissal's time). Returns whether it was shown until now."""
+    if tenant.schema_name == "public" or tenant.is_template:
+        raise ValidationError({"tenant": ["The platform and the template have no dashboard."]})
+    now = timezone.now()
+    hidden = Tenant.objects.filter(pk=tenant.pk, onboarding_dismissed_at__isnull=True).update(
+        onboarding_dismissed_at=now
+    )
+    if hidden:
+        tenant.onboarding_dismissed_at = now
+    return bool(hidden)
+
+
+def tenant_settings_saved(*, tenant):
+    """Remember that an admin saved the settings page once (the checklist's "time zone, currency and
+    brand" step), whether or not anything changed."""
+    now = timezone.now()
+    if Tenant.objects.filter(pk=tenant.pk, settings_saved_at__isnull=True).update(settings_saved_at=now):
+        tenant.settings_saved_at = now

@@ -7,10 +7,26 @@ import uuid
 
 import pytest
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.db import OperationalError, connection
+from django.test import override_settings
+from django.utils import timezone
 from django_tenants.utils import schema_context
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
 
+from campaigns import senders
+from campaigns.models import SenderDomain
 from core.net import url_reachable
+from crm_project.celery import app as celery_app
+from events.models import InboxMessage, OutboxEvent, TransactionalEmail
+from tenancy.models import Domain, Tenant
+from tenancy.roles import MARKETER, roles_ensure
+from tenancy.services import public_tenant_ensure, schema_for_slug, tenant_create
+from tenancy.work import work_marks_forget
+from tests.dns_server import TestDNSServer
+from tracking import ratelimit
 
 TENANT_A = {"slug": "tenant-a", "domain": "tenant-a.localhost", "name": "Tenant A"}
 TENANT_B = {"slug": "tenant-b", "domain": "tenant-b.localhost", "name": "Tenant B"}
@@ -20,9 +36,6 @@ IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup, django_db_blocker):
-    from tenancy.models import Tenant
-    from tenancy.services import public_tenant_ensure, schema_for_slug, tenant_create
-
     with django_db_blocker.unblock():
         public_tenant_ensure()
         for spec in (TENANT_A, TENANT_B):
@@ -35,8 +48,6 @@ def django_db_setup(django_db_setup, django_db_blocker):
                     admin_password=PASSWORD,
                 )
         # Roles follow the code even when --reuse-db keeps tenants created by older code.
-        from tenancy.roles import roles_ensure
-
         for spec in (TENANT_A, TENANT_B):
             with schema_context(schema_for_slug(spec["slug"])):
                 roles_ensure()
@@ -52,9 +63,6 @@ def pytest_runtest_setup(item):
 
 
 def _tenant(spec):
-    from tenancy.models import Tenant
-    from tenancy.services import schema_for_slug
-
     return Tenant.objects.get(schema_name=schema_for_slug(spec["slug"]))
 
 
@@ -62,8 +70,6 @@ def _tenant(spec):
 def _no_dns_beyond_the_machine():
     """No test asks a real DNS: unless a test points DNS_NAMESERVERS at its own server (`dns_server`),
     look-ups go to a loopback port where nothing listens and end at once as a DNS error."""
-    from django.test import override_settings
-
     with override_settings(DNS_NAMESERVERS=["127.0.0.1:9"], DNS_TIMEOUT_SECONDS=1.0):
         yield
 
@@ -72,9 +78,6 @@ def _no_dns_beyond_the_machine():
 def _tracking_budgets_full():
     """The tracking links' budgets live in the process (tracking/ratelimit.py): every test starts
     with full ones, whatever the tests before it requested from the same address."""
-    from tenancy.work import work_marks_forget
-    from tracking import ratelimit
-
     ratelimit.reset()
     # Likewise the hit path's memory of the work markers it wrote lately (tenancy.work.work_mark_soon).
     work_marks_forget()
@@ -86,9 +89,6 @@ def throwaway_tenant_create(prefix, *, name=None, admin_password=PASSWORD, **fie
     `admin_password` is None), `fields` set on its row. Call it outside a test's transaction
     (django_db_blocker.unblock() in a module fixture, or another thread) and drop it with
     throwaway_tenant_drop. Returns tenancy's CreatedTenant."""
-    from tenancy.models import Tenant
-    from tenancy.services import tenant_create
-
     for attempt in (1, 2):
         if not connection.in_atomic_block:
             connection.close()  # a fresh connection: the server may have restarted since the last one
@@ -117,9 +117,6 @@ def throwaway_tenant_create(prefix, *, name=None, admin_password=PASSWORD, **fie
 def throwaway_tenant_drop(tenant):
     """Drop a throwaway tenant: its schema, its rows, and what it left in the public ledgers (left
     there, they would surprise another test in the next run on a kept --reuse-db database)."""
-    from events.models import InboxMessage, OutboxEvent, TransactionalEmail
-    from tenancy.models import Domain, Tenant
-
     schema = tenant.schema_name
     connection.set_schema_to_public()
     with connection.cursor() as cursor:
@@ -157,18 +154,11 @@ def other_tenant(db, tenant):
 
 @pytest.fixture
 def admin_user(tenant):
-    from django.contrib.auth import get_user_model
-
     return get_user_model().objects.get(username=f"admin@{TENANT_A['domain']}")
 
 
 @pytest.fixture
 def marketer(tenant):
-    from django.contrib.auth import get_user_model
-    from django.contrib.auth.models import Group
-
-    from tenancy.roles import MARKETER
-
     user = get_user_model().objects.create_user(
         username="marketer@tenant-a.localhost",
         email="marketer@tenant-a.localhost",
@@ -180,9 +170,6 @@ def marketer(tenant):
 
 
 def make_api_client(tenant_obj, user=None):
-    from rest_framework.authtoken.models import Token
-    from rest_framework.test import APIClient
-
     client = APIClient(HTTP_HOST=tenant_obj.get_primary_domain().domain)
     if user is not None:
         with schema_context(tenant_obj.schema_name):
@@ -206,8 +193,6 @@ def anon_api(tenant):
 @pytest.fixture
 def api_b(other_tenant):
     """An API client on tenant B's host, authenticated as tenant B's admin."""
-    from django.contrib.auth import get_user_model
-
     with schema_context(other_tenant.schema_name):
         user = get_user_model().objects.get(username=f"admin@{TENANT_B['domain']}")
     return make_api_client(other_tenant, user)
@@ -237,8 +222,6 @@ def rabbitmq_service():
 @pytest.fixture
 def dns_server(settings):
     """A real DNS server on loopback (tests/dns_server.py); the code under test resolves through it."""
-    from tests.dns_server import TestDNSServer
-
     server = TestDNSServer().start()
     settings.DNS_NAMESERVERS = [server.nameserver]
     settings.DNS_TIMEOUT_SECONDS = 2.0
@@ -250,11 +233,6 @@ def dns_server(settings):
 
 def verified_sender_domain(domain):
     """A sender domain of the current tenant, verified (as if its records had been found in DNS)."""
-    from django.utils import timezone
-
-    from campaigns import senders
-    from campaigns.models import SenderDomain
-
     sender_domain = SenderDomain.objects.filter(domain=domain).first() or senders.sender_domain_create(
         domain=domain
     )
@@ -274,11 +252,9 @@ def beat_in_process():
     """Beat's per-tenant tasks (tenancy/work.py) run in this process when a beat task sends them, one
     after another in their tenants' schemas, as a worker would run them; no broker involved.
     Celery's own eager mode: every task sent during the test runs in-process."""
-    from crm_project.celery import app
-
-    before = app.conf.task_always_eager
-    app.conf.task_always_eager = True
+    before = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
     try:
         yield
     finally:
-        app.conf.task_always_eager = before
+        celery_app.conf.task_always_eager = before

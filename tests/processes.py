@@ -20,17 +20,18 @@ from email.parser import BytesParser
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from aiosmtpd.controller import Controller
+from django.conf import settings
 from django.db import connection
 
 from core.net import reachable
+from crm_project.celery import app as celery_app
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def database_url():
     """DATABASE_URL of the test database (test_<name>): what a subprocess needs to see this run's data."""
-    from django.conf import settings
-
     parts = urlsplit(settings.DATABASE_URL)
     return urlunsplit(parts._replace(path="/" + connection.settings_dict["NAME"]))
 
@@ -67,9 +68,7 @@ def wait_for_http(port, timeout=60):
 
 def purge_queue(queue):
     """Drop task messages an earlier run left on the queue."""
-    from crm_project.celery import app
-
-    with app.connection_for_write() as conn:
+    with celery_app.connection_for_write() as conn:
         conn.default_channel.queue_purge(queue)
 
 
@@ -78,8 +77,6 @@ class CeleryWorkers:
     pool children too), on the test database and `queue` (default: this run's queue)."""
 
     def __init__(self, *, queue=None):
-        from django.conf import settings
-
         self.queue = queue or settings.CELERY_TASK_DEFAULT_QUEUE
         self.procs = []
 
@@ -164,8 +161,6 @@ class SmtpSink:
         self.controller = None
 
     def start(self):
-        from aiosmtpd.controller import Controller
-
         self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
         self.controller.start()
         return self

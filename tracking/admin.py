@@ -16,6 +16,8 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin
 
+from core.money import money_format, tenant_currency
+
 from . import selectors
 from .models import CampaignReport, CampaignStats
 
@@ -108,9 +110,12 @@ def stats_page_context(stats):
         },
         {
             "label": _("Revenue"),
-            "value": stats["revenue"],
+            "value": money_format(stats["revenue"], tenant_currency()),
             "note": _("orders: %(o)s · %(r)s per recipient")
-            % {"o": _n(stats["orders"]), "r": stats["revenue_per_recipient"]},
+            % {
+                "o": _n(stats["orders"]),
+                "r": money_format(stats["revenue_per_recipient"], tenant_currency()),
+            },
         },
         {
             "label": _("Conversion rate"),
@@ -246,6 +251,6 @@ class CampaignReportAdmin(ModelAdmin):
             "title": _("Results of “%(name)s”") % {"name": campaign.name},
             "campaign": campaign,
             "campaign_url": _campaign_admin_url(campaign),
-            **stats_page_context(selectors.campaign_stats(campaign=campaign)),
+            **stats_page_context(selectors.campaign_stats(campaign=campaign, settled_counts_cached=True)),
         }
         return TemplateResponse(request, "tracking/admin/campaign_stats.html", context)

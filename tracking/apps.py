@@ -1,5 +1,7 @@
 from django.apps import AppConfig
 
+from customers import hooks
+
 
 class TrackingConfig(AppConfig):
     name = "tracking"
@@ -7,10 +9,9 @@ class TrackingConfig(AppConfig):
 
     def ready(self):
         # Here, not at the top: these import models, which Django loads only after every app config.
-        from customers import hooks
-        from tenancy.work import work_kind_register
+        from tenancy.work import work_kind_register  # noqa: PLC0415  (imports models: only once apps are ready)
 
-        from . import attribution, hits, rollup, webhooks  # noqa: F401  (webhooks connects anymail's signal)
+        from . import attribution, hits, rollup, webhooks  # noqa: F401, PLC0415  (imports models; webhooks connects anymail's signal)
 
         attribution.register()
 

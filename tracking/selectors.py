@@ -7,6 +7,7 @@ from django.db import connection
 
 from campaigns.abtests import ab_summary
 from campaigns.models import Campaign, CampaignRecipient
+from campaigns.selectors import recipient_status_counts
 from campaigns.tokens import TokenKind, read_token
 from customers.attribution import attributed_revenue
 from customers.models import Customer
@@ -120,12 +121,18 @@ def revenue_figures(*, campaign_id, base):
     }
 
 
-def campaign_stats(*, campaign):
+def campaign_stats(*, campaign, settled_counts_cached=False):
     """The numbers of PRODUCT.md's stats: recipient states, human opens and clicks, per link, per hour.
 
     Rates are unique human events over `delivered`, or over `sent` while no delivery data came in.
+    `settled_counts_cached` (the admin's page): the recipient states of a campaign sent a while ago may
+    come from the cache, up to a minute old (campaigns.selectors.recipient_status_counts); the API
+    always counts.
     """
-    statuses = _status_counts(campaign.pk)
+    if settled_counts_cached:
+        statuses = recipient_status_counts(campaigns=[campaign])[campaign.pk]
+    else:
+        statuses = _status_counts(campaign.pk)
     counters = CampaignStats.objects.filter(pk=campaign.pk).first() or CampaignStats(campaign_id=campaign.pk)
     sent = sum(statuses.get(state, 0) for state in _SENT_STATES)
     delivered = sum(statuses.get(state, 0) for state in _DELIVERED_STATES)

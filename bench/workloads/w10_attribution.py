@@ -18,6 +18,7 @@ from django_tenants.utils import schema_context
 from bench import data
 from bench.core import HIGHER_IS_BETTER, Check, Row, alternate, median
 from bench.workloads import w8_stats
+from customers import attribution
 
 TARGET_INGEST = "≥ 90% of its orders/s"
 TARGET_STATS = "< 200 ms"
@@ -42,14 +43,6 @@ REVENUE_SQL = """
 SELECT count(*), coalesce(sum(total), 0), count(DISTINCT customer_id)
 FROM customers_order_attribution WHERE campaign_id = %(campaign)s AND counts
 """
-
-
-def available():
-    try:
-        from customers.attribution import TOUCH_SOURCES  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def _hits(schema, campaign):
@@ -94,8 +87,6 @@ def _customer_ids(schema, n):
 
 
 def run(ctx, *, size):
-    from customers import attribution
-
     schema = ctx.data_schema
     campaign = w8_stats._campaign(schema)
     hits, seconds = _hits(schema, campaign)

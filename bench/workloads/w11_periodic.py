@@ -14,6 +14,7 @@ import time
 from datetime import timedelta
 from importlib import import_module
 
+from django.conf import settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext, override_settings
 from django.utils import timezone
@@ -21,8 +22,18 @@ from django_tenants.utils import schema_context, tenant_context
 
 from bench import data
 from bench.core import Check, GrowthPoint, Row, median
+from campaigns import editing, lifecycle
+from campaigns.jobs import campaigns_resume_stalled
 from campaigns.lifecycle import DISPATCH_WORK
+from campaigns.models import Campaign, CampaignRecipient
+from crm_project.celery import app
+from customers.models import Customer
+from segments.models import Segment, SegmentMember
+from tenancy.models import Tenant, TenantWork
 from tenancy.work import work_mark
+from tracking.hits import hit_record_open
+from tracking.models import Hit
+from tracking.rollup import hits_rollup
 
 ACTIVE = 10
 TICKS = 15  # timed ticks per beat task and size
@@ -61,8 +72,6 @@ def _active_prefix(ctx):
 
 
 def _tenants(prefix):
-    from tenancy.models import Tenant
-
     return list(Tenant.objects.filter(schema_name__startswith=prefix.replace("-", "_") + "_").order_by("pk"))
 
 
@@ -76,8 +85,6 @@ def _grow_idle(ctx, count):
 
 def _set_idle_serving(ctx, serving, count=None):
     """The first `count` idle tenants serve (all of them by default), or none when `serving` is False."""
-    from tenancy.models import Tenant
-
     connection.set_schema_to_public()
     idle = Tenant.objects.filter(schema_name__startswith=_idle_prefix(ctx).replace("-", "_") + "_")
     idle.update(is_active=False)
@@ -89,11 +96,6 @@ def _set_idle_serving(ctx, serving, count=None):
 def _active_setup(ctx):
     """10 active tenants: each with a sent campaign (its recipients' hits arrive), one with a campaign
     scheduled, one with a campaign sending that nobody works on (stalled)."""
-    from campaigns import editing, lifecycle
-    from campaigns.models import Campaign, CampaignRecipient
-    from customers.models import Customer
-    from segments.models import Segment, SegmentMember
-
     if not _tenants(_active_prefix(ctx)):
         data.bulk_tenants_create(prefix=_active_prefix(ctx), count=ACTIVE)
     world = []
@@ -142,8 +144,6 @@ def _active_setup(ctx):
 
 
 def _hits(world, per_tenant=3):
-    from tracking.hits import hit_record_open
-
     for entry in world:
         with tenant_context(entry["tenant"]):
             for recipient_id in entry["recipients"][:per_tenant]:
@@ -156,8 +156,6 @@ def _hits(world, per_tenant=3):
 def _release_claims():
     """Between timed ticks: the claims a tick took are let go (as if its tasks had run and found more
     work), so that every timed tick hands out the active tenants' tasks again."""
-    from tenancy.models import TenantWork
-
     TenantWork.objects.update(claim=None, claimed_at=None, claimed_until=None, due_at=timezone.now())
 
 
@@ -183,10 +181,6 @@ def _time_ticks(name, *, release):
 def _old_loop_ms(ctx):
     """The former beat tasks' shape: every serving tenant's schema visited each tick (the roll-up and
     the stall check: what the old tasks ran in each tenant). Median ms of 3 ticks."""
-    from campaigns.jobs import campaigns_resume_stalled
-    from tenancy.models import Tenant
-    from tracking.rollup import hits_rollup
-
     results = {}
     for label, work in (
         ("roll-up", lambda: hits_rollup(max_batches=50)),
@@ -205,8 +199,6 @@ def _old_loop_ms(ctx):
 
 
 def _purge_queue():
-    from crm_project.celery import app
-
     try:
         with app.connection_for_write() as conn:
             conn.default_channel.queue_purge(app.conf.task_default_queue)
@@ -217,10 +209,6 @@ def _purge_queue():
 def _promise_phase(ctx, world):
     """The real schedule for PROMISE_SECONDS: hits arrive, the scheduled campaign comes due, the stalled
     campaign waits; per-tenant tasks run in this process (Celery eager) as a worker would."""
-    from campaigns.models import Campaign, CampaignRecipient
-    from crm_project.celery import app
-    from tracking.models import Hit
-
     first, second = world[0], world[1]
     with tenant_context(first["tenant"]):
         due = timezone.now() + timedelta(seconds=5)
@@ -291,8 +279,6 @@ def _promise_phase(ctx, world):
 
 
 def run(ctx):
-    from django.conf import settings
-
     rows, points = [], []
     world = _active_setup(ctx)
     counts = list(ctx.scale.idle_tenants)

@@ -10,6 +10,9 @@ import time
 from django_tenants.utils import schema_context
 
 from bench.core import Check, Row
+from campaigns.design import design_compile
+from campaigns.rendering import compile_message
+from customers.models import Product
 
 TARGET = "per-recipient render ≤ 1.2× a raw HTML template of the same size; compile once per save"
 COMPILE_RUNS = 10
@@ -65,8 +68,6 @@ RAW_HTML = (
 
 
 def _products():
-    from customers.models import Product
-
     Product.objects.bulk_create(
         [
             Product(
@@ -110,9 +111,6 @@ def _per_recipient(compiled, contexts):
 
 
 def run(ctx, *, recipients=None):
-    from campaigns.design import design_compile
-    from campaigns.rendering import compile_message
-
     recipients = recipients or (20_000 if ctx.scale.name == "full" else 1_000)
     with schema_context(ctx.data_schema):
         _products()

@@ -16,14 +16,6 @@ BASELINE_TABLE = "bench_copy_baseline"
 TARGET = "≥ 60% of baseline rows/s"
 
 
-def available():
-    try:
-        from customers.importer import import_customers_csv  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def _reset(schema):
     with schema_context(schema), connection.cursor() as cursor:
         cursor.execute(
@@ -119,13 +111,3 @@ def run(ctx, *, schema, size, main):
         ],
     )
     return point, row
-
-
-def unavailable_row():
-    return Row(
-        key="1",
-        workload="import customers from CSV",
-        target=TARGET,
-        status="not available",
-        note="customers.importer.import_customers_csv is missing",
-    )

@@ -7,6 +7,7 @@ from django.db import connection
 from django_tenants.utils import schema_context
 
 from bench.core import Check, GrowthPoint, Row, alternate, median, timed
+from segments.selectors import rules_queryset
 
 TARGET = "≤ 1.5× baseline time and < 300 ms"
 RULES = {
@@ -33,20 +34,8 @@ WHERE c.erased_at IS NULL
 """
 
 
-def available():
-    from django.urls import NoReverseMatch, resolve
-
-    try:
-        resolve("/api/segments/preview")
-    except (NoReverseMatch, Exception):
-        return False
-    return True
-
-
 def _count_alone(ctx, *, runs):
     """The compiled rules' plain count query, timed alone (the API gets count and sample in one scan)."""
-    from segments.selectors import rules_queryset
-
     with schema_context(ctx.data_schema):
         return median([timed(rules_queryset(rules=RULES).count)[0] for _ in range(runs)]) * 1000
 

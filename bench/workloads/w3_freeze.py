@@ -8,6 +8,9 @@ from django_tenants.utils import schema_context
 
 from bench import data
 from bench.core import Check, GrowthPoint, Row, median
+from campaigns.lifecycle import audience_freeze
+from campaigns.models import Campaign
+from segments.models import Segment
 
 TARGET = "≤ 1.5× baseline time"
 RULES = {"combinator": "and", "rules": [{"field": "country", "operator": "=", "value": "HU"}]}
@@ -25,18 +28,7 @@ ON CONFLICT (campaign_id, email) DO NOTHING
 """
 
 
-def available():
-    try:
-        from campaigns.lifecycle import audience_freeze  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def _campaigns(schema):
-    from campaigns.models import Campaign
-    from segments.models import Segment
-
     with schema_context(schema):
         segment, _ = Segment.objects.get_or_create(name="bench: customers in HU", defaults={"rules": RULES})
         ours, _ = Campaign.objects.get_or_create(
@@ -56,8 +48,6 @@ def _clear(schema, *campaign_ids):
 
 
 def run(ctx, *, size, main):
-    from campaigns.lifecycle import audience_freeze
-
     schema = ctx.data_schema
     ours_campaign, base_campaign = _campaigns(schema)
     ours_times, base_times, ours_rows, base_rows = [], [], [], []

@@ -4,6 +4,7 @@ many tenants with nothing to apply: the project's `migrate` against plain `migra
 
 import re
 import subprocess
+import sys
 import time
 
 from django.conf import settings
@@ -13,6 +14,8 @@ from django.db import connection, transaction
 from bench import data
 from bench.context import BASE_DIR
 from bench.core import Check, GrowthPoint, Row, median
+from crm_project.management.commands.migrate import schemas_behind
+from tenancy.models import Domain, Tenant
 
 CREATE_TARGET = "< 1.5 s"
 MIGRATE_TARGET = "1,000 tenants < 30 s"
@@ -35,15 +38,11 @@ def _manage(ctx, *args):
 
 
 def _python():
-    import sys
-
     return sys.executable
 
 
 def _create_rows(ctx):
     """Our create (the command, as operators run it) against CREATE SCHEMA + migrate_schemas."""
-    from tenancy.models import Domain, Tenant
-
     ours = []
     for number in range(1, ctx.scale.creates + 1):
         slug = f"{ctx.prefix}-c{number:02d}"
@@ -96,17 +95,12 @@ def _create_rows(ctx):
 
 
 def _tenant_count():
-    from tenancy.models import Tenant
-
     connection.set_schema_to_public()
     return Tenant.objects.exclude(schema_name="public").count()
 
 
 def _migrate_at(ctx, count):
     """Grow the database to `count` tenant schemas (clones), then time both migrates."""
-    from crm_project.management.commands.migrate import schemas_behind
-    from tenancy.models import Tenant
-
     have = _tenant_count()
     if have < count:
         started = time.perf_counter()

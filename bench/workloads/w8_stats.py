@@ -6,6 +6,7 @@ from django_tenants.utils import schema_context
 
 from bench import data
 from bench.core import Check, Row, alternate, median
+from campaigns.models import Campaign
 
 TARGET = "≤ 1.5× and < 200 ms"
 LINKS = 5
@@ -47,19 +48,8 @@ HAND_WRITTEN = [
 ]
 
 
-def available():
-    try:
-        from tracking.models import CampaignStats  # noqa: F401
-        from tracking.selectors import campaign_stats  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def _campaign(schema):
     """The stats campaign: recipients for every customer, and the counters the roll-up would keep."""
-    from campaigns.models import Campaign
-
     with schema_context(schema):
         campaign = Campaign.objects.filter(name="bench: stats").first()
         if campaign is not None:

@@ -4,12 +4,28 @@ import os
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.db import connection
 from django.test import Client
 from django.utils import timezone
 from django_tenants.utils import schema_context
+from playwright.sync_api import expect, sync_playwright
 
-from tests.conftest import IN_CI, PASSWORD, throwaway_tenant_create, throwaway_tenant_drop
+from campaigns.models import EmailTemplate
+from customers.models import Customer, CustomerTag, Tag
+from tenancy.roles import MARKETER
+from tests.admin.live import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, Processes, browser_queue, purge_queue
+from tests.conftest import (
+    IN_CI,
+    PASSWORD,
+    require_service,
+    throwaway_tenant_create,
+    throwaway_tenant_drop,
+    verified_sender_domain,
+)
+from tests.dns_server import TestDNSServer
+from tests.processes import SmtpSink
 
 # Playwright's sync API runs an event loop in this thread; Django's ORM calls of the fixtures are safe.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -68,8 +84,6 @@ class Site:
 
     def run(self, function):
         """Run `function()` against the site's schema with committed effects (the server sees them)."""
-        from django_tenants.utils import schema_context
-
         with self.blocker.unblock(), schema_context(self.tenant.schema_name):
             result = function()
         connection.set_schema_to_public()
@@ -78,14 +92,6 @@ class Site:
 
 def _seed(site_domain):
     """Customers, tags, a template and users of the browser tenant (committed)."""
-    from django.contrib.auth import get_user_model
-    from django.contrib.auth.models import Group
-
-    from campaigns.models import EmailTemplate
-    from customers.models import Customer, CustomerTag, Tag
-    from tenancy.roles import MARKETER
-    from tests.conftest import verified_sender_domain
-
     verified_sender_domain("teashop.example")  # the tenant's sender, news@teashop.example
 
     user = get_user_model().objects.create_user(
@@ -156,11 +162,7 @@ def _seed(site_domain):
 @pytest.fixture(scope="module")
 def site(django_db_setup, django_db_blocker):
     """The browser tenant with its seed data, gunicorn, a Celery worker and an SMTP sink."""
-    from tests.conftest import require_service
-
     require_service("redis")
-    from tests.admin.live import Processes, browser_queue, purge_queue
-    from tests.processes import SmtpSink
 
     with django_db_blocker.unblock():
         created = throwaway_tenant_create(
@@ -177,7 +179,6 @@ def site(django_db_setup, django_db_blocker):
             _seed(domain)
         connection.set_schema_to_public()
         purge_queue(browser_queue())
-    from tests.dns_server import TestDNSServer
 
     sink = SmtpSink()
     sink.start()
@@ -203,12 +204,8 @@ def site(django_db_setup, django_db_blocker):
 
 @pytest.fixture(scope="module")
 def chromium():
-    from playwright.sync_api import expect, sync_playwright
-
     # A shared 2-core machine can be slow: wait up to 15 s for what a page should come to show.
     expect.set_options(timeout=15_000)
-
-    from tests.admin.live import CHROMIUM, CHROMIUM_ARGS
 
     if not os.path.exists(CHROMIUM):
         message = f"chromium is missing at {CHROMIUM} (make test installs Debian's chromium package)"
@@ -276,7 +273,5 @@ def admin_page(chromium, site):
 
 
 def screenshot(page, name, *, full_page=False):
-    from tests.admin.live import SCREENSHOTS
-
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page)

@@ -20,6 +20,8 @@ from pathlib import Path
 from django.conf import settings
 from django.db import connection
 
+from crm_project.celery import app as celery_app
+
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/lib/chromium/chromium")
 CHROMIUM_ARGS = [
@@ -167,9 +169,7 @@ class Processes:
 
 
 def purge_queue(queue):
-    from crm_project.celery import app
-
-    with app.connection_for_write() as conn:
+    with celery_app.connection_for_write() as conn:
         conn.default_channel.queue_purge(queue)
 
 

@@ -6,6 +6,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from campaigns.models import Campaign
+from tenancy.models import Tenant
 from tests.admin.conftest import screenshot
 
 pytestmark = pytest.mark.browser
@@ -13,14 +15,10 @@ pytestmark = pytest.mark.browser
 
 @pytest.mark.django_db  # also makes pytest-django set up the test database when this module runs alone
 def test_it_serves_a_tenant_of_its_own(site):
-    from tenancy.models import Tenant
-
     assert Tenant.objects.get(pk=site.tenant.pk).name == "Teashop Hungary"
 
 
 def test_it_composes_an_ab_test_with_variants_side_by_side(marketer_page, site):
-    from campaigns.models import Campaign
-
     page = marketer_page
     page.goto(site.url + "/admin/campaigns/campaign/add/")
     page.fill("#id_name", "Subject line test")

@@ -13,10 +13,13 @@ import re
 from urllib.parse import urlsplit
 
 import pytest
+from django.utils import timezone
 from playwright.sync_api import expect
 
-from campaigns.models import Campaign
+from campaigns.models import Campaign, CampaignRecipient
+from customers.models import Customer
 from segments.models import Segment
+from tenancy.models import Tenant
 from tests.admin.conftest import EVIL, screenshot
 from tests.conftest import PASSWORD
 from tracking.rollup import hits_rollup
@@ -39,8 +42,6 @@ AUDIENCE = {
 
 @pytest.mark.django_db  # also makes pytest-django set up the test database when this module runs alone
 def test_it_serves_a_committed_tenant_of_its_own_from_a_live_server(site):
-    from tenancy.models import Tenant
-
     assert Tenant.objects.get(pk=site.tenant.pk).name == "Teashop Hungary"
     connection = http.client.HTTPConnection("127.0.0.1", site.processes.port, timeout=10)
     connection.request("GET", "/admin/login/", headers={"Host": f"{site.domain}:{site.processes.port}"})
@@ -102,8 +103,6 @@ def test_it_refuses_a_marketer_user_management_and_settings(marketer_page, site,
 
 
 def test_it_finds_a_customer_by_search_and_tags_them(marketer_page, site):
-    from customers.models import Customer
-
     page = marketer_page
     page.click("text=Customers")
     page.wait_for_url(re.compile(r"/admin/customers/customer/"))
@@ -264,10 +263,6 @@ def test_it_takes_a_marketer_from_segment_to_sent_campaign_and_its_stats(markete
 
 def test_it_follows_a_sending_campaign_live_on_the_dashboard(marketer_page, site):
     """The dashboard's "Sending now" card refreshes itself until the campaign is done."""
-    from django.utils import timezone
-
-    from campaigns.models import Campaign, CampaignRecipient
-    from customers.models import Customer
 
     def start():
         # A campaign mid-send, its progress moved by hand: no task is queued for it, so the worker
@@ -311,8 +306,6 @@ def test_it_follows_a_sending_campaign_live_on_the_dashboard(marketer_page, site
 
 
 def test_it_shows_html_in_customer_data_as_text_everywhere(admin_page, site):
-    from customers.models import Customer
-
     page = admin_page
     customer_id = site.run(lambda: Customer.objects.get(email="xss@example.com").pk)
 
@@ -343,8 +336,6 @@ def test_it_shows_html_in_customer_data_as_text_everywhere(admin_page, site):
 
 
 def test_it_lets_an_admin_change_the_tenants_settings(admin_page, site):
-    from tenancy.models import Tenant
-
     page = admin_page
     page.click("text=Settings")
     page.wait_for_url(re.compile(r"/admin/tenancy/tenant/settings/"))

@@ -5,11 +5,14 @@ from decimal import Decimal
 from unittest import mock
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from campaigns.models import Campaign, CampaignRecipient
+from crm_project import dashboard
 from customers.models import Customer
 from segments.models import Segment
+from tests.admin.conftest import PUBLIC_HOST, host_client
 from tracking.models import CampaignStats
 
 pytestmark = pytest.mark.django_db
@@ -59,8 +62,6 @@ def test_it_shows_customers_growth_and_consent_rate(admin_client_a):
 
 
 def test_it_shows_a_growth_percentage_only_on_numbers_large_enough(admin_client_a, monkeypatch):
-    from crm_project import dashboard
-
     monkeypatch.setattr(dashboard, "GROWTH_PERCENT_MIN", 1)
     _customer("a@x.test", days_ago=1)
     _customer("b@x.test", days_ago=2)
@@ -155,10 +156,6 @@ def test_it_escapes_customer_and_campaign_data(admin_client_a):
 
 
 def test_it_shows_the_platform_index_on_the_public_host(django_user_model, tenant):
-    from django.db import connection
-
-    from tests.admin.conftest import PUBLIC_HOST, host_client
-
     connection.set_schema_to_public()
     operator = django_user_model.objects.create_superuser("op", "op@x.test", "pw-operator-1")
     response = host_client(operator, host=PUBLIC_HOST).get("/admin/")
@@ -179,8 +176,6 @@ def test_it_counts_money_customers_without_loading_them(admin_client_a, django_a
 
 
 def test_it_links_to_no_public_site_from_the_login_page(tenant):
-    from tests.admin.conftest import host_client
-
     response = host_client().get("/admin/login/")
 
     assert response.status_code == 200
@@ -219,9 +214,6 @@ def test_it_links_its_cards_to_the_lists_behind_them(admin_client_a):
 def test_it_keeps_the_customer_figures_for_minutes_and_recounts_when_a_customer_arrives(
     admin_client_a, tenant, settings
 ):
-    from crm_project import dashboard
-    from customers.models import Customer
-
     Customer.objects.create(email="first@example.com", email_marketing=True)
     counted = []
     real = dashboard.dashboard_customers

@@ -12,6 +12,7 @@ from django.utils import timezone
 from campaigns.models import Campaign
 from crm_project.dashboard import dashboard_revenue
 from customers.models import Customer, Order, OrderAttribution
+from flows.models import Flow
 
 pytestmark = pytest.mark.django_db
 _numbers = itertools.count()
@@ -56,8 +57,6 @@ def test_it_sums_the_last_30_days_and_ranks_the_campaigns(tenant):
 
 
 def test_it_ranks_the_flows_by_revenue(admin_client_a, tenant):
-    from flows.models import Flow
-
     flow = Flow.objects.create(name="<i>Welcome</i>")
     campaign = Campaign.objects.create(name="Spring", status="sent")
     _attributed(campaign, "10.00")

@@ -5,18 +5,21 @@ reorders two blocks, previews it at desktop and mobile widths for a chosen custo
 test; the message in the SMTP sink is responsive, inlined, personalised and has a text part.
 Screenshots: design-editor.png, design-mobile.png (var/screenshots/, or SCREENSHOTS_DIR)."""
 
+import http.client
 import re
 
 import pytest
 from playwright.sync_api import expect
+
+from campaigns.models import EmailTemplate
+from customers.models import Product
+from tests.admin.live import SCREENSHOTS
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.mark.django_db  # makes pytest-django set up the test database when this module runs alone
 def test_it_serves_the_editors_files(site):
-    import http.client
-
     connection = http.client.HTTPConnection("127.0.0.1", site.processes.port, timeout=10)
     connection.request(
         "GET",
@@ -29,8 +32,6 @@ def test_it_serves_the_editors_files(site):
 
 
 def _products(site):
-    from customers.models import Product
-
     def create():
         for sku, name, price in (("TEA-1", "Sencha", "12.50"), ("TEA-2", "Darjeeling", "15.00")):
             Product.objects.update_or_create(
@@ -52,8 +53,6 @@ def _block_types(page):
 
 
 def test_it_builds_previews_saves_and_test_sends_a_block_template(marketer_page, site):
-    from campaigns.models import EmailTemplate
-
     _products(site)
     page = marketer_page
     page.goto(site.url + "/admin/campaigns/emailtemplate/add/")
@@ -155,7 +154,5 @@ def test_it_builds_previews_saves_and_test_sends_a_block_template(marketer_page,
 
 
 def _shot_path(name):
-    from tests.admin.live import SCREENSHOTS
-
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     return str(SCREENSHOTS / f"{name}.png")

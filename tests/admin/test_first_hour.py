@@ -9,10 +9,16 @@ the favicon and the login label. Each failed on the admin before these fixes.
 import http.client
 import re
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
+from django.utils import timezone
 from playwright.sync_api import expect
 
+from campaigns.models import Campaign, CampaignRecipient, EmailTemplate
+from customers.models import Customer, Interaction
+from segments.models import Segment
+from tenancy.models import Tenant
 from tests.admin.conftest import screenshot
 from tests.conftest import PASSWORD
 
@@ -21,8 +27,6 @@ BUDAPEST = "Europe/Budapest"
 
 
 def _segment(site, name="Budapest", city="Budapest"):
-    from segments.models import Segment
-
     def create():
         rules = {"combinator": "and", "rules": [{"field": "city", "operator": "=", "value": city}]}
         return Segment.objects.get_or_create(name=name, defaults={"rules": rules})[0].pk
@@ -31,8 +35,6 @@ def _segment(site, name="Budapest", city="Budapest"):
 
 
 def _campaign(site, name, *, segment_id=None, **fields):
-    from campaigns.models import Campaign, EmailTemplate
-
     def create():
         template = EmailTemplate.objects.get(name="Spring newsletter")
         return Campaign.objects.create(name=name, template=template, segment_id=segment_id, **fields).pk
@@ -41,14 +43,10 @@ def _campaign(site, name, *, segment_id=None, **fields):
 
 
 def _status(site, campaign_id):
-    from campaigns.models import Campaign
-
     return site.run(lambda: Campaign.objects.values_list("status", "scheduled_at").get(pk=campaign_id))
 
 
 def _set_time_zone(site, name):
-    from tenancy.models import Tenant
-
     site.run(lambda: Tenant.objects.filter(pk=site.tenant.pk).update(time_zone=name))
 
 
@@ -92,8 +90,6 @@ def test_it_disables_send_while_a_blocker_is_left_and_links_to_the_field(markete
 
 
 def test_it_schedules_with_the_default_time_it_offers(marketer_page, site, budapest):
-    from zoneinfo import ZoneInfo
-
     campaign_id = _campaign(site, "Weekend teas", segment_id=_segment(site))
     page = marketer_page
     page.goto(site.url + f"/admin/campaigns/campaign/{campaign_id}/action/schedule/")
@@ -187,8 +183,6 @@ def test_it_puts_preview_and_test_send_beside_the_content_with_a_customer_picker
 
 
 def test_it_names_cancel_for_what_it_does_and_shows_a_sent_campaign_read_only(marketer_page, site):
-    from campaigns.models import Campaign
-
     draft_id = _campaign(site, "Cancel me", segment_id=_segment(site))
     page = marketer_page
     page.goto(site.url + f"/admin/campaigns/campaign/{draft_id}/change/")
@@ -270,11 +264,6 @@ def test_it_shows_the_customer_lists_filters_as_chips_and_money_and_dates_on_one
 
 
 def test_it_opens_a_customer_as_a_profile_with_consent_actions_and_a_timeline(marketer_page, site):
-    from django.utils import timezone
-
-    from campaigns.models import Campaign, CampaignRecipient
-    from customers.models import Customer, Interaction
-
     def prepare():
         judit = Customer.objects.get(email="judit.kiss@example.com")
         campaign = Campaign.objects.create(name="Summer teas", subject="Summer", status="sent")
@@ -397,8 +386,6 @@ def test_it_takes_a_new_marketer_through_the_first_hour_in_local_time(chromium, 
     """The tour, screenshots for the README (tour-*.png): log in, find a customer, build a segment
     without typing JSON or dates, compose with preview and a test, send, read the stats, open the
     customer's timeline; times in Budapest's zone."""
-    from campaigns.models import Campaign
-
     context = chromium.new_context(viewport={"width": 1440, "height": 900}, locale="en-US")
     context.set_default_timeout(15_000)
     page = context.new_page()

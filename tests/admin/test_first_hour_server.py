@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.db import connection
 from django.utils import timezone
 from django_tenants.utils import schema_context
@@ -14,7 +15,7 @@ from campaigns import readiness
 from campaigns.models import Campaign
 from core.money import amount_parse, money_format
 from core.widgets import next_quarter_hour_plus_hour, parse_local_datetime
-from customers.models import Customer, Interaction, OrderItem, Tag
+from customers.models import Customer, Interaction, Order, OrderItem, Tag
 from segments.admin import rule_error_words
 from tenancy.models import Tenant
 from tests.admin.conftest import PUBLIC_HOST, host_client
@@ -121,8 +122,6 @@ def test_it_picks_preview_customers_by_name_from_the_own_tenant_only(admin_clien
 
 
 def test_it_suggests_segment_values_from_the_tenants_data_only(admin_client_a, tenant, other_tenant):
-    from customers.models import Order
-
     for city in ("Budapest", "budapest", "Buda", "Szeged", ""):
         Customer.objects.create(email=f"{city or 'none'}{len(city)}@example.com", city=city)
     Tag.objects.create(name="vip")
@@ -189,8 +188,6 @@ def test_it_changes_consent_only_with_a_reason_and_records_who(admin_client_a, a
 
 
 def test_it_refuses_a_marketer_without_change_permission_the_consent_page(tenant):
-    from django.contrib.auth import get_user_model
-
     viewer = get_user_model().objects.create_user(
         username="viewer@x.test", password="x-password-1", is_staff=True
     )

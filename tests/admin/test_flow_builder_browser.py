@@ -6,8 +6,13 @@ var/screenshots/ (SCREENSHOTS_DIR=docs/screenshots refreshes the committed ones)
 import re
 
 import pytest
+from django.utils import timezone
 from playwright.sync_api import expect
 
+from customers.models import Customer
+from flows import engine, services
+from flows.models import Flow
+from tenancy.models import Tenant
 from tests.admin.conftest import screenshot
 
 pytestmark = pytest.mark.browser
@@ -15,19 +20,11 @@ pytestmark = pytest.mark.browser
 
 @pytest.mark.django_db  # also makes pytest-django set up the test database when this module runs alone
 def test_it_has_a_live_site_for_the_builder(site):
-    from tenancy.models import Tenant
-
     assert Tenant.objects.filter(pk=site.tenant.pk).exists()
 
 
 # No django_db: the server commits what it does, so the checks read through `site.run` (autocommit).
 def test_it_builds_activates_and_inspects_the_abandoned_cart_flow(marketer_page, site):
-    from django.utils import timezone
-
-    from customers.models import Customer
-    from flows import engine, services
-    from flows.models import Flow
-
     page = marketer_page
     page.goto(site.url + "/admin/flows/flow/")
     page.click("#flow-from-recipe")
@@ -73,7 +70,7 @@ def test_it_builds_activates_and_inspects_the_abandoned_cart_flow(marketer_page,
         )
 
     site.run(abandon)
-    site.run(engine.dispatch_tenant)  # the beat's tick: the run takes its delay step
+    site.run(engine.flows_dispatch)  # the beat's tick: the run takes its delay step
     page.fill("#inspect-q", "anna.kovacs@example.com")
     page.click("#inspect-go")
     run = page.locator(".inspect-run")
@@ -84,5 +81,7 @@ def test_it_builds_activates_and_inspects_the_abandoned_cart_flow(marketer_page,
     screenshot(page, "flow-run-inspector", full_page=True)
     page.reload()
     expect(page.locator("#step-remind .step-counts")).to_have_attribute("data-waiting", "1", timeout=15_000)
+    # Revenue in the account's currency (HUF: whole forints), as everywhere in the admin.
+    expect(page.locator("#step-remind .step-counts")).to_contain_text("revenue: 0 HUF")
     screenshot(page, "flow-builder-counts", full_page=True)
     assert page.dialogs.seen == []

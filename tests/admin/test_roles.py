@@ -1,10 +1,12 @@
 """Roles: admins manage users and the tenant's settings; marketers do the CRM work and nothing else."""
 
 import pytest
+from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
+from django.db import connection
 
-from tenancy.roles import ADMIN, MARKETER, roles_ensure, user_role
+from tenancy.roles import ADMIN, MARKETER, roles_ensure, roles_sync_after_migrate, user_role
 from tests.admin.conftest import host_client
 from tests.conftest import PASSWORD
 
@@ -192,11 +194,6 @@ def test_it_refuses_a_bad_new_user_naming_the_field_and_adds_nobody(role_admin, 
 
 
 def test_it_brings_roles_up_to_date_after_a_migrate_of_a_tenant_schema(tenant):
-    from django.apps import apps
-    from django.contrib.auth.models import Permission
-
-    from tenancy.roles import roles_sync_after_migrate
-
     marketer = Group.objects.get(name=MARKETER)
     lost = Permission.objects.get(codename="add_campaign")
     marketer.permissions.remove(lost)
@@ -207,11 +204,6 @@ def test_it_brings_roles_up_to_date_after_a_migrate_of_a_tenant_schema(tenant):
 
 
 def test_it_gives_the_public_schema_no_roles_after_a_migrate(tenant):
-    from django.apps import apps
-    from django.db import connection
-
-    from tenancy.roles import roles_sync_after_migrate
-
     connection.set_schema_to_public()
     Group.objects.filter(name__in=[ADMIN, MARKETER]).delete()
 

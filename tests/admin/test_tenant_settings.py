@@ -4,6 +4,9 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection
 
+from campaigns.design import brand_defaults, design_compile
+from campaigns.messages import CampaignComposer
+from campaigns.models import Campaign
 from tenancy.models import Tenant
 from tenancy.tenant_settings import tenant_settings_update
 from tests.admin.conftest import PUBLIC_HOST, host_client
@@ -199,8 +202,6 @@ def test_it_refuses_settings_of_the_public_tenant(tenant):
 
 
 def test_it_reports_only_what_changed(tenant):
-    from tenancy.tenant_settings import tenant_settings_update
-
     first = tenant_settings_update(tenant=tenant, changes={"from_name": "Shop", "send_rate_per_second": 50})
     again = tenant_settings_update(tenant=tenant, changes={"from_name": " Shop ", "send_rate_per_second": 50})
 
@@ -209,10 +210,6 @@ def test_it_reports_only_what_changed(tenant):
 
 
 def _composed_html(campaign, tenant):
-    from django.db import connection
-
-    from campaigns.messages import CampaignComposer
-
     connection.set_tenant(tenant)
     composer = CampaignComposer(
         campaign=campaign,
@@ -227,8 +224,6 @@ def _composed_html(campaign, tenant):
 
 @pytest.mark.parametrize(("opens", "clicks"), [(True, True), (False, True), (True, False), (False, False)])
 def test_it_switches_tracking_off_for_every_campaign_of_the_tenant(tenant, opens, clicks):
-    from campaigns.models import Campaign
-
     Tenant.objects.filter(pk=tenant.pk).update(track_opens=opens, track_clicks=clicks)
     tenant.refresh_from_db()
     campaign = Campaign(pk=1, name="c", track_opens=True, track_clicks=True)
@@ -240,8 +235,6 @@ def test_it_switches_tracking_off_for_every_campaign_of_the_tenant(tenant, opens
 
 
 def test_it_saves_the_brand_defaults_the_email_designs_use(admin_client_a, tenant):
-    from campaigns.design import brand_defaults, design_compile
-
     brand = {
         "brand_logo_url": "https://teashop.example/logo.png",
         "brand_primary_colour": "#0F766E",

@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.utils import timezone
+from rest_framework.throttling import ScopedRateThrottle
 
 from campaigns.models import Campaign, CampaignLink, CampaignRecipient
 from customers.models import Customer
@@ -106,7 +107,5 @@ def sent_campaign(
 def ai_budget(monkeypatch):
     """A roomy AI_RATE for every test (the budget lives in the cache, across tests); the throttle
     itself is tested with a small one."""
-    from rest_framework.throttling import ScopedRateThrottle
-
     monkeypatch.setitem(ScopedRateThrottle.THROTTLE_RATES, "ai", "100000/min")
     return monkeypatch

@@ -2,7 +2,9 @@
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from django.db import connection
+from rest_framework.throttling import ScopedRateThrottle
 
 from customers.models import Tag
 from segments.models import Segment
@@ -98,9 +100,6 @@ def test_a_marketer_may_use_it(tenant, marketer):
 
 
 def test_it_throttles_each_user_and_answers_429_beyond_the_budget(api, admin_user, ai_budget):
-    from django.core.cache import cache
-    from rest_framework.throttling import ScopedRateThrottle
-
     ai_budget.setitem(ScopedRateThrottle.THROTTLE_RATES, "ai", "2/min")
     cache.delete(f"throttle_ai_{admin_user.pk}")
 

@@ -7,6 +7,8 @@ import json
 import pytest
 from playwright.sync_api import expect
 
+from segments import hooks
+from segments.models import Segment
 from tests.admin.conftest import chromium, marketer_page, screenshot, site  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.browser
@@ -14,8 +16,6 @@ pytestmark = pytest.mark.browser
 
 @pytest.mark.django_db  # also makes pytest-django set up the test database when this module runs alone
 def test_the_builder_offers_the_sentence_box_when_assist_is_installed():
-    from segments import hooks
-
     assert hooks.sentence_endpoints == ["ai-segment"]
 
 
@@ -40,8 +40,6 @@ def test_a_sentence_fills_the_segment_builder_which_the_marketer_edits_before_sa
     page.locator('.rb-rule[data-path="rules[1]"] .rb-value').fill("100000")
     expect(page.locator("#segment-live-count")).to_have_text("2")
     page.click("input[name=_save], button[name=_save]")
-
-    from segments.models import Segment
 
     saved = site.run(lambda: Segment.objects.get(name="Budapest big spenders").rules)
     assert saved["rules"] == [

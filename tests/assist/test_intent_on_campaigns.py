@@ -3,6 +3,7 @@
 import pytest
 from django.test import Client
 
+from assist.intent import INTENTS
 from campaigns import editing, email_templates
 from campaigns.models import Campaign, EmailTemplate
 
@@ -82,7 +83,5 @@ def test_the_admin_list_shows_and_filters_the_intent(admin_user, tenant):
 
 
 def test_the_classifier_knows_exactly_the_campaign_intents():
-    from assist.intent import INTENTS
-
     assert list(INTENTS) == [value for value, _ in Campaign.INTENT_CHOICES]
     assert EmailTemplate  # the template path is covered above

@@ -4,6 +4,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.test import Client
 from django.utils import timezone
 
 from assist.models import SummaryDue
@@ -69,8 +70,6 @@ def test_it_writes_a_summary_whose_numbers_are_the_stats_apis(api):
 
 
 def test_it_shows_the_summary_on_the_stats_page(admin_user, tenant):
-    from django.test import Client
-
     campaign = sent_campaign()
     editing.campaign_summary_save(campaign_id=campaign.pk, summary="Reached 200 people.", source="offline")
     client = Client(HTTP_HOST="tenant-a.localhost")

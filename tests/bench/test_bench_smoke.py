@@ -4,6 +4,7 @@ import pytest
 from django.db import connection
 
 from bench import data, runner
+from bench.__main__ import main
 from bench.core import Check, GrowthPoint, Row, growth_exponent, growth_verdict, percentile
 from tenancy.models import Tenant
 
@@ -19,8 +20,6 @@ def _scratch_schemas():
 
 
 def _scratch_tenants():
-    from tenancy.models import Tenant
-
     return list(
         Tenant.objects.filter(schema_name__startswith=f"{PREFIX}_").values_list("schema_name", flat=True)
     )
@@ -97,8 +96,6 @@ def test_it_drops_its_scratch_tenants(smoke):
 
 
 def test_it_refuses_an_unknown_scale_and_creates_nothing(django_db_setup, django_db_blocker, capsys):
-    from bench.__main__ import main
-
     with pytest.raises(SystemExit) as exit_info:
         main(["--scale", "huge"])
     assert exit_info.value.code == 2

@@ -3,8 +3,10 @@ validation as the API, each error on its field; a running test is shown, not edi
 
 import pytest
 from django.test import Client
+from django.urls import reverse
 
 from campaigns import lifecycle
+from campaigns.abtests import campaign_ab_decide
 from campaigns.models import Campaign
 
 from .conftest import make_campaign, make_customers, static_segment
@@ -118,10 +120,6 @@ def test_it_shows_a_running_test_without_letting_it_change(browser, tenant):
 
 
 def test_it_shows_the_variants_winner_and_probabilities_on_the_stats_page(browser, tenant):
-    from django.urls import reverse
-
-    from campaigns.abtests import campaign_ab_decide
-
     campaign = make_campaign(
         static_segment(make_customers(40)),
         variants=[{"key": "A", "subject": "x"}, {"key": "B", "subject": "y"}],

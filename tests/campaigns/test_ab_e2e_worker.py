@@ -14,7 +14,8 @@ from django.db import connection
 from django_tenants.utils import schema_context
 
 from campaigns import editing
-from campaigns.models import CampaignRecipient
+from campaigns.models import Campaign, CampaignRecipient
+from campaigns.tasks import decide_ab_tests
 from tenancy.models import Tenant
 from tests.campaigns import test_e2e_worker as e2e
 from tests.campaigns.test_e2e_worker import _api, _campaign_state, _post, _setup_campaign, _wait, _wait_sent
@@ -40,8 +41,6 @@ def _subjects(sink):
 
 def _start_test(live, blocker, workers, sink, name):
     """A campaign of N with A/B variants (half the audience in the test), sent until the sample is out."""
-    from campaigns.models import Campaign
-
     campaign, expected, _ = _setup_campaign(live, blocker, n=N, extra=False, name=name)
     with blocker.unblock(), schema_context(live.schema_name):
         editing.campaign_update(
@@ -84,8 +83,6 @@ def _open(live, blocker, campaign_id, variant, n):
 
 def _wait_is_over(live, blocker, campaign_id):
     """The wait ends now: started an hour ago (instead of waiting an hour in a test)."""
-    from campaigns.models import Campaign
-
     with blocker.unblock(), schema_context(live.schema_name):
         campaign = Campaign.objects.get(pk=campaign_id)
         Campaign.objects.filter(pk=campaign_id).update(
@@ -95,8 +92,6 @@ def _wait_is_over(live, blocker, campaign_id):
 
 
 def _decision(live, blocker, campaign_id):
-    from campaigns.models import Campaign
-
     with blocker.unblock(), schema_context(live.schema_name):
         campaign = Campaign.objects.get(pk=campaign_id)
     connection.set_schema_to_public()
@@ -123,8 +118,6 @@ def _assert_the_rest_got_the_winner_once(live, blocker, sink, campaign_id, expec
 def test_it_decides_after_the_wait_and_sends_the_rest_the_winner(
     live, blocker, workers, sink, opens, winner, decided_by
 ):
-    from campaigns.tasks import decide_ab_tests
-
     campaign, expected, _ = _start_test(live, blocker, workers, sink, name=f"AB {decided_by}")
     _wait(lambda: _sample_sent(live, blocker, campaign.pk))
     assert _subjects(sink) == Counter({"A: spring sale": N // 4, "B: a treat for you": N // 4})

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import pytest
 from django.core import mail
+from django.db import connection
 from django.utils import timezone
 
 from campaigns import abtests, lifecycle, sender
@@ -52,7 +53,7 @@ def split(campaign):
 
 
 def send_all(campaign):
-    sender.run(campaign_id=campaign.pk, time_budget=60, messenger=None, limiter=FAST)
+    sender.campaign_batches_send(campaign_id=campaign.pk, time_budget=60, messenger=None, limiter=FAST)
 
 
 def subjects():
@@ -261,7 +262,7 @@ def test_it_waits_then_decides_by_confidence_and_sends_the_rest_the_winner_once(
     assert abtests.campaign_ab_decide(campaign=campaign, now=timezone.now()) is None  # the wait is not over
 
     later = campaign.started_at + timedelta(seconds=3600)
-    assert abtests.ab_tests_decide_due(now=later) == [campaign.pk]
+    assert abtests.ab_tests_decide(now=later) == [campaign.pk]
 
     campaign.refresh_from_db()
     assert (campaign.ab_winner, campaign.ab_decided_by, campaign.ab_decided_at) == ("B", "confidence", later)
@@ -287,7 +288,7 @@ def test_it_decides_by_the_best_point_estimate_at_timeout(tenant):
     _opened(campaign, "A", 4)
     _opened(campaign, "B", 5)
 
-    abtests.ab_tests_decide_due(now=campaign.started_at + timedelta(hours=2))
+    abtests.ab_tests_decide(now=campaign.started_at + timedelta(hours=2))
 
     campaign.refresh_from_db()
     assert (campaign.ab_winner, campaign.ab_decided_by) == ("B", "timeout")
@@ -310,7 +311,7 @@ def test_it_decides_by_revenue_per_recipient(tenant):
             total=order.total,
         )
 
-    abtests.ab_tests_decide_due(now=campaign.started_at + timedelta(hours=2))
+    abtests.ab_tests_decide(now=campaign.started_at + timedelta(hours=2))
 
     campaign.refresh_from_db()
     assert (campaign.ab_winner, campaign.ab_decided_by) == ("A", "confidence")
@@ -335,7 +336,7 @@ def test_it_lets_a_marketer_decide_by_hand_once(api, tenant):
     campaign.refresh_from_db()
     assert campaign.ab_decided_by == "manual"
     assert api.post(f"/api/campaigns/{campaign.pk}/winner", {"key": "B"}, format="json").status_code == 409
-    assert abtests.ab_tests_decide_due(now=campaign.started_at + timedelta(days=1)) == []
+    assert abtests.ab_tests_decide(now=campaign.started_at + timedelta(days=1)) == []
 
     stats = api.get(f"/api/campaigns/{campaign.pk}/stats").json()
     assert (stats["winner"], stats["decided_by"]) == ("A", "manual")
@@ -350,7 +351,6 @@ def test_it_answers_409_for_a_campaign_without_a_test_and_404_for_another_tenant
     plain = make_campaign(static_segment(make_customers(3)))
     assert api.post(f"/api/campaigns/{plain.pk}/winner", {"key": "A"}, format="json").status_code == 409
     campaign = started(20)
-    from django.db import connection
 
     assert api_b.post(f"/api/campaigns/{campaign.pk}/winner", {"key": "A"}, format="json").status_code == 404
     connection.set_tenant(tenant)

@@ -167,8 +167,6 @@ def test_it_refuses_a_broken_template_in_the_form_and_previews_a_saved_one(brows
 
 
 def test_it_refuses_to_delete_a_sent_campaign_in_the_admin(client, admin_user, tenant):
-    from campaigns.models import Campaign
-
     sent = Campaign.objects.create(name="Gone out", subject="Hi", status="sent")
     client.force_login(admin_user)
     response = client.post(

@@ -12,6 +12,7 @@ from django_tenants.utils import schema_context
 from campaigns import jobs, lifecycle
 from campaigns.models import Campaign, CampaignLink, CampaignRecipient, EmailTemplate
 from events.models import OutboxEvent
+from tenancy.models import Tenant
 
 from .conftest import HTML, make_campaign, make_customers, static_segment
 
@@ -172,7 +173,6 @@ def test_it_refuses_a_past_scheduled_at(api, tenant):
 
 
 def test_it_starts_due_scheduled_campaigns_and_fails_those_that_cannot_start(api, tenant):
-
     due = make_campaign(static_segment(make_customers(2)))
     lifecycle.campaign_schedule(campaign=due, scheduled_at=timezone.now() + timedelta(seconds=30))
     broken = make_campaign(static_segment(make_customers(1, prefix="b")))
@@ -180,8 +180,8 @@ def test_it_starts_due_scheduled_campaigns_and_fails_those_that_cannot_start(api
     CampaignRecipient.objects.none()
     broken.segment.segmentmember_set.all().delete()
 
-    assert jobs.campaigns_start_due(now=timezone.now()) == []  # not yet
-    started = jobs.campaigns_start_due(now=timezone.now() + timedelta(minutes=1))
+    assert jobs.campaigns_dispatch_due(now=timezone.now()) == []  # not yet
+    started = jobs.campaigns_dispatch_due(now=timezone.now() + timedelta(minutes=1))
 
     assert started == [due.pk]
     assert Campaign.objects.get(pk=due.pk).status == "sending"
@@ -224,8 +224,8 @@ def test_it_sends_a_test_copy_counted_nowhere(api, tenant):
     )
     assert response.status_code == 200
     assert response.json() == [
-        {"email": "c0@example.com", "sent": True, "error": ""},
-        {"email": "boss@example.com", "sent": True, "error": ""},
+        {"email": "c0@example.com", "variant": None, "sent": True, "error": ""},
+        {"email": "boss@example.com", "variant": None, "sent": True, "error": ""},
     ]
     assert [m.subject for m in mail.outbox] == ["[Test] Hi First0", "[Test] Hi Alex"]
     assert mail.outbox[0].extra_headers["X-CRM-Test"] == "yes"
@@ -297,8 +297,6 @@ def test_it_requires_authentication(anon_api, tenant):
 
 
 def test_it_takes_tracking_defaults_from_the_tenant_settings(api, tenant):
-    from tenancy.models import Tenant
-
     Tenant.objects.filter(pk=tenant.pk).update(track_clicks=False)  # rolled back with the test
     body = api.post("/api/campaigns", {"name": "No clicks"}, format="json").json()
     assert (body["track_opens"], body["track_clicks"]) == (True, False)

@@ -71,12 +71,16 @@ def _start(n, **fields):
 def test_it_cancels_mid_send_recording_the_batch_in_flight_and_sending_nothing_more(tenant, sink, api):
     campaign = _start(6)
     messenger = sender.Messenger(lambda: mail_connection(host="127.0.0.1", port=sink.port, timeout=5))
-    sender.run(campaign_id=campaign.pk, batch_size=2, max_batches=1, limiter=FAST, messenger=messenger)
+    sender.campaign_batches_send(
+        campaign_id=campaign.pk, batch_size=2, max_batches=1, limiter=FAST, messenger=messenger
+    )
     messenger.close()
     assert sink.count() == 2
 
     in_flight = CancelledInFlight(campaign, sink.port)
-    outcome = sender.run(campaign_id=campaign.pk, batch_size=2, limiter=FAST, messenger=in_flight)
+    outcome = sender.campaign_batches_send(
+        campaign_id=campaign.pk, batch_size=2, limiter=FAST, messenger=in_flight
+    )
     in_flight.close()
 
     assert (outcome.sent, outcome.batches, outcome.finished) == (2, 1, False)
@@ -102,9 +106,9 @@ def test_it_cancels_mid_send_recording_the_batch_in_flight_and_sending_nothing_m
     ]
 
     # Nothing more goes out, whoever runs the campaign again.
-    assert sender.run(campaign_id=campaign.pk, limiter=FAST).sent == 0
+    assert sender.campaign_batches_send(campaign_id=campaign.pk, limiter=FAST).sent == 0
     assert sender.Store(campaign.pk).claim(limit=10, lease_seconds=60).claims == []
-    assert jobs.leases_reclaim() == []
+    assert jobs.leases_reclaim_expired() == []
     assert sink.count() == 4
 
     stats = api.get(f"/api/campaigns/{campaign.pk}/stats").json()
@@ -145,7 +149,7 @@ def test_it_cancels_what_a_batch_in_flight_could_not_send_instead_of_retrying_it
         close = reset
 
     messenger = Refusing()
-    sender.run(campaign_id=campaign.pk, limiter=FAST, messenger=messenger)
+    sender.campaign_batches_send(campaign_id=campaign.pk, limiter=FAST, messenger=messenger)
 
     assert messenger.sent == ["c0@example.com", "c2@example.com"]
     rows = CampaignRecipient.objects.filter(campaign=campaign).order_by("email")
@@ -174,7 +178,7 @@ def test_it_cancels_the_rows_of_a_dead_worker_instead_of_putting_them_back(tenan
     )
 
     with run_on_commit() as callbacks:
-        assert jobs.leases_reclaim() == [campaign.pk]
+        assert jobs.leases_reclaim_expired() == [campaign.pk]
 
     assert callbacks == []  # no batch task for a cancelled campaign
     assert len(batch.claims) == 2

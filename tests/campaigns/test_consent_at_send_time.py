@@ -63,7 +63,7 @@ def test_it_skips_a_recipient_who_may_no_longer_be_mailed_with_the_reason(tenant
     make_change, reason = CHANGES[change]
     make_change(customers[1])
 
-    outcome = sender.run(campaign_id=campaign.pk, limiter=FAST)
+    outcome = sender.campaign_batches_send(campaign_id=campaign.pk, limiter=FAST)
 
     assert (outcome.sent, outcome.skipped, outcome.finished) == (2, 1, True)
     assert sorted(m.to[0] for m in mail.outbox) == ["c0@example.com", "c2@example.com"]
@@ -81,7 +81,7 @@ def test_it_goes_on_past_batches_of_nobody_but_skipped_recipients(tenant):
     for customer in customers[:4]:
         _unsubscribe(customer)
 
-    outcome = sender.run(campaign_id=campaign.pk, batch_size=2, limiter=FAST)
+    outcome = sender.campaign_batches_send(campaign_id=campaign.pk, batch_size=2, limiter=FAST)
 
     assert (outcome.sent, outcome.skipped, outcome.batches, outcome.finished) == (1, 4, 1, True)
     assert [m.to[0] for m in mail.outbox] == ["c4@example.com"]
@@ -104,7 +104,7 @@ def test_it_counts_skipped_recipients_in_the_stats_and_lists_them_with_the_reaso
     campaign, customers = _frozen(6)
     for name, customer in zip(CHANGES, customers[1:], strict=True):
         CHANGES[name][0](customer)
-    sender.run(campaign_id=campaign.pk, limiter=FAST)
+    sender.campaign_batches_send(campaign_id=campaign.pk, limiter=FAST)
 
     stats = api.get(f"/api/campaigns/{campaign.pk}/stats").json()
     assert {k: stats[k] for k in ("status", "recipients", "pending", "sent", "failed", "skipped")} == {

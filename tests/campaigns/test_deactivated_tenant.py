@@ -73,14 +73,18 @@ def test_it_stops_between_batches_when_the_tenant_is_deactivated_and_goes_on_onc
         close = reset
 
     messenger = DeactivatedMidBatch()
-    outcome = sender.run(campaign_id=campaign.pk, batch_size=2, limiter=FAST, messenger=messenger)
+    outcome = sender.campaign_batches_send(
+        campaign_id=campaign.pk, batch_size=2, limiter=FAST, messenger=messenger
+    )
 
     assert (outcome.sent, outcome.batches, outcome.more) == (2, 1, False)
     assert messenger.sent == ["c0@example.com", "c1@example.com"]  # the batch in flight, nothing more
     assert _statuses(campaign) == ["sent", "sent", "pending", "pending"]
 
     tenant_activate(tenant=tenant)
-    outcome = sender.run(campaign_id=campaign.pk, batch_size=2, limiter=FAST, messenger=messenger)
+    outcome = sender.campaign_batches_send(
+        campaign_id=campaign.pk, batch_size=2, limiter=FAST, messenger=messenger
+    )
     assert (outcome.sent, outcome.finished) == (2, True)
     assert messenger.sent == [f"c{i}@example.com" for i in range(4)]
 

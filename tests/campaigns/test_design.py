@@ -2,16 +2,19 @@
 text, with the real MRML and css-inline; strict validation; sizes bounded; data never becomes code."""
 
 import json
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
 from campaigns import email_templates
 from campaigns.design import MAX_BLOCKS, MAX_DESIGN_BYTES, design_compile
 from campaigns.models import EmailTemplate
 from campaigns.rendering import render_message
 from customers.models import Customer, Order, OrderItem, Product
+from tests.campaigns.conftest import HTML, make_campaign, make_customers, static_segment
 
 BRAND = {
     "logo_url": "https://shop.example/logo.png",
@@ -207,10 +210,6 @@ def test_it_shows_products_by_sku_skipping_unknown_and_out_of_stock_ones(tenant)
 
 
 def test_it_shows_the_best_sellers_of_the_last_30_days(tenant):
-    from datetime import timedelta
-
-    from django.utils import timezone
-
     customer = Customer.objects.create(email="buyer@example.com")
     for sku, name in (("A", "Alpha"), ("B", "Beta"), ("C", "Gamma")):
         Product.objects.create(sku=sku, name=name, url=f"https://shop.example/{sku}", price=1, currency="EUR")
@@ -256,8 +255,6 @@ def test_it_answers_400_naming_the_block_through_the_api_and_stores_nothing(api)
 
 
 def test_it_keeps_raw_html_campaigns_as_they_were(tenant):
-    from tests.campaigns.conftest import HTML, make_campaign, make_customers, static_segment
-
     campaign = make_campaign(static_segment(make_customers(1)))
     assert campaign.design is None and campaign.html_body == HTML
 

@@ -4,9 +4,12 @@ tests/admin/test_design_browser.py): saved designs are compiled, bad ones are re
 import json
 
 import pytest
+from django.contrib.auth import get_user_model
+from django.core import mail
 from django.test import Client
 
 from campaigns.models import Campaign, EmailTemplate
+from tests.conftest import verified_sender_domain
 
 from .conftest import make_customers, static_segment
 
@@ -101,8 +104,6 @@ def test_it_compiles_a_design_preview_for_a_customer(browser):
 
 
 def test_it_refuses_the_design_preview_to_someone_without_access(tenant):
-    from django.contrib.auth import get_user_model
-
     nobody = get_user_model().objects.create_user(username="n@x.example", password="x" * 20, is_staff=True)
     client = Client(HTTP_HOST=tenant.get_primary_domain().domain)
     client.force_login(nobody)
@@ -111,8 +112,6 @@ def test_it_refuses_the_design_preview_to_someone_without_access(tenant):
 
 
 def test_it_saves_a_campaign_with_its_own_design(browser, tenant):
-    from tests.conftest import verified_sender_domain
-
     verified_sender_domain("shop.example")
     segment = static_segment(make_customers(2))
     response = browser.post(
@@ -135,8 +134,6 @@ def test_it_saves_a_campaign_with_its_own_design(browser, tenant):
 
 
 def test_it_sends_a_test_copy_of_the_design_being_edited(browser, settings):
-    from django.core import mail
-
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     response = browser.post(
         "/admin/campaigns/emailtemplate/design-test/",

@@ -14,10 +14,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import sync_playwright
 
 from campaigns.design import design_compile
 from campaigns.design_recipes import RECIPES
-from customers.models import Product
+from customers.models import Customer, Order, OrderItem, Product
+from tests.admin.live import CHROMIUM, CHROMIUM_ARGS
 from tests.campaigns.test_design import BRAND, RECIPE
 from tests.conftest import IN_CI
 
@@ -34,8 +36,6 @@ def _missing(message):
 
 @pytest.fixture
 def products(tenant):
-    from customers.models import Customer, Order, OrderItem
-
     customer = Customer.objects.create(email="buyer@example.com")
     order = Order.objects.create(customer=customer, external_id="o1", total=10, status="paid")
     for n in range(1, 4):
@@ -83,10 +83,6 @@ def test_it_compiles_every_recipe_to_html_that_html_validate_passes(compiled):
 
 
 def test_it_shows_every_recipe_without_horizontal_scroll_at_375_px(compiled):
-    from playwright.sync_api import sync_playwright
-
-    from tests.admin.live import CHROMIUM, CHROMIUM_ARGS
-
     if not os.path.exists(CHROMIUM):
         _missing(f"chromium is missing at {CHROMIUM}")
     with sync_playwright() as playwright:

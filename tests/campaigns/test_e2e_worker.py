@@ -13,10 +13,17 @@ from collections import Counter
 
 import pytest
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import connection
+from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from campaigns import editing
+from campaigns.models import Campaign, CampaignRecipient
+from campaigns.tasks import reclaim_expired_leases
+from customers.models import Customer
+from segments.models import Segment, SegmentMember
+from tenancy.models import Tenant
 from tests import processes
 from tests.conftest import (
     make_api_client,
@@ -93,11 +100,6 @@ def workers(sink, live):
 
 def _setup_campaign(live, blocker, *, n, extra=True, name="E2E"):
     """n marketable customers in a static segment (plus unsubscribed and no-consent ones); a draft."""
-    from django.utils import timezone
-
-    from customers.models import Customer
-    from segments.models import Segment, SegmentMember
-
     tag = uuid.uuid4().hex[:6]
     with blocker.unblock(), schema_context(live.schema_name):
         customers = [
@@ -131,8 +133,6 @@ def _setup_campaign(live, blocker, *, n, extra=True, name="E2E"):
 
 
 def _campaign_state(live, blocker, campaign_id):
-    from campaigns.models import Campaign, CampaignRecipient
-
     with blocker.unblock(), schema_context(live.schema_name):
         status = Campaign.objects.get(pk=campaign_id).status
         rows = list(
@@ -157,8 +157,6 @@ def _wait_sent(live, blocker, campaign_id, timeout=30):
 
 
 def _api(live, blocker):
-    from django.contrib.auth import get_user_model
-
     with blocker.unblock():
         with schema_context(live.schema_name):
             user = get_user_model().objects.get(
@@ -177,8 +175,6 @@ def _post(client, blocker, path, data=None):
 
 @pytest.mark.django_db  # also makes pytest-django set up the test database when this module runs alone
 def test_it_gives_the_workers_a_tenant_of_their_own(live):
-    from tenancy.models import Tenant
-
     assert Tenant.objects.get(pk=live.pk).send_rate_per_second == 10000
 
 
@@ -224,8 +220,6 @@ def test_it_delivers_exactly_one_rfc_compliant_personalised_message_per_recipien
 
 
 def test_it_loses_nobody_when_a_worker_is_killed_mid_batch(live, blocker, workers, sink):
-    from campaigns.tasks import reclaim_expired_leases
-
     n = 40
     campaign, expected, _ = _setup_campaign(live, blocker, n=n, extra=False, name="Crash")
     sink.delay = 0.05  # 5 per batch: a batch takes ~0.25 s, so the kill lands inside one
@@ -295,8 +289,6 @@ SLOW_SENDERS = 4
 
 def _reclaim(blocker):
     """What beat runs: every serving tenant's expired leases back to pending (and fresh batch tasks)."""
-    from campaigns.tasks import reclaim_expired_leases
-
     with blocker.unblock():
         connection.set_schema_to_public()
         reclaim_expired_leases()
@@ -306,8 +298,6 @@ def _reclaim(blocker):
 def test_it_sends_everyone_exactly_once_when_every_batch_outlives_its_lease(
     live, blocker, workers, sink, settings
 ):
-    from tenancy.models import Tenant
-
     assert RELAY_SECONDS * SLOW_BATCH > 1.5 * SLOW_LEASE  # the premise: batches outlive their lease
     settings.CAMPAIGN_SEND_CONCURRENCY = SLOW_SENDERS  # the batch tasks the send call enqueues
     with blocker.unblock():

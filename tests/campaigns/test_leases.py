@@ -2,6 +2,7 @@
 lease while its worker lives, a reclaimed claim changes nothing, and the tenant's rate is waited for
 before anything is claimed."""
 
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -129,7 +130,7 @@ def test_it_stops_a_batch_whose_lease_was_reclaimed_and_its_late_outcome_changes
             CampaignRecipient.objects.filter(campaign=campaign).update(
                 lease_until=timezone.now() - timedelta(seconds=1)
             )
-            assert jobs.leases_reclaim() == [campaign.pk]
+            assert jobs.leases_reclaim_expired() == [campaign.pk]
             second.append(sender.Store(campaign.pk).claim(limit=3, lease_seconds=60))
             clock.now += 61
 
@@ -160,7 +161,7 @@ def test_it_gives_nothing_back_for_a_claim_it_no_longer_holds(tenant):
     CampaignRecipient.objects.filter(campaign=campaign).update(
         lease_until=timezone.now() - timedelta(seconds=1)
     )
-    jobs.leases_reclaim()
+    jobs.leases_reclaim_expired()
     second = store.claim(limit=2, lease_seconds=60)
     result = sender.BatchResult(
         failed=[(first.claims[0].id, "550 no such user")], released=[first.claims[1].id]
@@ -207,7 +208,7 @@ def test_it_waits_for_the_rate_before_claiming_and_gives_back_what_a_short_batch
             pacer.wait = wait
             return pacer
 
-    outcome = sender.run(campaign_id=campaign.pk, batch_size=2, limiter=Limiter())
+    outcome = sender.campaign_batches_send(campaign_id=campaign.pk, batch_size=2, limiter=Limiter())
 
     assert (outcome.sent, outcome.finished) == (3, True)
     # The first slot is waited for while nothing is held, then the claim's messages are paced; the
@@ -226,8 +227,6 @@ def test_it_lets_the_next_reservation_start_where_the_used_slots_end(tenant, set
 
 
 def test_it_gives_back_unused_slots_through_redis(tenant, redis_service):
-    import uuid
-
     _check_give_back(RateLimiter(rate_per_second=10, key=f"give-back-{uuid.uuid4().hex}"))
 
 
@@ -262,7 +261,7 @@ def test_it_tells_the_stall_check_a_sender_waiting_for_its_rate_is_busy(tenant, 
         def reserve(self, n):
             return Pacer(start=120.0, interval=1.0, sleep=sleep, clock=lambda: 0.0)
 
-    outcome = sender.run(campaign_id=campaign.pk, limiter=Busy(), max_batches=1)
+    outcome = sender.campaign_batches_send(campaign_id=campaign.pk, limiter=Busy(), max_batches=1)
 
     assert seen_by_beat == [(120.0, 0, [])]  # busy, not stalled: no extra batch tasks
     assert outcome.sent == 2

@@ -5,17 +5,21 @@ import base64
 import email
 import email.policy
 import smtplib
+import socket
 
 import dkim
 import pytest
+from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.conf import settings
 from django.core import signing
 from django.core.mail import BadHeaderError, EmailMultiAlternatives
+from django_tenants.utils import schema_context
 
 from campaigns import mail, senders, tokens
 from campaigns.models import SenderDomain
+from campaigns.sender import Messenger
 from tests import processes
 from tests.conftest import verified_sender_domain
 
@@ -112,8 +116,6 @@ def test_it_signs_a_tenants_message_with_its_verified_domains_own_key(verified_d
 
 
 def test_it_refuses_a_sender_the_tenant_may_not_use_before_signing(verified_domain, other_tenant):
-    from django_tenants.utils import schema_context
-
     verified_sender_domain("pending.example")  # made, then set back to pending below
     SenderDomain.objects.filter(domain="pending.example").update(status="pending")
     for refused in ["news@pending.example", "news@sub.shop.example", "news@elsewhere.example"]:
@@ -170,8 +172,6 @@ def envelope_server():
 def test_it_sends_signed_messages_and_refuses_foreign_senders_over_smtp(
     verified_domain, other_tenant, envelope_server, settings, pipelining
 ):
-    from django_tenants.utils import schema_context
-
     handler, port = envelope_server
     settings.MAIL_RETURN_PATH = ""
     backend = mail.CampaignSMTPBackend(host="127.0.0.1", port=port, timeout=5)
@@ -256,8 +256,6 @@ def test_it_classifies_delivery_errors(exc, permanent, broken, reason):
 
 
 def test_it_classifies_esp_errors():
-    from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused
-
     assert mail.delivery_error(AnymailRecipientsRefused("refused")).permanent is True
     assert mail.delivery_error(AnymailAPIError("boom", status_code=503)).permanent is False
     assert mail.delivery_error(AnymailAPIError("slow down", status_code=429)).permanent is False
@@ -324,12 +322,9 @@ def test_it_sends_a_batch_with_per_message_results(smtp_server, pipelining):
 
 
 def test_it_reports_the_rest_of_a_batch_as_not_attempted_when_the_server_is_gone():
-    import socket
-
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]  # nobody listens here
-    from campaigns.sender import Messenger
 
     messenger = Messenger(lambda: mail.CampaignSMTPBackend(host="127.0.0.1", port=port, timeout=2))
     results = messenger.send_many(

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 from django.core import mail
+from django.core.cache import cache
 from django.db import connection
 from django.utils import timezone
 from kombu.exceptions import OperationalError
@@ -15,7 +16,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from campaigns import jobs, lifecycle, sender, tasks
 from campaigns.models import Campaign, CampaignRecipient
 from campaigns.ratelimit import RateLimiter, RateUnavailable
-from crm_project.celery import app
+from crm_project.celery import app as celery_app
 from customers.models import Interaction
 from tenancy.work import work_mark
 
@@ -38,7 +39,6 @@ def isolated(settings, locmem_mail):
     }
     settings.CAMPAIGN_SEND_CONCURRENCY = 2
     settings.CAMPAIGN_STALL_SECONDS = 30
-    from django.core.cache import cache
 
     cache.clear()
 
@@ -118,7 +118,7 @@ def test_it_claims_nothing_and_stops_when_the_rate_reservation_fails(tenant, cap
     assert [(status, attempts, lease) for _, status, attempts, lease in before] == [("pending", 0, None)] * 3
 
     with caplog.at_level(logging.WARNING, logger="campaigns.sender"):
-        outcome = sender.run(campaign_id=campaign.pk, limiter=RedisGoneAfter(error))
+        outcome = sender.campaign_batches_send(campaign_id=campaign.pk, limiter=RedisGoneAfter(error))
 
     assert (outcome.redis_unreachable, outcome.more, outcome.sent, outcome.batches) == (True, False, 0, 0)
     assert _rows(campaign) == before  # pending, no attempt counted, due at once: nobody waits out a lease
@@ -136,7 +136,7 @@ def test_it_claims_nothing_and_stops_when_the_rate_reservation_fails(tenant, cap
 def test_it_records_the_batch_handed_to_smtp_before_redis_went_away_and_sends_nobody_twice(tenant):
     campaign = _sending_campaign(5)
 
-    outcome = sender.run(
+    outcome = sender.campaign_batches_send(
         campaign_id=campaign.pk, batch_size=2, limiter=RedisGoneAfter(RedisConnectionError("gone"), ok=1)
     )
 
@@ -151,7 +151,9 @@ def test_it_records_the_batch_handed_to_smtp_before_redis_went_away_and_sends_no
     ]
     assert [m.to[0] for m in mail.outbox] == [rows[0][0], rows[1][0]]
 
-    outcome = sender.run(campaign_id=campaign.pk, batch_size=2, limiter=FAST)  # Redis is back
+    outcome = sender.campaign_batches_send(
+        campaign_id=campaign.pk, batch_size=2, limiter=FAST
+    )  # Redis is back
 
     assert (outcome.redis_unreachable, outcome.sent, outcome.finished) == (False, 3, True)
     assert Counter(m.to[0] for m in mail.outbox) == Counter({email: 1 for email, *_ in rows})
@@ -162,7 +164,9 @@ def test_it_resumes_a_campaign_whose_sender_stopped_for_redis_after_the_quiet_wi
     tenant, enqueued, resume
 ):
     campaign = _sending_campaign(3)
-    sender.run(campaign_id=campaign.pk, limiter=RedisGoneAfter(RedisConnectionError("gone")))
+    sender.campaign_batches_send(
+        campaign_id=campaign.pk, limiter=RedisGoneAfter(RedisConnectionError("gone"))
+    )
     now = timezone.now()
 
     assert resume(now=now + timedelta(seconds=20)) == []  # still quiet
@@ -181,11 +185,13 @@ def test_it_does_not_pile_up_tasks_on_a_campaign_until_one_of_its_tasks_starts(
     # Its tasks wait behind a busy queue: the campaign still looks stalled, nothing more is enqueued.
     assert resume(now=later + timedelta(seconds=60)) == []
     with run_on_commit(execute=True):
-        assert jobs.leases_reclaim(now=later + timedelta(seconds=60)) == []
+        assert jobs.leases_reclaim_expired(now=later + timedelta(seconds=60)) == []
     assert enqueued == [((campaign.pk,), {"countdown": 0})] * 2
     assert [status for _, status, *_ in _rows(campaign)] == ["pending"] * 3
 
-    monkeypatch.setattr(sender, "run", lambda campaign_id: sender.RunOutcome())  # starts, then dies
+    monkeypatch.setattr(
+        sender, "campaign_batches_send", lambda campaign_id: sender.RunOutcome()
+    )  # starts, then dies
     tasks.send_campaign_batches(campaign.pk)
 
     assert resume(now=later + timedelta(seconds=90)) == [campaign.pk]
@@ -206,7 +212,7 @@ def test_it_leaves_a_campaign_holding_a_live_lease_alone(tenant, enqueued, resum
 
 def test_it_leaves_a_campaign_that_sent_within_the_quiet_window_alone(tenant, enqueued, resume):
     campaign = _sending_campaign(3)
-    sender.run(campaign_id=campaign.pk, batch_size=1, max_batches=1, limiter=FAST)
+    sender.campaign_batches_send(campaign_id=campaign.pk, batch_size=1, max_batches=1, limiter=FAST)
     now = timezone.now()
 
     assert resume(now=now + timedelta(seconds=20)) == []
@@ -241,9 +247,9 @@ def test_it_resumes_stalled_campaigns_of_every_tenant_from_beat(
 
 
 def test_it_schedules_the_stall_check_often_enough_to_resume_within_about_a_minute(settings):
-    entry = app.conf.beat_schedule["campaigns-resume-stalled"]
+    entry = celery_app.conf.beat_schedule["campaigns-resume-stalled"]
     assert entry == {"task": "campaigns.tasks.resume_stalled_campaigns", "schedule": 20.0}
-    assert entry["task"] in app.tasks
+    assert entry["task"] in celery_app.tasks
     assert entry["schedule"] + settings.CAMPAIGN_STALL_SECONDS <= 60
 
 
@@ -269,10 +275,10 @@ def test_it_stops_quietly_when_the_broker_is_down_after_a_batch(tenant, monkeypa
 
 def test_it_does_not_re_enqueue_a_sender_that_paused_for_redis(tenant, monkeypatch, enqueued):
     campaign = _sending_campaign(2)
-    run = sender.run
+    run = sender.campaign_batches_send
     monkeypatch.setattr(
         sender,
-        "run",
+        "campaign_batches_send",
         lambda campaign_id: run(
             campaign_id=campaign_id, limiter=RedisGoneAfter(RedisConnectionError("gone"))
         ),

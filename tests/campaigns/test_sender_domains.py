@@ -5,12 +5,14 @@ import base64
 
 import pytest
 from cryptography.hazmat.primitives import serialization
+from django.core.exceptions import ValidationError
 from django_tenants.utils import schema_context
 
 from campaigns import senders
 from campaigns.models import Campaign, SenderDomain
 from campaigns.readiness import campaign_checklist
 from tenancy.models import Tenant
+from tenancy.tenant_settings import tenant_settings_update
 from tests.conftest import verified_sender_domain
 from tests.dns_server import silent_nameserver
 
@@ -259,8 +261,6 @@ def test_it_never_lets_another_tenant_verify_or_send_from_a_tenants_domain(
         assert not Campaign.objects.exists()
         assert SenderDomain.objects.get().status == "failed"
     # And B's default sender cannot be set to it either.
-    from tenancy.tenant_settings import tenant_settings_update
-
     with pytest.raises(Exception) as refused:
         tenant_settings_update(tenant=other_tenant, changes={"from_email": "news@shop.example"})
     assert list(refused.value.message_dict) == ["from_email"]
@@ -372,10 +372,6 @@ def test_it_refuses_a_tenants_legacy_default_sender_at_send_time_saying_where_to
 
 
 def test_it_checks_the_tenants_default_sender_when_it_changes(tenant):
-    from django.core.exceptions import ValidationError
-
-    from tenancy.tenant_settings import tenant_settings_update
-
     with pytest.raises(ValidationError) as refused:
         tenant_settings_update(
             tenant=tenant, changes={"from_email": "news@unknown.example", "from_name": "X"}

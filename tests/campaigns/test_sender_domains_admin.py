@@ -3,10 +3,14 @@ it against the DNS (a real DNS server on loopback); the compose form and the ope
 refuse senders outside verified domains."""
 
 import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from django.db import connection
 from django.test import Client
 
+from campaigns import senders
 from campaigns.models import Campaign, SenderDomain
+from tenancy.admin import TenantChangeForm
 from tenancy.models import Tenant
 from tests.conftest import verified_sender_domain
 
@@ -70,8 +74,6 @@ def test_it_verifies_now_against_the_dns_and_shows_what_it_found(browser, tenant
     assert 'id="record-dkim" data-status="missing"' in page
     assert "No TXT record at this name yet." in page
 
-    from campaigns import senders
-
     dns_server.publish_records(senders.sender_domain_records(sender_domain=sender_domain))
     page = browser.post(verify, follow=True).content.decode()
     assert "shop.example is verified: its addresses can send." in page
@@ -81,9 +83,6 @@ def test_it_verifies_now_against_the_dns_and_shows_what_it_found(browser, tenant
 
 
 def test_it_refuses_verify_by_get_without_csrf_or_without_permission(tenant, marketer, admin_user):
-    from django.contrib.auth import get_user_model
-    from django.contrib.auth.models import Permission
-
     sender_domain = SenderDomain.objects.create(
         domain="shop.example", dkim_selector="crm1", dkim_public_key="x"
     )
@@ -147,8 +146,6 @@ def test_it_shows_the_from_email_error_on_the_compose_form_and_saves_nothing(bro
 
 
 def test_it_refuses_an_operator_setting_a_tenants_sender_outside_its_verified_domains(tenant):
-    from tenancy.admin import TenantChangeForm
-
     verified_sender_domain("shop.example")
     connection.set_schema_to_public()
     row = Tenant.objects.get(pk=tenant.pk)

@@ -5,7 +5,9 @@ now and sees the domain verified."""
 import re
 
 import pytest
+from playwright.sync_api import expect
 
+from campaigns.models import SenderDomain
 from tests.admin.conftest import chromium, marketer_page, screenshot, site  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.browser
@@ -13,10 +15,6 @@ pytestmark = pytest.mark.browser
 
 @pytest.mark.django_db  # also makes pytest-django set up the test database when this module runs alone
 def test_it_takes_a_marketer_from_a_new_domain_to_a_verified_one(marketer_page, site):  # noqa: F811
-    from playwright.sync_api import expect
-
-    from campaigns.models import SenderDomain
-
     page = marketer_page
     page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=site.url)
     page.click("text=Sender domains")

@@ -5,14 +5,17 @@ a real SMTP server."""
 import base64
 import email
 import email.policy
+from datetime import timedelta
 
 import dkim
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from django.utils import timezone
 
 from campaigns import jobs, lifecycle, mail, senders, transactional
 from campaigns import sender as engine
+from campaigns.models import Campaign, CampaignRecipient, SenderDomain
 from campaigns.ratelimit import RateLimiter
 from customers.models import Customer, Order
 from tenancy.models import Tenant
@@ -61,7 +64,7 @@ def test_it_signs_every_campaign_message_with_the_tenants_domain_key(verified_do
     campaign = make_campaign(static_segment(make_customers(3)))
     lifecycle.campaign_start(campaign=campaign, enqueue=False)
 
-    outcome = engine.run(
+    outcome = engine.campaign_batches_send(
         campaign_id=campaign.pk,
         messenger=engine.Messenger(lambda: mail.CampaignSMTPBackend(host="127.0.0.1", port=sink.port)),
         limiter=RateLimiter(rate_per_second=100000),
@@ -138,14 +141,12 @@ def test_it_sends_order_emails_from_the_platform_address_when_the_default_sender
 def test_it_holds_back_a_sending_campaign_whose_domain_failed_its_check_until_it_verifies_again(
     verified_domain, sink
 ):
-    from campaigns.models import CampaignRecipient, SenderDomain
-
     campaign = make_campaign(static_segment(make_customers(2)))
     lifecycle.campaign_start(campaign=campaign, enqueue=False)
     SenderDomain.objects.filter(pk=verified_domain.pk).update(status="failed")
 
     def run():
-        return engine.run(
+        return engine.campaign_batches_send(
             campaign_id=campaign.pk,
             messenger=engine.Messenger(lambda: mail.CampaignSMTPBackend(host="127.0.0.1", port=sink.port)),
             limiter=RateLimiter(rate_per_second=100000),
@@ -169,17 +170,11 @@ def test_it_holds_back_a_sending_campaign_whose_domain_failed_its_check_until_it
 
 
 def test_it_fails_a_scheduled_campaign_whose_domain_failed_its_check_with_the_reason(verified_domain):
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    from campaigns.models import Campaign, SenderDomain
-
     campaign = make_campaign(static_segment(make_customers(1)))
     lifecycle.campaign_schedule(campaign=campaign, scheduled_at=timezone.now() + timedelta(minutes=5))
     SenderDomain.objects.filter(pk=verified_domain.pk).update(status="failed")
 
-    assert jobs.campaigns_start_due(now=timezone.now() + timedelta(minutes=10)) == []
+    assert jobs.campaigns_dispatch_due(now=timezone.now() + timedelta(minutes=10)) == []
 
     campaign = Campaign.objects.get(pk=campaign.pk)
     assert campaign.status == "failed"

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from campaigns import jobs, lifecycle, sender
 from campaigns.models import Campaign, CampaignLink, CampaignRecipient, Suppression
-from campaigns.ratelimit import RateLimiter
+from campaigns.ratelimit import Pacer, RateLimiter
 from campaigns.tokens import read_token
 from customers.models import Customer, Interaction
 from events.models import OutboxEvent
@@ -58,7 +58,7 @@ def test_it_sends_every_recipient_once_and_finishes_the_campaign(tenant):
         "https://shop.example/sale?x=1&y=2"
     ]
 
-    outcome = sender.run(campaign_id=campaign.pk, batch_size=2, limiter=FAST)
+    outcome = sender.campaign_batches_send(campaign_id=campaign.pk, batch_size=2, limiter=FAST)
 
     assert (outcome.sent, outcome.failed, outcome.batches, outcome.finished) == (5, 0, 3, True)
     assert sorted(m.to[0] for m in mail.outbox) == sorted(c.email for c in customers)
@@ -78,7 +78,7 @@ def test_it_sends_every_recipient_once_and_finishes_the_campaign(tenant):
     }
     assert Interaction.objects.filter(kind="email_sent", customer__in=customers).count() == 5
     # A second run finds nothing to do and publishes nothing twice.
-    assert sender.run(campaign_id=campaign.pk, limiter=FAST).sent == 0
+    assert sender.campaign_batches_send(campaign_id=campaign.pk, limiter=FAST).sent == 0
     assert OutboxEvent.objects.filter(type="campaign.sent", data__id=campaign.pk).count() == 1
 
 
@@ -88,7 +88,7 @@ def test_it_builds_rfc8058_personalised_tracked_messages(tenant, settings):
     customer = make_customers(1)[0]
     campaign = make_campaign(static_segment([customer]))
     lifecycle.campaign_send_now(campaign=campaign)
-    sender.run(campaign_id=campaign.pk, limiter=FAST)
+    sender.campaign_batches_send(campaign_id=campaign.pk, limiter=FAST)
 
     recipient = CampaignRecipient.objects.get(campaign=campaign)
     parsed = _parse(mail.outbox[0])
@@ -125,7 +125,7 @@ def test_it_appends_a_footer_when_the_template_has_no_unsubscribe_link(tenant):
         static_segment([customer]), html_body="<p>Hi</p>", track_opens=False, track_clicks=False
     )
     lifecycle.campaign_send_now(campaign=campaign)
-    sender.run(campaign_id=campaign.pk, limiter=FAST)
+    sender.campaign_batches_send(campaign_id=campaign.pk, limiter=FAST)
     parsed = _parse(mail.outbox[0])
     html = parsed.get_body(("html",)).get_content()
     text = parsed.get_body(("plain",)).get_content()
@@ -160,7 +160,7 @@ def test_it_fails_permanent_errors_and_retries_transient_ones_with_backoff(tenan
     lifecycle.campaign_send_now(campaign=campaign)
     messenger = FlakyMessenger(permanent={"c0@example.com"}, transient={"c1@example.com"})
 
-    outcome = sender.run(campaign_id=campaign.pk, messenger=messenger, limiter=FAST)
+    outcome = sender.campaign_batches_send(campaign_id=campaign.pk, messenger=messenger, limiter=FAST)
 
     assert (outcome.sent, outcome.failed, outcome.retried, outcome.more) == (1, 1, 1, True)
     assert 55 <= outcome.delay <= 60
@@ -176,7 +176,7 @@ def test_it_fails_permanent_errors_and_retries_transient_ones_with_backoff(tenan
 
     # Its retry time has come and the server accepts it now.
     CampaignRecipient.objects.filter(pk=rows["c1@example.com"].pk).update(lease_until=timezone.now())
-    outcome = sender.run(campaign_id=campaign.pk, messenger=FlakyMessenger(), limiter=FAST)
+    outcome = sender.campaign_batches_send(campaign_id=campaign.pk, messenger=FlakyMessenger(), limiter=FAST)
     assert (outcome.sent, outcome.finished) == (1, True)
     assert CampaignRecipient.objects.get(pk=rows["c1@example.com"].pk).attempts == 2
 
@@ -186,7 +186,9 @@ def test_it_gives_up_after_the_last_attempt(tenant):
     campaign = make_campaign(static_segment([customer]))
     lifecycle.campaign_send_now(campaign=campaign)
     CampaignRecipient.objects.filter(campaign=campaign).update(attempts=sender.MAX_ATTEMPTS - 1)
-    sender.run(campaign_id=campaign.pk, messenger=FlakyMessenger(transient={customer.email}), limiter=FAST)
+    sender.campaign_batches_send(
+        campaign_id=campaign.pk, messenger=FlakyMessenger(transient={customer.email}), limiter=FAST
+    )
     row = CampaignRecipient.objects.get(campaign=campaign)
     assert row.status == "failed"
     assert row.error == "gave up after 5 attempts: 451 4.3.0 try again later"
@@ -198,14 +200,14 @@ def test_it_stops_between_batches_when_paused_and_goes_on_when_resumed(tenant):
     customers = make_customers(4)
     campaign = make_campaign(static_segment(customers))
     lifecycle.campaign_send_now(campaign=campaign)
-    sender.run(campaign_id=campaign.pk, batch_size=2, max_batches=1, limiter=FAST)
+    sender.campaign_batches_send(campaign_id=campaign.pk, batch_size=2, max_batches=1, limiter=FAST)
     lifecycle.campaign_pause(campaign=campaign)
 
-    assert sender.run(campaign_id=campaign.pk, batch_size=2, limiter=FAST).sent == 0
+    assert sender.campaign_batches_send(campaign_id=campaign.pk, batch_size=2, limiter=FAST).sent == 0
     assert len(mail.outbox) == 2
 
     lifecycle.campaign_resume(campaign=Campaign.objects.get(pk=campaign.pk))
-    assert sender.run(campaign_id=campaign.pk, batch_size=2, limiter=FAST).sent == 2
+    assert sender.campaign_batches_send(campaign_id=campaign.pk, batch_size=2, limiter=FAST).sent == 2
     assert sorted(m.to[0] for m in mail.outbox) == sorted(c.email for c in customers)
     assert Campaign.objects.get(pk=campaign.pk).status == "sent"
 
@@ -214,9 +216,9 @@ def test_it_sends_nothing_more_once_cancelled(tenant):
     customers = make_customers(4)
     campaign = make_campaign(static_segment(customers))
     lifecycle.campaign_send_now(campaign=campaign)
-    sender.run(campaign_id=campaign.pk, batch_size=2, max_batches=1, limiter=FAST)
+    sender.campaign_batches_send(campaign_id=campaign.pk, batch_size=2, max_batches=1, limiter=FAST)
     lifecycle.campaign_cancel(campaign=campaign)
-    assert sender.run(campaign_id=campaign.pk, limiter=FAST).sent == 0
+    assert sender.campaign_batches_send(campaign_id=campaign.pk, limiter=FAST).sent == 0
     assert len(mail.outbox) == 2
     assert CampaignRecipient.objects.filter(campaign=campaign, status="cancelled").count() == 2
     assert Campaign.objects.get(pk=campaign.pk).status == "cancelled"
@@ -229,11 +231,11 @@ def test_it_reclaims_expired_leases_and_resends_with_the_same_message_id(tenant)
     # A worker claimed both, handed them to SMTP, and died before recording anything.
     batch = sender.Store(campaign.pk).claim(limit=10, lease_seconds=60)
     assert len(batch.claims) == 2
-    assert jobs.leases_reclaim() == []  # not expired yet
+    assert jobs.leases_reclaim_expired() == []  # not expired yet
     CampaignRecipient.objects.filter(campaign=campaign).update(lease_until=timezone.now())
 
-    assert jobs.leases_reclaim() == [campaign.pk]
-    sender.run(campaign_id=campaign.pk, limiter=FAST)
+    assert jobs.leases_reclaim_expired() == [campaign.pk]
+    sender.campaign_batches_send(campaign_id=campaign.pk, limiter=FAST)
 
     rows = CampaignRecipient.objects.filter(campaign=campaign).order_by("id")
     assert [(r.status, r.attempts) for r in rows] == [("sent", 2), ("sent", 2)]
@@ -261,9 +263,7 @@ def test_it_paces_batches_at_the_tenant_rate(tenant):
 
     class Limiter:
         def reserve(self, n):
-            from campaigns.ratelimit import Pacer
-
             return Pacer(start=0.0, interval=0.5, sleep=slept.append, clock=lambda: 0.0)
 
-    sender.run(campaign_id=campaign.pk, batch_size=3, limiter=Limiter())
+    sender.campaign_batches_send(campaign_id=campaign.pk, batch_size=3, limiter=Limiter())
     assert slept == [0.5, 1.0, 0.5, 1.0]

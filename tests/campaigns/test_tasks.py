@@ -61,10 +61,10 @@ def test_it_restarts_a_stalled_campaign_that_holds_no_lease(tenant):
     campaign = make_campaign(static_segment(make_customers(2)))
     lifecycle.campaign_send_now(campaign=campaign)
     Campaign.objects.filter(pk=campaign.pk).update(started_at=timezone.now() - timedelta(hours=1))
-    assert jobs.leases_reclaim(now=timezone.now()) == [campaign.pk]
+    assert jobs.leases_reclaim_expired(now=timezone.now()) == [campaign.pk]
     fresh = make_campaign(static_segment(make_customers(1, prefix="f")))
     lifecycle.campaign_send_now(campaign=fresh)
-    assert fresh.pk not in jobs.leases_reclaim(now=timezone.now())  # just started: not stalled
+    assert fresh.pk not in jobs.leases_reclaim_expired(now=timezone.now())  # just started: not stalled
 
 
 def test_it_paces_messages_within_a_reservation():

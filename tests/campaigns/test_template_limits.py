@@ -295,7 +295,7 @@ def test_it_fails_only_the_recipient_whose_data_blows_the_budget_during_a_send(t
     campaign = make_campaign(static_segment(customers + [bomb]), html_body=SQUARE)
     lifecycle.campaign_send_now(campaign=campaign)
 
-    outcome, seconds = _timed(lambda: sender.run(campaign_id=campaign.pk, limiter=FAST))
+    outcome, seconds = _timed(lambda: sender.campaign_batches_send(campaign_id=campaign.pk, limiter=FAST))
 
     assert seconds < 10
     assert (outcome.sent, outcome.failed, outcome.finished) == (2, 1, True)
@@ -555,7 +555,7 @@ def test_it_fails_only_the_bomb_recipient_at_send_without_building_it(tenant):
     lifecycle.campaign_send_now(campaign=campaign)
 
     with memory_watch() as memory:
-        outcome = sender.run(campaign_id=campaign.pk, limiter=FAST)
+        outcome = sender.campaign_batches_send(campaign_id=campaign.pk, limiter=FAST)
 
     assert (outcome.sent, outcome.failed, outcome.finished) == (2, 1, True)
     rows = {r.email: (r.status, r.error) for r in CampaignRecipient.objects.filter(campaign=campaign)}
@@ -583,7 +583,6 @@ def live_tenant(django_db_setup, django_db_blocker):
 
 
 def _live_campaign(live_tenant, blocker, *, name, html, customers):
-
     with blocker.unblock(), schema_context(live_tenant.schema_name):
         rows = Customer.objects.bulk_create(
             [

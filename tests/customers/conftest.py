@@ -1,10 +1,13 @@
 import pytest
+from django.contrib.auth import get_user_model
 from django.db import connection
 from django_tenants.utils import schema_context
+from rest_framework.authtoken.models import Token
 
 from customers import services
 from customers.serializers import CustomerInputSerializer, OrderInputSerializer
 from events.models import OutboxEvent
+from tenancy.roles import MARKETER, user_role_assign
 from tests.conftest import throwaway_tenant_create, throwaway_tenant_drop
 
 
@@ -41,11 +44,6 @@ def order_factory(tenant):
 def fresh_tenant(django_db_blocker):
     """A new tenant with committed data (for other connections: threads, a worker), dropped after.
     Yields (host, schema, API token)."""
-    from django.contrib.auth import get_user_model
-    from rest_framework.authtoken.models import Token
-
-    from tenancy.roles import MARKETER, user_role_assign
-
     with django_db_blocker.unblock():
         created = throwaway_tenant_create("cust-conc", admin_password=None)
         schema = created.tenant.schema_name

@@ -1,5 +1,6 @@
 import pytest
 from django.contrib.admin import helpers
+from django.core.files.uploadedfile import SimpleUploadedFile
 
 from customers.models import Customer, ImportJob, Interaction, Order
 from customers.tasks import import_customers_job
@@ -160,8 +161,6 @@ def test_it_exports_the_selection_as_csv(admin_client, people):
 def test_it_imports_an_uploaded_csv_on_a_worker_with_progress(
     admin_client, tenant, django_capture_on_commit_callbacks
 ):
-    from django.core.files.uploadedfile import SimpleUploadedFile
-
     upload = SimpleUploadedFile("list.csv", b"email,first_name\nzed@example.com,Zed\nbad,Bad\n", "text/csv")
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         response = admin_client.post("/admin/customers/importjob/add/", {"file": upload}, **HOST)
@@ -182,8 +181,6 @@ def test_it_imports_an_uploaded_csv_on_a_worker_with_progress(
 
 
 def test_it_refuses_an_upload_that_is_not_csv(admin_client, tenant):
-    from django.core.files.uploadedfile import SimpleUploadedFile
-
     upload = SimpleUploadedFile("list.xlsx", b"PK...", "application/octet-stream")
     response = admin_client.post("/admin/customers/importjob/add/", {"file": upload}, **HOST)
     assert response.status_code == 200

@@ -4,13 +4,13 @@ import threading
 
 from django.db import connections
 from django_tenants.utils import schema_context
+from rest_framework.test import APIClient
 
+from customers.models import Customer, Interaction, Order
 from events.models import OutboxEvent
 
 
 def _parallel(host, token, payloads):
-    from rest_framework.test import APIClient
-
     results, barrier = [None] * len(payloads), threading.Barrier(len(payloads))
 
     def work(index):
@@ -32,8 +32,6 @@ def _parallel(host, token, payloads):
 
 
 def test_it_keeps_aggregates_exact_under_parallel_orders_for_one_customer(fresh_tenant, django_db_blocker):
-    from customers.models import Customer, Interaction, Order
-
     host, schema, token = fresh_tenant
     # New customer, 8 different orders and 4 re-deliveries of the first one, all at once.
     payloads = [

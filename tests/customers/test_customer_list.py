@@ -3,6 +3,7 @@ from decimal import Decimal
 
 import pytest
 
+from customers import pagination
 from customers.models import Customer
 
 from .conftest import make_customer
@@ -200,8 +201,6 @@ def test_it_requires_authentication(anon_api, people):
 
 
 def test_it_estimates_the_count_only_for_very_large_lists(api, people, monkeypatch):
-    from customers import pagination
-
     response = api.get("/api/customers")
     assert (response.json()["count"], response.has_header("X-Count-Estimated")) == (3, False)
     monkeypatch.setattr(pagination, "ESTIMATE_ABOVE", 0)

@@ -2,6 +2,7 @@ from django.db import connection
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
+from campaigns.models import Campaign, CampaignRecipient
 from customers.models import Address, Customer, CustomerTag, Interaction, Order
 from events.models import OutboxEvent
 from events.services import event_emit
@@ -74,8 +75,6 @@ def test_it_drops_unpublished_events_about_the_customer_and_scrubs_published_one
         cursor.execute("SELECT to_regclass('campaign_recipients') IS NOT NULL")
         has_recipients = cursor.fetchone()[0]
     if has_recipients:
-        from campaigns.models import Campaign, CampaignRecipient
-
         campaign = Campaign.objects.create(name="C", subject="S")
         CampaignRecipient.objects.create(campaign=campaign, customer=customer, email="ann@example.com")
 

@@ -3,6 +3,7 @@ import io
 import pytest
 from django.core.management import CommandError, call_command
 
+from customers import importer
 from customers.importer import ImportFileError, import_customers_csv
 from customers.models import Customer, CustomerTag, Tag
 from events.models import OutboxEvent
@@ -235,8 +236,6 @@ def test_it_can_import_without_events(tmp_path, tenant, capsys):
 
 
 def test_it_reports_rows_a_concurrent_writer_took_and_keeps_the_others(tmp_path, tenant, monkeypatch):
-    from customers import importer
-
     original = importer._Importer._update_existing
 
     def then_someone_else_writes(self, cursor):

@@ -5,6 +5,7 @@ from customers.importer import import_customers_csv
 from customers.models import Customer
 from customers.outbox import BATCH_TYPE
 from customers.services import customer_erase
+from events.contracts import event_errors
 from events.models import OutboxEvent
 
 from .conftest import events, make_customer
@@ -79,8 +80,6 @@ def test_an_import_without_changes_writes_no_row(tmp_path, tenant):
 
 
 def test_the_rendered_events_match_the_published_contract(tmp_path, tenant):
-    from events.contracts import event_errors
-
     make_customer(email="a@example.com", first_name="Old", tags=["vip"])
     OutboxEvent.objects.all().delete()
     import_customers_csv(path_or_file=write(tmp_path, ["a@example.com,New", "b@example.com,B"]))

@@ -5,17 +5,17 @@ import signal
 import subprocess
 import time
 
+from celery import current_app
 from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django_tenants.utils import schema_context
 
+from customers.models import Customer, ImportJob
+from customers.services import import_job_start
 from tests import processes
 
 
 def test_it_imports_an_uploaded_list_on_a_real_worker(fresh_tenant, django_db_blocker, redis_service):
-    from customers.models import Customer, ImportJob
-    from customers.services import import_job_start
-
     host, schema, token = fresh_tenant
     queue = f"customers-import-test-{os.getpid()}"
     workers = processes.CeleryWorkers(queue=queue)
@@ -23,7 +23,6 @@ def test_it_imports_an_uploaded_list_on_a_real_worker(fresh_tenant, django_db_bl
     try:
         with django_db_blocker.unblock(), schema_context(schema):
             upload = SimpleUploadedFile("list.csv", b"email,first_name,tags\nw1@example.com,W,vip\nbad,X,\n")
-            from celery import current_app
 
             current_app.conf.task_default_queue = queue
             try:

@@ -6,11 +6,13 @@ import logging
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.test import Client
 from django.utils import timezone
 
 from customers.importer import import_customers_csv
 from customers.models import Customer, Interaction
+from customers.services import customer_resubscribe
 from tests.events.test_consume_webshop_events import consume, message, webshop  # noqa: F401
 from tests.tracking.conftest import preferences_path
 
@@ -248,10 +250,6 @@ def test_it_refuses_a_resubscribe_by_editing_the_admin_form(admin_browser, ann):
 
 
 def test_it_needs_a_user_and_a_reason_for_an_admin_resubscribe(ann):
-    from django.core.exceptions import ValidationError
-
-    from customers.services import customer_resubscribe
-
     user = get_user_model().objects.create_user(username="m@example.com", password="x-password-1")
     with pytest.raises(ValidationError):
         customer_resubscribe(customer=ann, source="admin", reason="", author=user)

@@ -2,6 +2,7 @@
 piece, the whole word is still required, and the answer is exactly the plain search's."""
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
 
 from customers import selectors
@@ -70,8 +71,6 @@ def test_it_finds_exactly_what_the_plain_search_finds(api, crowd, monkeypatch, t
 
 
 def test_it_samples_the_trigrams_most_customers_share(tenant, monkeypatch):
-    from django.core.cache import cache
-
     for n in range(60):
         make_customer(email=f"customer{n}@example.com", first_name="Zoe" if n == 7 else "")
     with connection.cursor() as cursor:
@@ -86,8 +85,6 @@ def test_it_samples_the_trigrams_most_customers_share(tenant, monkeypatch):
 
 
 def test_it_samples_nothing_for_a_small_customer_base(tenant):
-    from django.core.cache import cache
-
     cache.delete("customers:frequent-trigrams")
     make_customer(email="customer1@example.com")
     assert selectors.frequent_search_trigrams() == frozenset()

@@ -17,6 +17,7 @@ from django_tenants.utils import schema_context
 from kombu import Connection, Queue
 
 from events.broker import events_exchange
+from tenancy.models import Tenant
 from tests.conftest import IN_CI, throwaway_tenant_create, throwaway_tenant_drop
 from tests.processes import celery_worker, database_url
 
@@ -37,8 +38,6 @@ def committed(work):
 def webshop_secret(name):
     """The webshop secret of the tenant named by schema or domain (as its admin reads it in the admin),
     or a made-up one for a tenant that does not exist."""
-    from tenancy.models import Tenant
-
     with schema_context("public"):
         secret = (
             Tenant.objects.filter(Q(schema_name=name) | Q(domains__domain=name))

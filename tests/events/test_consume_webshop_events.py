@@ -1,18 +1,23 @@
 """The inbound consumer against the real RabbitMQ: batches, exactly-once effects, a dead-letter queue."""
 
 import json
+import random
 import time
 import uuid
 from decimal import Decimal
 
 import pytest
+from django.conf import settings
 from django.core.management import CommandError, call_command
 from django_tenants.utils import schema_context
 from kombu import Connection, Exchange
+from kombu.message import Message
 
 from customers.models import Customer, Order
 from events.broker import webshop_dead_letter_exchange, webshop_dead_letter_queue, webshop_queue
 from events.models import InboxMessage, OutboxEvent
+from tenancy.models import Tenant
+from tenancy.tenant_settings import tenant_webshop_secret_rotate
 from tests.events.conftest import webshop_secret, webshop_signed
 
 
@@ -43,8 +48,6 @@ class WebshopBus:
         Signed as the webshop of `signed_by` (a tenant's schema or domain) would; by default as the
         tenant each message claims (tenant_a for bytes that claim none). `headers` replaces the
         signature header (e.g. `{}` for an unsigned message)."""
-        from django.conf import settings
-
         with Connection(settings.EVENTS_BROKER_URL, transport_options={"confirm_publish": True}) as conn:
             channel = conn.channel()
             self.exchange(channel).declare()
@@ -67,8 +70,6 @@ class WebshopBus:
                 )
 
     def dead_letters(self):
-        from django.conf import settings
-
         found = []
         with Connection(settings.EVENTS_BROKER_URL) as conn:
             queue = webshop_dead_letter_queue()(conn.default_channel)
@@ -77,8 +78,6 @@ class WebshopBus:
         return found
 
     def pending(self):
-        from django.conf import settings
-
         with Connection(settings.EVENTS_BROKER_URL) as conn:
             return webshop_queue()(conn.default_channel).queue_declare(passive=True).message_count
 
@@ -253,8 +252,6 @@ def test_it_refuses_bounds_that_make_no_sense(tenant, webshop, option):
 def test_a_crash_between_commit_and_ack_redelivers_and_changes_nothing_twice(
     tenant, webshop, monkeypatch, capsys
 ):
-    from kombu.message import Message
-
     webshop.publish(message("order.created", order("o-crash", "dee@example.com", "40.00")))
 
     def crash(self, *args, **kwargs):
@@ -284,8 +281,6 @@ def test_a_bounded_run_says_so_when_rabbitmq_is_unreachable(tenant, settings):
 
 
 def test_many_orders_with_repeats_leave_exact_aggregates(tenant, webshop):
-    import random
-
     rng = random.Random(7)
     emails = [f"buyer{n}@example.com" for n in range(5)]
     final = {}  # external_id -> (email, total, status) as the shop last said
@@ -417,9 +412,6 @@ def test_it_refuses_a_signature_too_old_or_from_the_future_and_writes_nothing(
 
 
 def test_a_rotated_secret_stops_proving_at_once(tenant, webshop):
-    from tenancy.models import Tenant
-    from tenancy.tenant_settings import tenant_webshop_secret_rotate
-
     old_secret = webshop_secret("tenant_a")
     with schema_context("public"):
         new_secret = tenant_webshop_secret_rotate(tenant=Tenant.objects.get(schema_name="tenant_a"))

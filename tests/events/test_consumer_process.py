@@ -10,8 +10,9 @@ import uuid
 import pytest
 from django.conf import settings
 from django_tenants.utils import schema_context
-from kombu import Connection, Exchange
+from kombu import Connection, Exchange, Queue
 
+from customers.models import Customer
 from events.broker import webshop_dead_letter_exchange, webshop_dead_letter_queue, webshop_queue
 from tests.events.conftest import (
     committed,
@@ -51,8 +52,6 @@ def publish(exchange, messages, *, secret):
 
 
 def customers_in(schema):
-    from customers.models import Customer
-
     def count():
         with schema_context(schema):
             return sorted(Customer.objects.values_list("email", flat=True))
@@ -129,8 +128,6 @@ def wait_for_queue(queue, process, timeout=30):
         assert process.poll() is None, process.communicate()[1].decode()[-3000:]
         try:
             with Connection(settings.EVENTS_BROKER_URL) as conn:
-                from kombu import Queue
-
                 Queue(queue)(conn.default_channel).queue_declare(passive=True)
                 return
         except Exception:

@@ -5,7 +5,7 @@ import pytest
 from django.db import transaction
 from django_tenants.utils import schema_context
 
-from events import services
+from events import services, tasks
 from events.models import OutboxEvent
 from events.services import event_emit
 
@@ -86,8 +86,6 @@ def test_it_kicks_again_after_a_rolled_back_savepoint_took_the_first_kick(
 
 
 def test_the_kick_survives_an_unreachable_task_broker(tenant, settings, monkeypatch):
-    from events import tasks
-
     def broken(*args, **kwargs):
         raise ConnectionRefusedError("task broker down")
 

@@ -14,7 +14,7 @@ from campaigns.models import Campaign, CampaignLink, CampaignRecipient, EmailTem
 from events.contracts import SCHEMA_DIR, event_errors, event_schema, webshop_envelope_errors
 from events.models import OutboxEvent
 from events.services import EVENT_TYPES, outbox_publish
-from flows.engine import dispatch_tenant
+from flows.engine import flows_dispatch
 from tracking.hits import hit_record_click, hit_record_open
 from tracking.preferences import recipient_unsubscribe
 from tracking.rollup import hits_rollup
@@ -51,7 +51,7 @@ def _flow_events(api, customer_id):
         ).status_code
         == 202
     )
-    dispatch_tenant()
+    flows_dispatch()
     assert api.post(f"/api/flows/{waiting.json()['id']}/archive").status_code == 200
 
 

@@ -7,6 +7,7 @@ from collections import defaultdict
 
 import psycopg
 import pytest
+from celery.exceptions import Retry
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
@@ -15,6 +16,7 @@ from django_tenants.utils import schema_context
 from events import publisher
 from events.models import OutboxEvent
 from events.services import PUBLISHER_LOCK_KEY, event_emit, outbox_publish, outbox_retry_now
+from events.tasks import publish_outbox
 
 
 def ids(events):
@@ -217,10 +219,6 @@ def test_it_resumes_by_itself_once_the_backoff_has_passed(tenant, events_queue, 
 
 
 def test_the_task_asks_celery_to_retry_at_the_end_of_the_backoff(tenant, settings):
-    from celery.exceptions import Retry
-
-    from events.tasks import publish_outbox
-
     settings.EVENTS_BROKER_URL = "amqp://guest:guest@127.0.0.1:9//"
     event = event_emit(type="customer.created", data={"id": 1})
     OutboxEvent.objects.filter(pk__lt=event.pk, published_at__isnull=True).update(published_at=timezone.now())

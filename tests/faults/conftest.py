@@ -9,6 +9,9 @@ import pytest
 import requests
 from django.db import connection
 
+from events.models import OutboxEvent
+from tenancy.models import Tenant
+from tenancy.services import tenant_create
 from tests import processes
 from tests.conftest import IN_CI
 from tests.processes import ROOT, database_url, free_port, wait_for_http
@@ -24,10 +27,6 @@ def require_root_control(command):
 @pytest.fixture
 def committed_tenant(django_db_setup, django_db_blocker):
     """A fresh tenant whose data is committed (visible to other processes), dropped afterwards."""
-    from events.models import OutboxEvent
-    from tenancy.models import Tenant
-    from tenancy.services import tenant_create
-
     slug = f"fault-{os.getpid()}-{int(time.time() * 1000) % 100000}"
     with django_db_blocker.unblock():
         created = tenant_create(

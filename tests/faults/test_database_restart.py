@@ -9,6 +9,7 @@ import requests
 from django.db import connection
 from django_tenants.utils import schema_context
 
+from customers.models import Customer, Order
 from tests.faults.conftest import require_root_control
 
 
@@ -95,8 +96,6 @@ def test_it_answers_503_while_postgres_restarts_and_keeps_aggregates_exact(commi
     assert any(s in (200, 201) for s in statuses[first_failure:]), "requests did not recover"
 
     with schema_context(committed_tenant.schema_name):
-        from customers.models import Customer, Order
-
         customer = Customer.objects.get(email="loyal@fault.example")
         orders = Order.objects.filter(customer=customer)
         assert set(created) <= set(orders.values_list("external_id", flat=True))

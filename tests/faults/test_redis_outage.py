@@ -11,12 +11,22 @@ import pytest
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
+from django.db.models import Count
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from campaigns import editing, lifecycle
+from campaigns.models import Campaign, CampaignRecipient
+from campaigns.tasks import resume_stalled_campaigns
+from campaigns.tokens import make_token
+from crm_project.celery import app
+from customers.models import Customer
+from events.models import OutboxEvent
+from segments.models import Segment, SegmentMember
+from tenancy.models import Tenant
 from tests.conftest import verified_sender_domain
 from tests.faults.conftest import require_root_control
+from tracking.models import Hit
 
 
 def _port():
@@ -74,10 +84,6 @@ def test_it_keeps_serving_the_api_and_tracking_without_redis(
     require_root_control("redis-server")
     gunicorn_server.login("ops@fault.example", "fault-pass-123")
     with schema_context(committed_tenant.schema_name):
-        from campaigns.models import Campaign, CampaignRecipient
-        from campaigns.tokens import make_token
-        from customers.models import Customer
-
         customer = Customer.objects.create(email="reader@fault.example", email_marketing=True)
         campaign = Campaign.objects.create(name="Outage", subject="Hi", status="sent")
         recipient = CampaignRecipient.objects.create(
@@ -98,8 +104,6 @@ def test_it_keeps_serving_the_api_and_tracking_without_redis(
         )
         assert pixel.status_code == 200 and pixel.headers["Content-Type"] == "image/gif"
         with schema_context(committed_tenant.schema_name):
-            from tracking.models import Hit
-
             assert Hit.objects.filter(recipient_id=recipient.id).count() == 1
         health = gunicorn_server.get("/healthz")
         assert health.status_code == 503 and health.json()["checks"]["redis"]["ok"] is False
@@ -126,10 +130,6 @@ STALL_SECONDS = 2  # the workers' quiet window before a campaign counts as stall
 
 
 def _campaign_setup(tenant):
-    from customers.models import Customer
-    from segments.models import Segment, SegmentMember
-    from tenancy.models import Tenant
-
     Tenant.objects.filter(pk=tenant.pk).update(send_rate_per_second=RATE)
     with schema_context(tenant.schema_name):
         customers = Customer.objects.bulk_create(
@@ -164,10 +164,6 @@ def _settled_count(sink, *, quiet, timeout):
 
 def _campaign_state(tenant, campaign_id):
     """(campaign status, {recipient status: count})."""
-    from django.db.models import Count
-
-    from campaigns.models import Campaign, CampaignRecipient
-
     with schema_context(tenant.schema_name):
         status = Campaign.objects.get(pk=campaign_id).status
         counts = dict(
@@ -190,9 +186,6 @@ def test_it_pauses_sending_while_redis_is_down_and_resumes_when_it_is_back(
     itself (`.delay()`, as beat does every 20 s), with the workers' quiet window shortened to 2 s so
     the test does not wait out the production 30 s."""
     require_root_control("redis-server")
-    from campaigns.tasks import resume_stalled_campaigns
-    from crm_project.celery import app
-    from events.models import OutboxEvent
 
     started = time.monotonic()
     campaign = _campaign_setup(committed_tenant)

@@ -101,6 +101,6 @@ def time_passes(flow_id=None, seconds=0):
 
 def tick():
     """What the beat's tick does for one tenant: advance due runs, then send what they queued."""
-    outcome = engine.dispatch_tenant()
-    sent = sender.send_due(time_budget=30)
+    outcome = engine.flows_dispatch()
+    sent = sender.flow_messages_send(time_budget=30)
     return outcome, sent

@@ -8,6 +8,7 @@ from django.test import Client
 
 from flows import recipes
 from flows.models import Flow, FlowRun
+from flows.services import flow_activate
 
 from .conftest import customer, post_event, tick
 
@@ -24,7 +25,6 @@ def test_every_recipe_makes_a_valid_draft_that_can_be_activated(tenant, key):
     flow = recipes.flow_from_recipe(key=key)
 
     assert flow.status == "draft" and flow.steps
-    from flows.services import flow_activate
 
     assert flow_activate(flow=flow).status == "active"
 
@@ -89,7 +89,6 @@ def test_activate_and_pause_need_a_confirmation(browser):
 
 def test_the_run_inspector_answers_why_from_the_step_log(browser, api):
     flow = recipes.flow_from_recipe(key="abandoned_cart")
-    from flows.services import flow_activate
 
     flow_activate(flow=flow)
     anna = customer("anna@example.com", consent=False)

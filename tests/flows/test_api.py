@@ -6,6 +6,7 @@ from campaigns.models import Campaign
 from flows.carriers import carrier_campaign
 from flows.models import CustomEvent, Flow, FlowRun
 from tests.admin.conftest import admin_client_a  # noqa: F401  (fixture)
+from tests.conftest import make_api_client
 
 from .conftest import cart_flow_body, customer, make_active_flow, make_template, post_event
 
@@ -183,8 +184,6 @@ def test_another_tenants_flows_runs_and_customers_are_not_there(tenant, api, api
 
 
 def test_it_needs_authentication_and_the_models_permissions(tenant, anon_api, api, marketer):
-    from tests.conftest import make_api_client
-
     assert anon_api.get("/api/flows").status_code == 401
     assert anon_api.post("/api/events", {}, format="json").status_code == 401
     assert make_api_client(tenant, marketer).get("/api/flows").status_code == 200

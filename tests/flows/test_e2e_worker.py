@@ -18,10 +18,19 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import connection
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
+from campaigns.models import CampaignRecipient, EmailTemplate
+from crm_project.celery import app as celery_app
+from customers.models import Customer
+from events.models import OutboxEvent
+from flows import services
+from flows.models import FlowRun, FlowStepLog
+from tenancy.models import Domain, Tenant
+from tenancy.services import tenant_create
 from tests import processes
 from tests.conftest import PASSWORD, make_api_client, require_service, verified_sender_domain
 
@@ -44,8 +53,6 @@ def blocker(django_db_blocker):
 def live(django_db_setup, django_db_blocker):
     """A committed tenant of its own, dropped with everything in it afterwards."""
     require_service("redis")
-    from tenancy.models import Domain, Tenant
-    from tenancy.services import tenant_create
 
     slug = f"flow-{uuid.uuid4().hex[:8]}"
     with django_db_blocker.unblock():
@@ -62,8 +69,6 @@ def live(django_db_setup, django_db_blocker):
         connection.set_schema_to_public()
     yield created.tenant
     with django_db_blocker.unblock():
-        from events.models import OutboxEvent
-
         connection.set_schema_to_public()
         with connection.cursor() as cursor:
             cursor.execute(f'DROP SCHEMA IF EXISTS "{created.tenant.schema_name}" CASCADE')
@@ -150,9 +155,7 @@ def running(sink, live):
 
 def _wait_ready(timeout=60):
     """Until a worker answers a ping: a worker's start-up takes seconds on a loaded machine."""
-    from crm_project.celery import app
-
-    _wait(lambda: app.control.ping(timeout=0.5), timeout=timeout, interval=0.2)
+    _wait(lambda: celery_app.control.ping(timeout=0.5), timeout=timeout, interval=0.2)
 
 
 def _wait(predicate, timeout=40, interval=0.1):
@@ -173,8 +176,6 @@ def _in_tenant(live, blocker, work):
 
 
 def _client(live, blocker):
-    from django.contrib.auth import get_user_model
-
     with blocker.unblock():
         with schema_context(live.schema_name):
             user = get_user_model().objects.get(
@@ -197,15 +198,10 @@ def _parsed(raw):
 
 @pytest.mark.django_db
 def test_it_gives_the_workers_a_tenant_of_their_own(live):
-    from tenancy.models import Tenant
-
     assert Tenant.objects.get(pk=live.pk).send_rate_per_second == 10000
 
 
 def test_it_walks_the_abandoned_cart_flow_on_each_customers_clock(live, blocker, running, sink):
-    from campaigns.models import EmailTemplate
-    from customers.models import Customer
-
     tag = uuid.uuid4().hex[:6]
 
     def setup():
@@ -294,8 +290,6 @@ def test_it_walks_the_abandoned_cart_flow_on_each_customers_clock(live, blocker,
     assert not first_mail.defects
 
     def state():
-        from flows.models import FlowRun, FlowStepLog
-
         runs = {run.customer_id: run for run in FlowRun.objects.filter(flow_id=flow_id)}
         carl_log = FlowStepLog.objects.select_related("recipient").get(
             run=runs[people["carl"]], step_id="remind"
@@ -314,10 +308,6 @@ def test_it_walks_the_abandoned_cart_flow_on_each_customers_clock(live, blocker,
 def test_every_due_step_runs_once_and_every_email_goes_out_once_when_the_worker_is_killed(
     live, blocker, running, sink
 ):
-    from campaigns.models import EmailTemplate
-    from customers.models import Customer
-    from flows import services
-
     n = 1000
     tag = uuid.uuid4().hex[:6]
 
@@ -369,8 +359,6 @@ def test_every_due_step_runs_once_and_every_email_goes_out_once_when_the_worker_
     running.kill(worker)
 
     def in_flight():
-        from campaigns.models import CampaignRecipient
-
         return set(
             CampaignRecipient.objects.filter(flow_step__flow_id=flow_id, status="sending").values_list(
                 "email", flat=True
@@ -396,8 +384,6 @@ def test_every_due_step_runs_once_and_every_email_goes_out_once_when_the_worker_
     assert all(len(mids) == 1 for mids in ids.values())  # ... with the same Message-ID
 
     def steps():
-        from flows.models import FlowRun, FlowStepLog
-
         return (
             FlowStepLog.objects.filter(flow_id=flow_id, step_id="mail").count(),
             FlowStepLog.objects.filter(flow_id=flow_id, step_id="tag").count(),

@@ -151,8 +151,8 @@ def test_customers_created_after_activation_enter_through_the_sweep(tenant, api)
     )
     new = customer("new@example.com")
 
-    triggers.sweep_tenant()
-    triggers.sweep_tenant()  # idempotent
+    triggers.flow_triggers_sweep()
+    triggers.flow_triggers_sweep()  # idempotent
 
     assert list(FlowRun.objects.filter(flow_id=flow_id).values_list("customer_id", flat=True)) == [new.pk]
 
@@ -170,11 +170,11 @@ def test_customers_who_start_matching_a_segment_enter_and_those_matching_at_acti
         [{"id": "m", "type": "email", "template": template.pk}],
         trigger={"type": "segment_entered", "segment": segment.pk},
     )
-    triggers.sweep_tenant()
+    triggers.flow_triggers_sweep()
     moved = customer("moved@example.com", city="Pécs")
     Customer.objects.filter(pk=moved.pk).update(city="Szeged")
 
-    triggers.sweep_tenant()
+    triggers.flow_triggers_sweep()
 
     entered = FlowRun.objects.filter(flow_id=flow_id).exclude(entry_key="baseline")
     assert list(entered.values_list("customer_id", flat=True)) == [moved.pk]
@@ -193,8 +193,8 @@ def test_birthdays_enter_once_a_year(tenant, api):
     born = customer("born@example.com", attributes={"birthday": today.replace(year=1990).isoformat()})
     customer("other@example.com", attributes={"birthday": "not a date"})
 
-    triggers.sweep_tenant()
-    triggers.sweep_tenant()
+    triggers.flow_triggers_sweep()
+    triggers.flow_triggers_sweep()
 
     assert list(FlowRun.objects.filter(flow_id=flow_id).values_list("customer_id", "entry_key")) == [
         (born.pk, f"date:{today.year}")
@@ -205,7 +205,7 @@ def test_a_deactivated_tenant_sends_no_flow_email(tenant, api):
     template = make_template()
     _flow(api, [{"id": "m", "type": "email", "template": template.pk}])
     post_event(api, "1", customer("anna@example.com"), name="go")
-    engine.dispatch_tenant()
+    engine.flows_dispatch()
     Tenant.objects.filter(pk=tenant.pk).update(is_active=False)
 
     tick()
@@ -214,3 +214,65 @@ def test_a_deactivated_tenant_sends_no_flow_email(tenant, api):
     Tenant.objects.filter(pk=tenant.pk).update(is_active=True)
     tick()
     assert len(mail.outbox) == 1
+
+
+def test_it_branches_on_conditions_combined_with_any_and_a_nested_all(tenant, api):
+    rules = {
+        "combinator": "or",
+        "rules": [
+            {"field": "city", "operator": "=", "value": "Szeged"},
+            {
+                "combinator": "and",
+                "rules": [
+                    {"field": "total_spent", "operator": ">=", "value": "100"},
+                    {"field": "order_count", "operator": ">=", "value": 2},
+                ],
+            },
+        ],
+    }
+    _flow(
+        api,
+        [
+            {"id": "b", "type": "branch", "rules": rules, "yes": "vip"},
+            {"id": "plain", "type": "tag", "add": ["plain"]},
+            {"id": "out", "type": "exit"},
+            {"id": "vip", "type": "tag", "add": ["vip"]},
+        ],
+    )
+    szeged = customer("szeged@example.com", city="Szeged")
+    big = customer("big@example.com", city="Pécs", total_spent="150.00", order_count=3)
+    one_order = customer("one@example.com", city="Pécs", total_spent="150.00", order_count=1)
+    for index, who in enumerate((szeged, big, one_order)):
+        post_event(api, str(index), who, name="go")
+
+    tick()
+
+    assert {who.email: list(who.tags.values_list("name", flat=True)) for who in (szeged, big, one_order)} == {
+        "szeged@example.com": ["vip"],
+        "big@example.com": ["vip"],
+        "one@example.com": ["plain"],
+    }
+
+
+def test_it_refuses_a_bad_condition_deep_in_a_branch_naming_its_path(tenant, api):
+    rules = {
+        "combinator": "or",
+        "rules": [
+            {"field": "city", "operator": "=", "value": "Szeged"},
+            {
+                "combinator": "and",
+                "rules": [{"field": "order_count", "operator": "beginsWith", "value": "2"}],
+            },
+        ],
+    }
+    response = api.post(
+        "/api/flows",
+        {"name": "Bad", "steps": [{"id": "b", "type": "branch", "rules": rules}]},
+        format="json",
+    )
+
+    assert response.status_code == 400
+    assert any(
+        message.startswith("steps[0].rules: rules[1].rules[0].operator")
+        for message in response.json()["steps"]
+    ), response.json()

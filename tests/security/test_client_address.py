@@ -7,6 +7,7 @@ from rest_framework.request import Request
 from rest_framework.throttling import AnonRateThrottle
 
 from core.clients import client_address, client_key
+from crm_project import settings as project_settings
 
 
 def request(peer, forwarded=None):
@@ -62,8 +63,6 @@ def test_it_counts_an_ipv6_client_by_its_64_and_an_unknown_one_together(settings
 @pytest.mark.parametrize(("trusted", "ident"), [("", "203.0.113.9"), ("1", "198.51.100.1")])
 def test_it_keeps_drfs_own_throttles_from_believing_a_forged_header(settings, trusted, ident):
     # DRF's get_ident() reads NUM_PROXIES, which the settings derive from TRUSTED_PROXIES.
-    from crm_project import settings as project_settings
-
     rest = dict(settings.REST_FRAMEWORK)
     rest["NUM_PROXIES"] = int(trusted) if trusted else 0
     settings.REST_FRAMEWORK = rest

@@ -18,7 +18,7 @@ from campaigns.ratelimit import RateLimiter
 from campaigns.selectors import audience_queryset
 from customers.importer import ERASED_ROW, import_customers_csv
 from customers.models import Customer, ErasedAddress, ImportJob, Interaction
-from customers.services import customer_erase, import_job_run, import_job_start
+from customers.services import customer_erase, customers_import_job, import_job_start
 from events.models import OutboxEvent, TransactionalEmail
 from events.services import event_emit, outbox_publish
 from segments.models import Segment, SegmentMember
@@ -114,7 +114,7 @@ OTHER_ROW = "keep@example.com,EXT-KEEP,Keep,Person,+36 1 555 0100,Pest,,yes,"
 
 def _import_as_the_admin_does(admin_user, content):
     job = import_job_start(upload=SimpleUploadedFile("people.csv", content, "text/csv"), user=admin_user)
-    import_job_run(job_id=job.pk)
+    customers_import_job(job_id=job.pk)
     return ImportJob.objects.get(pk=job.pk)
 
 
@@ -161,10 +161,10 @@ def test_it_leaves_nothing_of_an_erased_person_anywhere_after_a_full_life(
     # Mailed through the sender to an SMTP server; a second campaign refused by the server with a
     # reply quoting the address; a third still sending, the person not yet sent to.
     mailed = _campaign("Spring", [person, keep])
-    assert sender.run(campaign_id=mailed.pk, limiter=FAST).sent == 2
+    assert sender.campaign_batches_send(campaign_id=mailed.pk, limiter=FAST).sent == 2
     sink.refuse_next = [f"550 5.1.1 <{EMAIL}>: Recipient address rejected: User unknown"]
     refused = _campaign("Refused", [person])
-    assert sender.run(campaign_id=refused.pk, limiter=FAST).failed == 1
+    assert sender.campaign_batches_send(campaign_id=refused.pk, limiter=FAST).failed == 1
     running = _campaign("Running", [keep, person])
     assert EMAIL in CampaignRecipient.objects.get(campaign=refused, customer=person).error
     recipient = CampaignRecipient.objects.get(campaign=mailed, customer=person)

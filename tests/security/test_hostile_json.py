@@ -1,5 +1,7 @@
 import pytest
 
+from customers.models import Customer
+
 
 @pytest.mark.parametrize(
     "path", ["/api/customers", "/api/campaigns", "/api/segments", "/api/orders", "/api/templates"]
@@ -12,8 +14,6 @@ def test_it_refuses_deeply_nested_json_with_400(api, path):
 
 
 def test_it_refuses_nul_characters_with_400_and_writes_nothing(api):
-    from customers.models import Customer
-
     before = Customer.objects.count()
     response = api.post("/api/customers", {"email": "nul@example.com", "first_name": "a\x00b"}, format="json")
     assert response.status_code == 400

@@ -1,9 +1,11 @@
 """Tenant A's credentials on tenant B's host: refused everywhere, nothing changed in either tenant."""
 
 import pytest
+from django.contrib.sessions.models import Session
 from django.db import connection
 from django_tenants.utils import schema_context
 
+from customers.models import Customer
 from tests.conftest import make_api_client
 from tests.tenancy.test_api_auth import PUBLIC, api_paths
 
@@ -24,8 +26,6 @@ def _row_counts(schema):
 
 @pytest.mark.parametrize("path", [p for p in api_paths() if p not in PUBLIC])
 def test_it_refuses_tenant_a_token_on_tenant_b_host_for_every_endpoint(api, other_tenant, path):
-    from customers.models import Customer
-
     Customer.objects.create(email="a-only@example.com")  # id 1-ish objects exist in A
     before_a, before_b = _row_counts("tenant_a"), _row_counts(other_tenant.schema_name)
     intruder = make_api_client(other_tenant)
@@ -42,6 +42,4 @@ def test_it_refuses_tenant_a_session_on_tenant_b_host(client, admin_user, other_
     response = client.get("/admin/", HTTP_HOST="tenant-b.localhost")
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
     with schema_context(other_tenant.schema_name):
-        from django.contrib.sessions.models import Session
-
         assert Session.objects.count() == 0

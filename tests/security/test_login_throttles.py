@@ -13,6 +13,7 @@ from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db import connections
 from django.test import Client
+from rest_framework.authtoken.models import Token
 
 from core import throttling
 from tests.conftest import PASSWORD, TENANT_A
@@ -196,8 +197,6 @@ def test_it_slows_guessing_of_one_account_from_many_clients_but_never_locks_out_
 
 
 def test_it_changes_nothing_when_it_refuses(user):
-    from rest_framework.authtoken.models import Token
-
     for _ in range(5):
         token_login(user.username, "wrong")
     user_before = get_user_model().objects.filter(pk=user.pk).values().get()

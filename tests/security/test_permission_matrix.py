@@ -16,7 +16,8 @@ from django.contrib.auth.models import Group, Permission
 from django.db import connection
 from drf_spectacular.generators import SchemaGenerator
 
-from customers.models import Customer
+from campaigns.models import EmailTemplate
+from customers.models import Customer, Order
 from tenancy.roles import ADMIN, MARKETER, MARKETER_APPS
 from tests.campaigns.conftest import make_campaign, make_customers, static_segment
 from tests.conftest import make_api_client
@@ -120,8 +121,6 @@ def objects(tenant):
     customers = make_customers(2, prefix="matrix")
     segment = static_segment(customers)
     campaign = make_campaign(segment)
-    from campaigns.models import EmailTemplate
-    from customers.models import Order
 
     order = Order.objects.create(customer=customers[0], external_id="matrix-1", number="M1", total="10.00")
     template = EmailTemplate.objects.create(

@@ -2,12 +2,11 @@ import json
 
 from django.core.cache import cache
 
+from customers.models import Customer
 from tests.conftest import TENANT_A
 
 
 def test_it_refuses_an_oversized_api_body_with_413_and_changes_nothing(api, settings):
-    from customers.models import Customer
-
     settings.API_MAX_BODY_BYTES = 1024
     before = Customer.objects.count()
     body = json.dumps({"email": "big@example.com", "first_name": "x" * 5000})

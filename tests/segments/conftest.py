@@ -7,6 +7,9 @@ from decimal import Decimal
 
 import pytest
 
+from campaigns.models import Campaign, CampaignRecipient
+from customers.models import Customer, CustomerTag, Order, OrderItem, Tag
+
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
 
@@ -209,9 +212,6 @@ class Dataset:
 
 @pytest.fixture
 def dataset(tenant):
-    from campaigns.models import Campaign, CampaignRecipient
-    from customers.models import Customer, CustomerTag, Order, OrderItem, Tag
-
     campaigns = {key: Campaign.objects.create(name=f"Campaign {key}").id for key in ("c1", "c2")}
     tags = {}
     ids = {}

@@ -3,10 +3,12 @@
 import json
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.db import connection
 from django_tenants.utils import schema_context
 
 from customers.models import Customer
+from segments import services
 from segments.models import Segment, SegmentMember
 
 VIP_RULES = {"combinator": "and", "rules": [{"field": "tags", "operator": "contains", "value": "vip"}]}
@@ -519,10 +521,6 @@ def test_it_documents_the_segment_endpoints_in_the_schema(api, tenant):
 
 
 def test_it_answers_409_when_a_higher_app_guards_the_delete(api, tenant, monkeypatch):
-    from django.core.exceptions import ValidationError
-
-    from segments import services
-
     def in_use(*, segment):
         raise ValidationError("A scheduled campaign sends to this segment.")
 

@@ -3,7 +3,7 @@
 import pytest
 from django.db.models import Exists, OuterRef
 
-from customers.models import Customer
+from customers.models import Customer, Order
 from segments import rules as rule_module
 from segments.models import Segment, SegmentMember
 from segments.rules import RuleError, register_set_field
@@ -59,8 +59,6 @@ def restore_fields():
 
 
 def test_it_lets_a_higher_app_register_a_set_field(dataset, restore_fields):
-    from customers.models import Order
-
     def ordered_in_currency(values):
         orders = Order.objects.filter(customer=OuterRef("pk"))
         if values is not None:

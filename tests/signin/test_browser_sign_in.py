@@ -13,12 +13,21 @@ import http.client
 import json
 
 import pytest
+from allauth.socialaccount.models import SocialAccount
+from django.contrib.auth import get_user_model
 from django.db import connection
 from django_tenants.utils import schema_context
 from playwright.sync_api import expect
+from rest_framework.authtoken.models import Token
 
+from signin.providers import login_buttons
+from tenancy.models import Tenant
+from tenancy.roles import MARKETER, user_role_assign
+from tenancy.tenant_settings import tenant_settings_update
 from tests.admin.conftest import chromium, screenshot  # noqa: F401  (fixture)
+from tests.admin.live import Processes, browser_queue, purge_queue
 from tests.conftest import PASSWORD, require_service, throwaway_tenant_create, throwaway_tenant_drop
+from tests.processes import SmtpSink
 from tests.signin.oidc_provider import OIDCProvider
 
 pytestmark = pytest.mark.browser
@@ -26,9 +35,6 @@ pytestmark = pytest.mark.browser
 
 @pytest.mark.django_db  # also makes pytest-django set up the test database when this module runs alone
 def test_the_live_tenants_offer_their_providers(sso_site):
-    from signin.providers import login_buttons
-    from tenancy.models import Tenant
-
     tenant_a = Tenant.objects.get(pk=sso_site.tenants["a"][0].pk)
     tenant_b = Tenant.objects.get(pk=sso_site.tenants["b"][0].pk)
     assert [button["id"] for button in login_buttons(tenant_a)] == ["google", "oidc"]
@@ -52,9 +58,6 @@ class Live:
         return result
 
     def settings(self, slug, **changes):
-        from tenancy.models import Tenant
-        from tenancy.tenant_settings import tenant_settings_update
-
         def update():
             tenant_settings_update(tenant=Tenant.objects.get(pk=self.tenants[slug][0].pk), changes=changes)
 
@@ -62,10 +65,6 @@ class Live:
 
 
 def _make_user(email, role):
-    from django.contrib.auth import get_user_model
-
-    from tenancy.roles import user_role_assign
-
     user = get_user_model().objects.create_user(email, email, PASSWORD)
     user_role_assign(user=user, role=role)
     return user
@@ -75,9 +74,6 @@ def _make_user(email, role):
 def sso_site(django_db_setup, django_db_blocker):
     """Two committed tenants with users, the OIDC provider, gunicorn (and a worker) on loopback."""
     require_service("redis")
-    from tenancy.roles import MARKETER
-    from tests.admin.live import Processes, browser_queue, purge_queue
-    from tests.processes import SmtpSink
 
     provider = OIDCProvider().start()
     provider.add_client("crm-a", "secret-a")
@@ -150,7 +146,6 @@ def test_it_signs_a_marketer_into_the_tenants_admin_with_their_role(page, sso_si
     screenshot(page, "sso-signed-in")
     denied = page.goto(sso_site.url("a", "/admin/auth/user/"))
     assert denied.status == 403  # a Marketer: no user management
-    from allauth.socialaccount.models import SocialAccount
 
     accounts = sso_site.run(
         "a", lambda: list(SocialAccount.objects.values_list("user__username", "provider"))
@@ -176,7 +171,6 @@ def test_it_refuses_a_user_of_another_tenant(page, sso_site):
     expect(page.locator("body")).to_contain_text(f"{stranger} is not a user of Shop A")
     page.goto(sso_site.url("a", "/admin/"))
     page.wait_for_url(sso_site.url("a", "/admin/login/?next=/admin/"))
-    from django.contrib.auth import get_user_model
 
     assert not sso_site.run("a", lambda: get_user_model().objects.filter(username=stranger).exists())
 
@@ -184,8 +178,6 @@ def test_it_refuses_a_user_of_another_tenant(page, sso_site):
 def test_sso_required_blocks_password_login_except_for_break_glass_admins(page, sso_site):
     domain = sso_site.tenants["a"][1]
     marketer, admin = f"marketer@{domain}", f"admin@{domain}"
-    from django.contrib.auth import get_user_model
-    from rest_framework.authtoken.models import Token
 
     token = sso_site.run(
         "a", lambda: Token.objects.get_or_create(user=get_user_model().objects.get(username=marketer))[0].key

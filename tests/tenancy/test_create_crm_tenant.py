@@ -1,6 +1,7 @@
 import io
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.db import connection
 from django.db.migrations.loader import MigrationLoader
@@ -54,8 +55,6 @@ def test_it_creates_a_working_tenant_fast(db):
     assert tenant.name == "Acme" and tenant.is_active
     assert Domain.objects.get(domain="acme.localhost").tenant == tenant
     with schema_context("acme_shop"):
-        from django.contrib.auth import get_user_model
-
         admin = get_user_model().objects.get()
         assert admin.username == "boss@acme.example" and admin.is_superuser
         assert admin.check_password("s3cret-pass")

@@ -1,6 +1,7 @@
 import re
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test import Client
 from rest_framework.authtoken.models import Token
@@ -22,8 +23,6 @@ from tracking.models import Hit
 
 
 def test_it_answers_410_on_a_deactivated_tenants_host_and_keeps_its_data(api, tenant):
-    from customers.models import Customer
-
     Customer.objects.create(email="kept@example.com")
     connection.set_schema_to_public()
     tenant_deactivate(tenant=tenant)
@@ -35,8 +34,6 @@ def test_it_answers_410_on_a_deactivated_tenants_host_and_keeps_its_data(api, te
 
 
 def test_it_lets_an_operator_deactivate_a_tenant_in_the_public_admin(client, db, tenant):
-    from django.contrib.auth import get_user_model
-
     connection.set_schema_to_public()
     operator = get_user_model().objects.create_superuser("operator", "op@example.com", "operator-pass-1")
     client.force_login(operator)
@@ -53,8 +50,6 @@ def test_it_lets_an_operator_deactivate_a_tenant_in_the_public_admin(client, db,
 
 
 def test_it_lets_an_operator_create_a_tenant_in_the_public_admin(client, db):
-    from django.contrib.auth import get_user_model
-
     connection.set_schema_to_public()
     operator = get_user_model().objects.create_superuser("operator", "op@example.com", "operator-pass-1")
     client.force_login(operator)

@@ -15,13 +15,12 @@ from django_tenants.utils import schema_context
 
 from campaigns.lifecycle import DISPATCH_WORK
 from campaigns.models import Campaign
+from customers.models import Customer, Tag
 from tenancy.models import Tenant
 from tenancy.work import work_pending
 
 
 def test_it_round_trips_a_tenant_exactly(tenant, tmp_path):
-    from customers.models import Customer, Tag
-
     vip = Tag.objects.create(name="vip")
     customer = Customer.objects.create(
         email="round@trip.example", first_name="Łukasz", city="Győr", attributes={"a": [1, 'x,y\n"z"']}

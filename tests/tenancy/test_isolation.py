@@ -1,11 +1,10 @@
 from django_tenants.utils import schema_context
 
 from customers.models import Customer
+from tests.conftest import make_api_client
 
 
 def test_it_refuses_a_token_of_tenant_a_on_tenant_b(api, other_tenant):
-    from tests.conftest import make_api_client
-
     client_b = make_api_client(other_tenant)
     client_b.credentials(HTTP_AUTHORIZATION=f"Token {api.token}")
     assert client_b.post("/api/auth/token/current").status_code in (401, 405)

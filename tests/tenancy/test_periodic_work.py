@@ -410,8 +410,6 @@ def test_a_tenant_with_a_huge_backlog_does_not_delay_another_tenants_roll_up(
 
 
 def test_the_sweep_is_scheduled_hourly():
-    from crm_project.celery import app
-
     entry = app.conf.beat_schedule["tenancy-sweep-periodic-work"]
     assert entry["task"] == sweep_periodic_work.name
     assert entry["task"] in app.tasks
@@ -420,6 +418,4 @@ def test_the_sweep_is_scheduled_hourly():
 
 @pytest.mark.parametrize("beat_task", BEAT_TASKS, ids=lambda task: task.name)
 def test_every_per_tenant_beat_task_is_in_the_schedule(beat_task):
-    from crm_project.celery import app
-
     assert beat_task.name in {entry["task"] for entry in app.conf.beat_schedule.values()}

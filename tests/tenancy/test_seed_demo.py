@@ -2,8 +2,13 @@ import io
 
 from django.core.management import call_command
 from django.db import connection
+from django.db.models import Count, Q, Sum
 from django_tenants.utils import schema_context
 
+from campaigns.models import Campaign, EmailTemplate
+from customers.models import Customer
+from flows.models import Flow, FlowRun
+from segments.models import Segment
 from tenancy.models import Tenant
 
 
@@ -23,13 +28,6 @@ def test_it_seeds_a_working_demo_tenant_once(db):
     assert "left as it is" in out.getvalue()
     assert Tenant.objects.filter(schema_name="demo_test").count() == 1
     with schema_context("demo_test"):
-        from django.db.models import Count, Q, Sum
-
-        from campaigns.models import Campaign, EmailTemplate
-        from customers.models import Customer
-        from flows.models import Flow, FlowRun
-        from segments.models import Segment
-
         assert Customer.objects.count() == 120
         assert Customer.objects.filter(tags__isnull=False).exists()
         # The newsletter's template, and the welcome and abandoned-cart flows' (two each).

@@ -11,6 +11,7 @@ from django.utils import timezone
 from campaigns.models import Campaign, CampaignLink, CampaignRecipient
 from campaigns.tokens import make_token
 from customers.models import Customer
+from tracking.views import PIXEL_GIF
 
 HUMAN_AGENT = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
 APPLE_MPP_AGENT = "Mozilla/5.0"
@@ -102,8 +103,6 @@ def preferences_path(customer):
 
 def is_pixel(response):
     """The open pixel's answer: the 1x1 GIF, never cached."""
-    from tracking.views import PIXEL_GIF
-
     return (
         response.status_code == 200
         and response["Content-Type"] == "image/gif"

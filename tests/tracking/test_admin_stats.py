@@ -1,9 +1,11 @@
 import json
 import re
 
+from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
 
+from campaigns.models import CampaignRecipient
 from tracking.hits import hit_record_click, hit_record_open
 from tracking.rollup import hits_rollup
 
@@ -72,16 +74,12 @@ def test_it_keeps_the_page_from_anonymous_users_and_answers_404_for_unknown_camp
 
 
 def test_it_refuses_staff_without_campaign_permission(tenant, sent):
-    from django.contrib.auth import get_user_model
-
     user = get_user_model().objects.create_user(username="intern", password="x" * 12, is_staff=True)
     response = _client(tenant, user).get(reverse("admin:tracking_campaign_stats", args=[sent.campaign.pk]))
     assert response.status_code == 403
 
 
 def test_it_shows_the_recipients_a_cancel_left_unsent(tenant, sent, marketer):
-    from campaigns.models import CampaignRecipient
-
     CampaignRecipient.objects.filter(pk=sent.recipients[2].pk).update(status="cancelled", sent_at=None)
     url = reverse("admin:tracking_campaign_stats", args=[sent.campaign.pk])
     html = _client(tenant, marketer).get(url).content.decode()

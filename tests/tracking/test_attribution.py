@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection
 from django.test import Client
 from django.urls import reverse
+from django.utils.dateparse import parse_datetime
 from django_tenants.utils import schema_context
 
 from campaigns.proofs import campaign_test_send
@@ -27,8 +28,6 @@ PLACED = "2026-03-10T12:00:00+00:00"
 
 @pytest.fixture
 def placed():
-    from django.utils.dateparse import parse_datetime
-
     return parse_datetime(PLACED)
 
 
@@ -280,6 +279,6 @@ def test_it_shows_revenue_beside_opens_and_clicks_on_the_stats_page(api, tenant,
 
     html = client.get(reverse("admin:tracking_campaign_stats", args=[campaign.campaign.pk])).content.decode()
 
-    assert "Revenue" in html and "1234.50" in html
-    assert "orders: 1 · 411.50 per recipient" in html
+    assert "Revenue" in html and "1,235 HUF" in html  # the tenant's currency, with separators
+    assert "orders: 1 · 412 HUF per recipient" in html
     assert "Conversion rate" in html and "33.3%" in html

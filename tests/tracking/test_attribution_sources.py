@@ -5,10 +5,13 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.utils.dateparse import parse_datetime
 
 from customers import attribution
 from customers.attribution import attribution_rebuild, touch_source_register
 from customers.models import OrderAttribution
+from flows.models import Flow, FlowRun, FlowStepLog
+from flows.selectors import flow_stats
 
 from .conftest import make_sent_campaign
 from .test_attribution import PLACED, click, post_order
@@ -50,8 +53,6 @@ def flow_source(tenant, monkeypatch):
 
 @pytest.fixture
 def placed():
-    from django.utils.dateparse import parse_datetime
-
     return parse_datetime(PLACED)
 
 
@@ -101,8 +102,6 @@ def test_it_rebuilds_both_sources_as_live_attributed_them(api, tenant, flow_sour
 
 
 def test_it_attributes_a_flow_step_emails_click_to_its_flow_and_step(api, tenant, placed):
-    from flows.models import Flow, FlowRun, FlowStepLog
-
     carrier = make_sent_campaign(name="Flow carrier", sent_at=placed - timedelta(days=1))
     recipient = carrier.recipients[0]
     flow = Flow.objects.create(name="Welcome")
@@ -124,9 +123,6 @@ def test_it_attributes_a_flow_step_emails_click_to_its_flow_and_step(api, tenant
 
 
 def test_it_shows_a_flow_steps_orders_and_revenue_in_the_flow_stats(api, tenant, placed):
-    from flows.models import Flow, FlowRun, FlowStepLog
-    from flows.selectors import flow_stats
-
     carrier = make_sent_campaign(name="Flow carrier", sent_at=placed - timedelta(days=1))
     flow = Flow.objects.create(name="Welcome", steps=[{"id": "welcome-1", "type": "email", "template": 1}])
     run = FlowRun.objects.create(flow=flow, customer_id=carrier.recipients[0].customer_id, entry_key="k")

@@ -6,6 +6,7 @@ fresh tenant of its own, dropped with everything in it afterwards.
 """
 
 import http.client
+import json
 import os
 import signal
 import subprocess
@@ -16,13 +17,20 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import connection
 from django.utils import timezone
 from django_tenants.utils import schema_context
+from playwright.sync_api import sync_playwright
+from rest_framework.authtoken.models import Token
 
+from campaigns.models import Campaign, CampaignLink, CampaignRecipient
 from campaigns.tokens import make_token
+from customers.models import Customer
 from tests import processes
 from tests.conftest import require_service, throwaway_tenant_create, throwaway_tenant_drop
+from tracking.models import Hit
+from tracking.tasks import rollup_all_tenants
 
 from .conftest import APPLE_MPP_AGENT, HUMAN_AGENT
 
@@ -33,11 +41,6 @@ QUEUE = settings.CELERY_TASK_DEFAULT_QUEUE
 def world(django_db_setup, django_db_blocker):
     """A committed tenant with a sent campaign: three recipients, one link, an admin with a token."""
     require_service("redis")
-    from django.contrib.auth import get_user_model
-    from rest_framework.authtoken.models import Token
-
-    from campaigns.models import Campaign, CampaignLink, CampaignRecipient
-    from customers.models import Customer
 
     with django_db_blocker.unblock():
         created = throwaway_tenant_create("trk")
@@ -162,9 +165,6 @@ def test_it_counts_every_hit_sent_over_http_after_the_worker_rolls_up(
     # A tenant's token on another host does nothing.
     assert _request(server, "tenant-b.localhost", "GET", f"/t/c/{world['click']}")[0] == 404
 
-    from tracking.models import Hit
-    from tracking.tasks import rollup_all_tenants
-
     with django_db_blocker.unblock(), schema_context("public"):
         rollup_all_tenants.delay()
 
@@ -183,7 +183,6 @@ def test_it_counts_every_hit_sent_over_http_after_the_worker_rolls_up(
         f"/api/campaigns/{world['campaign'].pk}/stats",
         headers={"Authorization": f"Token {world['token']}"},
     )
-    import json
 
     stats = json.loads(body)
     assert status == 200
@@ -215,10 +214,6 @@ CHROMIUM = "/usr/lib/chromium/chromium"
 
 @pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium")
 def test_a_browser_without_javascript_saves_preferences_and_unsubscribes(world, server, django_db_blocker):
-    from playwright.sync_api import sync_playwright
-
-    from customers.models import Customer
-
     base = f"http://{world['host']}:{server}"
     with sync_playwright() as p:
         browser = p.chromium.launch(

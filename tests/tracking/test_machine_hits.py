@@ -3,6 +3,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from tenancy.models import Tenant
 from tracking.machine import is_machine_agent
 from tracking.models import Hit
 from tracking.rollup import hits_rollup
@@ -69,8 +70,6 @@ def test_it_flags_hits_within_the_tenants_window_after_sending(web, tenant):
 
 
 def test_it_uses_the_tenants_own_window(web, tenant):
-    from tenancy.models import Tenant
-
     Tenant.objects.filter(pk=tenant.pk).update(machine_open_window_seconds=0)
     fresh = make_sent_campaign(
         name="Fresh", emails=("f1@example.com",), sent_at=timezone.now() - timedelta(seconds=3)

@@ -5,10 +5,12 @@ import base64
 import json
 
 import pytest
+from django.db import connection
 from django.test import Client
 
 from campaigns.tokens import make_token
 from customers.models import Customer, Interaction
+from tenancy.services import tenant_deactivate
 
 from .conftest import HUMAN_AGENT
 
@@ -97,18 +99,12 @@ def test_the_public_host_finds_the_tenant_that_signed_the_token(tenant, sent, se
     try:
         response = _post(public, postmark_inbound(f"unsubscribe-{token}"))
     finally:
-        from django.db import connection
-
         connection.set_tenant(tenant)
     assert response.status_code == 200
     assert _state(sent.recipients[0].customer)[1] is True
 
 
 def test_the_public_host_unsubscribes_a_recipient_of_a_deactivated_tenant(tenant, sent):
-    from django.db import connection
-
-    from tenancy.services import tenant_deactivate
-
     token = make_token("u", sent.recipients[0].pk)
     public = Client(HTTP_HOST="localhost", HTTP_USER_AGENT=HUMAN_AGENT)
     try:

@@ -1,7 +1,9 @@
 from unittest import mock
 
 from django.db import OperationalError
+from django_tenants.utils import schema_context
 
+from campaigns.tokens import make_token
 from tracking.models import Hit
 
 from .conftest import HUMAN_AGENT, is_pixel, open_path
@@ -42,8 +44,6 @@ def test_it_returns_the_pixel_and_records_nothing_for_a_tampered_token(web, sent
 
 
 def test_it_does_not_accept_a_click_or_unsubscribe_token_as_an_open(web, sent):
-    from campaigns.tokens import make_token
-
     recipient = sent.recipients[0]
     assert is_pixel(web.get(f"/t/o/{make_token('u', recipient.pk)}"))
     assert is_pixel(web.get(f"/t/o/{make_token('c', recipient.pk, sent.links[0].pk)}"))
@@ -51,15 +51,11 @@ def test_it_does_not_accept_a_click_or_unsubscribe_token_as_an_open(web, sent):
 
 
 def test_it_records_nothing_for_a_recipient_that_does_not_exist(web, sent):
-    from campaigns.tokens import make_token
-
     assert is_pixel(web.get(f"/t/o/{make_token('o', 987654321)}"))
     assert Hit.objects.count() == 0
 
 
 def test_it_ignores_a_token_of_tenant_a_on_tenant_b(web_b, sent, other_tenant):
-    from django_tenants.utils import schema_context
-
     response = web_b.get(open_path(sent.recipients[0]))
     assert is_pixel(response)
     assert Hit.objects.count() == 0

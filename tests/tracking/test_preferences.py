@@ -4,6 +4,7 @@ import pytest
 from django.test import Client
 
 from customers.models import Customer, Interaction
+from customers.services import customer_erase
 from events.models import OutboxEvent
 
 from .conftest import preferences_path
@@ -89,7 +90,6 @@ def test_it_answers_404_for_invalid_foreign_or_erased_tokens(tenant, customer, w
     client = _csrf_client(tenant)
     assert client.get("/p/forged-token").status_code == 404
     assert web_b.get(preferences_path(customer)).status_code == 404
-    from customers.services import customer_erase
 
     customer_erase(customer=customer)
     assert client.get(preferences_path(customer)).status_code == 404

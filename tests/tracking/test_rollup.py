@@ -9,11 +9,12 @@ from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from campaigns.models import CampaignRecipient
+from crm_project.celery import app
 from events.models import OutboxEvent
 from tracking.hits import hit_record_open, hits_prune
 from tracking.models import CampaignStats, Hit
 from tracking.rollup import ROLLUP_LOCK_NAMESPACE, hits_rollup
-from tracking.tasks import rollup_all_tenants
+from tracking.tasks import prune_hits_all_tenants, rollup_all_tenants
 
 from .conftest import HUMAN_AGENT, make_sent_campaign
 
@@ -95,8 +96,6 @@ def test_the_beat_task_rolls_up_every_tenant_with_hits(tenant, other_tenant, sen
 
 
 def test_the_beat_task_is_the_one_the_schedule_names():
-    from crm_project.celery import app
-
     assert app.conf.beat_schedule["tracking-rollup"]["task"] == rollup_all_tenants.name
     assert rollup_all_tenants.name in app.tasks
 
@@ -123,9 +122,6 @@ def test_it_prunes_counted_hits_past_retention_and_keeps_the_rest(tenant, sent):
 
 
 def test_the_prune_task_is_scheduled(tenant):
-    from crm_project.celery import app
-    from tracking.tasks import prune_hits_all_tenants
-
     assert app.conf.beat_schedule["tracking-prune-hits"]["task"] == prune_hits_all_tenants.name
     connection.set_schema_to_public()
     assert prune_hits_all_tenants() == 0  # no tenant has hits past their retention

@@ -3,16 +3,18 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.urls import resolve
 from django.utils import timezone
 
-from campaigns.models import CampaignRecipient
+from campaigns.models import Campaign, CampaignRecipient
+from customers.models import Interaction
 from events.models import OutboxEvent
 from tracking.delivery import BOUNCED, COMPLAINED, DELIVERED, delivery_event_apply
 from tracking.hits import hit_record_click, hit_record_open
 from tracking.preferences import recipient_unsubscribe
 from tracking.rollup import hits_rollup
 
-from .conftest import APPLE_MPP_AGENT, HUMAN_AGENT, make_sent_campaign
+from .conftest import APPLE_MPP_AGENT, HUMAN_AGENT, click_path, make_sent_campaign
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -172,8 +174,6 @@ def test_it_emits_one_event_per_unique_open_and_per_first_click_of_a_link(script
 
 
 def test_it_logs_opens_and_clicks_in_the_customers_activity(scripted):
-    from customers.models import Interaction
-
     rows = Interaction.objects.filter(kind__in=["email_opened", "email_clicked"]).order_by("occurred_at")
     assert [(i.customer.email, i.kind, i.occurred_at) for i in rows] == [
         ("r0@example.com", "email_opened", at(minutes=20)),
@@ -197,8 +197,6 @@ def test_it_rates_over_sent_while_no_delivery_data_came(api, tenant):
 
 
 def test_it_reports_zeros_for_a_campaign_without_activity(api, tenant):
-    from campaigns.models import Campaign
-
     campaign = Campaign.objects.create(name="Draft")
     stats = api.get(f"/api/campaigns/{campaign.pk}/stats").json()
     assert stats == {
@@ -255,16 +253,12 @@ def test_it_documents_the_endpoint_and_its_errors_in_the_schema(anon_api):
 
 
 def test_it_resolves_its_url_next_to_the_campaigns_router():
-    from django.urls import resolve
-
     match = resolve("/api/campaigns/12/stats")
     assert match.func.view_class.__name__ == "CampaignStatsView"
     assert match.kwargs == {"pk": 12}
 
 
 def test_it_counts_a_click_as_an_open_when_the_pixel_never_loaded(web, sent, api):
-    from .conftest import click_path
-
     web.get(click_path(sent.recipients[0], sent.links[0]))
     hits_rollup()
     stats = api.get(f"/api/campaigns/{sent.campaign.pk}/stats").json()

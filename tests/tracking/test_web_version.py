@@ -4,6 +4,8 @@ design"): signed per tenant, no open counted, never indexed or cached, gone for 
 import re
 from urllib.parse import urlsplit
 
+from django.utils import timezone
+
 from campaigns.design import design_compile
 from campaigns.models import Campaign, CampaignLink
 from campaigns.rendering import customer_context
@@ -90,8 +92,6 @@ def test_it_is_not_valid_on_another_tenants_host(web_b, sent):
 
 
 def test_it_shows_nothing_of_an_erased_customer(web, sent):
-    from django.utils import timezone
-
     _design_campaign(sent)
     recipient = sent.recipients[0]
     Customer.objects.filter(pk=recipient.customer_id).update(erased_at=timezone.now())

@@ -9,9 +9,12 @@ import time
 import pytest
 
 from campaigns.messages import message_id
-from campaigns.models import CampaignRecipient, Suppression
+from campaigns.models import Campaign, CampaignRecipient, Suppression
+from campaigns.selectors import audience_queryset
 from customers.models import Interaction
+from segments.models import Segment
 from tracking.delivery import _recipient_for
+from tracking.webhooks import check_webhook_secret
 
 SECRET = "hooks:s3cret-webhook-password"
 POSTMARK_URL = "/webhooks/anymail/postmark/tracking/"
@@ -107,8 +110,6 @@ def test_it_suppresses_a_hard_bounce_and_excludes_it_from_the_next_send(web, sen
     assert recipient.error.startswith("bounced: ")
     assert list(Suppression.objects.values_list("email", "reason")) == [("ann@example.com", "hard_bounce")]
     assert Interaction.objects.filter(customer_id=recipient.customer_id, kind="email_bounced").count() == 1
-    from campaigns.selectors import audience_queryset
-    from segments.models import Segment
 
     segment = Segment.objects.create(
         name="All three",
@@ -123,7 +124,6 @@ def test_it_suppresses_a_hard_bounce_and_excludes_it_from_the_next_send(web, sen
             ],
         },
     )
-    from campaigns.models import Campaign
 
     nxt = Campaign.objects.create(name="Next", segment=segment)
     assert sorted(audience_queryset(campaign=nxt).values_list("email", flat=True)) == [
@@ -285,8 +285,6 @@ def test_it_ignores_events_while_no_webhook_secret_is_configured(web, sent, sett
 
 
 def test_it_warns_at_start_up_about_an_esp_without_a_webhook_secret(settings):
-    from tracking.webhooks import check_webhook_secret
-
     settings.EMAIL_BACKEND = "anymail.backends.postmark.EmailBackend"
     settings.ANYMAIL = {}
     assert [w.id for w in check_webhook_secret()] == ["tracking.W001"]

@@ -1,5 +1,6 @@
 import pytest
 
+from crm_project.celery import app as celery_app
 from tests import processes
 from tests.events.conftest import fresh_tenant  # noqa: F401  (a fixture)
 
@@ -20,11 +21,9 @@ def smtp_sink(settings):
 @pytest.fixture
 def eager_tasks():
     """Tasks run in-process as they are enqueued (the real task code, the real SMTP backend)."""
-    from crm_project.celery import app
-
-    before = app.conf.task_always_eager
-    app.conf.task_always_eager = True
+    before = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
     try:
         yield
     finally:
-        app.conf.task_always_eager = before
+        celery_app.conf.task_always_eager = before

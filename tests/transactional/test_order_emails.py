@@ -10,6 +10,7 @@ from campaigns import transactional
 from campaigns.models import EmailTemplate
 from customers.models import Customer, Interaction, Order
 from events.models import TransactionalEmail
+from tenancy.services import PROVISION_HOOKS
 
 
 def order_body(external_id="w-1001", email="ann@example.com", **extra):
@@ -227,8 +228,6 @@ def test_a_request_whose_task_was_lost_is_sent_by_the_sweeper(shop, smtp_sink, m
 
 
 def test_new_tenants_start_with_a_default_template_for_each_key(tenant):
-    from tenancy.services import PROVISION_HOOKS
-
     EmailTemplate.objects.filter(kind="transactional").delete()
 
     assert transactional.transactional_templates_ensure in PROVISION_HOOKS

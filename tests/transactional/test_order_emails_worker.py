@@ -3,16 +3,15 @@ worker renders and sends to a real SMTP server."""
 
 import time
 
+from django.contrib.auth import get_user_model
 from django.utils import timezone
+from django_tenants.utils import schema_context
 
 from tests.conftest import make_api_client
 from tests.events.conftest import celery_worker_process, committed
 
 
 def test_a_real_worker_sends_one_confirmation_and_one_shipping_notice(fresh_tenant, smtp_sink, redis_service):
-    from django.contrib.auth import get_user_model
-    from django_tenants.utils import schema_context
-
     order = {
         "external_id": "real-1",
         "customer_email": "ann@example.com",

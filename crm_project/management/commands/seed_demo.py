@@ -14,6 +14,10 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
+from campaigns.models import Campaign, EmailTemplate
+from customers.models import Customer, CustomerTag, Order, OrderItem, Tag
+from flows import recipes, services
+from segments.models import Segment
 from tenancy.models import Tenant
 from tenancy.services import public_tenant_ensure, schema_for_slug, tenant_create
 
@@ -96,10 +100,6 @@ class Command(BaseCommand):
 
     @transaction.atomic
     def fill(self, count):
-        from campaigns.models import Campaign, EmailTemplate
-        from customers.models import Customer, CustomerTag, Order, OrderItem, Tag
-        from segments.models import Segment
-
         rng = random.Random(42)
         now = timezone.now()
         tags = [Tag.objects.get_or_create(name=name)[0] for name in TAGS]
@@ -199,10 +199,6 @@ class Command(BaseCommand):
     def flows(self, customers):
         """An active welcome flow and an active abandoned-cart flow (its delays short, so a newcomer
         sees runs move within minutes), and a few carts abandoned just now."""
-        from django.utils import timezone
-
-        from flows import recipes, services
-
         welcome = recipes.flow_from_recipe(key="welcome")
         services.flow_activate(flow=welcome)
         cart = recipes.flow_from_recipe(key="abandoned_cart")

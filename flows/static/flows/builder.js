@@ -91,29 +91,135 @@
     }
 
     // --- the steps -------------------------------------------------------------------------------
-    function laterSteps(index) {
-        return [["", "the next step"]].concat(state.steps.slice(index + 1).map(function (s) { return [s.id, s.id + " (" + (LABELS[s.type] || s.type) + ")"]; }));
+    function laterSteps(index, current) {
+        var options = [["", "the next step"]].concat(state.steps.slice(index + 1).map(function (s) { return [s.id, s.id + " (" + (LABELS[s.type] || s.type) + ")"]; }));
+        // A jump that a move left pointing back (or at a removed step) stays visible until it is fixed:
+        // saving names it (a path only goes forward).
+        if (current && !options.some(function (o) { return o[0] === current; })) options.push([current, current + " (not after this step: pick another)"]);
+        return options;
     }
     function paths(step, index) {
         var yesLabel = step.type === "branch" ? "Yes, the rules hold → " : "Yes, it happened → ";
         var noLabel = step.type === "branch" ? "No → " : "No, timed out → ";
         return el("div", {className: "paths"}, [
-            el("div", {className: "path yes"}, [el("span", {text: yesLabel}), select("step-yes", laterSteps(index), step.yes || "", function (v) { if (v) step.yes = v; else delete step.yes; })]),
-            el("div", {className: "path no"}, [el("span", {text: noLabel}), select("step-no", laterSteps(index), step.no || "", function (v) { if (v) step.no = v; else delete step.no; })])
+            el("div", {className: "path yes"}, [el("span", {text: yesLabel}), select("step-yes", laterSteps(index, step.yes), step.yes || "", function (v) { if (v) step.yes = v; else delete step.yes; })]),
+            el("div", {className: "path no"}, [el("span", {text: noLabel}), select("step-no", laterSteps(index, step.no), step.no || "", function (v) { if (v) step.no = v; else delete step.no; })])
         ]);
     }
-    function ruleEditor(step) {
-        var rules = step.rules && step.rules.rules ? step.rules : (step.rules = {combinator: "and", rules: [{field: "total_spent", operator: ">", value: "0"}]});
-        if (rules.rules.length !== 1 || rules.rules[0].rules) {
-            return el("span", {text: rules.rules.length + " conditions (edit them in a segment and copy the rules)"});
+    // --- rules (the segment language: groups of conditions matched all / any, nested) -----------------
+    // Each group is .rule-group (data-path = the server's error path below the rules, e.g. "rules[1]"),
+    // each condition .rule with .rule-field, .rule-attribute, .rule-operator, .rule-value.
+    var FIELDS = {};
+    (catalogue.rule_fields ? catalogue.rule_fields.fields : []).forEach(function (f) { FIELDS[f.name] = f; });
+    var ATTRIBUTE = "attributes.";
+    function fieldSpec(name) {
+        if (typeof name === "string" && name.indexOf(ATTRIBUTE) === 0) return {name: name, type: "text", operators: catalogue.rule_fields.text_operators, attribute: true};
+        return FIELDS[name] || null;
+    }
+    function noValue(operator) { return ["null", "notNull"].indexOf(operator) !== -1; }
+    function listValue(operator) { return ["in", "notIn", "between", "notBetween"].indexOf(operator) !== -1; }
+    function newRule() {
+        var first = catalogue.rule_fields.fields[0];
+        return {field: first.name, operator: first.operators[0], value: ""};
+    }
+    function valueText(rule) {
+        if (Array.isArray(rule.value)) return rule.value.join(", ");
+        return rule.value === undefined || rule.value === null ? "" : String(rule.value);
+    }
+    function setValue(rule, spec, text) {
+        if (noValue(rule.operator)) { delete rule.value; return; }
+        if (listValue(rule.operator)) { rule.value = split(text); return; }
+        if (rule.operator === "inLastDays" || rule.operator === "notInLastDays") { rule.value = /^\d+$/.test(text.trim()) ? Number(text) : text; return; }
+        if (spec && spec.type === "bool") { rule.value = text === "true"; return; }
+        rule.value = text;
+    }
+    function ruleRow(rule, group, path, redraw) {
+        var spec = fieldSpec(rule.field);
+        var fields = catalogue.rule_fields.fields.map(function (f) { return [f.name, f.label]; }).concat([[ATTRIBUTE, "Attribute…"]]);
+        if (!spec) fields.push([rule.field, "(unknown: " + rule.field + ")"]);
+        var fieldSelect = select("rule-field", fields, spec && spec.attribute ? ATTRIBUTE : rule.field, function (v) {
+            rule.field = v === ATTRIBUTE ? ATTRIBUTE + "key" : v;
+            var next = fieldSpec(rule.field);
+            if (next.operators.indexOf(rule.operator) === -1) rule.operator = next.operators[0];
+            setValue(rule, next, valueText(rule));
+            redraw();
+        });
+        fieldSelect.setAttribute("aria-label", "Field");
+        var parts = [fieldSelect];
+        if (spec && spec.attribute) {
+            var key = input("rule-attribute", rule.field.slice(ATTRIBUTE.length), function (v) { rule.field = ATTRIBUTE + v; });
+            key.placeholder = "attribute key"; key.setAttribute("aria-label", "Attribute key");
+            parts.push(key);
         }
-        var rule = rules.rules[0];
-        return el("span", {}, [
-            el("span", {text: "the customer's "}),
-            input("step-rule-field", rule.field, function (v) { rule.field = v; }),
-            select("step-rule-operator", OPERATORS, rule.operator, function (v) { rule.operator = v; }),
-            input("step-rule-value", rule.value, function (v) { rule.value = v; })
+        var operators = spec ? spec.operators.slice() : [];
+        if (operators.indexOf(rule.operator) === -1) operators.push(rule.operator);
+        var operatorSelect = select("rule-operator", operators, rule.operator, function (v) {
+            rule.operator = v;
+            setValue(rule, spec, valueText(rule));
+            redraw();
+        });
+        operatorSelect.setAttribute("aria-label", "Operator");
+        parts.push(operatorSelect);
+        if (!noValue(rule.operator)) {
+            var value;
+            if (spec && spec.type === "bool") {
+                if (typeof rule.value !== "boolean") rule.value = true;
+                value = select("rule-value", [["true", "yes"], ["false", "no"]], String(rule.value), function (v) { setValue(rule, spec, v); });
+            } else {
+                value = input("rule-value", valueText(rule), function (v) { setValue(rule, spec, v); });
+                value.placeholder = listValue(rule.operator) ? "values, comma-separated" : (spec && spec.type === "date" ? "YYYY-MM-DD" : "value");
+            }
+            value.setAttribute("aria-label", "Value");
+            parts.push(value);
+        }
+        var remove = button("rule-remove", "✕", function () { group.rules.splice(group.rules.indexOf(rule), 1); redraw(); });
+        remove.setAttribute("aria-label", "Remove this condition");
+        parts.push(remove);
+        return el("div", {className: "rule flex flex-row flex-wrap gap-2 items-center", "data-path": path}, parts);
+    }
+    function groupBox(group, parent, path, redraw) {
+        var prefix = path ? path + "." : "";
+        group.combinator = String(group.combinator || "and").toLowerCase() === "or" ? "or" : "and";
+        var combinator = select("rule-combinator", [["and", "all of"], ["or", "any of"]], group.combinator, function (v) { group.combinator = v; });
+        combinator.setAttribute("aria-label", "Match all or any of the conditions");
+        var negate = el("input", {type: "checkbox", className: "rule-not"});
+        negate.checked = group.not === true;
+        negate.disabled = !canChange;
+        negate.addEventListener("change", function () { if (negate.checked) group.not = true; else delete group.not; });
+        var header = el("div", {className: "flex flex-row flex-wrap gap-2 items-center"}, [
+            el("span", {text: parent ? "and matches" : "the customer matches"}), combinator,
+            el("label", {}, [negate, el("span", {text: " none of them (not)"})]),
+            button("rule-add", "+ condition", function () { group.rules.push(newRule()); redraw(); }),
+            button("rule-add-group", "+ group", function () { group.rules.push({combinator: "or", rules: [newRule()]}); redraw(); }),
+            parent ? button("rule-remove-group", "✕", function () { parent.rules.splice(parent.rules.indexOf(group), 1); redraw(); }) : null
         ]);
+        var children = el("div", {className: "rule-children"});
+        group.rules.forEach(function (child, index) {
+            var childPath = prefix + "rules[" + index + "]";
+            if (child && typeof child === "object" && Array.isArray(child.rules)) children.appendChild(groupBox(child, group, childPath, redraw));
+            else if (child && typeof child === "object") children.appendChild(ruleRow(child, group, childPath, redraw));
+        });
+        return el("div", {className: "rule-group", "data-path": path}, [header, children]);
+    }
+    function rulesEditor(holder, key, className) {
+        // holder[key] is a group, or null/absent (no conditions yet); an emptied group becomes null.
+        var box = el("div", {className: className});
+        function redraw() {
+            box.replaceChildren();
+            var group = holder[key];
+            if (group && (!Array.isArray(group.rules) || !group.rules.length)) { holder[key] = group = null; }
+            if (!group) {
+                box.appendChild(button("rule-start", "+ condition", function () { holder[key] = {combinator: "and", rules: [newRule()]}; redraw(); }));
+                return;
+            }
+            box.appendChild(groupBox(group, null, "", redraw));
+        }
+        redraw();
+        return box;
+    }
+    function ruleEditor(step) {
+        if (!step.rules || !Array.isArray(step.rules.rules)) step.rules = {combinator: "and", rules: [{field: "total_spent", operator: ">", value: "0"}]};
+        return rulesEditor(step, "rules", "step-rules");
     }
     function body(step, index) {
         var parts = [];
@@ -147,30 +253,92 @@
         node.addEventListener("click", onClick);
         return node;
     }
+    function moveTo(from, to) {
+        // `to` is the position before which the step goes (0..length), as a drop line shows it.
+        if (to > from) to -= 1;
+        if (from < 0 || to < 0 || to >= state.steps.length || to === from) return;
+        var step = state.steps.splice(from, 1)[0];
+        state.steps.splice(to, 0, step);
+        renderSteps();
+        document.getElementById("flow-steps-announce").textContent = "Step " + step.id + " moved to position " + (to + 1) + ".";
+    }
     function move(index, by) {
         var target = index + by;
         if (target < 0 || target >= state.steps.length) return;
-        var step = state.steps.splice(index, 1)[0];
-        state.steps.splice(target, 0, step);
-        renderSteps();
+        moveTo(index, by > 0 ? target + 1 : target);
+        var card = document.getElementById("step-" + state.steps[target].id);
+        var again = card && card.querySelector(by > 0 ? ".step-down" : ".step-up");
+        if (again && !again.disabled) again.focus(); // keyboard users keep their place
+    }
+    // Drag and drop: the handle (.step-handle) drags its card; a card under the pointer shows where
+    // it lands (.drop-before / .drop-after: its upper or lower half). The buttons stay for keyboards.
+    var dragging = null;
+    function dropAfter(card, event) {
+        var box = card.getBoundingClientRect();
+        return event.clientY > box.top + box.height / 2;
+    }
+    function clearDrop() {
+        document.querySelectorAll("#flow-steps .drop-before, #flow-steps .drop-after").forEach(function (node) {
+            node.classList.remove("drop-before", "drop-after");
+        });
+    }
+    function draggable(card, handle, index) {
+        if (!canChange) return;
+        handle.setAttribute("draggable", "true");
+        handle.addEventListener("dragstart", function (event) {
+            dragging = index;
+            event.dataTransfer.effectAllowed = "move";
+            event.dataTransfer.setData("text/plain", state.steps[index].id);
+            if (event.dataTransfer.setDragImage) event.dataTransfer.setDragImage(card, 20, 20);
+            card.classList.add("dragging");
+        });
+        handle.addEventListener("dragend", function () { dragging = null; card.classList.remove("dragging"); clearDrop(); });
+        card.addEventListener("dragover", function (event) {
+            if (dragging === null) return;
+            event.preventDefault();
+            event.dataTransfer.dropEffect = "move";
+            var after = dropAfter(card, event);
+            clearDrop();
+            card.classList.add(after ? "drop-after" : "drop-before");
+        });
+        card.addEventListener("dragleave", function (event) {
+            if (!card.contains(event.relatedTarget)) card.classList.remove("drop-before", "drop-after");
+        });
+        card.addEventListener("drop", function (event) {
+            if (dragging === null) return;
+            event.preventDefault();
+            var from = dragging;
+            dragging = null;
+            clearDrop();
+            moveTo(from, index + (dropAfter(card, event) ? 1 : 0));
+        });
     }
     function renderSteps() {
         var canvas = document.getElementById("flow-steps");
         canvas.replaceChildren();
         state.steps.forEach(function (step, index) {
             if (index) canvas.appendChild(el("div", {className: "connector"}));
+            var handle = el("span", {className: "step-handle", title: "Drag to move", "aria-hidden": "true", text: "⠿"});
+            var up = button("step-up", "↑", function () { move(index, -1); });
+            var down = button("step-down", "↓", function () { move(index, 1); });
+            var remove = button("step-remove", "✕", function () { state.steps.splice(index, 1); renderSteps(); });
+            up.setAttribute("aria-label", "Move step " + step.id + " up");
+            down.setAttribute("aria-label", "Move step " + step.id + " down");
+            remove.setAttribute("aria-label", "Remove step " + step.id);
+            if (index === 0) up.disabled = true;
+            if (index === state.steps.length - 1) down.disabled = true;
             var card = el("div", {className: "step", id: "step-" + step.id, "data-type": step.type}, [
                 el("div", {className: "flex flex-row gap-2 items-center"}, [
+                    handle,
                     el("span", {className: "font-semibold", text: (index + 1) + ". " + (LABELS[step.type] || step.type)}),
                     el("code", {className: "text-xs", text: step.id}),
                     el("span", {className: "grow"}),
-                    button("step-up", "↑", function () { move(index, -1); }),
-                    button("step-down", "↓", function () { move(index, 1); }),
-                    button("step-remove", "✕", function () { state.steps.splice(index, 1); renderSteps(); })
+                    up, down, remove
                 ]),
                 body(step, index),
                 el("div", {className: "step-counts mt-2"})
             ]);
+            draggable(card, handle, index);
             canvas.appendChild(card);
         });
         showCounts();
@@ -210,6 +378,7 @@
             name: document.getElementById("flow-name").value,
             trigger: state.trigger || {},
             steps: state.steps,
+            exit_rules: state.exit_rules || null,
             reentry: reentry.value === "after" ? {after_days: Number(days.value)} : reentry.value,
             frequency_cap_hours: Number(document.getElementById("flow-cap").value || 0),
             send_window: start !== "" && end !== "" ? {start_hour: Number(start), end_hour: Number(end)} : null,
@@ -220,22 +389,41 @@
         var match = document.cookie.match(/(?:^|; )csrftoken=([^;]+)/);
         return match ? decodeURIComponent(match[1]) : "";
     }
+    // "steps[2].rules: rules[1].operator: ..." / "exit_rules: rules[0].value: ...": outline that condition.
+    function markInvalid(message) {
+        var match = /^(?:steps\[(\d+)\]\.rules|exit_rules): (rules\[[^:]*?)(?:\.(?:field|operator|value|valueSource|combinator|not|rules))?(?:\[\d+\])?:/.exec(message);
+        if (!match) return;
+        var scope = match[1] !== undefined ? document.querySelectorAll("#flow-steps .step")[Number(match[1])] : document.getElementById("flow-exit-rules");
+        var node = scope && scope.querySelector('[data-path="' + match[2].replace(/"/g, "") + '"]');
+        if (node) node.classList.add("rule-invalid");
+    }
     var save = document.getElementById("flow-save");
     if (save) save.addEventListener("click", function () {
         var errors = document.getElementById("flow-errors"), result = document.getElementById("flow-save-result");
         errors.replaceChildren(); result.textContent = "";
+        document.querySelectorAll(".rule-invalid").forEach(function (node) { node.classList.remove("rule-invalid"); });
         fetch(root.dataset.saveUrl, {method: "POST", credentials: "same-origin", headers: {"Content-Type": "application/json", "X-CSRFToken": csrf()}, body: JSON.stringify(collect())})
             .then(function (response) { return response.json().then(function (data) { return [response.ok, data]; }); })
             .then(function (pair) {
                 if (pair[0]) { result.textContent = "Saved (version " + pair[1].version + ")."; return; }
                 Object.keys(pair[1].errors || {}).forEach(function (field) {
-                    pair[1].errors[field].forEach(function (message) { errors.appendChild(el("div", {text: field + ": " + message})); });
+                    pair[1].errors[field].forEach(function (message) {
+                        errors.appendChild(el("div", {text: field + ": " + message}));
+                        markInvalid(message);
+                    });
                 });
             });
     });
 
     // --- live counts -------------------------------------------------------------------------------
     var lastStats = null;
+    // Revenue in the account's currency with the page's thousands separators, as the rest of the admin.
+    function money(value) {
+        var currency = root.dataset.currency, places = Number(root.dataset.currencyPlaces || 2);
+        if (!currency || value === null || value === undefined || isNaN(Number(value))) return value;
+        return Number(value).toLocaleString(document.documentElement.lang || "en",
+            {minimumFractionDigits: places, maximumFractionDigits: places}) + " " + currency;
+    }
     function showCounts() {
         if (!lastStats) return;
         lastStats.steps.forEach(function (s) {
@@ -244,7 +432,7 @@
             var box = card.querySelector(".step-counts");
             box.dataset.reached = s.reached; box.dataset.waiting = s.waiting; box.dataset.sent = s.sent;
             var parts = [["reached", s.reached], ["waiting now", s.waiting]];
-            if (s.type === "email") parts = parts.concat([["sent", s.sent], ["skipped", s.skipped], ["opens", s.unique_opens], ["clicks", s.unique_clicks], ["revenue", s.revenue]]);
+            if (s.type === "email") parts = parts.concat([["sent", s.sent], ["skipped", s.skipped], ["opens", s.unique_opens], ["clicks", s.unique_clicks], ["revenue", money(s.revenue)]]);
             box.replaceChildren.apply(box, parts.map(function (p) { return el("span", {text: p[0] + ": " + p[1]}); }));
         });
     }
@@ -282,6 +470,7 @@
     });
 
     state.steps = state.steps || [];
+    document.getElementById("flow-exit-rules").appendChild(rulesEditor(state, "exit_rules", "exit-rules"));
     renderTrigger();
     renderSteps();
     refresh();

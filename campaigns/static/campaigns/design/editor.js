@@ -53,8 +53,9 @@
       {name: "color", kind: "colour", label: "Text colour"},
     ].concat(BOX)},
     products: {title: "Product cards", icon: "🛒", fields: [
-      {name: "source", kind: "select", label: "Products", options: ["skus", "bestsellers"], main: true,
-        labels: {skus: "These SKUs", bestsellers: "Best sellers of the last 30 days"}},
+      {name: "source", kind: "select", label: "Products", options: ["skus", "bestsellers", "last_bought"], main: true,
+        labels: {skus: "These SKUs", bestsellers: "Best sellers of the last 30 days",
+                 last_bought: "Each customer's last bought (topped up with best sellers)"}},
       {name: "skus", kind: "skus", label: "SKUs (comma separated)", main: true},
       {name: "limit", kind: "int", label: "At most", min: 1, max: 12, main: true},
       {name: "per_row", kind: "select", label: "Per row", options: ["", "1", "2", "3"], number: true},
@@ -291,6 +292,7 @@
         body.append("subject", (formField("subject") || {}).value || "");
         body.append("name", (formField("name") || {}).value || "");
         body.append("customer", root.querySelector("#design-customer").value);
+        body.append("kind", (formField("kind") || {}).value || "marketing");  // an order email previews as one
         return fetch(root.dataset.previewUrl, {method: "POST", credentials: "same-origin",
           headers: {"X-CSRFToken": csrf()}, body: body});
       }).then(function (response) { return response.json(); }).then(function (data) {

@@ -17,6 +17,8 @@ MAX_MEMBER_IDS = 10_000
 # take keyword argument `segment`; filled in their AppConfig.ready() (STYLE 13). The API answers 409,
 # the admin lists the reasons where it lists protected objects.
 DELETE_GUARDS = []
+# How many of the things that still need a segment a guard's refusal names.
+DELETE_GUARD_NAMES_SHOWN = 3
 
 
 class SegmentStateError(Exception):
@@ -113,6 +115,15 @@ def segment_delete_refusals(*, segment) -> list[str]:
         except ValidationError as error:
             reasons.extend(error.messages)
     return reasons
+
+
+def segment_delete_refuse_while_used(*, users, reason) -> None:
+    """The shared body of a DELETE_GUARDS callable: a ValidationError when `users` (a queryset of the
+    names of what still needs the segment, in the order to list them) has any. `reason` says why and
+    what to do, with `{names}` where the first few names go."""
+    names = list(users[:DELETE_GUARD_NAMES_SHOWN])
+    if names:
+        raise ValidationError(reason.format(names=", ".join(names)))
 
 
 def segment_delete(*, segment) -> None:

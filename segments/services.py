@@ -22,7 +22,8 @@ DELETE_GUARD_NAMES_SHOWN = 3
 
 
 class SegmentStateError(Exception):
-    """The segment's kind does not allow this (e.g. members of a dynamic segment): a 409."""
+    """The segment's kind or use does not allow this (members of a dynamic segment, deleting a segment
+    a higher app still needs): a 409."""
 
 
 def _clean_text(value, *, field, max_length, required):
@@ -127,10 +128,10 @@ def segment_delete_refuse_while_used(*, users, reason) -> None:
 
 
 def segment_delete(*, segment) -> None:
-    """Delete the segment, unless a higher app still needs it (ValidationError naming why)."""
+    """Delete the segment, unless a higher app still needs it (SegmentStateError naming why)."""
     reasons = segment_delete_refusals(segment=segment)
     if reasons:
-        raise ValidationError(" ".join(reasons))
+        raise SegmentStateError(" ".join(reasons))
     segment.delete()
 
 

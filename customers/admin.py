@@ -21,7 +21,7 @@ from unfold.contrib.filters.admin import RangeNumericFilter, TextFilter
 
 from core.money import amount_parse, money_format, tenant_currency
 
-from . import selectors, services
+from . import hooks, selectors, services
 from .countries import country_normalize
 from .models import Address, Customer, ImportJob, Interaction, Order, OrderItem, Tag
 from .pagination import EstimatingPaginator
@@ -568,11 +568,14 @@ class CustomerAdmin(ModelAdmin):
                 )
             else:
                 count = 0
-                for customer in unsubscribed:
-                    if services.customer_resubscribe(
-                        customer=customer, source="admin", reason=reason, author=request.user
-                    ):
-                        count += 1
+                # Each resubscribe is its own record (who, why, when); flows' segment triggers get
+                # the selected customers in one note at the end.
+                with hooks.customers_changed_batch():
+                    for customer in unsubscribed:
+                        if services.customer_resubscribe(
+                            customer=customer, source="admin", reason=reason, author=request.user
+                        ):
+                            count += 1
                 messages.success(request, _("%(count)d customers resubscribed.") % {"count": count})
                 return None
         context = {
@@ -713,8 +716,9 @@ class TagAdmin(ModelAdmin):
         services.tag_delete(tag=obj)
 
     def delete_queryset(self, request, queryset):
-        for tag in queryset:
-            services.tag_delete(tag=tag)
+        with hooks.customers_changed_batch():  # one note for flows' segment triggers, not one per tag
+            for tag in queryset:
+                services.tag_delete(tag=tag)
 
 
 # --- imports ----------------------------------------------------------------------------------------

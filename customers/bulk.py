@@ -5,6 +5,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from rest_framework.exceptions import ValidationError as DRFValidationError
 
+from . import hooks
 from .serializers import CustomerInputSerializer, OrderInputSerializer, ProductInputSerializer
 from .services import customer_upsert, order_upsert, products_upsert
 
@@ -17,16 +18,21 @@ def _error_detail(error):
 
 def _bulk(items, handle):
     results, counts = [], {"created": 0, "updated": 0, "unchanged": 0, "failed": 0}
-    for index, item in enumerate(items):
-        try:
-            with transaction.atomic():
-                obj, status = handle(item)
-        except (ValidationError, DRFValidationError) as error:
-            results.append({"index": index, "status": "error", "id": None, "errors": _error_detail(error)})
-            counts["failed"] += 1
-            continue
-        results.append({"index": index, "status": status, "id": obj.pk})
-        counts[status] += 1
+    # The items' customers are noted for flows' segment triggers once, after the last item, not in
+    # a statement per item (hooks.customers_changed_batch).
+    with hooks.customers_changed_batch():
+        for index, item in enumerate(items):
+            try:
+                with transaction.atomic():
+                    obj, status = handle(item)
+            except (ValidationError, DRFValidationError) as error:
+                results.append(
+                    {"index": index, "status": "error", "id": None, "errors": _error_detail(error)}
+                )
+                counts["failed"] += 1
+                continue
+            results.append({"index": index, "status": status, "id": obj.pk})
+            counts[status] += 1
     return {**counts, "results": results}
 
 

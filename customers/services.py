@@ -197,7 +197,7 @@ def customer_create(*, data, author=None):
         if addresses:
             _addresses_set(customer, addresses)
         event_emit(type="customer.created", data=customer_payload(customer_id=customer.pk))
-        hooks.run_in_transaction(hooks.customers_changed, customer_ids=[customer.pk])
+        hooks.customers_changed_note(customer_ids=[customer.pk])
     return customer
 
 
@@ -241,7 +241,7 @@ def customer_update(*, customer, data, author=None, source="the API"):
             Customer.objects.filter(pk=customer.pk).update(updated_at=timezone.now())
             after = customer_payload(customer_id=customer.pk)
         event_emit(type="customer.updated", data={**after, "changed": changed})
-        hooks.run_in_transaction(hooks.customers_changed, customer_ids=[customer.pk])
+        hooks.customers_changed_note(customer_ids=[customer.pk])
     return customer, changed
 
 
@@ -345,7 +345,7 @@ def customer_resubscribe(*, customer, source, reason, author=None, also=None):
         after = customer_payload(customer_id=customer.pk)
         changed = _changed(before, after)
         event_emit(type="customer.updated", data={**after, "changed": changed})
-        hooks.run_in_transaction(hooks.customers_changed, customer_ids=[customer.pk])
+        hooks.customers_changed_note(customer_ids=[customer.pk])
     return changed
 
 
@@ -404,7 +404,7 @@ def customer_consent_record(*, customer, give, reason, author):
             event_emit(type="customer.updated", data={**after, "changed": _changed(before, after)})
         else:
             event_emit(type="customer.unsubscribed", data=after, occurred_at=now)
-        hooks.run_in_transaction(hooks.customers_changed, customer_ids=[customer.pk])
+        hooks.customers_changed_note(customer_ids=[customer.pk])
     return True
 
 
@@ -434,6 +434,7 @@ def customer_unsubscribe(*, customer_id, source, data=None, now=None):
         event_emit(
             type="customer.unsubscribed", data=customer_payload(customer_id=customer_id), occurred_at=now
         )
+        hooks.customers_changed_note(customer_ids=[customer_id])
     return True
 
 
@@ -604,7 +605,7 @@ def _customers_retag(*, customer_ids, tag_names, add):
         if touched:
             Customer.objects.filter(pk__in=touched).update(updated_at=timezone.now())
             _emit_updated(customer_ids=touched, changed=["tags"])
-            hooks.run_in_transaction(hooks.customers_changed, customer_ids=touched)
+            hooks.customers_changed_note(customer_ids=touched)
     return len(touched)
 
 

@@ -27,6 +27,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from campaigns.models import CampaignRecipient
+from customers import hooks
 from customers.models import Customer, CustomerTag, Order, Tag
 from segments.rules import RuleError
 from segments.selectors import rules_queryset
@@ -405,6 +406,7 @@ def _write(cursor, runs, flows, batch, now):
 
 def _tags(cursor, batch):
     tags, links = Tag._meta.db_table, CustomerTag._meta.db_table
+    changed = set()
     if batch.tags_add:
         customers, names = (list(column) for column in zip(*batch.tags_add, strict=True))
         cursor.execute(
@@ -422,15 +424,22 @@ def _tags(cursor, batch):
             FROM unnest(%s::bigint[], %s::text[]) AS v (customer_id, name)
             JOIN {tags} AS t ON lower(t.name) = lower(v.name)
             ON CONFLICT (customer_id, tag_id) DO NOTHING
+            RETURNING customer_id
             """,
             [customers, names],
         )
+        changed.update(row[0] for row in cursor.fetchall())
     if batch.tags_remove:
         customers, names = (list(column) for column in zip(*batch.tags_remove, strict=True))
         cursor.execute(
             f"""
             DELETE FROM {links} AS l USING {tags} AS t, unnest(%s::bigint[], %s::text[]) AS v (customer_id, name)
             WHERE l.tag_id = t.id AND lower(t.name) = lower(v.name) AND l.customer_id = v.customer_id
+            RETURNING l.customer_id
             """,
             [customers, names],
         )
+        changed.update(row[0] for row in cursor.fetchall())
+    # A tag step can bring its customers into another flow's segment: noted for the next tick, once
+    # for the batch (the tick's segment check ran before this dispatch, so not in this very tick).
+    hooks.customers_changed_note(customer_ids=sorted(changed))

@@ -2,10 +2,12 @@
 
 Orders come through customers' hooks (after commit); custom events from `services.event_record`;
 customers created, segments entered and dates from the periodic sweep (`flow_triggers_sweep`: one set-based
-query per flow). Segments entered also promptly: a customer written through customers' services (or
-given an order) is noted in `flow_segment_changes` by one statement in the writer's transaction, and
-the next dispatcher tick checks the segment flows for the noted customers only
-(`segment_changes_check`); the sweep stays the repair path (rules about time, a lost note).
+query per flow). Segments entered also promptly: a customer whose data a segment can read is written
+(customers' services, orders, the CSV import, flows' tag steps, a static list, the roll-up of opens
+and clicks) is noted in `flow_segment_changes` by one statement per batch in the writer's
+transaction (customers.hooks.customers_changed_note), and the next dispatcher tick checks the
+segment flows for the noted customers only (`segment_changes_check`); the sweep stays the repair
+path (rules about time, a lost note).
 
 A waiting run is woken by setting its `due_at` to now (one UPDATE); the engine then checks what
 happened since it started waiting, so a lost wake-up only costs the timeout, never a wrong answer."""
@@ -15,8 +17,10 @@ from datetime import timedelta
 from decimal import Decimal
 
 from django.db import connection, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
+from customers import hooks
 from customers.models import Customer, Order
 from segments.models import Segment
 from segments.rules import RuleError
@@ -123,7 +127,9 @@ def order_recorded(*, order_id, created):
                     )
                 )
         woken = runs_wake(customer_ids=[order.customer_id], event=ORDER_PLACED)
-        customers_changed(customer_ids=[order.customer_id])  # its totals moved: segments may match now
+        # Its totals moved: segments may match now (through customers' note, so a bulk request's
+        # orders are noted in one statement).
+        hooks.customers_changed_note(customer_ids=[order.customer_id])
         if entered or woken:
             _kick_dispatcher()
 
@@ -143,7 +149,7 @@ def order_status_changed(*, order_id, old, new):
                         entries=[(order.customer_id, f"order:{order.pk}:{new}", {"order": order.pk})],
                     )
                 )
-        customers_changed(customer_ids=[order.customer_id])  # a cancelled order changes its totals
+        hooks.customers_changed_note(customer_ids=[order.customer_id])  # a cancelled order changes its totals
         if entered:
             _kick_dispatcher()
 
@@ -217,18 +223,24 @@ def customers_changed(*, customer_ids):
     One statement, which writes nothing unless the tenant has an active flow with a segment trigger
     (a handful of rows to look at); the dispatcher is marked due with `work_mark_soon` (at most one
     write a second per process), so a customer write costs one cheap extra statement."""
-    if not customer_ids:
+    if isinstance(customer_ids, QuerySet):
+        # A big batch (the CSV import's chunk): its ids are read in this statement, and not at all
+        # while the tenant has no segment flow (the EXISTS is a one-time filter before the scan).
+        source, params = customer_ids.order_by().values("id").query.sql_with_params()
+    elif customer_ids:
+        source, params = "SELECT unnest(%s::bigint[])", [sorted(set(customer_ids))]
+    else:
         return 0
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
             INSERT INTO {FlowSegmentChange._meta.db_table} (customer_id, changed_at)
-            SELECT v.id, statement_timestamp() FROM unnest(%s::bigint[]) AS v (id)
+            SELECT v.id, statement_timestamp() FROM ({source}) AS v (id)
             WHERE EXISTS (SELECT 1 FROM {Flow._meta.db_table} AS f
                           WHERE f.status = 'active' AND f.trigger->>'type' = %s)
             ON CONFLICT (customer_id) DO NOTHING
             """,
-            [sorted(set(customer_ids)), SEGMENT_TRIGGER],
+            [*params, SEGMENT_TRIGGER],
         )
         noted = cursor.rowcount
     if noted:

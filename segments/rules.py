@@ -89,6 +89,41 @@ NEGATIONS = {
     "notInLastDays": "inLastDays",
     "notNull": "null",
 }
+# How the builders (the segment builder, the flow builder's conditions) name each operator, per field
+# type: words, not symbols. Dates read as time ("before"), sets as having ("has any of").
+OPERATOR_LABELS = {
+    "=": "equals",
+    "!=": "does not equal",
+    "<": "less than",
+    ">": "greater than",
+    "<=": "at most",
+    ">=": "at least",
+    "contains": "contains",
+    "doesNotContain": "does not contain",
+    "beginsWith": "begins with",
+    "doesNotBeginWith": "does not begin with",
+    "endsWith": "ends with",
+    "doesNotEndWith": "does not end with",
+    "in": "is one of",
+    "notIn": "is none of",
+    "between": "is between",
+    "notBetween": "is not between",
+    "inLastDays": "in the last N days",
+    "notInLastDays": "not in the last N days",
+    "null": "is empty",
+    "notNull": "is not empty",
+}
+_TYPE_LABELS = {
+    "date": {"<": "before", ">": "after", "<=": "on or before", ">=": "on or after"},
+    "set": {"contains": "has", "doesNotContain": "does not have", "in": "has any of", "notIn": "has none of"},
+}
+
+
+def operator_label(field_type, operator):
+    """The words for `operator` on a field of `field_type` (the operator itself when unknown)."""
+    return _TYPE_LABELS.get(field_type, {}).get(operator) or OPERATOR_LABELS.get(operator, operator)
+
+
 LIST_OPERATORS = {"in", "notIn", "between", "notBetween"}
 NO_VALUE_OPERATORS = {"null", "notNull"}
 ATTRIBUTES_PREFIX = "attributes."
@@ -229,6 +264,11 @@ def field_catalogue():
         "text_operators": list(TEXT_OPERATORS),
         "list_operators": sorted(LIST_OPERATORS),
         "no_value_operators": sorted(NO_VALUE_OPERATORS),
+        # {type: {operator: words}}: what every builder shows for an operator (attributes are text).
+        "operator_labels": {
+            kind: {operator: operator_label(kind, operator) for operator in operators}
+            for kind, operators in OPERATORS_BY_TYPE.items()
+        },
     }
 
 

@@ -4,6 +4,8 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 
+from customers.hooks import customers_changed_note
+
 from .models import Segment, SegmentMember
 from .rules import RuleError, parse_rules
 from .selectors import customers_matchable, segment_customers
@@ -185,6 +187,8 @@ def segment_members_change(*, segment, add=(), remove=()) -> dict:
         before = SegmentMember.objects.filter(segment=segment).count()
         if add_ids:
             _members_insert(segment, add_ids)
+            # They may have entered the segment of a segment_entered flow (customers' hook: flows).
+            customers_changed_note(customer_ids=add_ids)
         after_add = SegmentMember.objects.filter(segment=segment).count()
         removed = 0
         if remove:

@@ -10,6 +10,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from campaigns.models import Campaign, recipient_email_erased
+from customers.hooks import customers_changed_note
 from customers.models import Interaction
 from events.services import event_emit
 
@@ -203,6 +204,10 @@ def _rollup_batch(*, batch_size, result):
         cursor.execute("SELECT DISTINCT campaign_id FROM tracking_batch")
         campaign_ids = {row[0] for row in cursor.fetchall()}
     _interactions_and_events(opened=opened, clicked=clicked)
+    # A first open or click can bring a customer into a segment (opened_campaign, clicked_campaign):
+    # one note for the batch's customers, for flows' segment triggers.
+    customers = {row[2] for row in opened} | {row[2] for row in clicked}
+    customers_changed_note(customer_ids=sorted(customers - {None}))
     result.hits += claimed
     result.batches += 1
     result.new_opens += len(opened)

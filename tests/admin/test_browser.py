@@ -165,6 +165,7 @@ def _build_segment(page, site):
     rule = tree.locator('.rb-rule[data-path="rules[1].rules[1]"]')
     rule.locator(".rb-field").select_option("total_spent")
     rule.locator(".rb-operator").select_option(">")
+    expect(rule.locator(".rb-operator option:checked")).to_have_text("greater than")  # the catalogue's words
     rule.locator(".rb-value").fill("50000")
     expect(count).to_have_text("6")
     expect(page.locator("#segment-live-sample li")).to_have_count(6)

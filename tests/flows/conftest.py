@@ -6,8 +6,9 @@ from django.db import connection
 from campaigns.models import EmailTemplate
 from campaigns.ratelimit import RateLimiter
 from customers.models import Customer
-from flows import engine, sender
+from flows import engine, sender, triggers
 from flows.models import FlowRun
+from segments.models import Segment
 from tests.conftest import verified_sender_domain
 
 FAST = RateLimiter(rate_per_second=100000)
@@ -104,3 +105,30 @@ def tick():
     outcome = engine.flows_dispatch()
     sent = sender.flow_messages_send(time_budget=30)
     return outcome, sent
+
+
+def make_segment_flow(api, rules=None, name="Segment", *, segment=None):
+    """An active segment_entered flow (one tag step) on a dynamic segment of `rules`, or on `segment`,
+    past its first sweep (which notes who matched at activation): from here on, customers who come to
+    match enter."""
+    if segment is None:
+        segment = Segment.objects.create(
+            name=name, kind="dynamic", rules={"combinator": "and", "rules": rules}
+        )
+    flow_id = make_active_flow(
+        api,
+        {
+            "name": name,
+            "trigger": {"type": "segment_entered", "segment": segment.pk},
+            "steps": [{"id": "t", "type": "tag", "add": ["entered"]}],
+            "frequency_cap_hours": 0,
+        },
+    )
+    triggers.flow_triggers_sweep()
+    return flow_id
+
+
+def entered_customers(flow_id):
+    """Ids of the customers who entered the flow (not those noted as matching at activation)."""
+    runs = FlowRun.objects.filter(flow_id=flow_id).exclude(entry_key="baseline")
+    return sorted(runs.values_list("customer_id", flat=True))

@@ -2,6 +2,7 @@
 inspector; a marketer can use it, HTML in names stays text."""
 
 import json
+import re
 
 import pytest
 from django.test import Client
@@ -9,6 +10,7 @@ from django.test import Client
 from flows import recipes
 from flows.models import Flow, FlowRun
 from flows.services import flow_activate
+from segments.rules import field_catalogue
 
 from .conftest import customer, post_event, tick
 
@@ -54,6 +56,33 @@ def test_it_builds_a_flow_from_a_recipe_and_shows_the_builder(browser):
     ):
         assert f'id="{dom_id}"' in html, dom_id
     assert browser.get(f"/admin/flows/flow/{flow.pk}/change/")["Location"].endswith("/builder/")
+
+
+def test_it_gives_the_builder_the_segment_builders_words_for_condition_operators(browser):
+    flow = Flow.objects.create(
+        name="Big spenders",
+        steps=[
+            {
+                "id": "b",
+                "type": "branch",
+                "rules": {
+                    "combinator": "and",
+                    "rules": [{"field": "total_spent", "operator": ">=", "value": "100"}],
+                },
+            }
+        ],
+    )
+
+    html = browser.get(f"/admin/flows/flow/{flow.pk}/builder/").content.decode()
+
+    script = re.search(r'<script id="flow-catalogue" type="application/json">(.*?)</script>', html, re.S)
+    labels = json.loads(script.group(1))["rule_fields"]["operator_labels"]
+    assert labels == field_catalogue()["operator_labels"]  # one list, the segment builder's
+    assert (labels["number"][">="], labels["number"]["="], labels["date"]["<="]) == (
+        "at least",
+        "equals",
+        "on or before",
+    )
 
 
 def test_it_saves_from_the_builder_and_refuses_bad_steps_naming_them(browser):

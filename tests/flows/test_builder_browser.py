@@ -57,6 +57,22 @@ def test_it_combines_a_branchs_conditions_with_any_and_names_the_bad_one(markete
     )
     _open(page, site, flow_id)
     branch = page.locator("#step-b .step-rules")
+    # Operators read as the segment builder's words; the stored rules keep the operator.
+    expect(branch.locator(".rule-operator option:checked")).to_have_text("greater than")
+    expect(branch.locator(".rule-operator option")).to_have_text(
+        [
+            "equals",
+            "does not equal",
+            "less than",
+            "greater than",
+            "at most",
+            "at least",
+            "is between",
+            "is not between",
+            "is one of",
+            "is none of",
+        ]
+    )
 
     branch.locator(".rule-combinator").first.select_option("or")
     branch.locator(".rule-add").first.click()
@@ -70,6 +86,7 @@ def test_it_combines_a_branchs_conditions_with_any_and_names_the_bad_one(markete
     inner = group.locator(".rule").first
     inner.locator(".rule-field").select_option("order_count")
     inner.locator(".rule-operator").select_option(">=")
+    expect(inner.locator(".rule-operator option:checked")).to_have_text("at least")
     inner.locator(".rule-value").fill("many")  # not a number: the server refuses it, naming the path
     page.click("#flow-save")
 

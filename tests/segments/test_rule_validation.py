@@ -1,5 +1,7 @@
 """Invalid rules: every error names the JSON path of the bad node; limits never become a crash."""
 
+import re
+
 import pytest
 
 from segments.rules import RuleError, compile_rules, field_catalogue, parse_rules
@@ -288,3 +290,31 @@ def test_it_describes_every_field_and_its_operators_for_builders():
     ]
     assert fields["tags"]["operators"] == ["contains", "doesNotContain", "in", "notIn", "null", "notNull"]
     assert fields["opened_campaign"]["member_type"] == "id"
+
+
+def test_it_names_every_operator_in_words_for_builders():
+    catalogue = field_catalogue()
+    labels = catalogue["operator_labels"]
+
+    for field in catalogue["fields"]:
+        for operator in field["operators"]:
+            assert re.fullmatch(r"[a-zA-Z ]+", labels[field["type"]][operator]), (field["name"], operator)
+    assert labels["number"] == {
+        "=": "equals",
+        "!=": "does not equal",
+        "<": "less than",
+        ">": "greater than",
+        "<=": "at most",
+        ">=": "at least",
+        "between": "is between",
+        "notBetween": "is not between",
+        "in": "is one of",
+        "notIn": "is none of",
+    }
+    assert (labels["date"][">="], labels["date"]["<"], labels["date"]["inLastDays"]) == (
+        "on or after",
+        "before",
+        "in the last N days",
+    )
+    assert (labels["set"]["in"], labels["set"]["null"]) == ("has any of", "is empty")
+    assert sorted(labels["text"]) == sorted(catalogue["text_operators"])  # attributes are text

@@ -13,7 +13,6 @@
         customer_created: "A customer is created", order_placed: "An order is placed", order_status: "An order's status changes",
         segment_entered: "A customer enters a segment", event: "An event arrives", date: "A date comes (yearly)"
     };
-    var OPERATORS = ["=", "!=", "contains", "doesNotContain", "in", "notIn", ">", "<", ">=", "<=", "inLastDays", "notInLastDays", "null", "notNull"];
 
     function el(tag, attrs, children) {
         var node = document.createElement(tag);
@@ -153,6 +152,9 @@
         }
         var operators = spec ? spec.operators.slice() : [];
         if (operators.indexOf(rule.operator) === -1) operators.push(rule.operator);
+        // Shown in the segment builder's words (the catalogue's operator_labels), stored as the operator.
+        var labels = (spec && catalogue.rule_fields.operator_labels[spec.type]) || {};
+        operators = operators.map(function (operator) { return [operator, labels[operator] || operator]; });
         var operatorSelect = select("rule-operator", operators, rule.operator, function (v) {
             rule.operator = v;
             setValue(rule, spec, valueText(rule));

@@ -15,30 +15,6 @@
 (function () {
   "use strict";
 
-  var OPERATOR_LABELS = {
-    "=": "equals",
-    "!=": "does not equal",
-    "<": "less than",
-    ">": "greater than",
-    "<=": "at most",
-    ">=": "at least",
-    contains: "contains",
-    doesNotContain: "does not contain",
-    beginsWith: "begins with",
-    doesNotBeginWith: "does not begin with",
-    endsWith: "ends with",
-    doesNotEndWith: "does not end with",
-    "in": "is one of",
-    notIn: "is none of",
-    between: "is between",
-    notBetween: "is not between",
-    inLastDays: "in the last N days",
-    notInLastDays: "not in the last N days",
-    "null": "is empty",
-    notNull: "is not empty"
-  };
-  var DATE_LABELS = { "<": "before", ">": "after", "<=": "on or before", ">=": "on or after" };
-  var SET_LABELS = { contains: "has", doesNotContain: "does not have", "in": "has any of", notIn: "has none of" };
   var ATTRIBUTE = "attributes.";
   var PREVIEW_DELAY_MS = 400;
 
@@ -306,10 +282,11 @@
     return button;
   };
 
+  // The words for operators come with the catalogue (segments.rules.OPERATOR_LABELS): one list for
+  // this builder and the flow builder's conditions.
   Builder.prototype.operatorLabel = function (spec, operator) {
-    if (spec && spec.type === "date" && DATE_LABELS[operator]) return DATE_LABELS[operator];
-    if (spec && spec.type === "set" && SET_LABELS[operator]) return SET_LABELS[operator];
-    return OPERATOR_LABELS[operator] || operator;
+    var labels = (spec && this.catalogue.operator_labels[spec.type]) || {};
+    return labels[operator] || operator;
   };
 
   Builder.prototype.renderRule = function (rule, parent, path) {

@@ -21,6 +21,7 @@ from django.utils import timezone
 from campaigns import email_templates, lifecycle, sender
 from campaigns.design import design_compile, design_text_again
 from campaigns.models import CampaignLink, CampaignRecipient
+from campaigns.product_cards import cards_refresh
 from campaigns.ratelimit import RateLimiter
 from campaigns.tokens import make_token, read_token
 from customers.models import Customer, Order, OrderItem, Product
@@ -373,3 +374,17 @@ def test_it_reads_a_batchs_purchases_in_one_query_whatever_its_ab_variants(tenan
     assert len(reads) == 1, [q["sql"][:120] for q in queries.captured_queries]
     # then their products, and the links of products not linked yet (added, read): 4 for the batch
     assert len(queries.captured_queries) == 4, [q["sql"][:120] for q in queries.captured_queries]
+
+
+def test_it_still_refreshes_cards_compiled_before_their_places_were_marked(tenant):
+    product("A", "Assam", "4.00")
+    product("B", "Bancha", "4.00", in_stock=False)
+    legacy = (
+        '<div class="product-card"><!--crm-card:A--><strong>Old name</strong><br>1 EUR</div><!--/crm-card--></div>'
+        '<div class="product-card"><!--crm-card:B--><strong>Bancha</strong><br>4 EUR</div><!--/crm-card--></div>'
+    )
+
+    html, changed = cards_refresh(legacy)
+
+    assert changed and "Assam" in html and "4 EUR" in html and "Old name" not in html
+    assert "Bancha" not in html

@@ -22,6 +22,7 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin
 
+from core.admin import ReadOnlyMixin
 from core.widgets import (
     LocalDateTimeInput,
     local_input_value,
@@ -896,7 +897,7 @@ class VariantFilter(admin.SimpleListFilter):
 
 
 @admin.register(CampaignRecipient)
-class CampaignRecipientAdmin(ModelAdmin):
+class CampaignRecipientAdmin(ReadOnlyMixin, ModelAdmin):
     """Who got which campaign and how it went; read-only (the sender and tracking write these rows)."""
 
     list_display = ["email", "campaign", "status", "variant", "attempts", "sent_at", "error"]
@@ -906,15 +907,6 @@ class CampaignRecipientAdmin(ModelAdmin):
     show_full_result_count = False
     paginator = EstimatingPaginator  # a campaign to a million has a million rows: estimate, as the API does
     readonly_fields = [f.name for f in CampaignRecipient._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class SuppressionForm(forms.ModelForm):

@@ -8,6 +8,8 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.utils import timezone
 
+from segments.services import segment_delete_refuse_while_used
+
 from . import selectors, senders
 from .messages import UNSUBSCRIBE_VAR_RE
 from .rendering import validate_sources
@@ -16,11 +18,10 @@ from .rendering import validate_sources
 def segment_delete_guard(*, segment):
     """A segment a scheduled campaign sends to (or excludes) stays: deleting it would leave the campaign
     to fail at its start time. Sending campaigns froze their audience already. (segments' DELETE_GUARDS)"""
-    names = selectors.campaigns_scheduled_with_segment(segment)
-    if names:
-        raise ValidationError(
-            f"Scheduled campaigns use this segment ({', '.join(names)}): unschedule them or change their segment first."
-        )
+    segment_delete_refuse_while_used(
+        users=selectors.campaigns_scheduled_with_segment(segment),
+        reason="Scheduled campaigns use this segment ({names}): unschedule them or change their segment first.",
+    )
 
 
 def scheduled_at_check(scheduled_at):

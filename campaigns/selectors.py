@@ -302,11 +302,11 @@ def campaign_suggestions(query, limit=20):
     return [(str(pk), f"{name} (#{pk})") for pk, name in rows.values_list("pk", "name")[:limit]]
 
 
-def campaigns_scheduled_with_segment(segment, *, limit=3):
-    """Names of up to `limit` scheduled campaigns that send to or exclude the segment."""
-    return list(
+def campaigns_scheduled_with_segment(segment):
+    """Names of the scheduled campaigns that send to or exclude the segment, soonest first."""
+    return (
         Campaign.objects.listed()
         .filter(Q(segment=segment) | Q(exclude_segment=segment), status="scheduled")
         .order_by("scheduled_at", "id")
-        .values_list("name", flat=True)[:limit]
+        .values_list("name", flat=True)
     )

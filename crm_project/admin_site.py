@@ -184,7 +184,7 @@ def _with_links(data):
     for row in data["sending"]:
         row["url"] = _admin_url("admin:campaigns_campaign_change", row["campaign"].pk)
     for row in data["revenue"]["top_campaigns"]:
-        row["stats_url"] = _admin_url("admin:tracking_campaign_stats", row["campaign_id"])
+        row["stats_url"] = _admin_url("admin:tracking_campaign_stats", row["id"])
     data["sending_active"] = sum(1 for row in data["sending"] if not row["finished"])
     data["just_finished"] = sum(1 for row in data["sending"] if row["finished"])
     data["upcoming"] = [

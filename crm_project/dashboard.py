@@ -220,17 +220,12 @@ def dashboard_revenue(*, now=None):
         "revenue": figures["revenue"],
         "orders": figures["orders"],
         "top_campaigns": [
-            {
-                "campaign_id": campaign_id,
-                "name": names.get(campaign_id, f"#{campaign_id}"),
-                "orders": n,
-                "revenue": revenue,
-            }
+            {"id": campaign_id, "name": names[campaign_id], "orders": n, "revenue": revenue}
             for campaign_id, n, revenue in figures["top_campaigns"]
             if campaign_id in names
         ],
         "top_flows": [
-            {"flow_id": flow_id, "name": flow_names[flow_id], "orders": n, "revenue": revenue}
+            {"id": flow_id, "name": flow_names[flow_id], "orders": n, "revenue": revenue}
             for flow_id, n, revenue in figures["top_flows"]
             if flow_id in flow_names
         ],

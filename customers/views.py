@@ -3,7 +3,7 @@
 from django.http import StreamingHttpResponse
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.renderers import BaseRenderer, JSONRenderer
@@ -209,17 +209,25 @@ BULK_REQUEST = {
 }
 
 
-class CustomerBulkView(APIView):
-    permission_model = Customer
+# POST a JSON array of up to MAX_BULK_ITEMS items to `service` (a bulk upsert taking `items`); the
+# answer is its result per item. Subclasses name the model, the service and the schema's summary (a
+# comment, not a docstring: the schema would show a view class's docstring as the operation's text).
+class _BulkUpsertView(APIView):
+    permission_model = None
     model_permissions = {"POST": ("add", "change")}  # an upsert
+    service = None
 
-    @extend_schema(
-        summary="Upsert up to 1000 customers (by external_id, else email); a result per item",
-        request=BULK_REQUEST,
-        responses={200: BulkResponseSerializer, **WRITE_ERRORS},
-    )
+    @extend_schema(request=BULK_REQUEST, responses={200: BulkResponseSerializer, **WRITE_ERRORS})
     def post(self, request):
-        return Response(bulk.customers_bulk_upsert(items=_bulk_items(request)))
+        return Response(type(self).service(items=_bulk_items(request)))
+
+
+@extend_schema_view(
+    post=extend_schema(summary="Upsert up to 1000 customers (by external_id, else email); a result per item")
+)
+class CustomerBulkView(_BulkUpsertView):
+    permission_model = Customer
+    service = staticmethod(bulk.customers_bulk_upsert)
 
 
 class OrderUpsertView(APIView):
@@ -264,27 +272,17 @@ class OrderDetailView(APIView):
         return Response(OrderSerializer(self.get_object()).data)
 
 
-class OrderBulkView(APIView):
+@extend_schema_view(post=extend_schema(summary="Upsert up to 1000 orders; a result per item"))
+class OrderBulkView(_BulkUpsertView):
     permission_model = Order
-    model_permissions = {"POST": ("add", "change")}  # an upsert
+    service = staticmethod(bulk.orders_bulk_upsert)
 
-    @extend_schema(
-        summary="Upsert up to 1000 orders; a result per item",
-        request=BULK_REQUEST,
-        responses={200: BulkResponseSerializer, **WRITE_ERRORS},
+
+@extend_schema_view(
+    post=extend_schema(
+        summary="Upsert up to 1000 products by SKU (for product cards in emails); a result per item"
     )
-    def post(self, request):
-        return Response(bulk.orders_bulk_upsert(items=_bulk_items(request)))
-
-
-class ProductBulkView(APIView):
+)
+class ProductBulkView(_BulkUpsertView):
     permission_model = Product
-    model_permissions = {"POST": ("add", "change")}  # an upsert
-
-    @extend_schema(
-        summary="Upsert up to 1000 products by SKU (for product cards in emails); a result per item",
-        request=BULK_REQUEST,
-        responses={200: BulkResponseSerializer, **WRITE_ERRORS},
-    )
-    def post(self, request):
-        return Response(bulk.products_bulk_upsert(items=_bulk_items(request)))
+    service = staticmethod(bulk.products_bulk_upsert)

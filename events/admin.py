@@ -7,24 +7,12 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin
 
+from core.admin import ReadOnlyMixin  # rows written by the pipeline are evidence
 from tenancy.admin import PublicOnlyMixin, on_public_host
 
 from .models import InboxMessage, OutboxEvent, TransactionalEmail
 from .services import outbox_retry_now
 from .tasks import publish_outbox
-
-
-class ReadOnlyMixin:
-    """Rows written by the pipeline are evidence: nobody edits or deletes them by hand."""
-
-    def has_add_permission(self, request, *args):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class OutboxStateFilter(admin.SimpleListFilter):

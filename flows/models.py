@@ -30,6 +30,8 @@ class Flow(models.Model):
         ("paused", "Paused"),
         ("archived", "Archived"),
     ]
+    # Live: entering customers now (active) or again once resumed (paused); draft and archived are not.
+    LIVE_STATUSES = ("active", "paused")
 
     name = models.CharField(max_length=200)
     status = models.CharField(max_length=10, choices=STATUS_CHOICES, default="draft", db_index=True)

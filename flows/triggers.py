@@ -14,7 +14,6 @@ import logging
 from datetime import timedelta
 from decimal import Decimal
 
-from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -22,6 +21,7 @@ from customers.models import Customer, Order
 from segments.models import Segment
 from segments.rules import RuleError
 from segments.selectors import segment_customers
+from segments.services import segment_delete_refuse_while_used
 from tenancy.work import work_mark_soon
 
 from .definitions import ORDER_PLACED
@@ -311,14 +311,11 @@ def _enter_dates(flow, now):
 def segment_delete_guard(*, segment):
     """A segment a live flow starts from stays (segments' DELETE_GUARDS): deleting it would leave the
     flow's trigger pointing at nothing. Draft and archived flows don't hold it."""
-    names = list(
-        Flow.objects.filter(
-            status__in=("active", "paused"), trigger__type=SEGMENT_TRIGGER, trigger__segment=segment.pk
+    segment_delete_refuse_while_used(
+        users=Flow.objects.filter(
+            status__in=Flow.LIVE_STATUSES, trigger__type=SEGMENT_TRIGGER, trigger__segment=segment.pk
         )
         .order_by("name", "id")
-        .values_list("name", flat=True)[:3]
+        .values_list("name", flat=True),
+        reason="Live flows start when customers enter this segment ({names}): archive them or change their trigger first.",
     )
-    if names:
-        raise ValidationError(
-            f"Live flows start when customers enter this segment ({', '.join(names)}): archive them or change their trigger first."
-        )

@@ -1,6 +1,7 @@
 """The segments API (PRODUCT.md "Segments"): views validate, call one service or selector, serialize."""
 
-from django.core.exceptions import ValidationError as DjangoValidationError
+from functools import partial
+
 from django.db.models import Prefetch
 from django.db.models.functions import Lower
 from django.shortcuts import get_object_or_404
@@ -12,7 +13,7 @@ from rest_framework.filters import OrderingFilter, SearchFilter
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.api import ERROR_400, ERROR_404, ERROR_409, Conflict
+from core.api import ERROR_400, ERROR_404, ERROR_409, Conflict, service_call
 from core.values import parse_bool
 from customers.filters import (
     CUSTOMER_ORDERING_FIELDS,
@@ -39,12 +40,7 @@ from .serializers import (
     SegmentUpdateSerializer,
 )
 
-
-def _validation(error):
-    """A Django ValidationError from a service as DRF's 400."""
-    if hasattr(error, "error_dict"):
-        return exceptions.ValidationError(error.message_dict)
-    return exceptions.ValidationError({"non_field_errors": error.messages})
+_call = partial(service_call, services.SegmentStateError)
 
 
 def _segment(pk):
@@ -87,10 +83,7 @@ class SegmentListView(generics.GenericAPIView):
     def post(self, request):
         data = SegmentCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        try:
-            segment = services.segment_create(**data.validated_data)
-        except DjangoValidationError as error:
-            raise _validation(error)
+        segment = _call(services.segment_create, **data.validated_data)
         return Response(_detail(segment, request), status=status.HTTP_201_CREATED)
 
 
@@ -108,10 +101,7 @@ class SegmentDetailView(APIView):
         segment = _segment(pk)
         data = SegmentUpdateSerializer(data=request.data, partial=partial)
         data.is_valid(raise_exception=True)
-        try:
-            segment = services.segment_update(segment=segment, **data.validated_data)
-        except DjangoValidationError as error:
-            raise _validation(error)
+        segment = _call(services.segment_update, segment=segment, **data.validated_data)
         return Response(_detail(segment, request))
 
     @extend_schema(
@@ -130,11 +120,7 @@ class SegmentDetailView(APIView):
 
     @extend_schema(responses={204: None, 404: ERROR_404, 409: ERROR_409})
     def delete(self, request, pk):
-        segment = _segment(pk)
-        try:
-            services.segment_delete(segment=segment)
-        except DjangoValidationError as error:
-            raise Conflict(" ".join(error.messages))
+        _call(services.segment_delete, segment=_segment(pk))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -212,12 +198,7 @@ class SegmentMembersView(APIView):
         segment = _segment(pk)
         data = MembersChangeSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        try:
-            result = services.segment_members_change(segment=segment, **data.validated_data)
-        except services.SegmentStateError as error:
-            raise Conflict(str(error))
-        except DjangoValidationError as error:
-            raise _validation(error)
+        result = _call(services.segment_members_change, segment=segment, **data.validated_data)
         result["member_count"] = selectors.segment_customers(segment=segment).count()
         return Response(MembersChangedSerializer(result).data)
 
@@ -235,8 +216,5 @@ class SegmentFreezeView(APIView):
         segment = _segment(pk)
         data = FreezeSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        try:
-            frozen = services.segment_freeze(segment=segment, **data.validated_data)
-        except DjangoValidationError as error:
-            raise _validation(error)
+        frozen = _call(services.segment_freeze, segment=segment, **data.validated_data)
         return Response(_detail(frozen, request, refresh=True), status=status.HTTP_201_CREATED)

@@ -10,7 +10,7 @@ import time
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import Count, Exists, OuterRef, QuerySet, Window
+from django.db.models import Exists, F, OuterRef, QuerySet
 from django.utils import timezone
 
 from customers.models import Customer, OrderItem, Tag
@@ -21,6 +21,8 @@ from .rules import RuleError, compile_rules
 logger = logging.getLogger(__name__)
 
 PREVIEW_SAMPLE_SIZE = 10
+# Up to this many rows read, walking the primary key for the newest matches beats sorting them all.
+PREVIEW_WALK_ROWS = 20_000
 
 
 def customers_matchable() -> QuerySet[Customer]:
@@ -90,19 +92,33 @@ def segment_count_cached(*, segment: Segment) -> dict | None:
 def segment_preview(*, rules, sample_size=PREVIEW_SAMPLE_SIZE) -> dict:
     """``{"count", "sample", "milliseconds"}`` for rules being edited; raises `RuleError`.
 
-    Count and sample come from one scan (``count(*) OVER ()`` beside the newest ids): two separate
-    queries would evaluate the rules twice, which doubles the time of a builder's every keystroke.
+    The count is the plain ``count(*)`` (the planner's best plan: parallel scans and hash joins, as a
+    hand-tuned count). The newest matches come from a second query, shaped by how many matched:
+    - a broad segment walks the primary key backwards and stops at the tenth match, reading about
+      ``10 × customers / matches`` rows (a fraction of a millisecond at 3% of a million);
+    - a narrow one would make that walk read most of the table row by row, so it sorts the matches
+      instead (``ORDER BY id + 0`` keeps the planner off the index): one more scan like the count's.
+    One query with ``count(*) OVER ()`` looked cheaper but the planner costs it as if the LIMIT stopped
+    the scan early and picks the serial index walk for every row (twice the count's time at 1M).
     """
     started = time.monotonic()
     matching = rules_queryset(rules=rules)
-    newest = list(
-        matching.annotate(_total=Window(Count("*"))).order_by("-id").values_list("id", "_total")[:sample_size]
-    )
-    count = newest[0][1] if newest else 0
-    sample = list(
-        customers_matchable().filter(id__in=[pk for pk, _ in newest]).order_by("-id").prefetch_related("tags")
-    )
+    count = matching.count()
+    newest = []
+    if count:
+        walk_rows = sample_size * _customers_estimate() / count
+        ordering = "-id" if walk_rows <= PREVIEW_WALK_ROWS else (F("id") + 0).desc()
+        newest = list(matching.order_by(ordering).values_list("id", flat=True)[:sample_size])
+    sample = list(customers_matchable().filter(id__in=newest).order_by("-id").prefetch_related("tags"))
     return {"count": count, "sample": sample, "milliseconds": round((time.monotonic() - started) * 1000)}
+
+
+def _customers_estimate() -> float:
+    """The planner's row count of the tenant's customers (pg_class, kept by ANALYZE): no rows read."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", [Customer._meta.db_table])
+        row = cursor.fetchone()
+    return max(row[0], 0) if row else 0
 
 
 # --- the builder's value suggestions --------------------------------------------------------------

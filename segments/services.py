@@ -17,10 +17,13 @@ MAX_MEMBER_IDS = 10_000
 # take keyword argument `segment`; filled in their AppConfig.ready() (STYLE 13). The API answers 409,
 # the admin lists the reasons where it lists protected objects.
 DELETE_GUARDS = []
+# How many of the things that still need a segment a guard's refusal names.
+DELETE_GUARD_NAMES_SHOWN = 3
 
 
 class SegmentStateError(Exception):
-    """The segment's kind does not allow this (e.g. members of a dynamic segment): a 409."""
+    """The segment's kind or use does not allow this (members of a dynamic segment, deleting a segment
+    a higher app still needs): a 409."""
 
 
 def _clean_text(value, *, field, max_length, required):
@@ -115,11 +118,20 @@ def segment_delete_refusals(*, segment) -> list[str]:
     return reasons
 
 
+def segment_delete_refuse_while_used(*, users, reason) -> None:
+    """The shared body of a DELETE_GUARDS callable: a ValidationError when `users` (a queryset of the
+    names of what still needs the segment, in the order to list them) has any. `reason` says why and
+    what to do, with `{names}` where the first few names go."""
+    names = list(users[:DELETE_GUARD_NAMES_SHOWN])
+    if names:
+        raise ValidationError(reason.format(names=", ".join(names)))
+
+
 def segment_delete(*, segment) -> None:
-    """Delete the segment, unless a higher app still needs it (ValidationError naming why)."""
+    """Delete the segment, unless a higher app still needs it (SegmentStateError naming why)."""
     reasons = segment_delete_refusals(segment=segment)
     if reasons:
-        raise ValidationError(" ".join(reasons))
+        raise SegmentStateError(" ".join(reasons))
     segment.delete()
 
 

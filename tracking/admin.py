@@ -16,6 +16,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin
 
+from core.admin import ReadOnlyMixin
 from core.money import money_format, tenant_currency
 
 from . import selectors
@@ -182,7 +183,7 @@ def _campaign_admin_url(campaign):
 
 
 @admin.register(CampaignReport)
-class CampaignReportAdmin(ModelAdmin):
+class CampaignReportAdmin(ReadOnlyMixin, ModelAdmin):
     list_display = ("name", "status", "sent_at", "unique_opens", "unique_clicks", "unsubscribes", "report")
     list_filter = ("status",)
     search_fields = ("name",)
@@ -191,15 +192,6 @@ class CampaignReportAdmin(ModelAdmin):
 
     def has_view_permission(self, request, obj=None):
         return request.user.has_perm("campaigns.view_campaign")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def _counter(self, obj, name):
         try:

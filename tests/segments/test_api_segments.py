@@ -297,6 +297,36 @@ def test_it_previews_a_count_and_a_sample_of_up_to_10(api, dataset):
     assert len(body["sample"]) == 10
 
 
+@pytest.mark.parametrize("walk_rows", [0, 10**9], ids=["narrow: sorts the matches", "broad: walks the ids"])
+def test_it_samples_the_newest_matches_whichever_way_it_reads_them(api, dataset, monkeypatch, walk_rows):
+    # The sample's query depends on how many match (segments.selectors.PREVIEW_WALK_ROWS): both
+    # shapes give the same newest ten.
+    monkeypatch.setattr("segments.selectors.PREVIEW_WALK_ROWS", walk_rows)
+    Customer.objects.bulk_create([Customer(email=f"extra{index}@example.com") for index in range(15)])
+    matchable = Customer.objects.filter(erased_at__isnull=True)
+    newest = list(matchable.order_by("-id").values_list("id", flat=True)[:10])
+    everyone = {"combinator": "or", "rules": [{"field": "email", "operator": "notNull"}]}
+    body = api.post("/api/segments/preview", {"rules": everyone}).json()
+    assert body["count"] == matchable.count()
+    assert [item["id"] for item in body["sample"]] == newest
+    body = api.post("/api/segments/preview", {"rules": VIP_RULES}).json()
+    assert [item["id"] for item in body["sample"]] == sorted(
+        ids(dataset, "anna", "cecil", "fanni"), reverse=True
+    )
+
+
+def test_it_previews_no_sample_when_nothing_matches(api, dataset):
+    nobody = {
+        "combinator": "and",
+        "rules": [{"field": "tags", "operator": "contains", "value": "no-such-tag"}],
+    }
+    assert api.post("/api/segments/preview", {"rules": nobody}).json() | {"milliseconds": 0} == {
+        "count": 0,
+        "sample": [],
+        "milliseconds": 0,
+    }
+
+
 def test_it_refuses_a_preview_without_rules(api, tenant):
     response = api.post("/api/segments/preview", {})
     assert response.status_code == 400

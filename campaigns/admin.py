@@ -36,7 +36,7 @@ from customers.selectors import customers_search
 from segments.models import Segment
 
 from . import abtests, editing, email_templates, lifecycle, proofs, readiness, selectors, senders
-from .admin_abtests import ABTestFormMixin
+from .admin_abtests import ABTestFormMixin, variant_from_form
 from .content import design_apply
 from .design_widget import DesignField
 from .lifecycle import CampaignStateError
@@ -598,6 +598,7 @@ class CampaignAdmin(ModelAdmin):
             "panel_audience_url": reverse("admin:campaigns_campaign_audience"),
             "panel_customers_url": reverse("admin:campaigns_campaign_customers"),
             "panel_campaign": campaign,
+            "panel_variant_keys": abtests.VARIANT_KEYS,
         }
         if campaign is None:
             return context
@@ -639,9 +640,21 @@ class CampaignAdmin(ModelAdmin):
         ] + super().get_urls()
 
     def live_preview_view(self, request):
-        """POST the form's current content (and a customer) -> rendered subject/html/text as JSON."""
+        """POST the form's current content (and a customer) -> rendered subject/html/text as JSON.
+
+        `variant` (A..D) with the form's variant fields: that A/B variant as its recipients get it
+        (its subject, content and from name over the campaign's)."""
         if not self.has_view_permission(request) or request.method != "POST":
             raise PermissionDenied
+        key = request.POST.get("variant") or ""
+        if key and key not in abtests.VARIANT_KEYS:
+            return JsonResponse(
+                {
+                    "errors": {"variant": [f"One of {', '.join(abtests.VARIANT_KEYS)}."]},
+                    "labels": {"variant": str(_("Variant"))},
+                },
+                status=400,
+            )
         template = EmailTemplate.objects.filter(
             pk=request.POST.get("template") or 0, kind="marketing"
         ).first()
@@ -651,8 +664,16 @@ class CampaignAdmin(ModelAdmin):
             subject=request.POST.get("subject", ""),
             html_body=request.POST.get("html_body", ""),
             text_body=request.POST.get("text_body", ""),
+            from_email=request.POST.get("from_email", ""),
+            from_name=request.POST.get("from_name", ""),
+            variants=[variant_from_form(request.POST, key)] if key else [],
         )
         content = selectors.campaign_content(campaign=probe)
+        sender = selectors.campaign_sender(campaign=probe)
+        if key:
+            # The sender's own choice of a variant's parts (abtests.variant_content), so the preview
+            # shows what that variant's recipients get.
+            content, sender = abtests.variant_content(campaign=probe, key=key, content=content, sender=sender)
         customer = _find_customer(request.POST.get("customer"))
         try:
             rendered = email_templates.template_preview(
@@ -675,6 +696,8 @@ class CampaignAdmin(ModelAdmin):
                 "subject": rendered.subject,
                 "html": rendered.html,
                 "text": rendered.text,
+                "from_name": sender["from_name"],
+                "variant": key,
                 "customer": customer.email if customer else None,
                 "errors": {},
             }

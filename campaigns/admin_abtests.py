@@ -20,6 +20,17 @@ def _field_name(key, part):
     return f"variant_{key}_{part}"
 
 
+def variant_from_form(data, key):
+    """One variant as the composer's fields hold it now (saved or not), for the live preview: what
+    it sets over the campaign's own, as `ab_values` reads it."""
+    entry = {"key": key}
+    for part in VARIANT_INPUTS:
+        value = (data.get(_field_name(key, part)) or "").strip()
+        if value:
+            entry[part] = value
+    return entry
+
+
 class ABTestFormMixin(forms.Form):
     ab_enabled = forms.BooleanField(
         label=_("A/B test this campaign"),

@@ -79,9 +79,19 @@ SKU_RE = re.compile(r"^[A-Za-z0-9._\-/ ]{1,100}$")
 PRODUCT_SOURCES = ("skus", "bestsellers", "last_bought")
 LAST_BOUGHT = "last_bought"
 # A card of a fixed product (by SKU or a best seller) is marked in the compiled HTML with its SKU, so
-# the sender can show the product's current price, image and stock (campaigns/product_cards.py).
+# the sender can show the product's current price, image and stock (campaigns/product_cards.py). Every
+# place of a block's grid is marked (an empty place with no SKU), each row and the block as a whole
+# too, with how many cards the block shows at most: the sender fills the places with the cards
+# available then, in order, and leaves out the rows it no longer needs, so no hole shows.
 CARD_OPEN = "<!--crm-card:{}-->"
 CARD_CLOSE = "<!--/crm-card-->"
+CARDS_OPEN = "<!--crm-cards:{}-->"
+CARDS_CLOSE = "<!--/crm-cards-->"
+ROW_OPEN = "<!--crm-row-->"
+ROW_CLOSE = "<!--/crm-row-->"
+# A best-seller block compiles this many times its limit of candidates (in stock or not when saved),
+# so one sold out at send time gives way to the next.
+BESTSELLER_SPARES = 2
 
 
 class DesignError(ValidationError):
@@ -576,10 +586,15 @@ def _block_columns(data, ctx):
     return _section(data, "".join(columns))
 
 
-def products_for(data):
+def products_for(data, *, in_stock=True):
     """The in-stock products a card block shows, in order: by SKU, or the best sellers of the last
-    BESTSELLER_DAYS days (quantity sold in orders that count)."""
+    BESTSELLER_DAYS days (quantity sold in orders that count).
+
+    `in_stock=False`: the products the block may show, whatever their stock now (the compiler's
+    cards, whose stock the sender decides at send time): every known SKU, or BESTSELLER_SPARES
+    times the limit of best sellers."""
     limit = data.get("limit", MAX_PRODUCTS_PER_BLOCK)
+    stock = {"in_stock": True} if in_stock else {}
     if data.get("source") == "bestsellers":
         since = timezone.now() - timedelta(days=BESTSELLER_DAYS)
         # Once per save, not per recipient: a grouped sum over the window's order items, then the
@@ -592,11 +607,14 @@ def products_for(data):
             .order_by("-sold", "sku")
             .values_list("sku", flat=True)[: limit * 4]
         )
-        products = {p.sku: p for p in Product.objects.filter(sku__in=top, in_stock=True)}
-        return [products[sku] for sku in top if sku in products][:limit]
+        products = {p.sku: p for p in Product.objects.filter(sku__in=top, **stock)}
+        return [products[sku] for sku in top if sku in products][
+            : limit if in_stock else limit * BESTSELLER_SPARES
+        ]
     skus = [html.unescape(sku) for sku in data.get("skus", [])]
-    products = {p.sku: p for p in Product.objects.filter(sku__in=skus, in_stock=True)}
-    return [products[sku] for sku in skus if sku in products][:limit]
+    products = {p.sku: p for p in Product.objects.filter(sku__in=skus, **stock)}
+    chosen = [products[sku] for sku in skus if sku in products]
+    return chosen[:limit] if in_stock else chosen
 
 
 def product_price(product):
@@ -650,7 +668,12 @@ def _block_last_bought(data, ctx, index):
                 f"{image}{rest}<mj-raw>{code('{% endif %}')}</mj-raw></mj-column>"
             )
         columns += ["<mj-column></mj-column>"] * (per_row - len(columns))
-        rows.append(_section(data, "".join(columns), default_padding=4))
+        # A row shows only when its first place has a product: a recipient with fewer products than
+        # places sees no empty rows (the places fill in order).
+        rows.append(
+            f"<mj-raw>{code('{% if ' + key + '.' + str(start) + ' %}')}</mj-raw>"
+            f"{_section(data, ''.join(columns), default_padding=4)}<mj-raw>{code('{% endif %}')}</mj-raw>"
+        )
     return "".join(rows)
 
 
@@ -662,13 +685,17 @@ def _block_products(data, ctx, index=0):
         return _block_last_bought(data, ctx, index)
     if data.get("source") == "skus" and not data.get("skus"):
         raise DesignError("products", "pick at least one SKU, or show the best sellers.")
-    products = products_for(data)
+    # Every known product of the block is compiled, in stock or not: the sender shows those in stock
+    # at send time (campaigns/product_cards.py), so one sold out now is back when it is back.
+    products = products_for(data, in_stock=False)
+    limit = data.get("limit", MAX_PRODUCTS_PER_BLOCK)
     wanted = data.get("skus", [])
-    if data.get("source") == "skus" and len(products) < len(wanted):
-        found = {p.sku for p in products}
-        missing = [html.unescape(s) for s in wanted if html.unescape(s) not in found]
-        ctx.warnings.append(f"Products not shown (unknown or out of stock): {', '.join(missing)}.")
-    ctx.product_cards += len(products)
+    if data.get("source") == "skus":
+        in_stock = {p.sku for p in products if p.in_stock}
+        missing = [html.unescape(s) for s in wanted if html.unescape(s) not in in_stock]
+        if missing:
+            ctx.warnings.append(f"Products not shown (unknown or out of stock): {', '.join(missing)}.")
+    ctx.product_cards += min(len(products), limit)
     if ctx.product_cards > MAX_PRODUCT_CARDS:
         raise DesignError("products", f"at most {MAX_PRODUCT_CARDS} product cards in one design.")
     per_row = data.get("per_row", 2)
@@ -691,10 +718,13 @@ def _block_products(data, ctx, index=0):
                 f'<mj-column css-class="product-card"><mj-raw>{marker}</mj-raw>{inner}'
                 f"<mj-raw>{CARD_CLOSE}</mj-raw></mj-column>"
             )
-        # Empty places keep the cards of the last row as wide as the others.
-        columns += ["<mj-column></mj-column>"] * (per_row - len(columns))
-        rows.append(_section(data, "".join(columns), default_padding=4))
-    return "".join(rows)
+        # Empty places keep the cards of the last row as wide as the others; marked like a card's, so
+        # the sender can move a card into any place of the grid.
+        empty = f'<mj-column css-class="product-card"><mj-raw>{CARD_OPEN.format("")}{CARD_CLOSE}</mj-raw></mj-column>'
+        columns += [empty] * (per_row - len(columns))
+        section = _section(data, "".join(columns), default_padding=4)
+        rows.append(f"<mj-raw>{ROW_OPEN}</mj-raw>{section}<mj-raw>{ROW_CLOSE}</mj-raw>")
+    return f"<mj-raw>{CARDS_OPEN.format(limit)}</mj-raw>{''.join(rows)}<mj-raw>{CARDS_CLOSE}</mj-raw>"
 
 
 def _block_divider(data, ctx):

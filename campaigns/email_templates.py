@@ -10,7 +10,7 @@ from .content import campaign_classify, design_apply
 from .design import design_compile, design_parse
 from .lifecycle import EDITABLE_STATUSES
 from .models import Campaign, EmailTemplate
-from .product_cards import ProductCards
+from .product_cards import ProductCards, cards_refresh_text
 from .rendering import customer_context, render_message, sample_context, validate_sources
 from .tokens import preferences_url, tenant_base_url
 
@@ -101,6 +101,7 @@ def template_preview(*, subject, html_body, text_body, customer=None, campaign_n
     """Rendered subject, html, text of a template against a customer (or sample values); a
     transactional one as an order email goes out (an order, the preference centre, no unsubscribe)."""
     if kind == "transactional":
+        html_body, text_body = cards_refresh_text(html_body, text_body)
         rendered = render_message(
             subject=subject,
             html=html_body,

@@ -82,10 +82,13 @@ def _insert_before_body_end(document, snippet):
 class CampaignComposer:
     """Builds the personalised messages of one campaign."""
 
-    def __init__(self, *, campaign, content, sender, links=None, base_url, test=False, variant=""):
+    def __init__(
+        self, *, campaign, content, sender, links=None, base_url, test=False, variant="", purchases=None
+    ):
         """`content`: dict(subject, html, text); `sender`: dict(from_email, from_name, reply_to,
         postal_address); `links`: {url: CampaignLink id} for click tracking; `variant`: the A/B
-        variant a test copy shows (its subject says which)."""
+        variant a test copy shows (its subject says which); `purchases`: the "last bought" products
+        of another composer of the campaign (an A/B test's), shared so a batch reads them once."""
         self.variant = variant or ""
         self.campaign_id = campaign.id or 0  # 0: a test copy of an unsaved campaign
         self.campaign_name = campaign.name
@@ -101,6 +104,7 @@ class CampaignComposer:
             html_source=content["html"],
             text_source=content["text"],
             campaign_id=campaign.id if track_clicks else None,
+            purchases=purchases,
         )
         content = {**content, "html": self.product_cards.html, "text": self.product_cards.text}
         links = {**(links or {}), **self.product_cards.link_ids}

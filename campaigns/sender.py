@@ -117,7 +117,12 @@ def _composer(*, campaign, content, sender, links, test):
             campaign=campaign, key=variant["key"], content=content, sender=sender
         )
         variants[variant["key"]] = CampaignComposer(
-            campaign=campaign, content=variant_content, sender=variant_sender, links=links, base_url=base_url
+            campaign=campaign,
+            content=variant_content,
+            sender=variant_sender,
+            links=links,
+            base_url=base_url,
+            purchases=composer.product_cards.purchases,
         )
     return VariantComposer(composer, variants)
 
@@ -133,13 +138,9 @@ class VariantComposer:
         return self.variants.get(claim.variant, self.default)
 
     def prepare(self, claims):
-        """Each variant's composer prepares its own claims only (one query per variant in the batch)."""
-        by_key = {}
-        for claim in claims:
-            key = claim.variant if claim.variant in self.variants else None
-            by_key.setdefault(key, []).append(claim)
-        for key, own in by_key.items():
-            (self.variants[key] if key is not None else self.default).prepare(own)
+        """The batch's "last bought" products, for every variant at once: the composers share them
+        (one query per batch, however many variants it holds)."""
+        self.default.prepare(claims)
 
 
 class Store:

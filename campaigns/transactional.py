@@ -38,6 +38,7 @@ from . import senders, tokens
 from .mail import delivery_error, mail_connection
 from .messages import sending_domain
 from .models import EmailTemplate
+from .product_cards import cards_refresh_text
 from .rendering import (
     customer_context,
     order_context,
@@ -315,10 +316,12 @@ def _compose(row, order, customer):
     # By name, not connection.tenant: under schema_context (the webshop consumer) that is a stand-in.
     tenant = Tenant.objects.filter(schema_name=connection.schema_name).first()
     base_url = tokens.tenant_base_url(tenant) if tenant is not None else settings.APP_URL
+    # Product cards as the shop has them now (a design compiles every product, in stock or not).
+    html_body, text_body = cards_refresh_text(template.html_body, template.text_body)
     rendered = render_message(
         subject=template.subject,
-        html=template.html_body,
-        text=template.text_body,
+        html=html_body,
+        text=text_body,
         context=transactional_context(customer=customer, order=order, base_url=base_url),
     )
     # An order email goes out whatever the sender setting says: a default sender the tenant may not

@@ -63,3 +63,40 @@ def test_it_composes_an_ab_test_with_variants_side_by_side(marketer_page, site):
     expect(page.locator("#ab-variant-B .errorlist")).to_contain_text("at least one of")
     assert site.run(lambda: Campaign.objects.get(pk=campaign.pk).variants) == campaign.variants
     assert page.errors == []
+
+
+def test_it_previews_each_variant_beside_the_composer(marketer_page, site):
+    page = marketer_page
+    page.goto(site.url + "/admin/campaigns/campaign/add/")
+    page.select_option("#id_template", label="Spring newsletter")
+    page.fill("#campaign-preview-customer", "bence.nagy@example.com")
+    subject, sender = page.locator("#campaign-preview-subject"), page.locator("#campaign-preview-from")
+    switch = page.locator("#campaign-preview-variant")
+    frame = page.frame_locator("#campaign-preview-frame")
+    expect(subject).to_have_text("Spring is here, Bence")
+    expect(switch).to_be_hidden()  # no test, nothing to switch
+
+    page.check("#id_ab_enabled")
+    expect(switch).to_be_visible()
+    expect(switch.locator("option[value=C]")).to_have_attribute("hidden", "")  # C counts once filled
+    page.fill("#id_variant_A_subject", "Spring sale, {{ customer.first_name }}")
+    page.fill("#id_variant_B_from_name", "Anna from Teashop")
+    page.fill("#id_variant_B_html_body", "<p>A treat for you, {{ customer.first_name }}</p>")
+
+    switch.select_option("A")
+    expect(subject).to_have_text("Spring sale, Bence")
+    expect(sender).to_have_text("Teashop")
+    expect(frame.locator("h1")).to_have_text("Hello Bence!")
+    switch.select_option("B")
+    expect(subject).to_have_text("Spring is here, Bence")
+    expect(sender).to_have_text("Anna from Teashop")
+    expect(frame.locator("body")).to_contain_text("A treat for you, Bence")
+    page.locator("#campaign-preview").scroll_into_view_if_needed()
+    screenshot(page, "campaign-ab-preview-variant")
+    page.fill("#id_variant_C_subject", "A third way")
+    switch.select_option("C")
+    expect(subject).to_have_text("A third way")
+    switch.select_option("")
+    expect(subject).to_have_text("Spring is here, Bence")
+    expect(frame.locator("h1")).to_have_text("Hello Bence!")
+    assert page.errors == []

@@ -134,3 +134,61 @@ def test_it_shows_the_variants_winner_and_probabilities_on_the_stats_page(browse
     assert 'data-winner="B" data-decided-by="manual"' in page
     assert 'data-variant="A"' in page and 'data-variant="B"' in page
     assert 'data-type="line"' in page  # the probabilities over time
+
+
+# --- the live preview, variant by variant -------------------------------------------------------------
+
+PREVIEW_FORM = {
+    "name": "Spring",
+    "template": "",
+    "subject": "Spring for {{ customer.first_name }}",
+    "html_body": "<p>Our spring teas, {{ customer.first_name }}</p>",
+    "text_body": "",
+    "from_email": "",
+    "from_name": "Tea Shop",
+    "variant_A_subject": "Spring sale for {{ customer.first_name }}",
+    "variant_B_from_name": "Anna from Tea Shop",
+    "variant_B_html_body": "<p>A treat for you, {{ customer.first_name }}</p>",
+    "variant_C_subject": "",
+}
+
+
+def preview(browser, **fields):
+    return browser.post(reverse("admin:campaigns_campaign_live_preview"), {**PREVIEW_FORM, **fields})
+
+
+def test_it_previews_each_variant_as_its_recipients_get_it(browser, tenant):
+    make_customers(1, prefix="pv")  # First0 Last0
+
+    own, a, b = (preview(browser, variant=key, customer="pv0@example.com").json() for key in ("", "A", "B"))
+
+    assert (own["subject"], own["from_name"], own["variant"]) == ("Spring for First0", "Tea Shop", "")
+    assert "Our spring teas, First0" in own["html"]
+    # A sets its subject only: the campaign's content and from name.
+    assert (a["subject"], a["from_name"], a["variant"]) == ("Spring sale for First0", "Tea Shop", "A")
+    assert "Our spring teas, First0" in a["html"] and "A treat" not in a["html"]
+    # B sets its content and from name: the campaign's subject.
+    assert (b["subject"], b["from_name"], b["variant"]) == ("Spring for First0", "Anna from Tea Shop", "B")
+    assert "A treat for you, First0" in b["html"] and "Our spring teas" not in b["html"]
+    assert own["errors"] == a["errors"] == b["errors"] == {}
+
+
+def test_it_shows_a_variants_template_error_in_the_preview(browser, tenant):
+    response = preview(browser, variant="A", variant_A_subject="{% if %}")
+    assert response.status_code == 200
+    assert "subject" in response.json()["errors"] and "html" not in response.json()
+
+
+def test_it_refuses_to_preview_a_variant_the_test_cannot_have(browser, tenant):
+    before = Campaign.objects.count()
+    response = preview(browser, variant="E")
+    assert response.status_code == 400
+    assert "variant" in response.json()["errors"] and "html" not in response.json()
+    assert Campaign.objects.count() == before
+
+
+def test_it_offers_the_variant_switch_beside_the_preview(browser, tenant):
+    page = browser.get("/admin/campaigns/campaign/add/").content.decode()
+    assert 'id="campaign-preview-variant"' in page and 'id="campaign-preview-from"' in page
+    for key in "ABCD":
+        assert f'<option value="{key}">Variant {key}</option>' in page

@@ -58,6 +58,8 @@ def test_it_counts_the_audience_and_renders_a_live_preview(browser, tenant):
         "subject": "Hi First1",
         "html": "<b>Last1</b>",
         "text": "**Last1**\n",
+        "from_name": "",
+        "variant": "",
         "customer": "c1@example.com",
         "errors": {},
     }

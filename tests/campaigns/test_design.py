@@ -202,11 +202,13 @@ def test_it_shows_products_by_sku_skipping_unknown_and_out_of_stock_ones(tenant)
             }
         ]
     }
-    compiled = design_compile(design, brand=BRAND)
-    assert "Green tea" in compiled["html"] and "9.90 EUR" in compiled["html"]
-    assert "Black tea" not in compiled["html"]
-    assert "https://shop.example/t1.jpg" in compiled["html"]
+    compiled, rendered = email_templates.design_preview(design=design)
+    assert "Green tea" in rendered.html and "9.90 EUR" in rendered.html
+    assert "Black tea" not in rendered.html and "Black tea" not in rendered.text
+    assert "https://shop.example/t1.jpg" in rendered.html
     assert compiled["warnings"] == ["Products not shown (unknown or out of stock): TEA-2, NOPE."]
+    # The sold-out product's card is compiled all the same: the sender decides its stock at send time.
+    assert "<!--crm-card:TEA-2-->" in compiled["html"] and "NOPE" not in compiled["html"]
 
 
 def test_it_shows_the_best_sellers_of_the_last_30_days(tenant):

@@ -21,6 +21,7 @@ from django.utils import timezone
 from campaigns import email_templates, lifecycle, sender
 from campaigns.design import design_compile, design_text_again
 from campaigns.models import CampaignLink, CampaignRecipient
+from campaigns.product_cards import cards_refresh
 from campaigns.ratelimit import RateLimiter
 from campaigns.tokens import make_token, read_token
 from customers.models import Customer, Order, OrderItem, Product
@@ -234,3 +235,156 @@ def test_it_generates_the_same_text_part_from_the_compiled_html_as_the_compiler(
     }
     compiled = design_compile(design, brand=BRAND)
     assert design_text_again(compiled["html"]) == compiled["text"]
+
+
+# --- stock decided at send time, both ways; no holes in the grid ------------------------------------
+
+# MJML's own structure (not our markers): each section's columns sit between these two comments.
+SECTION_COLUMNS_RE = re.compile(
+    r'role="presentation"><tr><!\[endif\]-->(.*?)<!--\[if mso \| IE\]></tr></table><!\[endif\]-->', re.DOTALL
+)
+
+
+def grid(html):
+    """The product rows of an HTML as MJML laid them out: per row, each column's card name ("" for an
+    empty column)."""
+    rows = []
+    for section in SECTION_COLUMNS_RE.findall(html):
+        columns = section.split('<div class="mj-outlook-group-fix mj-column-per-')[1:]
+        if any(" product-card" in column.split(">", 1)[0] for column in columns):
+            rows.append([(re.findall(r"<strong>(.*?)</strong>", column) or [""])[0] for column in columns])
+    return rows
+
+
+def test_it_shows_a_card_whose_product_was_sold_out_when_saved_once_it_is_back_in_stock(tenant):
+    product("TEA-1", "Green tea", "9.90")
+    product("TEA-2", "Black tea", "7.00", in_stock=False)
+    campaign = make_campaign(
+        static_segment(make_customers(1, prefix="bk")),
+        design=cards({"source": "skus", "skus": ["TEA-2", "TEA-1"]}),
+    )
+    Product.objects.filter(sku="TEA-2").update(in_stock=True)
+
+    html, text = send(campaign)["bk0@example.com"]
+
+    assert grid(html) == [["Black tea", "Green tea"]]
+    assert "7 EUR" in html and "Black tea" in text and text.index("Black tea") < text.index("Green tea")
+
+
+def test_it_moves_the_remaining_cards_up_when_one_is_sold_out_at_send_time(tenant):
+    for sku, name in (
+        ("A", "Assam"),
+        ("B", "Bancha"),
+        ("C", "Chai"),
+        ("D", "Darjeeling"),
+        ("E", "Earl Grey"),
+    ):
+        product(sku, name, "4.00")
+    block = {"source": "skus", "skus": ["A", "B", "C", "D", "E"], "per_row": 2}
+    campaign = make_campaign(static_segment(make_customers(1, prefix="rf")), design=cards(block))
+    assert grid(campaign.html_body) == [["Assam", "Bancha"], ["Chai", "Darjeeling"], ["Earl Grey", ""]]
+    Product.objects.filter(sku__in=["B", "D"]).update(in_stock=False)
+    Product.objects.filter(sku="E").delete()
+
+    html, text = send(campaign)["rf0@example.com"]
+
+    # Laid out as a design of the products still there would be: no empty place but the last row's.
+    assert grid(html) == [["Assam", "Chai"]]
+    fresh = design_compile(cards({**block, "skus": ["A", "C"]}))
+    assert grid(html) == grid(fresh["html"])
+    names = [n for n in ("Assam", "Bancha", "Chai", "Darjeeling", "Earl Grey") if n in text]
+    assert names == ["Assam", "Chai"] and text.index("Assam") < text.index("Chai")
+    assert text.count("Buy now") == 2
+
+
+def test_it_keeps_a_blocks_limit_when_filling_places_from_the_next_products(tenant):
+    for sku, name in (("A", "Assam"), ("B", "Bancha"), ("C", "Chai")):
+        product(sku, name, "4.00", in_stock=sku != "C")
+    block = {"source": "skus", "skus": ["A", "B", "C"], "per_row": 3, "limit": 2}
+    campaign = make_campaign(static_segment(make_customers(1, prefix="lm")), design=cards(block))
+    Product.objects.filter(sku="A").update(in_stock=False)
+    Product.objects.filter(sku="C").update(in_stock=True)
+
+    html, _ = send(campaign)["lm0@example.com"]
+
+    assert grid(html) == [["Bancha", "Chai", ""]]
+
+
+def test_it_drops_the_whole_block_when_none_of_its_products_is_in_stock(tenant):
+    product("A", "Assam", "4.00")
+    product("B", "Bancha", "4.00")
+    campaign = make_campaign(
+        static_segment(make_customers(1, prefix="no")), design=cards({"source": "skus", "skus": ["A", "B"]})
+    )
+    Product.objects.update(in_stock=False)
+
+    html, text = send(campaign)["no0@example.com"]
+
+    assert grid(html) == [] and "Buy now" not in html and "Buy now" not in text
+    assert "Our picks" in html and "Tea Shop" in text
+
+
+def test_it_shows_no_empty_row_of_last_bought_cards_to_someone_with_fewer_products(tenant):
+    product("A", "Assam", "4.00")
+    ann = Customer.objects.create(email="ann@example.com", email_marketing=True)
+    bought(ann, "A", days_ago=1)
+    campaign = make_campaign(
+        static_segment([ann]), design=cards({"source": "last_bought", "limit": 4, "per_row": 2})
+    )
+
+    html, text = send(campaign)["ann@example.com"]
+
+    assert grid(html) == [["Assam", ""]]
+    assert text.count("Assam") == 1 and "{%" not in text
+
+
+def test_it_reads_a_batchs_purchases_in_one_query_whatever_its_ab_variants(tenant):
+    for sku in ("A", "B", "C"):
+        product(sku, sku * 3, "2.00")
+    customers = make_customers(30, prefix="ab")
+    for index, customer in enumerate(customers):
+        bought(customer, "ABC"[index % 3], days_ago=1)
+    campaign = make_campaign(
+        static_segment(customers),
+        design=cards({"source": "last_bought", "limit": 1}),
+        variants=[
+            {"key": "A", "subject": "One"},
+            {"key": "B", "subject": "Two"},
+            {"key": "C", "subject": "Three"},
+        ],
+        ab_test={"test_percent": 90, "metric": "open_rate", "wait_seconds": 3600, "min_confidence": 0.95},
+    )
+    lifecycle.campaign_send_now(campaign=campaign)
+    composer = sender.composer_for(campaign=campaign)
+    claims = [
+        sender.Claim(r.pk, r.customer_id, r.email, 0, r.variant)
+        for r in CampaignRecipient.objects.filter(campaign=campaign)
+    ]
+    assert {claim.variant for claim in claims} >= {"A", "B", "C"}
+    composer.prepare(claims[:1])  # the best sellers: once per run, not per batch
+
+    with CaptureQueriesContext(connection) as queries:
+        composer.prepare(claims)
+        for claim in claims:
+            composer.for_claim(claim).compose(
+                recipient_id=claim.id, email=claim.email, customer_id=claim.customer_id, customer={}
+            )
+
+    reads = [q["sql"] for q in queries.captured_queries if "WITH bought AS" in q["sql"]]
+    assert len(reads) == 1, [q["sql"][:120] for q in queries.captured_queries]
+    # then their products, and the links of products not linked yet (added, read): 4 for the batch
+    assert len(queries.captured_queries) == 4, [q["sql"][:120] for q in queries.captured_queries]
+
+
+def test_it_still_refreshes_cards_compiled_before_their_places_were_marked(tenant):
+    product("A", "Assam", "4.00")
+    product("B", "Bancha", "4.00", in_stock=False)
+    legacy = (
+        '<div class="product-card"><!--crm-card:A--><strong>Old name</strong><br>1 EUR</div><!--/crm-card--></div>'
+        '<div class="product-card"><!--crm-card:B--><strong>Bancha</strong><br>4 EUR</div><!--/crm-card--></div>'
+    )
+
+    html, changed = cards_refresh(legacy)
+
+    assert changed and "Assam" in html and "4 EUR" in html and "Old name" not in html
+    assert "Bancha" not in html

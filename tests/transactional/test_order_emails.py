@@ -1,14 +1,15 @@
 """Order confirmation and shipping notice: once per order and kind, honouring email_transactional."""
 
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from campaigns import transactional
+from campaigns import email_templates, transactional
 from campaigns.models import EmailTemplate
-from customers.models import Customer, Interaction, Order
+from customers.models import Customer, Interaction, Order, Product
 from events.models import TransactionalEmail
 from tenancy.services import PROVISION_HOOKS
 
@@ -134,6 +135,36 @@ def test_it_renders_the_tenants_own_template(shop, smtp_sink):
     shop.post("/api/orders", order_body(external_id="w-4", email="eva@example.com"))
 
     assert [m["Subject"] for m in smtp_sink.emails()] == ["Köszönjük, Éva! Rendelés: 1001"]
+
+
+def test_it_shows_a_designed_templates_products_as_they_are_when_it_is_sent(shop, smtp_sink):
+    for sku, name, in_stock in (("TEA-1", "Green tea", True), ("TEA-2", "Black tea", False)):
+        Product.objects.create(
+            sku=sku,
+            name=name,
+            url=f"https://shop.example/{sku}",
+            price=Decimal("9"),
+            currency="EUR",
+            in_stock=in_stock,
+        )
+    template = transactional.transactional_template(key="order_confirmation")
+    design = {
+        "blocks": [
+            {"type": "text", "data": {"text": "Thank you, {{ customer.first_name }}"}},
+            {"type": "products", "data": {"source": "skus", "skus": ["TEA-2", "TEA-1"]}},
+        ]
+    }
+    email_templates.template_update(template=template, design=design)
+    # Saved with Black tea sold out; when the order comes, it is back and Green tea is gone.
+    Product.objects.filter(sku="TEA-2").update(in_stock=True)
+    Product.objects.filter(sku="TEA-1").update(in_stock=False)
+
+    shop.post("/api/orders", order_body(external_id="w-5"))
+
+    [message] = smtp_sink.emails()
+    html, text = (message.get_body((part,)).get_content() for part in ("html", "plain"))
+    assert "Black tea" in html and "Black tea" in text
+    assert "Green tea" not in html and "Green tea" not in text
 
 
 def test_it_recreates_a_missing_default_template_when_sending(shop, smtp_sink):

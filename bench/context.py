@@ -20,6 +20,7 @@ class Scale:
     sizes: list  # customers, ascending; the largest is the size of the main table
     freeze_share: str  # what the row-3 segment selects (documented in the results)
     send_messages: int
+    flow_entrants: int  # row 9a: customers entering the flow at once (and the campaign it is held to)
     flow_waiting_runs: int  # row 9b: runs waiting in a flow, none due
     wrk_seconds: int
     wrk_connections: int
@@ -37,6 +38,7 @@ SCALES = {
         sizes=[1_000, 4_000],
         freeze_share="country = HU",
         send_messages=300,
+        flow_entrants=300,
         flow_waiting_runs=20_000,
         wrk_seconds=5,
         wrk_connections=8,
@@ -50,6 +52,7 @@ SCALES = {
         sizes=[10_000, 100_000, 1_000_000],
         freeze_share="country = HU",
         send_messages=20_000,
+        flow_entrants=100_000,
         flow_waiting_runs=1_000_000,
         wrk_seconds=30,
         wrk_connections=8,

@@ -84,7 +84,7 @@ def _enter(flow_id, ids, tag):
 
 
 def _send_rows(ctx):
-    count = ctx.scale.send_messages
+    count = ctx.scale.flow_entrants
     row = Row(
         key="9a",
         workload=f"{count:,} customers enter a flow at once and get its first email",

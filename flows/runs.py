@@ -61,7 +61,7 @@ def runs_enter(*, flow, entries):
     recent = ""
     if after_days:
         recent = f"""AND NOT EXISTS (
-            SELECT 1 FROM {runs} AS p WHERE p.flow_id = %(flow)s AND p.customer_id = v.customer_id
+            SELECT 1 FROM {runs} AS p WHERE p.customer_id = v.customer_id AND p.flow_id + 0 = %(flow)s
               AND p.entered_at > clock_timestamp() - make_interval(days => %(after_days)s))"""
     with connection.cursor() as cursor:
         cursor.execute(
@@ -74,9 +74,14 @@ def runs_enter(*, flow, entries):
             fresh AS (
                 SELECT v.customer_id, {key} AS entry_key, v.context
                 FROM v JOIN {Customer._meta.db_table} AS c ON c.id = v.customer_id AND c.erased_at IS NULL
+                -- `flow_id + 0`, here and below: each lookup is one customer's few runs through
+                -- (customer_id, flow_id). A flow's own id is what the planner knows least about (a
+                -- new flow has no statistics until the next ANALYZE and is estimated at one run), so
+                -- given the choice it scans the flow's runs through the flow_id index instead, once per
+                -- entering customer: 100,000 customers entering a new flow at once took minutes.
                 WHERE NOT EXISTS (
                     SELECT 1 FROM {runs} AS a
-                    WHERE a.flow_id = %(flow)s AND a.customer_id = v.customer_id AND a.status = 'active'
+                    WHERE a.customer_id = v.customer_id AND a.flow_id + 0 = %(flow)s AND a.status = 'active'
                 ) {recent}
             ),
             entered AS (
@@ -84,7 +89,7 @@ def runs_enter(*, flow, entries):
                                     due_at, context, exit_reason, entered_at, updated_at)
                 SELECT %(flow)s, fresh.customer_id, fresh.entry_key,
                        1 + (SELECT count(*) FROM {runs} AS p
-                            WHERE p.flow_id = %(flow)s AND p.customer_id = fresh.customer_id),
+                            WHERE p.customer_id = fresh.customer_id AND p.flow_id + 0 = %(flow)s),
                        %(version)s, 'active', %(step)s, clock_timestamp(), fresh.context, '',
                        clock_timestamp(), clock_timestamp()
                 FROM fresh

@@ -19,6 +19,7 @@ from bench import data
 from bench.core import HIGHER_IS_BETTER, Check, Row, alternate, median
 from bench.workloads import w8_stats
 from customers import attribution
+from events.models import TransactionalEmail
 
 TARGET_INGEST = "≥ 90% of its orders/s"
 TARGET_STATS = "< 200 ms"
@@ -189,4 +190,14 @@ def run(ctx, *, size):
         note=f"medians of {ctx.scale.query_runs}",
         checks=[Check("orders", api["orders"], orders), Check("revenue", api["revenue"], f"{revenue:.2f}")],
     )
+    _order_emails_settle(schema)
     return [ingest_row, stats_row]
+
+
+def _order_emails_settle(schema):
+    """The bulks' orders asked for thousands of order confirmations that no worker of this run sends:
+    left pending, the transactional requeue of a later row's beat schedule (row 11) would send them all
+    in its timed window. They are benchmark artefacts: skipped, with the reason."""
+    TransactionalEmail.objects.filter(tenant=schema, status="pending").update(
+        status="skipped", reason="benchmark orders (row 10): not sent"
+    )

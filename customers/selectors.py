@@ -88,6 +88,15 @@ def rare_piece(word, frequent):
     return best if any_frequent and best_count else word
 
 
+def customers_estimate() -> float:
+    """The planner's row count of the tenant's customers (pg_class, kept by ANALYZE): no rows read;
+    0 for a table never analysed."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", [Customer._meta.db_table])
+        row = cursor.fetchone()
+    return max(row[0], 0) if row else 0
+
+
 def frequent_search_trigrams():
     """The trigrams of the search text that more than FREQUENT_TRIGRAM_SHARE of this tenant's customers
     share, from a sample of TRIGRAM_SAMPLE_ROWS rows, cached (per tenant) for TRIGRAM_STATS_SECONDS."""
@@ -98,9 +107,7 @@ def frequent_search_trigrams():
     trigrams = []
     try:
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", [table])
-            row = cursor.fetchone()
-            estimate = row[0] if row else 0
+            estimate = customers_estimate()
             if estimate > TRIGRAM_SAMPLE_ABOVE:
                 # SYSTEM sampling reads whole pages spread over the table: a few milliseconds.
                 cursor.execute(

@@ -14,6 +14,7 @@ from django.db.models import Exists, F, OuterRef, QuerySet
 from django.utils import timezone
 
 from customers.models import Customer, OrderItem, Tag
+from customers.selectors import customers_estimate
 
 from .models import Segment, SegmentMember
 from .rules import RuleError, compile_rules
@@ -106,19 +107,11 @@ def segment_preview(*, rules, sample_size=PREVIEW_SAMPLE_SIZE) -> dict:
     count = matching.count()
     newest = []
     if count:
-        walk_rows = sample_size * _customers_estimate() / count
+        walk_rows = sample_size * customers_estimate() / count
         ordering = "-id" if walk_rows <= PREVIEW_WALK_ROWS else (F("id") + 0).desc()
         newest = list(matching.order_by(ordering).values_list("id", flat=True)[:sample_size])
     sample = list(customers_matchable().filter(id__in=newest).order_by("-id").prefetch_related("tags"))
     return {"count": count, "sample": sample, "milliseconds": round((time.monotonic() - started) * 1000)}
-
-
-def _customers_estimate() -> float:
-    """The planner's row count of the tenant's customers (pg_class, kept by ANALYZE): no rows read."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", [Customer._meta.db_table])
-        row = cursor.fetchone()
-    return max(row[0], 0) if row else 0
 
 
 # --- the builder's value suggestions --------------------------------------------------------------

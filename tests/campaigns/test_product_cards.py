@@ -45,6 +45,15 @@ def product(sku, name, price, **fields):
 ORDER_NUMBERS = itertools.count(1)
 
 
+TEAS = {"A": "Assam", "B": "Bancha", "C": "Chai", "D": "Darjeeling", "E": "Earl Grey"}
+
+
+def teas(*skus, sold_out=()):
+    """The shop's teas by SKU, at 4.00 each; those in `sold_out` out of stock."""
+    for sku in skus:
+        product(sku, TEAS[sku], "4.00", in_stock=sku not in sold_out)
+
+
 def bought(customer, sku, *, days_ago, quantity=1, status="paid"):
     order = Order.objects.create(
         customer=customer,
@@ -126,14 +135,7 @@ def test_it_never_lets_current_product_data_become_template_code(tenant):
 
 
 def test_it_shows_each_recipient_their_own_latest_purchases(tenant):
-    for sku, name in (
-        ("A", "Assam"),
-        ("B", "Bancha"),
-        ("C", "Chai"),
-        ("D", "Darjeeling"),
-        ("E", "Earl Grey"),
-    ):
-        product(sku, name, "4.00", in_stock=sku != "C")
+    teas("A", "B", "C", "D", "E", sold_out=("C",))
     ann, bob, cy, dee = (
         Customer.objects.create(email=f"{name}@example.com", first_name=name, email_marketing=True)
         for name in ("ann", "bob", "cy", "dee")
@@ -151,7 +153,7 @@ def test_it_shows_each_recipient_their_own_latest_purchases(tenant):
 
     def shown(address):
         html, text = messages[address]
-        names = [n for n in ("Assam", "Bancha", "Chai", "Darjeeling", "Earl Grey") if n in html]
+        names = [n for n in TEAS.values() if n in html]
         assert [n for n in names if n in text] == names  # the text part shows the same products
         return sorted(names, key=html.index)
 
@@ -272,14 +274,7 @@ def test_it_shows_a_card_whose_product_was_sold_out_when_saved_once_it_is_back_i
 
 
 def test_it_moves_the_remaining_cards_up_when_one_is_sold_out_at_send_time(tenant):
-    for sku, name in (
-        ("A", "Assam"),
-        ("B", "Bancha"),
-        ("C", "Chai"),
-        ("D", "Darjeeling"),
-        ("E", "Earl Grey"),
-    ):
-        product(sku, name, "4.00")
+    teas("A", "B", "C", "D", "E")
     block = {"source": "skus", "skus": ["A", "B", "C", "D", "E"], "per_row": 2}
     campaign = make_campaign(static_segment(make_customers(1, prefix="rf")), design=cards(block))
     assert grid(campaign.html_body) == [["Assam", "Bancha"], ["Chai", "Darjeeling"], ["Earl Grey", ""]]
@@ -292,14 +287,13 @@ def test_it_moves_the_remaining_cards_up_when_one_is_sold_out_at_send_time(tenan
     assert grid(html) == [["Assam", "Chai"]]
     fresh = design_compile(cards({**block, "skus": ["A", "C"]}))
     assert grid(html) == grid(fresh["html"])
-    names = [n for n in ("Assam", "Bancha", "Chai", "Darjeeling", "Earl Grey") if n in text]
+    names = [n for n in TEAS.values() if n in text]
     assert names == ["Assam", "Chai"] and text.index("Assam") < text.index("Chai")
     assert text.count("Buy now") == 2
 
 
 def test_it_keeps_a_blocks_limit_when_filling_places_from_the_next_products(tenant):
-    for sku, name in (("A", "Assam"), ("B", "Bancha"), ("C", "Chai")):
-        product(sku, name, "4.00", in_stock=sku != "C")
+    teas("A", "B", "C", sold_out=("C",))
     block = {"source": "skus", "skus": ["A", "B", "C"], "per_row": 3, "limit": 2}
     campaign = make_campaign(static_segment(make_customers(1, prefix="lm")), design=cards(block))
     Product.objects.filter(sku="A").update(in_stock=False)
@@ -311,8 +305,7 @@ def test_it_keeps_a_blocks_limit_when_filling_places_from_the_next_products(tena
 
 
 def test_it_drops_the_whole_block_when_none_of_its_products_is_in_stock(tenant):
-    product("A", "Assam", "4.00")
-    product("B", "Bancha", "4.00")
+    teas("A", "B")
     campaign = make_campaign(
         static_segment(make_customers(1, prefix="no")), design=cards({"source": "skus", "skus": ["A", "B"]})
     )
@@ -325,7 +318,7 @@ def test_it_drops_the_whole_block_when_none_of_its_products_is_in_stock(tenant):
 
 
 def test_it_shows_no_empty_row_of_last_bought_cards_to_someone_with_fewer_products(tenant):
-    product("A", "Assam", "4.00")
+    teas("A")
     ann = Customer.objects.create(email="ann@example.com", email_marketing=True)
     bought(ann, "A", days_ago=1)
     campaign = make_campaign(
@@ -377,8 +370,7 @@ def test_it_reads_a_batchs_purchases_in_one_query_whatever_its_ab_variants(tenan
 
 
 def test_it_still_refreshes_cards_compiled_before_their_places_were_marked(tenant):
-    product("A", "Assam", "4.00")
-    product("B", "Bancha", "4.00", in_stock=False)
+    teas("A", "B", sold_out=("B",))
     legacy = (
         '<div class="product-card"><!--crm-card:A--><strong>Old name</strong><br>1 EUR</div><!--/crm-card--></div>'
         '<div class="product-card"><!--crm-card:B--><strong>Bancha</strong><br>4 EUR</div><!--/crm-card--></div>'

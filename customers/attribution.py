@@ -15,11 +15,13 @@ every order, so the two cannot disagree. PostgreSQL pushes the customer and time
 branch of the UNION ALL, so each source must be readable through an index on (customer_id, touched_at).
 """
 
+import json
 from decimal import Decimal
 
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, models
 
-from events.services import event_emit
+from events.services import json_time_sql, outbox_insert_sql, outbox_kick
 from tenancy.models import Tenant
 
 from .models import NON_COUNTING_ORDER_STATUSES, Order, OrderAttribution
@@ -92,9 +94,11 @@ def attribution_payload(attribution):
 def order_attribute(*, order):
     """Credit a just-recorded order to its customer's last touch, inside the order's transaction.
 
-    One statement (a hot path: every order the webshop pushes): the lookup through the touch index
-    and the insert; the order's primary key makes a second attribution of the same order impossible.
-    Returns the OrderAttribution, or None when no touch earns the order (or it was attributed before).
+    One statement (a hot path: every order the webshop pushes): the lookup through the touch index,
+    the insert, and the `order.attributed` event written from the insert's RETURNING (no second round
+    trip, no event built in Python for an order no touch earned); the order's primary key makes a
+    second attribution of the same order impossible. Returns the OrderAttribution, or None when no
+    touch earns the order (or it was attributed before).
     """
     if not TOUCH_SOURCES:
         return None
@@ -102,31 +106,59 @@ def order_attribute(*, order):
     if not click_days and not open_days:
         return None
     table = OrderAttribution._meta.db_table
+    counts = order.status not in NON_COUNTING_ORDER_STATUSES
+    # What the event says of the order, as event_emit would store it; the touch is added in SQL.
+    about_order = {
+        "order_id": order.pk,
+        "external_id": order.external_id,
+        "customer_id": order.customer_id,
+        "total": str(order.total),
+        "currency": order.currency,
+        "status": order.status,
+        "placed_at": order.placed_at,
+    }
+    touch_data = """jsonb_build_object('campaign', a.campaign_id, 'flow', a.flow_id, 'step', a.step,
+                                  'touch', a.touch, 'touched_at', {touched_at})""".format(
+        touched_at=json_time_sql("a.touched_at")
+    )
     sql = f"""
-        INSERT INTO {table} (order_id, customer_id, touch, touched_at, campaign_id, flow_id, step,
-                             placed_at, total, counts, attributed_at)
-        SELECT %(order)s, %(customer)s, lt.touch, lt.touched_at, lt.campaign_id, lt.flow_id, lt.step,
-               %(placed)s, %(total)s, %(counts)s, now()
-        FROM ({_last_touch_sql(customer="%(customer)s", placed="%(placed)s::timestamptz")}) AS lt
-        ON CONFLICT (order_id) DO NOTHING
-        RETURNING touch, touched_at, campaign_id, flow_id, step, attributed_at
+        WITH credited AS (
+            INSERT INTO {table} (order_id, customer_id, touch, touched_at, campaign_id, flow_id, step,
+                                 placed_at, total, counts, attributed_at)
+            SELECT %(order)s, %(customer)s, lt.touch, lt.touched_at, lt.campaign_id, lt.flow_id, lt.step,
+                   %(placed)s, %(total)s, %(counts)s, now()
+            FROM ({_last_touch_sql(customer="%(customer)s", placed="%(placed)s::timestamptz")}) AS lt
+            ON CONFLICT (order_id) DO NOTHING
+            RETURNING touch, touched_at, campaign_id, flow_id, step, attributed_at
+        ),
+        reported AS ({
+        outbox_insert_sql(
+            event_type="order.attributed",
+            data=f"%(about_order)s::jsonb || {touch_data}",
+            source="credited AS a",
+        )
+    })
+        SELECT touch, touched_at, campaign_id, flow_id, step, attributed_at FROM credited
     """
     params = {
         "order": order.pk,
         "customer": order.customer_id,
         "placed": order.placed_at,
         "total": order.total,
-        "counts": order.status not in NON_COUNTING_ORDER_STATUSES,
+        "counts": counts,
         "click_days": click_days,
         "open_days": open_days,
+        "about_order": json.dumps(about_order, cls=DjangoJSONEncoder),
+        "schema": connection.schema_name,
     }
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     if row is None:
         return None
+    outbox_kick()
     touch, touched_at, campaign_id, flow_id, step, attributed_at = row
-    attribution = OrderAttribution(
+    return OrderAttribution(
         order=order,
         customer_id=order.customer_id,
         touch=touch,
@@ -136,23 +168,9 @@ def order_attribute(*, order):
         step=step,
         placed_at=order.placed_at,
         total=order.total,
-        counts=params["counts"],
+        counts=counts,
         attributed_at=attributed_at,
     )
-    event_emit(
-        type="order.attributed",
-        data={
-            "order_id": order.pk,
-            "external_id": order.external_id,
-            "customer_id": order.customer_id,
-            "total": str(order.total),
-            "currency": order.currency,
-            "status": order.status,
-            "placed_at": order.placed_at,
-            **attribution_payload(attribution),
-        },
-    )
-    return attribution
 
 
 def order_attribution_follow(*, order):

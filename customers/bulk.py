@@ -5,6 +5,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from rest_framework.exceptions import ValidationError as DRFValidationError
 
+from events.services import publisher_kicks_gathered
+
 from . import hooks
 from .serializers import CustomerInputSerializer, OrderInputSerializer, ProductInputSerializer
 from .services import customer_upsert, order_upsert, products_upsert
@@ -19,8 +21,8 @@ def _error_detail(error):
 def _bulk(items, handle):
     results, counts = [], {"created": 0, "updated": 0, "unchanged": 0, "failed": 0}
     # The items' customers are noted for flows' segment triggers once, after the last item, not in
-    # a statement per item (hooks.customers_changed_batch).
-    with hooks.customers_changed_batch():
+    # a statement per item (hooks.customers_changed_batch); the events publisher is kicked once too.
+    with hooks.customers_changed_batch(), publisher_kicks_gathered():
         for index, item in enumerate(items):
             try:
                 with transaction.atomic():

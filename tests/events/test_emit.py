@@ -2,7 +2,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 from django_tenants.utils import schema_context
 
 from events import services, tasks
@@ -102,3 +102,40 @@ def test_a_set_based_writer_can_kick_the_publisher_once_too(tenant, django_captu
             services.outbox_kick()
 
     assert callbacks == [services._kick_publisher]
+
+
+def test_many_transactions_in_a_gathering_block_kick_the_publisher_once_at_its_end(tenant, monkeypatch):
+    kicks = []
+    monkeypatch.setattr(tasks.publish_outbox, "apply_async", lambda **kwargs: kicks.append(kwargs))
+
+    with services.publisher_kicks_gathered():
+        for _ in range(3):  # a bulk request: each item's commit runs the kick
+            services._kick_publisher()
+        with services.publisher_kicks_gathered():  # nested: the outermost block kicks
+            services._kick_publisher()
+        assert kicks == []
+
+    assert kicks == [{"headers": {"_schema_name": "public"}, "retry": False}]
+    services._kick_publisher()  # outside a block: a kick per commit again
+    assert len(kicks) == 2
+
+
+def test_a_gathering_block_with_nothing_committed_kicks_nothing(tenant, monkeypatch):
+    kicks = []
+    monkeypatch.setattr(tasks.publish_outbox, "apply_async", lambda **kwargs: kicks.append(kwargs))
+
+    with services.publisher_kicks_gathered():
+        pass
+
+    assert kicks == []
+
+
+@pytest.mark.parametrize("microsecond", [0, 1, 999, 1000, 123456, 999999])
+def test_it_writes_times_in_sql_events_as_event_emit_does(tenant, microsecond):
+    moment = datetime(2026, 3, 4, 5, 6, 7, microsecond, tzinfo=UTC)
+    emitted = event_emit(type="customer.created", data={"at": moment})
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {services.json_time_sql('%(at)s::timestamptz')}", {"at": moment})
+        written = cursor.fetchone()[0]
+
+    assert written == OutboxEvent.objects.get(pk=emitted.pk).data["at"]

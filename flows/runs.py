@@ -8,8 +8,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection
 
 from customers.models import Customer
-from events.models import OutboxEvent
-from events.services import outbox_kick
+from events.services import outbox_insert_sql, outbox_kick
 
 from .models import Flow, FlowRun
 
@@ -21,19 +20,17 @@ EVENT_OF_STATUS = {"completed": "flow.completed", "exited": "flow.exited"}
 
 def _outbox_sql(source, event_type, extra="'{}'::jsonb"):
     """INSERT of one outbox row per row of `source` (a CTE with run_id, flow_id, customer_id)."""
-    return f"""
-        INSERT INTO {OutboxEvent._meta.db_table} (event_id, tenant, type, occurred_at, data, attempts, last_error)
-        SELECT gen_random_uuid(), %(schema)s, '{event_type}', clock_timestamp(),
-               jsonb_build_object(
-                   'flow_id', f.id, 'flow_name', f.name, 'version', f.version, 'run_id', s.run_id,
-                   'customer_id', s.customer_id, 'email', c.email
-               ) || {extra},
-               0, ''
-        FROM {source} AS s
+    return outbox_insert_sql(
+        event_type=event_type,
+        data=f"""jsonb_build_object(
+                     'flow_id', f.id, 'flow_name', f.name, 'version', f.version, 'run_id', s.run_id,
+                     'customer_id', s.customer_id, 'email', c.email
+                 ) || {extra}""",
+        source=f"""{source} AS s
         JOIN {Flow._meta.db_table} AS f ON f.id = s.flow_id
-        JOIN {Customer._meta.db_table} AS c ON c.id = s.customer_id
-        ORDER BY s.run_id
-    """
+        JOIN {Customer._meta.db_table} AS c ON c.id = s.customer_id""",
+        order_by="s.run_id",
+    )
 
 
 def runs_enter(*, flow, entries):
@@ -58,11 +55,6 @@ def runs_enter(*, flow, entries):
         cls=DjangoJSONEncoder,
     )
     key = "'once'" if reentry == "never" else "v.key"
-    recent = ""
-    if after_days:
-        recent = f"""AND NOT EXISTS (
-            SELECT 1 FROM {runs} AS p WHERE p.customer_id = v.customer_id AND p.flow_id + 0 = %(flow)s
-              AND p.entered_at > clock_timestamp() - make_interval(days => %(after_days)s))"""
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
@@ -72,24 +64,28 @@ def runs_enter(*, flow, entries):
                 ORDER BY customer_id
             ),
             fresh AS (
-                SELECT v.customer_id, {key} AS entry_key, v.context
+                SELECT v.customer_id, {key} AS entry_key, v.context, p.runs
                 FROM v JOIN {Customer._meta.db_table} AS c ON c.id = v.customer_id AND c.erased_at IS NULL
-                -- `flow_id + 0`, here and below: each lookup is one customer's few runs through
-                -- (customer_id, flow_id). A flow's own id is what the planner knows least about (a
-                -- new flow has no statistics until the next ANALYZE and is estimated at one run), so
-                -- given the choice it scans the flow's runs through the flow_id index instead, once per
-                -- entering customer: 100,000 customers entering a new flow at once took minutes.
-                WHERE NOT EXISTS (
-                    SELECT 1 FROM {runs} AS a
-                    WHERE a.customer_id = v.customer_id AND a.flow_id + 0 = %(flow)s AND a.status = 'active'
-                ) {recent}
+                -- What the policy needs of each customer's earlier runs of the flow, in one lookup per
+                -- customer through (customer_id, flow_id): an aggregate LATERAL stays a per-row probe.
+                -- As a NOT EXISTS it became an anti join, which the planner, underestimating a flow's
+                -- runs (a new flow has no statistics until the next ANALYZE), ran against all the
+                -- flow's active runs materialised, for every entering customer: quadratic (100,000
+                -- customers entering a flow took minutes). `flow_id + 0` keeps it off the flow's
+                -- indexes, which it would scan for the same reason.
+                CROSS JOIN LATERAL (
+                    SELECT count(*) AS runs, count(*) FILTER (WHERE p.status = 'active') AS active,
+                           max(p.entered_at) AS last_entered
+                    FROM {runs} AS p WHERE p.customer_id = v.customer_id AND p.flow_id + 0 = %(flow)s
+                ) AS p
+                WHERE p.active = 0
+                  AND (%(after_days)s::int IS NULL OR p.last_entered IS NULL
+                       OR p.last_entered <= clock_timestamp() - make_interval(days => %(after_days)s::int))
             ),
             entered AS (
                 INSERT INTO {runs} (flow_id, customer_id, entry_key, entry_number, version, status, step_id,
                                     due_at, context, exit_reason, entered_at, updated_at)
-                SELECT %(flow)s, fresh.customer_id, fresh.entry_key,
-                       1 + (SELECT count(*) FROM {runs} AS p
-                            WHERE p.customer_id = fresh.customer_id AND p.flow_id + 0 = %(flow)s),
+                SELECT %(flow)s, fresh.customer_id, fresh.entry_key, 1 + fresh.runs,
                        %(version)s, 'active', %(step)s, clock_timestamp(), fresh.context, '',
                        clock_timestamp(), clock_timestamp()
                 FROM fresh

@@ -153,8 +153,10 @@ def events_record(*, events):
     customer's activity, and enter / wake flows for the new ones. `events` are dicts with event_id,
     name, customer (Customer), occurred_at, properties. Returns the ids that were new.
 
-    One INSERT ... ON CONFLICT DO NOTHING RETURNING: a repeated id (a retry of the webshop, the same id
-    twice in one batch) is stored once and triggers nothing the second time, even under concurrency."""
+    One statement: INSERT ... ON CONFLICT DO NOTHING RETURNING (a repeated id, a retry of the webshop or
+    the same id twice in one batch, is stored once and triggers nothing the second time, even under
+    concurrency), and the activity entries of the rows it stored, written from its RETURNING in the
+    same statement (building them as model instances cost more than all the statement's SQL)."""
     if not events:
         return []
     by_id = {}
@@ -164,13 +166,23 @@ def events_record(*, events):
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
             f"""
-            INSERT INTO {CustomEvent._meta.db_table} (event_id, name, customer_id, occurred_at, properties, received_at)
-            SELECT v.event_id, v.name, v.customer_id, v.occurred_at, v.properties, clock_timestamp()
-            -- One JSON document, not five arrays: quoting big arrays costs more than the insert.
-            FROM jsonb_to_recordset(%s::jsonb)
-                 AS v (event_id text, name text, customer_id bigint, occurred_at timestamptz, properties jsonb)
-            ON CONFLICT (event_id) DO NOTHING
-            RETURNING event_id
+            WITH stored AS (
+                INSERT INTO {CustomEvent._meta.db_table} (event_id, name, customer_id, occurred_at, properties, received_at)
+                SELECT v.event_id, v.name, v.customer_id, v.occurred_at, v.properties, clock_timestamp()
+                -- One JSON document, not five arrays: quoting big arrays costs more than the insert.
+                FROM jsonb_to_recordset(%s::jsonb)
+                     AS v (event_id text, name text, customer_id bigint, occurred_at timestamptz, properties jsonb)
+                ON CONFLICT (event_id) DO NOTHING
+                RETURNING event_id, name, customer_id, occurred_at, properties
+            ),
+            noted AS (
+                INSERT INTO {Interaction._meta.db_table} (customer_id, kind, body, data, occurred_at, created_at)
+                SELECT customer_id, 'custom_event', name,
+                       jsonb_build_object('event_id', event_id, 'name', name, 'properties', properties),
+                       occurred_at, clock_timestamp()
+                FROM stored
+            )
+            SELECT event_id FROM stored
             """,
             [
                 json.dumps(
@@ -191,22 +203,6 @@ def events_record(*, events):
         stored = {row[0] for row in cursor.fetchall()}
         fresh = [e for e in events if e["event_id"] in stored]
         if fresh:
-            Interaction.objects.bulk_create(
-                [
-                    Interaction(
-                        customer=e["customer"],
-                        kind="custom_event",
-                        body=e["name"],
-                        data={
-                            "event_id": e["event_id"],
-                            "name": e["name"],
-                            "properties": e.get("properties") or {},
-                        },
-                        occurred_at=e["occurred_at"],
-                    )
-                    for e in fresh
-                ]
-            )
             triggers.events_arrived(
                 events=[
                     (e["customer"].pk, e["event_id"], e["name"], e.get("properties") or {}, e["occurred_at"])

@@ -36,6 +36,7 @@ from customers.models import Order
 from tenancy.models import Tenant
 
 from .models import Flow, FlowCarrier, FlowStepLog
+from .work import flows_leases_mark
 
 logger = logging.getLogger(__name__)
 
@@ -166,6 +167,8 @@ class FlowStore(Store):
                 columns=("u.id", "u.customer_id", "u.email", "u.attempts"),
                 skip=skip,
             )
+            if rows:  # no lease without its reclaimer's visit, as campaigns' Store.claim
+                flows_leases_mark(lease_seconds=lease_seconds)
         claims = [Claim(*row) for row in rows]
         lease = Lease(
             token=token,

@@ -27,9 +27,12 @@ SWEEP_EVERY = timedelta(minutes=1)
 
 
 def flows_next_due():
-    """When the tenant's earliest flow work is due (a datetime), or None: a queued flow email or a
-    customer noted for the segment check now, else the earliest due run of an active flow. Three
-    index probes (the partial index on due runs)."""
+    """When the tenant's earliest flow work is due (a datetime), or None: now for a queued flow email
+    or a customer noted for the segment check; else the earliest of the first due run of an active
+    flow and the first lease a flow sender holds running out (a sender killed mid-batch leaves its
+    messages `sending`: the dispatch that reclaims them must come, even with no run left to move).
+    Index probes only: one of the partial index on due runs per active flow, one of the leased
+    recipients."""
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
@@ -40,14 +43,27 @@ def flows_next_due():
                          ON r.campaign_id = fc.campaign_id AND r.status = 'pending'
                    ) OR EXISTS (SELECT 1 FROM {FlowSegmentChange._meta.db_table})
                    THEN statement_timestamp() END,
-                   (SELECT r.due_at FROM {FlowRun._meta.db_table} r
-                    JOIN {Flow._meta.db_table} f ON f.id = r.flow_id AND f.status = 'active'
-                    WHERE r.status = 'active' AND r.due_at IS NOT NULL
-                    ORDER BY r.due_at LIMIT 1)
+                   (SELECT min(r.due_at) FROM {Flow._meta.db_table} f
+                    CROSS JOIN LATERAL (
+                        SELECT r.due_at FROM {FlowRun._meta.db_table} r
+                        WHERE r.flow_id = f.id AND r.status = 'active' AND r.due_at IS NOT NULL
+                        ORDER BY r.due_at LIMIT 1
+                    ) r
+                    WHERE f.status = 'active'),
+                   (SELECT r.lease_until FROM {CampaignRecipient._meta.db_table} r
+                    WHERE r.status = 'sending'  -- the partial index recipient_leased, in lease order
+                      AND EXISTS (SELECT 1 FROM {FlowCarrier._meta.db_table} fc WHERE fc.campaign_id = r.campaign_id)
+                    ORDER BY r.lease_until LIMIT 1)
             """
         )
-        sending, due = cursor.fetchone()
-    return sending or due
+        sending, due, lease_ends = cursor.fetchone()
+    return sending or min((moment for moment in (due, lease_ends) if moment is not None), default=None)
+
+
+def flows_leases_mark(*, lease_seconds):
+    """In the transaction that takes a flow sender's lease: the dispatch (which reclaims what a dead
+    sender held) is due when the lease could have run out."""
+    work_mark(DISPATCH_WORK, due_at=timezone.now() + timedelta(seconds=lease_seconds + 1))
 
 
 def flows_sweep_due():

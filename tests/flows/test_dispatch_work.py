@@ -1,0 +1,93 @@
+"""The dispatcher's marker (tenancy/work.py) for flows: what keeps a tenant's flow tick coming, and
+what the tick reads. A flow sender killed mid-batch leaves its messages `sending` under a lease: the
+dispatch that reclaims them must come when the lease runs out, even when no run is left to move; a
+paused flow's due runs are never claimed and never make the tenant due."""
+
+from datetime import timedelta
+
+from django.db import connection
+from django.utils import timezone
+
+from campaigns.models import CampaignRecipient
+from flows import engine, sender
+from flows.models import Flow, FlowRun
+from flows.work import DISPATCH_WORK, flows_next_due
+from tenancy.models import TenantWork
+from tenancy.work import work_pending
+from tests.conftest import verified_sender_domain
+
+from .conftest import customer, make_active_flow, make_template, post_event
+
+LEASE = 30
+
+
+def _welcome_flow(api):
+    verified_sender_domain("shop.example")
+    template = make_template(name="Welcome", subject="Welcome", html="<p>Hi</p>")
+    return make_active_flow(
+        api,
+        {
+            "name": "Welcome",
+            "trigger": {"type": "event", "name": "signed.up"},
+            "steps": [{"id": "mail", "type": "email", "template": template.pk}],
+            "frequency_cap_hours": 0,
+            "from_email": "news@shop.example",
+        },
+    )
+
+
+def test_it_keeps_the_dispatch_due_until_a_flow_senders_lease_runs_out(tenant, api):
+    _welcome_flow(api)
+    anna = customer("anna@example.com")
+    assert post_event(api, "e-1", anna, name="signed.up").status_code == 202
+    engine.flows_dispatch()  # the run ends at once; its email waits in the carrier
+    (campaign_id, flow_id, cap), *_ = sender.carriers_with_work()
+    TenantWork.objects.filter(kind=DISPATCH_WORK).delete()
+
+    batch = sender.FlowStore(campaign_id, flow_id=flow_id, cap_hours=cap).claim(limit=10, lease_seconds=LEASE)
+
+    # The sender died here: nothing moves, the message is held.
+    held = CampaignRecipient.objects.get(pk=batch.claims[0].id)
+    assert held.status == "sending"
+    assert not FlowRun.objects.filter(status="active").exists()
+    # The claim marked the tenant for when the lease can have run out, and a dispatch that finds
+    # nothing else to do re-arms the marker for that moment instead of dropping it.
+    assert timezone.now() + timedelta(seconds=LEASE - 5) < work_pending()[DISPATCH_WORK]
+    assert flows_next_due() == held.lease_until
+
+
+def test_it_reclaims_a_dead_senders_messages_when_the_dispatch_comes(tenant, api):
+    _welcome_flow(api)
+    anna = customer("anna@example.com")
+    post_event(api, "e-1", anna, name="signed.up")
+    engine.flows_dispatch()
+    (campaign_id, flow_id, cap), *_ = sender.carriers_with_work()
+    batch = sender.FlowStore(campaign_id, flow_id=flow_id, cap_hours=cap).claim(limit=10, lease_seconds=LEASE)
+    CampaignRecipient.objects.filter(pk=batch.claims[0].id).update(
+        lease_until=timezone.now() - timedelta(seconds=1)
+    )
+
+    assert sender.leases_reclaim_expired() == 1
+
+    assert CampaignRecipient.objects.get(pk=batch.claims[0].id).status == "pending"
+    assert flows_next_due() <= timezone.now()  # a queued email: the next tick sends it
+
+
+def test_it_neither_claims_nor_waits_for_the_due_runs_of_a_paused_flow(tenant, api):
+    paused_id = _welcome_flow(api)
+    anna, bela = customer("anna@example.com"), customer("bela@example.com")
+    post_event(api, "e-1", anna, name="signed.up")
+    Flow.objects.filter(pk=paused_id).update(status="paused")
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE flow_runs SET due_at = clock_timestamp() - interval '1 hour'")
+
+    assert flows_next_due() is None
+    assert engine.flows_dispatch().runs == 0
+    assert FlowRun.objects.get(customer=anna).status == "active"  # waits for the flow to resume
+
+    active_id = _welcome_flow(api)
+    post_event(api, "e-2", bela, name="signed.up")
+
+    assert engine.flows_dispatch().runs == 1  # only the active flow's run
+    assert FlowRun.objects.get(flow_id=active_id).status == "completed"
+    assert FlowRun.objects.get(flow_id=paused_id).status == "active"

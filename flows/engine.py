@@ -1,9 +1,9 @@
 """The flow engine: advance the current tenant's due runs, a batch at a time.
 
 Due steps are rows: an active run's next step is `step_id`, due at `due_at` (partial index
-`flow_run_due`). `flows_dispatch` claims up to a batch of due runs with `FOR UPDATE SKIP LOCKED` (two
-dispatchers never take the same run; a tick with a million waiting runs and none due is one index
-probe), performs each run's steps until it must wait (a delay, a wait_for, the send window) or ends,
+`flow_run_due`, by flow). `flows_dispatch` claims up to a batch of due runs with `FOR UPDATE SKIP
+LOCKED` (two dispatchers never take the same run; a tick with a million waiting runs and none due is
+one index probe per active flow), performs each run's steps until it must wait (a delay, a wait_for, the send window) or ends,
 and writes everything the batch did set-based in the same transaction: the step logs (unique on run +
 step: a step is performed at most once, and a crash rolls the whole batch back so nothing is half
 done), the email steps' recipient rows, tags, the runs' new positions, finished runs and their events.
@@ -16,6 +16,7 @@ Email steps only queue a recipient row in the step's carrier campaign (flows.car
 sender (flows.sender) delivers it with the campaign sender's guarantees after commit.
 """
 
+import json
 import logging
 import time
 from collections import defaultdict
@@ -97,32 +98,42 @@ def flows_dispatch(*, batch_size=None, time_budget=None):
 def _claim(cursor, limit):
     cursor.execute(
         f"""
-        SELECT r.id, r.flow_id, r.customer_id, r.step_id, r.version, r.entry_number, r.waiting_since, r.context
-        FROM {FlowRun._meta.db_table} AS r
-        JOIN {Flow._meta.db_table} AS f ON f.id = r.flow_id AND f.status = 'active'
-        -- statement_timestamp(), not clock_timestamp(): a volatile bound cannot use the index.
-        WHERE r.status = 'active' AND r.due_at <= statement_timestamp()
+        SELECT r.id, r.flow_id, r.customer_id, r.step_id, r.version, r.entry_number, r.waiting_since, r.context,
+               -- The steps a run already performed (a batch whose run rows said otherwise): one probe
+               -- of (run_id, step_id) per run, in the claim's round trip.
+               (SELECT jsonb_object_agg(l.step_id, l.status)::text FROM {FlowStepLog._meta.db_table} AS l
+                WHERE l.run_id = r.id)
+        FROM {Flow._meta.db_table} AS f
+        -- Each active flow's due runs through (flow_id, due_at) of the partial index flow_run_due:
+        -- a paused flow's due runs are never read (one index over all flows made every tick walk
+        -- past them). statement_timestamp(), not clock_timestamp(): a volatile bound cannot use it.
+        CROSS JOIN LATERAL (
+            SELECT r.* FROM {FlowRun._meta.db_table} AS r
+            WHERE r.flow_id = f.id AND r.status = 'active' AND r.due_at <= statement_timestamp()
+            ORDER BY r.due_at
+            LIMIT %s
+            FOR UPDATE OF r SKIP LOCKED
+        ) AS r
+        WHERE f.status = 'active'
         ORDER BY r.due_at
         LIMIT %s
-        FOR UPDATE OF r SKIP LOCKED
         """,
-        [limit],
+        [limit, limit],
     )
-    return [Run(*row) for row in cursor.fetchall()]
+    runs, done = [], {}
+    for *columns, performed in cursor.fetchall():
+        runs.append(Run(*columns))
+        done[runs[-1].id] = json.loads(performed) if performed else {}
+    return runs, done
 
 
 def dispatch_batch(*, limit):
     """Claim and advance up to `limit` due runs in one transaction. Returns (runs, emails, finished)."""
     with transaction.atomic(), connection.cursor() as cursor:
-        runs = _claim(cursor, limit)
+        runs, done = _claim(cursor, limit)
         if not runs:
             return 0, 0, 0
         flows = Flow.objects.in_bulk({run.flow_id for run in runs})
-        done = defaultdict(dict)
-        for run_id, step_id, status in FlowStepLog.objects.filter(
-            run_id__in=[r.id for r in runs]
-        ).values_list("run_id", "step_id", "status"):
-            done[run_id][step_id] = status
         now = timezone.now()
         time_zone = getattr(connection.tenant, "time_zone", "UTC")
         batch = Batch()

@@ -12,10 +12,10 @@ WEBSHOP_EVENT_TYPES = ("customer.upserted", "order.created", "order.updated")
 
 
 def broker_connection(*, url=None):
-    """A connection whose channels wait for the broker's confirm of every publish (publisher confirms)."""
+    """The publisher's connection (events.publisher puts its channel in confirm mode and collects the
+    broker's confirms as they come)."""
     return Connection(
         url or settings.EVENTS_BROKER_URL,
-        transport_options={"confirm_publish": True},
         connect_timeout=settings.EVENTS_BROKER_CONNECT_TIMEOUT,
         heartbeat=settings.EVENTS_BROKER_HEARTBEAT,
     )

@@ -14,7 +14,7 @@ from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from bench import services
-from bench.core import Row
+from bench.core import Check, Row
 from bench.workloads import w4_send
 from campaigns.lifecycle import campaign_send_now
 from campaigns.models import Campaign, EmailTemplate
@@ -26,10 +26,24 @@ from flows.models import Flow
 TARGET_SEND = "≥ 80% of row 4's msg/s"
 TARGET_TICK = "a tick < 50 ms"
 HTML = w4_send.HTML + "<p>{{ event.properties.total }}</p>"
+# Row 9b's baseline: the due runs of the active flows as an expert reads them, without the claim's
+# locks or transaction: one probe of the partial (flow_id, due_at) index per active flow.
+BARE_PROBE = """
+SELECT r.id FROM flows f
+CROSS JOIN LATERAL (
+    SELECT r.id, r.due_at FROM flow_runs r
+    WHERE r.flow_id = f.id AND r.status = 'active' AND r.due_at <= statement_timestamp()
+    ORDER BY r.due_at LIMIT 500
+) r
+WHERE f.status = 'active'
+ORDER BY r.due_at LIMIT 500
+"""
 
 
 def _flow(ctx):
     with schema_context(ctx.data_schema):
+        # An earlier run's flow (kept data) would enter the same events a second time.
+        Flow.objects.filter(name="bench: flow", status="active").update(status="paused")
         template = EmailTemplate.objects.create(
             name="bench: flow", subject=w4_send.SUBJECT, html_body=HTML, text_body=w4_send.TEXT
         )
@@ -56,6 +70,7 @@ def _customer_ids(count):
 
 
 def _flow_sent(flow_id):
+    """{status: count} of the flow's messages: once, at the end (a count over them all)."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT r.status, count(*) FROM campaign_recipients r JOIN flow_carriers fc ON fc.campaign_id = r.campaign_id "
@@ -63,6 +78,24 @@ def _flow_sent(flow_id):
             [flow_id],
         )
         return dict(cursor.fetchall())
+
+
+# The poll while the flow runs: as cheap as the baseline's (one campaign row) or it would take the
+# database's time from what it measures (a count over every message, ten times a second, did).
+# Index probes only: a run of the flow still active (flow_run_flow_status), a message of its carriers
+# still pending or sending (recipient_campaign_status).
+PROGRESS_SQL = """
+SELECT EXISTS (SELECT 1 FROM flow_runs WHERE flow_id = %(flow)s AND status = 'active'),
+       EXISTS (SELECT 1 FROM flow_carriers fc JOIN campaign_recipients r ON r.campaign_id = fc.campaign_id
+               WHERE fc.flow_id = %(flow)s AND r.status IN ('pending', 'sending'))
+"""
+
+
+def _flow_progress(flow_id):
+    """(runs still to move, messages still to send)."""
+    with connection.cursor() as cursor:
+        cursor.execute(PROGRESS_SQL, {"flow": flow_id})
+        return cursor.fetchone()
 
 
 def _enter(flow_id, ids, tag):
@@ -129,15 +162,15 @@ def _send_rows(ctx):
                 entered_seconds = time.perf_counter() - started
                 dispatched_seconds = None
                 deadline = time.monotonic() + max(600, count / 10)
-                states = {}
                 while time.monotonic() < deadline:
-                    states = _flow_sent(flow.pk)
-                    if dispatched_seconds is None and sum(states.values()) >= len(ids):
+                    moving, unsent = _flow_progress(flow.pk)
+                    if dispatched_seconds is None and not moving:
                         dispatched_seconds = time.perf_counter() - started
-                    if states.get("sent", 0) + states.get("failed", 0) + states.get("skipped", 0) >= len(ids):
+                    if not moving and not unsent:
                         break
                     time.sleep(0.1)
                 flow_seconds = time.perf_counter() - started
+                states = _flow_sent(flow.pk)
     ours, base = len(ids) / flow_seconds, count / campaign_seconds
     ctx.log(
         f"row 9a: flow {len(ids):,} in {flow_seconds:.1f} s ({ours:,.0f}/s); campaign {count:,} in {campaign_seconds:.1f} s ({base:,.0f}/s)"
@@ -145,6 +178,7 @@ def _send_rows(ctx):
     row.unit, row.sense = "msg/s", "higher"
     row.ours, row.baseline = ours, base
     row.rule = lambda ours, baseline, ratio: ratio >= 0.8
+    row.checks = [Check("every entrant's message sent", states.get("sent", 0), len(ids))]
     row.note = (
         f"{concurrency} worker processes for both; ours from the first bulk event to the last message sent "
         f"(entry, dispatch, carrier rows, sending), the baseline is row 4's campaign from the send call to `sent`; "
@@ -201,10 +235,7 @@ def _tick_row(ctx):
             ticks.append(time.perf_counter() - started)
             started = time.perf_counter()
             with connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT id FROM flow_runs WHERE status = 'active' AND due_at <= statement_timestamp() "
-                    "ORDER BY due_at LIMIT 500"
-                )
+                cursor.execute(BARE_PROBE)
                 cursor.fetchall()
             probes.append(time.perf_counter() - started)
         with connection.cursor() as cursor:
@@ -215,7 +246,7 @@ def _tick_row(ctx):
     row.unit, row.sense = "ms", "lower"
     row.ours, row.baseline = ours, base
     row.rule = lambda ours, baseline, ratio: ours < 50
-    row.note = "medians of 30; the tick is one claim statement (a range scan of the partial index flow_run_due) in a transaction"
+    row.note = "medians of 30; the tick is one claim statement (a range scan of the partial index flow_run_due per active flow) in a transaction"
     return row
 
 

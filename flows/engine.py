@@ -157,6 +157,7 @@ def dispatch_batch(*, limit):
             runs_finish(
                 cursor=cursor,
                 finished=[(run.id, *run.finished) for run in runs if run.finished is not None],
+                versions={run.id: run.version for run in runs if run.finished is not None},
             )
             if any(run.finished for run in runs)
             else []
@@ -392,7 +393,9 @@ def _write(cursor, runs, flows, batch, now):
             ],
         )
     _tags(cursor, batch)
-    moved = runs  # finished ones too: their version and last step are kept
+    # The finished ones are written once, by runs_finish (with the version they finished on): a
+    # second UPDATE of the same rows here cost as much as the first (every index of flow_runs again).
+    moved = [run for run in runs if run.finished is None]
     if moved:
         cursor.execute(
             f"""

@@ -112,8 +112,10 @@ def runs_enter(*, flow, entries):
     return ids
 
 
-def runs_finish(*, cursor, finished):
-    """Finish active runs: `finished` is a list of (run id, "completed"|"exited", reason, step id).
+def runs_finish(*, cursor, finished, versions=None):
+    """Finish active runs: `finished` is a list of (run id, "completed"|"exited", reason, step id);
+    `versions` ({run id: version}) records the flow version a run finished on when it moved to a
+    newer one on its way (the dispatcher's runs: their last position is this same write).
 
     One conditional UPDATE (`status = 'active'`): a run that is no longer active is left alone and
     reports nothing. Returns the ids that changed."""
@@ -123,17 +125,20 @@ def runs_finish(*, cursor, finished):
         if to not in RUN_TRANSITIONS["active"]:
             raise ValueError(f"a run cannot become {to!r}")
     ids, statuses, reasons, steps = (list(column) for column in zip(*finished, strict=True))
+    run_versions = [(versions or {}).get(run_id) for run_id in ids]
     runs = FlowRun._meta.db_table
     cursor.execute(
         f"""
         WITH v AS (
-            SELECT * FROM unnest(%(ids)s::bigint[], %(statuses)s::text[], %(reasons)s::text[], %(steps)s::text[])
-                AS v (id, status, reason, step)
+            SELECT * FROM unnest(%(ids)s::bigint[], %(statuses)s::text[], %(reasons)s::text[], %(steps)s::text[],
+                                 %(versions)s::int[])
+                AS v (id, status, reason, step, version)
         ),
         done AS (
             UPDATE {runs} AS r
             SET status = v.status, exit_reason = v.reason, step_id = '', due_at = NULL, waiting_since = NULL,
-                finished_at = clock_timestamp(), updated_at = clock_timestamp()
+                version = coalesce(v.version, r.version), finished_at = clock_timestamp(),
+                updated_at = clock_timestamp()
             FROM v
             WHERE r.id = v.id AND r.status = 'active'
             RETURNING r.id AS run_id, r.flow_id, r.customer_id, r.status, v.reason, v.step
@@ -153,6 +158,7 @@ def runs_finish(*, cursor, finished):
             "statuses": statuses,
             "reasons": reasons,
             "steps": steps,
+            "versions": run_versions,
             "schema": connection.schema_name,
         },
     )

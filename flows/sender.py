@@ -187,6 +187,7 @@ class SendOutcome:
     skipped: int = 0
     retried: int = 0
     more: bool = False
+    delay: float = 0.0  # before the next task may go on: after the server refused, not after the time budget
 
 
 def carriers_with_work():
@@ -248,7 +249,7 @@ def flow_messages_send(*, time_budget=None, batch_size=None, lease_seconds=None,
                     pacer = limiter.reserve(batch_size)
                 except RateUnavailable as exc:
                     logger.warning("flow sending paused: Redis unreachable (%s)", exc)
-                    outcome.more = True
+                    outcome.more, outcome.delay = True, 1.0
                     return outcome
                 pacer.wait(0)
                 batch = store.claim(limit=batch_size, lease_seconds=lease_seconds)
@@ -273,7 +274,7 @@ def flow_messages_send(*, time_budget=None, batch_size=None, lease_seconds=None,
                 outcome.failed += len(result.failed)
                 outcome.retried += len(result.retry) + len(result.released)
                 if result.released and not result.stopped:  # the server is down: come back later
-                    outcome.more = True
+                    outcome.more, outcome.delay = True, 1.0
                     return outcome
                 if time.monotonic() >= deadline:
                     outcome.more = True

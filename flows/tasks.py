@@ -67,7 +67,7 @@ def send_flow_messages():
     outcome = sender.flow_messages_send()
     if outcome.more:
         send_flow_messages.apply_async(
-            headers={"_schema_name": connection.schema_name}, countdown=1, retry=False
+            headers={"_schema_name": connection.schema_name}, countdown=outcome.delay, retry=False
         )
     return {"sent": outcome.sent, "failed": outcome.failed, "skipped": outcome.skipped}
 

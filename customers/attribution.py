@@ -117,9 +117,13 @@ def order_attribute(*, order):
         "status": order.status,
         "placed_at": order.placed_at,
     }
-    touch_data = """jsonb_build_object('campaign', a.campaign_id, 'flow', a.flow_id, 'step', a.step,
-                                  'touch', a.touch, 'touched_at', {touched_at})""".format(
-        touched_at=json_time_sql("a.touched_at")
+    touched_at = json_time_sql("a.touched_at")
+    reported = outbox_insert_sql(
+        event_type="order.attributed",
+        data=f"""%(about_order)s::jsonb || jsonb_build_object(
+                     'campaign', a.campaign_id, 'flow', a.flow_id, 'step', a.step, 'touch', a.touch,
+                     'touched_at', {touched_at})""",
+        source="credited AS a",
     )
     sql = f"""
         WITH credited AS (
@@ -131,13 +135,7 @@ def order_attribute(*, order):
             ON CONFLICT (order_id) DO NOTHING
             RETURNING touch, touched_at, campaign_id, flow_id, step, attributed_at
         ),
-        reported AS ({
-        outbox_insert_sql(
-            event_type="order.attributed",
-            data=f"%(about_order)s::jsonb || {touch_data}",
-            source="credited AS a",
-        )
-    })
+        reported AS ({reported})
         SELECT touch, touched_at, campaign_id, flow_id, step, attributed_at FROM credited
     """
     params = {

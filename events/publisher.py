@@ -91,11 +91,8 @@ def publish_pending(result, *, batch_size, max_batches):
             # From the head of the partial index outbox_unpublished, then past what this run marked:
             # rows marked published stay in the index until vacuum, and a scan from the head would
             # step over all of them again for every batch (200,000 events: seconds a batch).
-            batch = list(
-                OutboxEvent.objects.filter(published_at__isnull=True, id__gt=after).order_by("id")[
-                    :batch_size
-                ]
-            )
+            unpublished = OutboxEvent.objects.filter(published_at__isnull=True, id__gt=after)
+            batch = list(unpublished.order_by("id")[:batch_size])
             if not batch:
                 return
             head = batch[0]
@@ -116,18 +113,16 @@ def publish_pending(result, *, batch_size, max_batches):
                     messages = _publish(channel, event)
                     sent.append((event.id, confirms.sent(messages)))
                     budget -= messages
-                    if (
-                        messages > 1
-                    ):  # a batch row: confirmed and marked now, never repeated by a later failure
+                    if messages > 1:
+                        # A batch row: confirmed and marked now, never repeated by a later failure.
                         confirms.wait(timeout=timeout)
                         _mark(result, [row_id for row_id, _ in sent])
                         sent = []
                     if budget <= 0:
                         break
                 confirms.wait(timeout=timeout)
-            except (
-                Exception
-            ) as exc:  # the broker is down, refused, or timed out: stop at the first unconfirmed row
+            except Exception as exc:
+                # The broker is down, refused, or timed out: stop at the first unconfirmed row.
                 if confirms is not None:
                     try:  # what went out before the failure may still be confirmed
                         confirms.wait(timeout=min(timeout, 2))

@@ -183,7 +183,7 @@ class EventView(APIView):
                 {
                     "event_id": values["id"],
                     "name": values["name"],
-                    "customer": customer,
+                    "customer_id": customer.pk,
                     "occurred_at": values.get("occurred_at") or timezone.now(),
                     "properties": values.get("properties") or {},
                 }

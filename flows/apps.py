@@ -11,9 +11,10 @@ class FlowsConfig(AppConfig):
         from campaigns.models import CARRIER_RELATIONS  # noqa: PLC0415  (imports models: only once apps are ready)
         from segments import services as segment_services  # noqa: PLC0415  (imports models: only once apps are ready)
 
-        from . import services, triggers, work  # noqa: PLC0415  (imports models: only once apps are ready)
+        from . import outbox, services, triggers, work  # noqa: PLC0415  (imports models: only once apps are ready)
 
         work.register()
+        outbox.register()
 
         # A step's carrier campaign is not one of the marketer's campaigns.
         if "flow_carrier" not in CARRIER_RELATIONS:

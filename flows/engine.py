@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -331,30 +332,37 @@ def _log(batch, run, step, status, detail, email=None):
 
 
 def _write(cursor, runs, flows, batch, now):
-    """Write the batch's effects set-based. Returns how many messages were queued."""
+    """Write the batch's effects set-based. Returns how many messages were queued.
+
+    Each statement takes its rows as one JSON document, not as arrays: the driver quotes every
+    element of a Python list through a regular expression (a fifth of the dispatcher's time at 500
+    runs a batch), while json.dumps runs in C."""
     recipients = {}
     emails = [(run, key) for run, _, _, _, key in batch.logs if key is not None]
     if emails:
         campaign_of = {
             key: carriers.carrier_campaign(flow=flows[key[0]], key=key) for key in {k for _, k in emails}
         }
-        rows = [(run.id, campaign_of[key], run.customer_id) for run, key in emails if campaign_of[key]]
+        rows = [
+            {"campaign": campaign_of[key], "customer": run.customer_id}
+            for run, key in emails
+            if campaign_of[key]
+        ]
         if rows:
-            run_ids, campaign_ids, customer_ids = (list(column) for column in zip(*rows, strict=True))
             # The recipient row is the message's send unit (claim token, lease, Message-ID) and
             # tracking identity; one per address and carrier, as for campaigns.
             cursor.execute(
                 f"""
                 INSERT INTO {CampaignRecipient._meta.db_table}
                     (campaign_id, customer_id, email, status, message_id, attempts, error)
-                SELECT v.campaign_id, c.id, c.email, 'pending', '', 0, ''
-                FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[]) AS v (run_id, campaign_id, customer_id)
-                JOIN {Customer._meta.db_table} AS c ON c.id = v.customer_id
+                SELECT v.campaign, c.id, c.email, 'pending', '', 0, ''
+                FROM jsonb_to_recordset(%s::jsonb) AS v (campaign bigint, customer bigint)
+                JOIN {Customer._meta.db_table} AS c ON c.id = v.customer
                 WHERE c.email IS NOT NULL AND c.email <> ''
                 ON CONFLICT (campaign_id, email) DO NOTHING
                 RETURNING id, campaign_id, customer_id
                 """,
-                [run_ids, campaign_ids, customer_ids],
+                [json.dumps(rows)],
             )
             recipients = {(campaign, customer): rid for rid, campaign, customer in cursor.fetchall()}
         queued = 0
@@ -376,20 +384,29 @@ def _write(cursor, runs, flows, batch, now):
             f"""
             INSERT INTO {FlowStepLog._meta.db_table}
                 (run_id, flow_id, step_id, step_type, version, status, detail, recipient_id, at)
-            SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::text[], %s::int[], %s::text[],
-                                 %s::text[], %s::bigint[], %s::timestamptz[])
+            SELECT v.run, v.flow, v.step, v.type, v.version, v.status, v.detail, v.recipient, %s
+            FROM jsonb_to_recordset(%s::jsonb)
+                AS v (run bigint, flow bigint, step text, type text, version int, status text, detail text,
+                      recipient bigint)
             ON CONFLICT (run_id, step_id) DO NOTHING
             """,
             [
-                [run.id for run, *_ in batch.logs],
-                [run.flow_id for run, *_ in batch.logs],
-                [step["id"] for _, step, *_ in batch.logs],
-                [step["type"] for _, step, *_ in batch.logs],
-                [run.version for run, *_ in batch.logs],
-                [status for _, _, status, _, _ in batch.logs],
-                [detail for _, _, _, detail, _ in batch.logs],
-                [rid if isinstance(rid, int) else None for *_, rid in batch.logs],
-                [now] * len(batch.logs),
+                now,
+                json.dumps(
+                    [
+                        {
+                            "run": run.id,
+                            "flow": run.flow_id,
+                            "step": step["id"],
+                            "type": step["type"],
+                            "version": run.version,
+                            "status": status,
+                            "detail": detail,
+                            "recipient": rid if isinstance(rid, int) else None,
+                        }
+                        for run, step, status, detail, rid in batch.logs
+                    ]
+                ),
             ],
         )
     _tags(cursor, batch)
@@ -400,19 +417,27 @@ def _write(cursor, runs, flows, batch, now):
         cursor.execute(
             f"""
             UPDATE {FlowRun._meta.db_table} AS r
-            SET step_id = v.step_id, version = v.version, due_at = v.due_at, waiting_since = v.since,
+            SET step_id = v.step, version = v.version, due_at = v.due_at, waiting_since = v.since,
                 updated_at = clock_timestamp()
-            FROM unnest(%s::bigint[], %s::text[], %s::int[], %s::timestamptz[], %s::timestamptz[])
-                AS v (id, step_id, version, due_at, since)
+            FROM jsonb_to_recordset(%s::jsonb)
+                AS v (id bigint, step text, version int, due_at timestamptz, since timestamptz)
             WHERE r.id = v.id AND r.status = 'active'
             """,
             [
-                [run.id for run in moved],
-                [run.step_id for run in moved],
-                [run.version for run in moved],
-                # A run that must wait without a moment (none so far) is due again in a minute.
-                [run.due_at or now + timedelta(minutes=1) for run in moved],
-                [run.waiting_since for run in moved],
+                json.dumps(
+                    [
+                        {
+                            "id": run.id,
+                            "step": run.step_id,
+                            "version": run.version,
+                            # A run that must wait without a moment (none so far) is due again in a minute.
+                            "due_at": run.due_at or now + timedelta(minutes=1),
+                            "since": run.waiting_since,
+                        }
+                        for run in moved
+                    ],
+                    cls=DjangoJSONEncoder,
+                )
             ],
         )
     return queued

@@ -1,6 +1,7 @@
 """Runs: entering them (set-based, the re-entry policy as the unique entry key) and the one place a
 run's status changes (`RUN_TRANSITIONS`, one conditional UPDATE per batch), each change reported to
-the outbox in the same statement (`flow.entered`, `flow.exited`, `flow.completed`)."""
+the outbox in the same statement (`flow.entered`, `flow.exited`, `flow.completed`, as batch rows:
+flows.outbox)."""
 
 import json
 
@@ -8,29 +9,14 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection
 
 from customers.models import Customer
-from events.services import outbox_insert_sql, outbox_kick
+from events.services import outbox_kick
 
-from .models import Flow, FlowRun
+from .models import FlowRun
+from .outbox import batch_rows_sql
 
 # active -> completed (walked to the end, or an exit step) | exited (exit rules, a removed step,
 # an archived flow). Nothing leaves completed or exited.
 RUN_TRANSITIONS = {"active": {"completed", "exited"}}
-EVENT_OF_STATUS = {"completed": "flow.completed", "exited": "flow.exited"}
-
-
-def _outbox_sql(source, event_type, extra="'{}'::jsonb"):
-    """INSERT of one outbox row per row of `source` (a CTE with run_id, flow_id, customer_id)."""
-    return outbox_insert_sql(
-        event_type=event_type,
-        data=f"""jsonb_build_object(
-                     'flow_id', f.id, 'flow_name', f.name, 'version', f.version, 'run_id', s.run_id,
-                     'customer_id', s.customer_id, 'email', c.email
-                 ) || {extra}""",
-        source=f"""{source} AS s
-        JOIN {Flow._meta.db_table} AS f ON f.id = s.flow_id
-        JOIN {Customer._meta.db_table} AS c ON c.id = s.customer_id""",
-        order_by="s.run_id",
-    )
 
 
 def runs_enter(*, flow, entries):
@@ -94,7 +80,12 @@ def runs_enter(*, flow, entries):
                 ON CONFLICT DO NOTHING
                 RETURNING id AS run_id, flow_id, customer_id
             ),
-            reported AS ({_outbox_sql("entered", "flow.entered")})
+            reported AS ({
+                batch_rows_sql(
+                    "(SELECT run_id, flow_id, customer_id, 'flow.entered' AS type, '' AS reason, '' AS step "
+                    "FROM entered)"
+                )
+            })
             SELECT run_id FROM entered ORDER BY run_id
             """,
             {
@@ -124,15 +115,25 @@ def runs_finish(*, cursor, finished, versions=None):
     for _, to, _, _ in finished:
         if to not in RUN_TRANSITIONS["active"]:
             raise ValueError(f"a run cannot become {to!r}")
-    ids, statuses, reasons, steps = (list(column) for column in zip(*finished, strict=True))
-    run_versions = [(versions or {}).get(run_id) for run_id in ids]
+    # One JSON document rather than five arrays (see engine._write).
+    rows = json.dumps(
+        [
+            {
+                "id": run_id,
+                "status": to,
+                "reason": reason,
+                "step": step,
+                "version": (versions or {}).get(run_id),
+            }
+            for run_id, to, reason, step in finished
+        ]
+    )
     runs = FlowRun._meta.db_table
     cursor.execute(
         f"""
         WITH v AS (
-            SELECT * FROM unnest(%(ids)s::bigint[], %(statuses)s::text[], %(reasons)s::text[], %(steps)s::text[],
-                                 %(versions)s::int[])
-                AS v (id, status, reason, step, version)
+            SELECT * FROM jsonb_to_recordset(%(rows)s::jsonb)
+                AS v (id bigint, status text, reason text, step text, version int)
         ),
         done AS (
             UPDATE {runs} AS r
@@ -143,24 +144,14 @@ def runs_finish(*, cursor, finished, versions=None):
             WHERE r.id = v.id AND r.status = 'active'
             RETURNING r.id AS run_id, r.flow_id, r.customer_id, r.status, v.reason, v.step
         ),
-        completed AS ({_outbox_sql("(SELECT * FROM done WHERE status = 'completed')", "flow.completed")}),
-        exited AS ({
-            _outbox_sql(
-                "(SELECT * FROM done WHERE status = 'exited')",
-                "flow.exited",
-                "jsonb_build_object('reason', s.reason, 'step', nullif(s.step, ''))",
+        reported AS ({
+            batch_rows_sql(
+                "(SELECT run_id, flow_id, customer_id, 'flow.' || status AS type, reason, step FROM done)"
             )
         })
         SELECT run_id FROM done
         """,
-        {
-            "ids": ids,
-            "statuses": statuses,
-            "reasons": reasons,
-            "steps": steps,
-            "versions": run_versions,
-            "schema": connection.schema_name,
-        },
+        {"rows": rows, "schema": connection.schema_name},
     )
     changed = [row[0] for row in cursor.fetchall()]
     if changed:

@@ -107,7 +107,7 @@ def _enter(flow_id, ids, tag):
                 {
                     "event_id": f"{tag}-{pk}",
                     "name": "bench.entered",
-                    "customer": Customer(pk=pk),
+                    "customer_id": pk,
                     "occurred_at": now,
                     "properties": {"total": "59.80"},
                 }

@@ -62,7 +62,7 @@ def test_it_builds_activates_and_inspects_the_abandoned_cart_flow(marketer_page,
                 {
                     "event_id": "browser-cart-1",
                     "name": "cart.abandoned",
-                    "customer": anna,
+                    "customer_id": anna.pk,
                     "occurred_at": timezone.now(),
                     "properties": {"total": "19.90 EUR"},
                 }

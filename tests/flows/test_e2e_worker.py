@@ -347,7 +347,7 @@ def test_every_due_step_runs_once_and_every_email_goes_out_once_when_the_worker_
                 {
                     "event_id": f"{tag}-{c.pk}",
                     "name": "crash.test",
-                    "customer": c,
+                    "customer_id": c.pk,
                     "occurred_at": now,
                     "properties": {},
                 }

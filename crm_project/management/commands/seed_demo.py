@@ -214,7 +214,7 @@ class Command(BaseCommand):
                 {
                     "event_id": f"demo-cart-{customer.pk}",
                     "name": "cart.abandoned",
-                    "customer": customer,
+                    "customer_id": customer.pk,
                     "occurred_at": now,
                     "properties": {"total": f"{12 + index * 7}.90 EUR", "items": index + 1},
                 }

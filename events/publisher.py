@@ -14,12 +14,12 @@ and the rows after it in the batch are published again later (at least once: con
 import logging
 import time
 
-from amqp import Message
 from django.conf import settings
 from django.utils import timezone
 from kombu.utils import json
 
 from .broker import broker_connection, events_exchange
+from .frames import Outgoing, publish_frames
 from .models import OutboxEvent
 from .services import outbox_mark_failed, outbox_mark_published
 
@@ -162,24 +162,28 @@ def _mark(result, ids):
 def _publish(channel, event):
     """Publish the row's message(s) without waiting for their confirms; returns how many.
 
-    Straight to the channel: kombu's Producer spent more of a worker's time on each message than the
-    socket did (it prepares each from scratch); the message is the same (JSON, persistent, id, type,
-    timestamp, the tenant in its headers)."""
+    Encoded together and written to the socket in one call (events.frames): the messages are the
+    same as py-amqp's `basic_publish` makes (JSON, persistent, id, type, timestamp, the tenant in
+    its headers), at a fraction of its cost per message."""
     envelopes = event.envelopes()
     timestamp = int(event.occurred_at.timestamp())
-    for envelope in envelopes:
-        channel.basic_publish(
-            Message(
-                json.dumps(envelope),
-                content_type="application/json",
-                content_encoding="utf-8",
-                delivery_mode=2,  # persistent
-                message_id=envelope["id"],
-                timestamp=timestamp,
-                type=envelope["type"],
-                application_headers={"tenant": event.tenant},
-            ),
+    connection = channel.connection
+    connection.transport.write(
+        publish_frames(
+            [
+                Outgoing(
+                    routing_key=envelope["type"],
+                    body=json.dumps(envelope).encode(),
+                    message_id=envelope["id"],
+                    type=envelope["type"],
+                    timestamp=timestamp,
+                    tenant=event.tenant,
+                )
+                for envelope in envelopes
+            ],
             exchange=settings.EVENTS_EXCHANGE,
-            routing_key=envelope["type"],
+            channel=channel.channel_id,
+            frame_max=connection.frame_max,
         )
+    )
     return len(envelopes)

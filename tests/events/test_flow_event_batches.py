@@ -68,7 +68,9 @@ def test_it_publishes_one_message_per_run_from_one_row_per_statement(tenant, eve
     messages = events_queue.drain(wanted_ids=wanted, timeout=20)
     received = [json.loads(m.body) for m in messages if m.properties.get("message_id") in wanted]
     assert received == expected
-    assert result.error == "" and not OutboxEvent.objects.filter(pk__in=[r.pk for r in rows], published_at=None)
+    assert result.error == "" and not OutboxEvent.objects.filter(
+        pk__in=[r.pk for r in rows], published_at=None
+    )
 
 
 def test_it_reports_why_a_run_exited(tenant):

@@ -181,9 +181,13 @@ class FlowCarrier(models.Model):
 class CustomEvent(models.Model):
     """A customer event the webshop reported (`POST /api/events`), stored once per `event_id`."""
 
-    event_id = models.CharField(max_length=200, unique=True)
+    # Unique through a constraint, not `unique=True`: that adds a second index for LIKE on it, and
+    # the customer's own index is custom_event_customer's first column (every stored event wrote both).
+    event_id = models.CharField(max_length=200)
     name = models.CharField(max_length=100)
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="custom_events")
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="custom_events", db_index=False
+    )
     occurred_at = models.DateTimeField()
     properties = models.JSONField(default=dict, blank=True)
     received_at = models.DateTimeField(default=timezone.now)
@@ -191,6 +195,7 @@ class CustomEvent(models.Model):
     class Meta:
         db_table = "flow_custom_events"
         ordering = ["-occurred_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["event_id"], name="custom_event_id_unique")]
         indexes = [models.Index(fields=["customer", "name", "occurred_at"], name="custom_event_customer")]
 
     def __str__(self):

@@ -5,21 +5,30 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('campaigns', '0009_ab_tests'),
-        ('customers', '0009_interaction_customer_index_lean'),
+        ("campaigns", "0009_ab_tests"),
+        ("customers", "0009_interaction_customer_index_lean"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='campaignrecipient',
-            name='campaign',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='recipients', to='campaigns.campaign'),
+            model_name="campaignrecipient",
+            name="campaign",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="recipients",
+                to="campaigns.campaign",
+            ),
         ),
         migrations.AlterField(
-            model_name='campaignrecipient',
-            name='customer',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='campaign_recipients', to='customers.customer'),
+            model_name="campaignrecipient",
+            name="customer",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="campaign_recipients",
+                to="customers.customer",
+            ),
         ),
     ]

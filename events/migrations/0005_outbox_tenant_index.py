@@ -4,19 +4,18 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('events', '0004_transactional_unfinished_index'),
+        ("events", "0004_transactional_unfinished_index"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='outboxevent',
-            name='tenant',
+            model_name="outboxevent",
+            name="tenant",
             field=models.CharField(max_length=63),
         ),
         migrations.AddIndex(
-            model_name='outboxevent',
-            index=models.Index(fields=['tenant'], name='outbox_tenant'),
+            model_name="outboxevent",
+            index=models.Index(fields=["tenant"], name="outbox_tenant"),
         ),
     ]

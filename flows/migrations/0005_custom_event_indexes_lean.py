@@ -5,25 +5,29 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('customers', '0009_interaction_customer_index_lean'),
-        ('flows', '0004_flow_indexes_lean'),
+        ("customers", "0009_interaction_customer_index_lean"),
+        ("flows", "0004_flow_indexes_lean"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='customevent',
-            name='customer',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='custom_events', to='customers.customer'),
+            model_name="customevent",
+            name="customer",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="custom_events",
+                to="customers.customer",
+            ),
         ),
         migrations.AlterField(
-            model_name='customevent',
-            name='event_id',
+            model_name="customevent",
+            name="event_id",
             field=models.CharField(max_length=200),
         ),
         migrations.AddConstraint(
-            model_name='customevent',
-            constraint=models.UniqueConstraint(fields=('event_id',), name='custom_event_id_unique'),
+            model_name="customevent",
+            constraint=models.UniqueConstraint(fields=("event_id",), name="custom_event_id_unique"),
         ),
     ]

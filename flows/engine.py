@@ -3,10 +3,11 @@
 Due steps are rows: an active run's next step is `step_id`, due at `due_at` (partial index
 `flow_run_due`, by flow). `flows_dispatch` claims up to a batch of due runs with `FOR UPDATE SKIP
 LOCKED` (two dispatchers never take the same run; a tick with a million waiting runs and none due is
-one index probe per active flow), performs each run's steps until it must wait (a delay, a wait_for, the send window) or ends,
-and writes everything the batch did set-based in the same transaction: the step logs (unique on run +
-step: a step is performed at most once, and a crash rolls the whole batch back so nothing is half
-done), the email steps' recipient rows, tags, the runs' new positions, finished runs and their events.
+one index probe per active flow), performs each run's steps until it must wait (a delay, a wait_for,
+the send window) or ends, and writes everything the batch did set-based in the same transaction: the
+step logs (unique on run + step: a step is performed at most once, and a crash rolls the whole batch
+back so nothing is half done), the email steps' recipient rows, tags, the runs' new positions,
+finished runs and their events (batch rows of the outbox: flows.outbox).
 
 Rules are evaluated set-based too: exit rules once per flow and round, a branch once per step and
 round, a wait_for's "did it happen" once per step and round (one query each, over the batch's

@@ -11,6 +11,7 @@
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
@@ -82,6 +83,15 @@ def flows_sweep_mark():
     work_mark(SWEEP_WORK)
 
 
+def dispatch_claim_seconds():
+    """How long a dispatch task holds its tenant's marker: its time budget and a margin. A worker
+    killed mid-dispatch leaves the claim behind; the next tick after this takes the tenant again (a
+    second dispatcher beside a slow live one is safe: runs and messages are claimed SKIP LOCKED). The
+    default claim of 120 s held a killed dispatcher's tenant, and the messages its senders held, for
+    two minutes."""
+    return settings.FLOW_DISPATCH_SECONDS + 10
+
+
 def register():
-    work_kind_register(DISPATCH_WORK, probe=flows_next_due)
+    work_kind_register(DISPATCH_WORK, probe=flows_next_due, lease_seconds=dispatch_claim_seconds())
     work_kind_register(SWEEP_WORK, probe=flows_sweep_due)

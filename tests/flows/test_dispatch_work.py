@@ -11,9 +11,9 @@ from django.utils import timezone
 from campaigns.models import CampaignRecipient
 from flows import engine, sender
 from flows.models import Flow, FlowRun
-from flows.work import DISPATCH_WORK, flows_next_due
+from flows.work import DISPATCH_WORK, dispatch_claim_seconds, flows_next_due
 from tenancy.models import TenantWork
-from tenancy.work import work_pending
+from tenancy.work import work_claim_due, work_mark, work_pending
 from tests.conftest import verified_sender_domain
 
 from .conftest import customer, make_active_flow, make_template, post_event
@@ -91,3 +91,23 @@ def test_it_neither_claims_nor_waits_for_the_due_runs_of_a_paused_flow(tenant, a
     assert engine.flows_dispatch().runs == 1  # only the active flow's run
     assert FlowRun.objects.get(flow_id=active_id).status == "completed"
     assert FlowRun.objects.get(flow_id=paused_id).status == "active"
+
+
+def test_it_hands_a_killed_dispatchers_tenant_to_a_tick_half_a_minute_later(tenant, settings):
+    settings.FLOW_DISPATCH_SECONDS = 20
+    work_mark(DISPATCH_WORK)
+    now = timezone.now()
+    connection.set_schema_to_public()
+    try:
+        (claim,) = [c for c in work_claim_due(DISPATCH_WORK, now=now) if c.schema_name == tenant.schema_name]
+        # The task that took the claim dies with its worker: the claim is never done.
+        later = now + timedelta(seconds=dispatch_claim_seconds() - 1)
+        assert tenant.schema_name not in {c.schema_name for c in work_claim_due(DISPATCH_WORK, now=later)}
+
+        lapsed = now + timedelta(seconds=dispatch_claim_seconds() + 1)
+        again = [c for c in work_claim_due(DISPATCH_WORK, now=lapsed) if c.schema_name == tenant.schema_name]
+    finally:
+        connection.set_tenant(tenant)
+
+    assert dispatch_claim_seconds() == 30
+    assert len(again) == 1 and again[0].token != claim.token

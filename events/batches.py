@@ -7,10 +7,14 @@ is lost or reordered; the payload is rendered when the row is published (seconds
 customer as the API returns it then: an erased customer's event carries no personal data.
 
 The app that writes such rows registers how to render them (`batch_renderer_register`); the events
-app never imports it (dependencies point down to events).
+app never imports it (dependencies point down to events). A renderer runs in the row's tenant schema
+and is not called when that schema is gone (the tenant was deleted: its events go nowhere).
 """
 
 import uuid
+
+from django.db import connection
+from django_tenants.utils import schema_context
 
 _RENDERERS = {}
 
@@ -26,6 +30,17 @@ def batch_renderer_register(*, type, render):
 
 def batch_renderer(type):
     return _RENDERERS.get(type)
+
+
+def batch_envelopes(row):
+    """The envelopes of a batch row (its type's renderer), rendered in the row's tenant schema; none
+    when the schema is gone."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [row.tenant])
+        if cursor.fetchone() is None:
+            return []
+    with schema_context(row.tenant):
+        return _RENDERERS[row.type](row)
 
 
 def batch_envelope(row, *, key, type, data):

@@ -3,7 +3,7 @@ import uuid
 from django.db import models
 from django.utils import timezone
 
-from .batches import batch_renderer
+from .batches import batch_envelopes, batch_renderer
 
 
 class OutboxEvent(models.Model):
@@ -49,8 +49,7 @@ class OutboxEvent(models.Model):
 
     def envelopes(self):
         """The messages this row stands for: itself, or the events of a batch row (events.batches)."""
-        render = batch_renderer(self.type)
-        return [self.envelope()] if render is None else render(self)
+        return [self.envelope()] if batch_renderer(self.type) is None else batch_envelopes(self)
 
 
 class InboxMessage(models.Model):

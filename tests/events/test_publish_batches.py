@@ -5,8 +5,10 @@ import json
 
 from customers.importer import import_customers_csv
 from customers.models import Customer
+from customers.outbox import BATCH_TYPE as CUSTOMERS_BATCH
 from events.models import OutboxEvent
 from events.services import outbox_publish
+from flows.outbox import BATCH_TYPE as FLOWS_BATCH
 
 
 def test_it_publishes_one_message_per_event_of_a_batch_row(tmp_path, tenant, events_queue):
@@ -34,3 +36,15 @@ def test_it_publishes_one_message_per_event_of_a_batch_row(tmp_path, tenant, eve
         result.error == ""
         and not OutboxEvent.objects.filter(pk__in=[r.pk for r in rows], published_at=None).exists()
     )
+
+
+def test_it_renders_nothing_for_a_batch_row_of_a_tenant_whose_schema_is_gone(tenant):
+    for kind, data in (
+        (CUSTOMERS_BATCH, {"ids": [1], "updated": {}}),
+        (
+            FLOWS_BATCH,
+            {"flow_id": 1, "flow_name": "F", "version": 1, "runs": [["flow.entered", 1, 1, "", ""]]},
+        ),
+    ):
+        row = OutboxEvent.objects.create(tenant="deleted_tenant", type=kind, data=data)
+        assert row.envelopes() == []

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from core.backoff import exponential_backoff
 
+from .batches import batch_renderer
 from .models import InboxMessage, OutboxEvent
 
 logger = logging.getLogger(__name__)
@@ -57,17 +58,18 @@ def event_emit(*, type, data, occurred_at=None, tenant=None):
     return event
 
 
-def outbox_insert_sql(*, event_type, data, source, order_by=""):
-    """SQL inserting one outbox row of `event_type` per row of `source` (a FROM clause), its data the
-    jsonb expression `data`: event_emit's rows for code that reports a set-based change in the change's
-    own statement (a data-modifying CTE). The tenant is the parameter `%(schema)s`; the caller kicks the
-    publisher (outbox_kick) when the statement wrote any."""
-    if event_type not in EVENT_TYPES:
+def outbox_insert_sql(*, event_type, data, source, group_by="", order_by=""):
+    """SQL inserting one outbox row of `event_type` per row of `source` (a FROM clause; per group with
+    `group_by`), its data the jsonb expression `data`: event_emit's rows for code that reports a
+    set-based change in the change's own statement (a data-modifying CTE), or a registered batch type's
+    rows (events.batches). The tenant is the parameter `%(schema)s`; the caller kicks the publisher
+    (outbox_kick) when the statement wrote any."""
+    if event_type not in EVENT_TYPES and batch_renderer(event_type) is None:
         raise ValueError(f"unknown event type {event_type!r}")
     return f"""
         INSERT INTO {OutboxEvent._meta.db_table} (event_id, tenant, type, occurred_at, data, attempts, last_error)
         SELECT gen_random_uuid(), %(schema)s, '{event_type}', clock_timestamp(), {data}, 0, ''
-        FROM {source} {f"ORDER BY {order_by}" if order_by else ""}
+        FROM {source} {f"GROUP BY {group_by}" if group_by else ""} {f"ORDER BY {order_by}" if order_by else ""}
     """
 
 

@@ -14,7 +14,7 @@ step], ...]} in run order; reason and step are those of flow.exited (empty for t
 
 from customers.models import Customer
 from events.batches import BATCH_EVENTS, batch_envelope, batch_renderer_register
-from events.models import OutboxEvent
+from events.services import outbox_insert_sql
 
 from .models import Flow
 
@@ -25,21 +25,19 @@ def batch_rows_sql(source):
     """INSERT of the batch rows for `source` (a FROM item with run_id, flow_id, customer_id, type,
     reason, step): one row per flow and BATCH_EVENTS runs, in run order. The tenant is the parameter
     `%(schema)s`; the caller kicks the publisher (outbox_kick) when it wrote any."""
-    return f"""
-        INSERT INTO {OutboxEvent._meta.db_table} (event_id, tenant, type, occurred_at, data, attempts, last_error)
-        SELECT gen_random_uuid(), %(schema)s, '{BATCH_TYPE}', clock_timestamp(),
-               jsonb_build_object(
-                   'flow_id', f.id, 'flow_name', f.name, 'version', f.version,
-                   'runs', jsonb_agg(jsonb_build_array(s.type, s.run_id, s.customer_id, s.reason, s.step)
-                                     ORDER BY s.run_id)
-               ),
-               0, ''
-        FROM (SELECT *, (row_number() OVER (PARTITION BY flow_id ORDER BY run_id) - 1) / {BATCH_EVENTS} AS part
-              FROM {source} AS s) AS s
-        JOIN {Flow._meta.db_table} AS f ON f.id = s.flow_id
-        GROUP BY f.id, s.part
-        ORDER BY min(s.run_id)
-    """
+    return outbox_insert_sql(
+        event_type=BATCH_TYPE,
+        data="""jsonb_build_object(
+                    'flow_id', f.id, 'flow_name', f.name, 'version', f.version,
+                    'runs', jsonb_agg(jsonb_build_array(s.type, s.run_id, s.customer_id, s.reason, s.step)
+                                      ORDER BY s.run_id)
+                )""",
+        source=f"""(SELECT *, (row_number() OVER (PARTITION BY flow_id ORDER BY run_id) - 1) / {BATCH_EVENTS} AS part
+                    FROM {source} AS s) AS s
+                   JOIN {Flow._meta.db_table} AS f ON f.id = s.flow_id""",
+        group_by="f.id, s.part",
+        order_by="min(s.run_id)",
+    )
 
 
 def batch_render(row):

@@ -7,7 +7,7 @@ from django_tenants.utils import schema_context
 
 from events import services, tasks
 from events.models import OutboxEvent
-from events.services import event_emit
+from events.services import event_emit, outbox_insert_sql
 
 
 def test_it_stores_the_event_in_the_callers_transaction(tenant):
@@ -139,3 +139,12 @@ def test_it_writes_times_in_sql_events_as_event_emit_does(tenant, microsecond):
         written = cursor.fetchone()[0]
 
     assert written == OutboxEvent.objects.get(pk=emitted.pk).data["at"]
+
+
+def test_the_set_based_insert_takes_event_types_and_registered_batch_types_only():
+    assert "flows.batch" in outbox_insert_sql(event_type="flows.batch", data="'{}'::jsonb", source="x")
+    assert "'order.attributed'" in outbox_insert_sql(
+        event_type="order.attributed", data="'{}'::jsonb", source="x"
+    )
+    with pytest.raises(ValueError, match="unknown event type 'flows.unknown'"):
+        outbox_insert_sql(event_type="flows.unknown", data="'{}'::jsonb", source="x")

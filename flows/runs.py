@@ -115,6 +115,7 @@ def runs_finish(*, cursor, finished, versions=None):
     for _, to, _, _ in finished:
         if to not in RUN_TRANSITIONS["active"]:
             raise ValueError(f"a run cannot become {to!r}")
+    versions = versions or {}
     # One JSON document rather than five arrays (see engine._write).
     rows = json.dumps(
         [
@@ -123,7 +124,7 @@ def runs_finish(*, cursor, finished, versions=None):
                 "status": to,
                 "reason": reason,
                 "step": step,
-                "version": (versions or {}).get(run_id),
+                "version": versions.get(run_id),
             }
             for run_id, to, reason, step in finished
         ]

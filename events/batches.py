@@ -11,7 +11,7 @@ app never imports it (dependencies point down to events). A renderer runs in the
 and is not called when that schema is gone (the tenant was deleted: its events go nowhere).
 """
 
-import uuid
+import hashlib
 
 from django.db import connection
 from django_tenants.utils import schema_context
@@ -47,9 +47,26 @@ def batch_envelope(row, *, key, type, data):
     """One event of a batch row. Its id is derived from the row's id and `key` (the customer's id), so
     publishing the row again gives every event the id it had the first time."""
     return {
-        "id": str(uuid.uuid5(row.event_id, str(key))),
+        "id": event_uuid(row.event_id, key),
         "type": type,
         "tenant": row.tenant,
-        "occurred_at": row.occurred_at.isoformat(),
+        "occurred_at": _occurred_at(row),
         "data": data,
     }
+
+
+def _occurred_at(row):
+    """The row's time as the envelopes say it: formatted once per row, not once per event."""
+    text = getattr(row, "_occurred_at_text", None)
+    if text is None:
+        text = row._occurred_at_text = row.occurred_at.isoformat()
+    return text
+
+
+def event_uuid(namespace, key):
+    """str(uuid.uuid5(namespace, str(key))), computed as RFC 4122 says (SHA-1 of the namespace's bytes
+    and the name, version 5, RFC variant) without building two UUID objects: a batch row of a
+    thousand events spent a third of its rendering there."""
+    digest = hashlib.sha1(namespace.bytes + str(key).encode(), usedforsecurity=False).hexdigest()
+    variant = "89ab"[int(digest[16], 16) & 0x3]  # the top two bits of byte 8: 10
+    return f"{digest[:8]}-{digest[8:12]}-5{digest[13:16]}-{variant}{digest[17:20]}-{digest[20:32]}"

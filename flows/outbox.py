@@ -12,6 +12,9 @@ A batch row's data: {"flow_id", "flow_name", "version", "runs": [[type, run id, 
 step], ...]} in run order; reason and step are those of flow.exited (empty for the others).
 """
 
+from django.db import connection
+
+from core.sql import id_array
 from customers.models import Customer
 from events.batches import BATCH_EVENTS, batch_envelope, batch_renderer_register
 from events.services import outbox_insert_sql
@@ -45,11 +48,13 @@ def batch_render(row):
     erased since."""
     data = row.data
     runs = data.get("runs", [])
-    emails = dict(
-        Customer.objects.filter(pk__in={run[2] for run in runs}, erased_at__isnull=True).values_list(
-            "pk", "email"
+    with connection.cursor() as cursor:
+        # The ids as one array literal: a thousand-item IN list was half of rendering the row.
+        cursor.execute(
+            f"SELECT id, email FROM {Customer._meta.db_table} WHERE id = ANY(%s::bigint[]) AND erased_at IS NULL",
+            [id_array({run[2] for run in runs})],
         )
-    )
+        emails = dict(cursor.fetchall())
     envelopes = []
     for kind, run_id, customer_id, reason, step in runs:
         if customer_id not in emails:

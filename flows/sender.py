@@ -15,6 +15,7 @@ carrier's expired leases). What differs:
   its Message-ID is derived from the run and the step (a resend after a crash carries the same one).
 """
 
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -32,10 +33,11 @@ from campaigns.ratelimit import RateLimiter, RateUnavailable
 from campaigns.rendering import order_context
 from campaigns.sender import Batch, Claim, Messenger, Store, send_batch
 from campaigns.tokens import tenant_base_url
+from core.sql import id_array
 from customers.models import Order
 from tenancy.models import Tenant
 
-from .models import Flow, FlowCarrier, FlowStepLog
+from .models import Flow, FlowCarrier, FlowRun, FlowStepLog
 from .work import flows_leases_mark
 
 logger = logging.getLogger(__name__)
@@ -95,24 +97,37 @@ class FlowComposer(CampaignComposer):
         return message, mid
 
 
+def _json(text):
+    return json.loads(text) if isinstance(text, str) else text
+
+
 def message_extras(recipient_ids):
     """{recipient id: {"run", "step", "flow", "event", "order"}} for a batch: two queries."""
-    rows = list(
-        FlowStepLog.objects.filter(recipient_id__in=recipient_ids).values_list(
-            "recipient_id", "run_id", "step_id", "flow_id", "run__context"
+    with connection.cursor() as cursor:
+        # Raw SQL with the ids as one array literal and only the context's two keys read: through the
+        # ORM (an IN list, the whole context decoded) this cost ~20 µs a message.
+        cursor.execute(
+            f"""
+            SELECT l.recipient_id, l.run_id, l.step_id, l.flow_id,
+                   r.context -> 'event', r.context -> 'order'
+            FROM {FlowStepLog._meta.db_table} AS l JOIN {FlowRun._meta.db_table} AS r ON r.id = l.run_id
+            WHERE l.recipient_id = ANY(%s::bigint[])
+            """,
+            [id_array(recipient_ids)],
         )
-    )
-    order_ids = {ctx.get("order") for *_, ctx in rows if isinstance(ctx, dict) and ctx.get("order")}
+        rows = cursor.fetchall()
+    # jsonb arrives as text (Django's psycopg setup); an order key is the order's id.
+    rows = [(*row[:4], _json(row[4]), _json(row[5])) for row in rows]
+    order_ids = {order for *_, order in rows if isinstance(order, int)}
     orders = {order.pk: order for order in Order.objects.filter(pk__in=order_ids).prefetch_related("items")}
     extras = {}
-    for rid, run_id, step_id, flow_id, ctx in rows:
-        ctx = ctx if isinstance(ctx, dict) else {}
-        order = orders.get(ctx.get("order"))
+    for rid, run_id, step_id, flow_id, event, order_id in rows:
+        order = orders.get(order_id) if isinstance(order_id, int) else None
         extras[rid] = {
             "run": run_id,
             "step": step_id,
             "flow": flow_id,
-            "event": ctx.get("event") or {},
+            "event": event if isinstance(event, dict) else {},
             "order": order_context(order) if order else {},
         }
     return extras

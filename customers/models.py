@@ -2,6 +2,7 @@ import uuid
 
 from django.conf import settings
 from django.db import connection, models
+from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -205,12 +206,20 @@ class Interaction(models.Model):
     body = models.TextField(blank=True, default="")
     data = models.JSONField(default=dict, blank=True)
     occurred_at = models.DateTimeField(default=timezone.now)
-    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    # Set on the notes users write, NULL on the millions of entries the service writes (orders, email
+    # events, custom events): indexed only where set (interaction_author), which is all that deleting
+    # a user (SET NULL) looks up.
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, db_index=False
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["-occurred_at", "-id"]
-        indexes = [models.Index(fields=["customer", "-occurred_at"], name="interaction_customer_time")]
+        indexes = [
+            models.Index(fields=["customer", "-occurred_at"], name="interaction_customer_time"),
+            models.Index(fields=["author"], name="interaction_author", condition=Q(author__isnull=False)),
+        ]
 
 
 class ErasedAddress(models.Model):

@@ -105,7 +105,9 @@ class FlowRun(models.Model):
         db_table = "flow_runs"
         ordering = ["-entered_at", "-id"]
         constraints = [
-            models.UniqueConstraint(fields=["flow", "customer", "entry_key"], name="flow_run_entry_unique"),
+            # Customer first: it is also the index of a customer's runs (the re-entry policy's
+            # lookup, waking waiting runs, "never entered" for segment triggers), so no second one.
+            models.UniqueConstraint(fields=["customer", "flow", "entry_key"], name="flow_run_entry_unique"),
             # At most one active run per customer and flow, whatever the re-entry policy: two triggers
             # at once (two transactions) cannot both enter, as the NOT EXISTS of runs_enter alone allowed.
             models.UniqueConstraint(
@@ -117,7 +119,6 @@ class FlowRun(models.Model):
             # million runs that are finished cost nothing and a million waiting ones cost one index
             # range scan per active flow; by flow, so the due runs of a paused flow cost nothing.
             models.Index(fields=["flow", "due_at"], name="flow_run_due", condition=Q(status="active")),
-            models.Index(fields=["customer", "flow"], name="flow_run_customer"),
             models.Index(fields=["flow", "status"], name="flow_run_flow_status"),
         ]
 

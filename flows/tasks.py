@@ -17,11 +17,35 @@ from . import engine, sender, triggers, work
 
 logger = logging.getLogger(__name__)
 
+# How many times the tenant's dispatcher looks again for due runs after letting go of its lock.
+RECHECKS = 3
+
 
 def flows_tenant_work():
     """One tenant's flow work (the connection's current tenant): check the segment flows for the
-    customers written since the last tick, advance due runs, then send what is queued if nobody else
-    is. Returns the engine's outcome."""
+    customers written since the last tick, advance due runs, reclaim what dead senders held. Returns
+    the engine's outcome, or None when another dispatcher of the tenant is at work.
+
+    One dispatcher per tenant (engine.dispatcher_lock): a task kicked while another works returns at
+    once, and the one at work looks for due runs again after it let go, so a run whose kick found it
+    busy does not wait for the next tick. (A few times at most: runs another transaction holds are
+    due but not claimable, and that transaction kicks after its commit; beat comes within a tick
+    anyway, since whatever makes a run due marks the tenant's work due.) Customers noted for the
+    segment check wait for the next tick, as before: a tick does not re-check those its own tag
+    steps noted."""
+    for _ in range(RECHECKS + 1):
+        with engine.dispatcher_lock() as held:
+            if not held:
+                return None
+            outcome = _dispatch()
+        if outcome.more or not engine.runs_due():
+            break
+    if outcome.more:
+        dispatch_flows_tenant.apply_async(headers={"_schema_name": connection.schema_name}, retry=False)
+    return outcome
+
+
+def _dispatch():
     _, segments_left = triggers.segment_changes_check()  # runs it enters are due now: dispatched below
     outcome = engine.flows_dispatch()
     if segments_left:
@@ -31,8 +55,6 @@ def flows_tenant_work():
         logger.warning(
             "flows: %s messages of a dead sender are pending again in %s", reclaimed, connection.schema_name
         )
-    if outcome.more:
-        dispatch_flows_tenant.apply_async(headers={"_schema_name": connection.schema_name}, retry=False)
     return outcome
 
 
@@ -51,6 +73,8 @@ def dispatch_flows_tenant(claim=None):
 
     def run():
         outcome = flows_tenant_work()
+        if outcome is None:  # the tenant's dispatcher is at work (and kicks the senders): due again next tick
+            return timezone.now()
         if sender.carriers_with_work():
             send_flow_messages.apply_async(headers={"_schema_name": connection.schema_name}, retry=False)
         return timezone.now() if outcome.more else work.flows_next_due()

@@ -5,12 +5,15 @@ paused flow's due runs are never claimed and never make the tenant due."""
 
 from datetime import timedelta
 
+import psycopg
+from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
 from campaigns.models import CampaignRecipient
 from flows import engine, sender
 from flows.models import Flow, FlowRun
+from flows.tasks import RECHECKS, flows_tenant_work
 from flows.work import DISPATCH_WORK, dispatch_claim_seconds, flows_next_due
 from tenancy.models import TenantWork
 from tenancy.work import work_claim_due, work_mark, work_pending
@@ -111,3 +114,69 @@ def test_it_hands_a_killed_dispatchers_tenant_to_a_tick_half_a_minute_later(tena
 
     assert dispatch_claim_seconds() == 30
     assert len(again) == 1 and again[0].token != claim.token
+
+
+def _other_connection():
+    dsn = settings.DATABASES["default"]
+    return psycopg.connect(
+        host=dsn["HOST"],
+        port=dsn["PORT"] or 5432,
+        user=dsn["USER"],
+        dbname=connection.settings_dict["NAME"],
+        autocommit=True,
+    )
+
+
+def test_it_runs_one_dispatcher_per_tenant_and_the_second_steps_aside(tenant, api):
+    _welcome_flow(api)
+    anna = customer("anna@example.com")
+    assert post_event(api, "e-1", anna, name="signed.up").status_code == 202
+    other = _other_connection()
+    try:
+        # Another worker's dispatcher of this tenant is at work: this one returns at once, its worker
+        # slot free for the senders, and leaves the run to the one at work.
+        other.execute(
+            "SELECT pg_advisory_lock(%s, hashtext(%s))",
+            [engine.DISPATCHER_LOCK_NAMESPACE, tenant.schema_name],
+        )
+        assert flows_tenant_work() is None
+        assert FlowRun.objects.get(customer=anna).status == "active"
+    finally:
+        other.execute("SELECT pg_advisory_unlock_all()")
+        other.close()
+    assert flows_tenant_work().runs == 1
+    assert FlowRun.objects.get(customer=anna).status == "completed"
+
+
+def test_it_looks_again_after_letting_go_so_runs_entered_meanwhile_do_not_wait_for_a_tick(
+    tenant, api, monkeypatch
+):
+    """A run entered while the dispatcher works, whose kick found it busy, is dispatched by the same
+    task once it let go of the lock."""
+    _welcome_flow(api)
+    anna, bela = customer("anna@example.com"), customer("bela@example.com")
+    assert post_event(api, "e-1", anna, name="signed.up").status_code == 202
+    real = engine.flows_dispatch
+    calls = []
+
+    def dispatch_while_bela_enters():
+        outcome = real()
+        if not calls:  # after this pass claimed the due runs, Béla's event comes in
+            assert post_event(api, "e-2", bela, name="signed.up").status_code == 202
+        calls.append(outcome.runs)
+        return outcome
+
+    monkeypatch.setattr(engine, "flows_dispatch", dispatch_while_bela_enters)
+    flows_tenant_work()
+    assert calls == [1, 1]
+    assert set(FlowRun.objects.values_list("status", flat=True)) == {"completed"}
+
+
+def test_it_looks_again_a_few_times_at_most(tenant, monkeypatch):
+    """Due runs it cannot claim (another transaction holds them, and kicks after its commit) do not
+    keep the task spinning: a bounded number of looks, then beat's next tick."""
+    passes = []
+    monkeypatch.setattr(engine, "flows_dispatch", lambda: passes.append(1) or engine.DispatchOutcome())
+    monkeypatch.setattr(engine, "runs_due", lambda: True)
+    assert flows_tenant_work().runs == 0
+    assert len(passes) == RECHECKS + 1

@@ -55,8 +55,22 @@ def _kick_dispatcher():
     transaction.on_commit(kick)
 
 
-def runs_wake(*, customer_ids, event):
-    """Runs of these customers waiting for `event` are due now."""
+def awaited_events(flows):
+    """The events (custom event names, ORDER_PLACED) a wait_for step of these flows waits for."""
+    return {
+        step.get("event")
+        for flow in flows
+        for step in flow.steps or ()
+        if isinstance(step, dict) and step.get("type") == "wait_for"
+    }
+
+
+def runs_wake(*, customer_ids, event, active_flows=None):
+    """Runs of these customers waiting for `event` are due now. With `active_flows` (the tenant's
+    active flows, already read), nothing is written when none of them waits for `event`: a bulk of
+    events no flow waits for costs no UPDATE probing every customer's runs."""
+    if active_flows is not None and event not in awaited_events(active_flows):
+        return 0
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
@@ -72,15 +86,17 @@ def runs_wake(*, customer_ids, event):
         return cursor.rowcount
 
 
-def flows_triggered(trigger_type):
-    return [flow for flow in Flow.objects.filter(status="active") if flow.trigger.get("type") == trigger_type]
+def flows_triggered(trigger_type, active_flows=None):
+    active_flows = Flow.objects.filter(status="active") if active_flows is None else active_flows
+    return [flow for flow in active_flows if flow.trigger.get("type") == trigger_type]
 
 
 def events_arrived(*, events):
     """Custom events newly stored: (customer id, event id, name, properties, occurred_at). Enter the
     flows they trigger (occurred at or after activation) and wake the runs waiting for them."""
+    active_flows = list(Flow.objects.filter(status="active"))
     entered = 0
-    for flow in flows_triggered("event"):
+    for flow in flows_triggered("event", active_flows):
         entries = [
             (
                 customer_id,
@@ -93,7 +109,9 @@ def events_arrived(*, events):
         entered += len(runs_enter(flow=flow, entries=entries))
     woken = 0
     for name in {event[2] for event in events}:
-        woken += runs_wake(customer_ids=[e[0] for e in events if e[2] == name], event=name)
+        woken += runs_wake(
+            customer_ids=[e[0] for e in events if e[2] == name], event=name, active_flows=active_flows
+        )
     if entered or woken:
         _kick_dispatcher()
     return entered
@@ -118,15 +136,16 @@ def order_recorded(*, order_id, created):
     if order is None:
         return
     with transaction.atomic():
+        active_flows = list(Flow.objects.filter(status="active"))
         entered = 0
-        for flow in flows_triggered("order_placed"):
+        for flow in flows_triggered("order_placed", active_flows):
             if _order_matches(flow, order):
                 entered += len(
                     runs_enter(
                         flow=flow, entries=[(order.customer_id, f"order:{order.pk}", {"order": order.pk})]
                     )
                 )
-        woken = runs_wake(customer_ids=[order.customer_id], event=ORDER_PLACED)
+        woken = runs_wake(customer_ids=[order.customer_id], event=ORDER_PLACED, active_flows=active_flows)
         # Its totals moved: segments may match now (through customers' note, so a bulk request's
         # orders are noted in one statement).
         hooks.customers_changed_note(customer_ids=[order.customer_id])

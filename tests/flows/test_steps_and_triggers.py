@@ -5,6 +5,8 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from django.core import mail
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from customers.models import Customer
@@ -276,3 +278,28 @@ def test_it_refuses_a_bad_condition_deep_in_a_branch_naming_its_path(tenant, api
         message.startswith("steps[0].rules: rules[1].rules[0].operator")
         for message in response.json()["steps"]
     ), response.json()
+
+
+def test_it_wakes_only_runs_waiting_for_the_event_and_writes_nothing_for_events_no_flow_awaits(tenant, api):
+    _flow(
+        api,
+        [
+            {"id": "w", "type": "wait_for", "event": "paid", "timeout": {"hours": 24}, "yes": "t", "no": "t"},
+            {"id": "t", "type": "tag", "add": ["paid"]},
+        ],
+    )
+    anna = customer("anna@example.com")
+    post_event(api, "1", anna, name="go")
+    tick()  # Anna waits for "paid" a day
+    waiting = FlowRun.objects.get(customer=anna)
+    assert waiting.waiting_since is not None and waiting.due_at > timezone.now() + timedelta(hours=23)
+
+    with CaptureQueriesContext(connection) as queries:
+        post_event(api, "2", anna, name="browsed")  # no flow waits for it: no UPDATE of any run
+    assert not [q for q in queries.captured_queries if "UPDATE" in q["sql"] and "flow_runs" in q["sql"]]
+    assert FlowRun.objects.get(pk=waiting.pk).due_at == waiting.due_at
+
+    post_event(api, "3", anna, name="paid")
+    assert FlowRun.objects.get(pk=waiting.pk).due_at <= timezone.now()
+    tick()
+    assert list(anna.tags.values_list("name", flat=True)) == ["paid"]

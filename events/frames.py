@@ -10,8 +10,11 @@ with the properties below, body frames of at most `frame_max - 8` bytes. The con
 stay py-amqp's (open, confirm mode, acks, errors); only the writing of publishes is ours.
 """
 
+import socket
 from dataclasses import dataclass
 from struct import Struct
+
+from amqp.transport import TCPTransport
 
 FRAME_END = b"\xce"
 _FRAME_HEAD = Struct(">BHI")  # type, channel, payload size
@@ -19,6 +22,10 @@ _PUBLISH = Struct(">HHH")  # class basic (60), method publish (40), reserved
 _HEADER = Struct(">HHQH")  # class basic (60), weight 0, body size, property flags
 _TIMESTAMP = Struct(">Q")
 _LONG = Struct(">I")
+_METHOD_HEAD = Struct(">BHIHH")  # type, channel, payload size, class, method
+_CONFIRM = Struct(">QB")  # delivery tag, bits (multiple first)
+_CONFIRM_SIZE = 13  # class, method, tag, bits: basic.ack and basic.nack alike
+BASIC_ACK, BASIC_NACK = 80, 120
 
 # content_type, content_encoding, headers, delivery_mode, message_id, timestamp, type: the flags' bits
 # 15, 14, 13, 12, 7, 6, 5, in that order on the wire.
@@ -78,3 +85,43 @@ def publish_frames(messages, *, exchange, channel, frame_max):
         for start in range(0, len(body), chunk):
             parts.append(_frame(3, channel, body[start : start + chunk]))
     return b"".join(parts)
+
+
+def confirms_take(transport, *, channel):
+    """The broker's confirms for `channel` (basic.ack, basic.nack) that have arrived, taken off the
+    head of py-amqp's read buffer after one non-blocking read of the socket: [(acked, delivery tag,
+    multiple)], in order. It stops at the first frame that is anything else, which stays in the
+    buffer for py-amqp to read and dispatch.
+
+    Why: py-amqp reads each frame with three system calls and dispatches it through its method
+    machinery, ~11 µs a confirm, a quarter of the publisher's time at 200,000 events. Plain TCP only
+    (a TLS socket cannot be read without blocking like this): elsewhere it takes nothing and the
+    caller drains through py-amqp as before. Frames begin at the buffer's head between py-amqp's
+    reads (it puts back what it read of a frame it could not finish)."""
+    if not isinstance(transport, TCPTransport) or transport.sock is None:
+        return []
+    buffer = transport._read_buffer
+    # Only on a blocking socket (py-amqp's state between its reads): Python waits for a socket with a
+    # timeout to become readable before any recv, whatever the flags.
+    if transport.sock.gettimeout() is None:
+        try:
+            buffer += transport.sock.recv(65536, socket.MSG_DONTWAIT)
+        except OSError:  # nothing waiting (EAGAIN), or a broken socket: py-amqp's next read reports it
+            pass
+    taken, offset, frame = [], 0, 8 + _CONFIRM_SIZE
+    while len(buffer) - offset >= frame:
+        kind, number, size, klass, method = _METHOD_HEAD.unpack_from(buffer, offset)
+        if (
+            kind != 1
+            or number != channel
+            or size != _CONFIRM_SIZE
+            or klass != 60
+            or method not in (BASIC_ACK, BASIC_NACK)
+            or buffer[offset + frame - 1] != FRAME_END[0]
+        ):
+            break
+        tag, bits = _CONFIRM.unpack_from(buffer, offset + 11)
+        taken.append((method == BASIC_ACK, tag, bool(bits & 1)))
+        offset += frame
+    transport._read_buffer = buffer[offset:]
+    return taken

@@ -19,7 +19,7 @@ from django.utils import timezone
 from kombu.utils import json
 
 from .broker import broker_connection, events_exchange
-from .frames import Outgoing, publish_frames
+from .frames import Outgoing, confirms_take, publish_frames
 from .models import OutboxEvent
 from .services import outbox_mark_failed, outbox_mark_published
 
@@ -36,6 +36,7 @@ class Confirms:
 
     def __init__(self, connection, channel):
         self.connection = connection
+        self.channel = channel
         self.published = 0  # the last delivery tag handed out
         self.confirmed = 0  # every tag up to this one is acked
         self._above = set()  # acked tags above `confirmed` (acks may come out of order)
@@ -62,10 +63,21 @@ class Confirms:
         first = self.confirmed + 1 if multiple else tag
         self.refused = first if self.refused is None else min(self.refused, first)
 
+    def _take_arrived(self):
+        """The confirms that have arrived, read past py-amqp's frame-by-frame dispatch
+        (events.frames.confirms_take); True when there were any."""
+        transport = getattr(getattr(self.channel, "connection", None), "transport", None)
+        taken = confirms_take(transport, channel=getattr(self.channel, "channel_id", None))
+        for acked, tag, multiple in taken:
+            (self._ack if acked else self._nack)(tag, multiple)
+        return bool(taken)
+
     def wait(self, *, timeout):
         """Until every message published so far is confirmed; raises PublishRefused otherwise."""
         deadline = time.monotonic() + timeout
         while self.confirmed < self.published and self.refused is None:
+            if self._take_arrived():
+                continue
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break

@@ -15,6 +15,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from core.backoff import exponential_backoff
+from core.locks import advisory_lock
 
 from .batches import batch_renderer
 from .models import InboxMessage, OutboxEvent
@@ -167,13 +168,11 @@ def outbox_publish(*, batch_size=None, max_batches=None):
     max_batches = max_batches or settings.EVENTS_PUBLISH_MAX_BATCHES
     result = PublishResult()
     while True:
-        if not _publisher_lock():
-            result.locked = True
-            return result
-        try:
+        with advisory_lock(PUBLISHER_LOCK_KEY) as held:
+            if not held:
+                result.locked = True
+                return result
             publisher.publish_pending(result, batch_size=batch_size, max_batches=max_batches)
-        finally:
-            _publisher_unlock()
         # A kick that arrived while we held the lock gave up; rows it was meant for committed before
         # we released it, so one look after releasing never strands them until the next beat.
         if result.error or result.backoff_until or result.more or not _unpublished_ready():
@@ -184,17 +183,6 @@ def _unpublished_ready():
     now = timezone.now()
     head = OutboxEvent.objects.filter(published_at__isnull=True).order_by("id").first()
     return head is not None and (head.next_attempt_at is None or head.next_attempt_at <= now)
-
-
-def _publisher_lock():
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [PUBLISHER_LOCK_KEY])
-        return cursor.fetchone()[0]
-
-
-def _publisher_unlock():
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_unlock(%s)", [PUBLISHER_LOCK_KEY])
 
 
 def outbox_mark_published(*, ids):

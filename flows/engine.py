@@ -21,7 +21,6 @@ import json
 import logging
 import time
 from collections import defaultdict
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -31,6 +30,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from campaigns.models import CampaignRecipient
+from core.locks import advisory_lock
 from customers import hooks
 from customers.models import Customer, CustomerTag, Order, Tag
 from segments.rules import RuleError
@@ -82,28 +82,15 @@ class DispatchOutcome:
 DISPATCHER_LOCK_NAMESPACE = 7_100_002
 
 
-@contextmanager
 def dispatcher_lock():
-    """One dispatcher per tenant at a time: yields whether this one holds the tenant's lock (a session
-    advisory lock, so a killed worker's goes with its connection).
+    """One dispatcher per tenant at a time (core.locks.advisory_lock, per schema): yields whether this
+    one holds the tenant's lock.
 
     Why: every bulk of entered runs kicks a dispatch task. Two dispatchers of one tenant were safe (runs
     are claimed SKIP LOCKED) but took both worker slots for as long as entries kept coming, and the
     senders' tasks queued behind them: 100,000 customers entering sent nothing for the ten seconds
     their events took. One dispatcher keeps up with entry (a tenth of a sender's cost per run)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_try_advisory_lock(%s, hashtext(current_schema()))", [DISPATCHER_LOCK_NAMESPACE]
-        )
-        held = cursor.fetchone()[0]
-    try:
-        yield held
-    finally:
-        if held:
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT pg_advisory_unlock(%s, hashtext(current_schema()))", [DISPATCHER_LOCK_NAMESPACE]
-                )
+    return advisory_lock(DISPATCHER_LOCK_NAMESPACE, name=connection.schema_name)
 
 
 def runs_due():

@@ -65,11 +65,11 @@ def awaited_events(flows):
     }
 
 
-def runs_wake(*, customer_ids, event, active_flows=None):
-    """Runs of these customers waiting for `event` are due now. With `active_flows` (the tenant's
-    active flows, already read), nothing is written when none of them waits for `event`: a bulk of
+def runs_wake(*, customer_ids, event, active_flows):
+    """Runs of these customers waiting for `event` are due now. Nothing is written when none of
+    `active_flows` (the tenant's active flows, which the caller has read) waits for `event`: a bulk of
     events no flow waits for costs no UPDATE probing every customer's runs."""
-    if active_flows is not None and event not in awaited_events(active_flows):
+    if event not in awaited_events(active_flows):
         return 0
     with connection.cursor() as cursor:
         cursor.execute(

@@ -1,5 +1,6 @@
-"""AMQP 0-9-1 `basic.publish` frames for many messages at once: the publisher encodes a batch of events
-into one buffer and writes it to the connection's socket in one call.
+"""AMQP 0-9-1 frames the publisher handles itself: `basic.publish` for many messages at once (encoded
+into one buffer, written to the connection's socket in one call), and the broker's confirms read off
+py-amqp's buffer (`confirms_take`).
 
 Why not py-amqp's `basic_publish` per message: it re-serialises the method arguments and the
 properties of every message field by field, tries a non-blocking read of the socket before each
@@ -7,7 +8,8 @@ publish and writes each message with its own system call; at 200,000 events (a f
 customers enter) that was ~70 µs of a worker's time per event, most of the publisher's cost. The
 frames are the same bytes (the spec's layout, as py-amqp writes them): method frame, content header
 with the properties below, body frames of at most `frame_max - 8` bytes. The connection and channel
-stay py-amqp's (open, confirm mode, acks, errors); only the writing of publishes is ours.
+stay py-amqp's (open, confirm mode, errors, every frame but a confirm); only the writing of publishes
+and the reading of confirms are ours.
 """
 
 import socket

@@ -86,9 +86,9 @@ def flows_sweep_mark():
 def dispatch_claim_seconds():
     """How long a dispatch task holds its tenant's marker: its time budget and a margin. A worker
     killed mid-dispatch leaves the claim behind; the next tick after this takes the tenant again (a
-    second dispatcher beside a slow live one is safe: runs and messages are claimed SKIP LOCKED). The
-    default claim of 120 s held a killed dispatcher's tenant, and the messages its senders held, for
-    two minutes."""
+    tick beside a slow live dispatcher steps aside: engine.dispatcher_lock, which a killed worker's
+    connection releases). The default claim of 120 s held a killed dispatcher's tenant, and the
+    messages its senders held, for two minutes."""
     return settings.FLOW_DISPATCH_SECONDS + 10
 
 

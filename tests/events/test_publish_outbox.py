@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from celery.exceptions import Retry
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
@@ -17,6 +17,7 @@ from events import publisher
 from events.models import OutboxEvent
 from events.services import PUBLISHER_LOCK_KEY, event_emit, outbox_publish, outbox_retry_now
 from events.tasks import publish_outbox
+from tests.processes import database_url
 
 
 def ids(events):
@@ -157,11 +158,7 @@ def test_it_stops_at_the_first_failed_publish_so_nothing_overtakes_it(tenant, ev
 
 def test_only_one_publisher_runs_at_a_time(tenant, events_queue):
     event = event_emit(type="customer.created", data={"id": 1})
-    dsn = connection.get_connection_params()
-    other = psycopg.connect(
-        **{k: v for k, v in dsn.items() if k in {"dbname", "user", "host", "port", "password"}},
-        autocommit=True,
-    )
+    other = psycopg.connect(database_url(), autocommit=True)
     try:
         other.execute("SELECT pg_advisory_lock(%s)", [PUBLISHER_LOCK_KEY])
         result = outbox_publish()

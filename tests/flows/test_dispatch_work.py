@@ -6,7 +6,6 @@ paused flow's due runs are never claimed and never make the tenant due."""
 from datetime import timedelta
 
 import psycopg
-from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
@@ -18,6 +17,7 @@ from flows.work import DISPATCH_WORK, dispatch_claim_seconds, flows_next_due
 from tenancy.models import TenantWork
 from tenancy.work import work_claim_due, work_mark, work_pending
 from tests.conftest import verified_sender_domain
+from tests.processes import database_url
 
 from .conftest import customer, make_active_flow, make_template, post_event
 
@@ -116,22 +116,11 @@ def test_it_hands_a_killed_dispatchers_tenant_to_a_tick_half_a_minute_later(tena
     assert len(again) == 1 and again[0].token != claim.token
 
 
-def _other_connection():
-    dsn = settings.DATABASES["default"]
-    return psycopg.connect(
-        host=dsn["HOST"],
-        port=dsn["PORT"] or 5432,
-        user=dsn["USER"],
-        dbname=connection.settings_dict["NAME"],
-        autocommit=True,
-    )
-
-
 def test_it_runs_one_dispatcher_per_tenant_and_the_second_steps_aside(tenant, api):
     _welcome_flow(api)
     anna = customer("anna@example.com")
     assert post_event(api, "e-1", anna, name="signed.up").status_code == 202
-    other = _other_connection()
+    other = psycopg.connect(database_url(), autocommit=True)
     try:
         # Another worker's dispatcher of this tenant is at work: this one returns at once, its worker
         # slot free for the senders, and leaves the run to the one at work.

@@ -3,7 +3,6 @@ from unittest import mock
 
 import psycopg
 import pytest
-from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 from django_tenants.utils import schema_context
@@ -11,6 +10,7 @@ from django_tenants.utils import schema_context
 from campaigns.models import CampaignRecipient
 from crm_project.celery import app
 from events.models import OutboxEvent
+from tests.processes import database_url
 from tracking.hits import hit_record_open, hits_prune
 from tracking.models import CampaignStats, Hit
 from tracking.rollup import ROLLUP_LOCK_NAMESPACE, hits_rollup
@@ -44,14 +44,7 @@ def test_it_works_through_the_backlog_in_batches(tenant, sent):
 
 def test_it_steps_aside_while_another_roll_up_of_the_tenant_runs(tenant, sent):
     _open(tenant, sent.recipients[0])
-    dsn = settings.DATABASES["default"]
-    other = psycopg.connect(
-        host=dsn["HOST"],
-        port=dsn["PORT"] or 5432,
-        user=dsn["USER"],
-        dbname=connection.settings_dict["NAME"],
-        autocommit=True,
-    )
+    other = psycopg.connect(database_url(), autocommit=True)
     try:
         other.execute(
             "SELECT pg_advisory_lock(%s, hashtext(%s))", [ROLLUP_LOCK_NAMESPACE, tenant.schema_name]

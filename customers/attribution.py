@@ -3,24 +3,24 @@
 An order goes to the customer's last human click on an email within the tenant's
 `attribution_click_days` before `placed_at`; failing that, to the last human open within
 `attribution_open_days` (0 turns that kind of touch off). Machine opens and test sends never count
-(the sources below leave them out). Each order is attributed once, when it is first recorded, in the
-transaction that records it; `attribution_rebuild` recomputes a tenant after its windows changed.
+(the sources below leave them out). Each order is attributed once, when it is first recorded: in the
+transaction that records it, or for the bulk API in one statement over the request's orders right
+after them; `attribution_rebuild` recomputes a tenant after its windows changed.
 
 Touches live in the apps above this one (STYLE 13: the arrows never loop), so each of them plugs a
 *touch source* in at start-up (`touch_source_register`): one SELECT over its own tables giving the
 columns of TOUCH_COLUMNS, human touches only. The campaign source is tracking's raw hits; a flow app
 adds its step emails the same way. The live lookup and the rebuild wrap the same SQL (`_last_touch_sql`)
-around the UNION ALL of the sources, once with one order's values as parameters and once LATERAL over
-every order, so the two cannot disagree. PostgreSQL pushes the customer and time predicates into each
+around the UNION ALL of the sources, LATERAL over the orders given or over every order, so the two
+cannot disagree. PostgreSQL pushes the customer and time predicates into each
 branch of the UNION ALL, so each source must be readable through an index on (customer_id, touched_at).
 """
 
-import json
 from decimal import Decimal
 
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, models
 
+from core.sql import id_array
 from events.services import json_time_sql, outbox_insert_sql, outbox_kick
 from tenancy.models import Tenant
 
@@ -91,84 +91,67 @@ def attribution_payload(attribution):
     }
 
 
-def order_attribute(*, order):
-    """Credit a just-recorded order to its customer's last touch, inside the order's transaction.
+def orders_attribute(*, order_ids):
+    """Credit recorded orders that have no attribution yet to their customers' last touches. Returns
+    how many were credited (an order no touch earns, or one attributed before, is not).
 
-    One statement (a hot path: every order the webshop pushes): the lookup through the touch index,
-    the insert, and the `order.attributed` event written from the insert's RETURNING (no second round
-    trip, no event built in Python for an order no touch earned); the order's primary key makes a
-    second attribution of the same order impossible. Returns the OrderAttribution, or None when no
-    touch earns the order (or it was attributed before).
+    One statement for any number of orders (a hot path: every order the webshop pushes; the bulk API
+    attributes its whole request at once): the orders LATERAL-joined to the last-touch lookup through
+    the touch index, the insert, and the `order.attributed` events written from the insert's
+    RETURNING. The order's primary key on the attribution makes a second attribution impossible, so
+    an order re-delivered after a push that failed midway is credited then, and only once.
     """
-    if not TOUCH_SOURCES:
-        return None
+    if not TOUCH_SOURCES or not order_ids:
+        return 0
     click_days, open_days = attribution_windows()
     if not click_days and not open_days:
-        return None
-    table = OrderAttribution._meta.db_table
-    counts = order.status not in NON_COUNTING_ORDER_STATUSES
-    # What the event says of the order, as event_emit would store it; the touch is added in SQL.
-    about_order = {
-        "order_id": order.pk,
-        "external_id": order.external_id,
-        "customer_id": order.customer_id,
-        "total": str(order.total),
-        "currency": order.currency,
-        "status": order.status,
-        "placed_at": order.placed_at,
-    }
-    touched_at = json_time_sql("a.touched_at")
+        return 0
+    table, orders = OrderAttribution._meta.db_table, Order._meta.db_table
+    # What the event says of the order, as event_emit would store it (the order's fields, then the touch).
     reported = outbox_insert_sql(
         event_type="order.attributed",
-        data=f"""%(about_order)s::jsonb || jsonb_build_object(
+        data=f"""jsonb_build_object(
+                     'order_id', o.id, 'external_id', o.external_id, 'customer_id', o.customer_id,
+                     'total', o.total::text, 'currency', o.currency, 'status', o.status,
+                     'placed_at', {json_time_sql("o.placed_at")},
                      'campaign', a.campaign_id, 'flow', a.flow_id, 'step', a.step, 'touch', a.touch,
-                     'touched_at', {touched_at})""",
-        source="credited AS a",
+                     'touched_at', {json_time_sql("a.touched_at")})""",
+        source="credited AS a JOIN pending AS o ON o.id = a.order_id",
+        order_by="o.id",
     )
     sql = f"""
-        WITH credited AS (
+        WITH pending AS MATERIALIZED (
+            SELECT o.id, o.external_id, o.customer_id, o.total, o.currency, o.status, o.placed_at
+            FROM {orders} AS o
+            WHERE o.id = ANY(%(orders)s::bigint[])
+              AND NOT EXISTS (SELECT 1 FROM {table} AS done WHERE done.order_id = o.id)
+        ),
+        credited AS (
             INSERT INTO {table} (order_id, customer_id, touch, touched_at, campaign_id, flow_id, step,
                                  placed_at, total, counts, attributed_at)
-            SELECT %(order)s, %(customer)s, lt.touch, lt.touched_at, lt.campaign_id, lt.flow_id, lt.step,
-                   %(placed)s, %(total)s, %(counts)s, now()
-            FROM ({_last_touch_sql(customer="%(customer)s", placed="%(placed)s::timestamptz")}) AS lt
+            SELECT o.id, o.customer_id, lt.touch, lt.touched_at, lt.campaign_id, lt.flow_id, lt.step,
+                   o.placed_at, o.total, NOT (o.status = ANY(%(non_counting)s)), now()
+            FROM pending AS o
+            CROSS JOIN LATERAL ({_last_touch_sql(customer="o.customer_id", placed="o.placed_at")}) AS lt
             ON CONFLICT (order_id) DO NOTHING
-            RETURNING touch, touched_at, campaign_id, flow_id, step, attributed_at
+            RETURNING order_id, touch, touched_at, campaign_id, flow_id, step
         ),
         reported AS ({reported})
-        SELECT touch, touched_at, campaign_id, flow_id, step, attributed_at FROM credited
+        SELECT count(*) FROM credited
     """
     params = {
-        "order": order.pk,
-        "customer": order.customer_id,
-        "placed": order.placed_at,
-        "total": order.total,
-        "counts": counts,
+        "orders": id_array(order_ids),
+        "non_counting": list(NON_COUNTING_ORDER_STATUSES),
         "click_days": click_days,
         "open_days": open_days,
-        "about_order": json.dumps(about_order, cls=DjangoJSONEncoder),
         "schema": connection.schema_name,
     }
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    outbox_kick()
-    touch, touched_at, campaign_id, flow_id, step, attributed_at = row
-    return OrderAttribution(
-        order=order,
-        customer_id=order.customer_id,
-        touch=touch,
-        touched_at=touched_at,
-        campaign_id=campaign_id,
-        flow_id=flow_id,
-        step=step,
-        placed_at=order.placed_at,
-        total=order.total,
-        counts=counts,
-        attributed_at=attributed_at,
-    )
+        credited = cursor.fetchone()[0]
+    if credited:
+        outbox_kick()
+    return credited
 
 
 def order_attribution_follow(*, order):

@@ -8,6 +8,7 @@ from rest_framework.exceptions import ValidationError as DRFValidationError
 from events.services import publisher_kicks_gathered
 
 from . import hooks
+from .attribution import orders_attribute
 from .serializers import CustomerInputSerializer, OrderInputSerializer, ProductInputSerializer
 from .services import customer_upsert, order_upsert, products_upsert
 
@@ -18,7 +19,9 @@ def _error_detail(error):
     return error.message_dict if hasattr(error, "error_dict") else {"non_field_errors": error.messages}
 
 
-def _bulk(items, handle):
+def _bulk(items, handle, *, then=None):
+    """Apply `handle` to each item in a transaction of its own; `then(ids)` (optional) gets the ids of
+    the items that went through, in one more transaction, for work done set-based over all of them."""
     results, counts = [], {"created": 0, "updated": 0, "unchanged": 0, "failed": 0}
     # The items' customers are noted for flows' segment triggers once, after the last item, not in
     # a statement per item (hooks.customers_changed_batch); the events publisher is kicked once too.
@@ -35,6 +38,10 @@ def _bulk(items, handle):
                 continue
             results.append({"index": index, "status": status, "id": obj.pk})
             counts[status] += 1
+        ids = [result["id"] for result in results if result["id"] is not None]
+        if then is not None and ids:
+            with transaction.atomic():
+                then(ids)
     return {**counts, "results": results}
 
 
@@ -50,15 +57,17 @@ def customers_bulk_upsert(*, items):
 
 
 def orders_bulk_upsert(*, items):
-    """Upsert up to 1000 orders, each on its own: one bad item does not sink the rest."""
+    """Upsert up to 1000 orders, each on its own: one bad item does not sink the rest. The request's
+    orders are attributed together after the last item: one statement instead of one per order (a
+    bulk interrupted before it is attributed when the webshop delivers it again)."""
 
     def handle(item):
         serializer = OrderInputSerializer(data=item)
         serializer.is_valid(raise_exception=True)
-        order, created = order_upsert(data=serializer.validated_data)
+        order, created = order_upsert(data=serializer.validated_data, attribute=False)
         return order, ("created" if created else "updated")
 
-    return _bulk(items, handle)
+    return _bulk(items, handle, then=lambda ids: orders_attribute(order_ids=ids))
 
 
 def products_bulk_upsert(*, items):

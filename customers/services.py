@@ -28,7 +28,7 @@ from events.models import OutboxEvent
 from events.services import event_emit
 
 from . import hooks, selectors
-from .attribution import order_attribute, order_attribution_follow
+from .attribution import order_attribution_follow, orders_attribute
 from .models import (
     NON_COUNTING_ORDER_STATUSES,
     Address,
@@ -721,11 +721,14 @@ def _order_status_interaction(order, old):
     )
 
 
-def order_upsert(*, data):
+def order_upsert(*, data, attribute=True):
     """Record an order pushed by the webshop, idempotent by external_id. Returns (order, created).
 
     `data` is OrderInputSerializer validated data. Re-delivery updates the order (status, totals,
-    items); the customer's aggregates are recomputed under its row lock either way.
+    items); the customer's aggregates are recomputed under its row lock either way. An order without
+    an attribution is attributed in the same transaction (a new one, or one whose first push failed
+    before it was); `attribute=False` leaves that to the caller, who attributes many at once (the
+    bulk API: customers.bulk).
     """
     fields = {key: data[key] for key in ("number", "status", "currency", "total", "placed_at") if key in data}
     with transaction.atomic():
@@ -761,12 +764,13 @@ def order_upsert(*, data):
         customer_aggregates_refresh(customer_id=customer.pk)
         if created:
             _order_placed_interaction(order)
-            order_attribute(order=order)
         else:
             if old_status != order.status:
                 _order_status_interaction(order, old_status)
             if dirty:
                 order_attribution_follow(order=order)
+        if attribute:
+            orders_attribute(order_ids=[order.pk])
         _after_order_commit(order, created=created, old_status=old_status)
     return order, created
 

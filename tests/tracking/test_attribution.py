@@ -8,6 +8,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils.dateparse import parse_datetime
 from django_tenants.utils import schema_context
@@ -15,6 +16,8 @@ from django_tenants.utils import schema_context
 from campaigns.proofs import campaign_test_send
 from customers.management.commands.consume_webshop_events import order_created, order_updated
 from customers.models import Order, OrderAttribution
+from customers.serializers import OrderInputSerializer
+from customers.services import order_upsert
 from events.contracts import event_errors
 from events.models import OutboxEvent
 from tenancy.models import Tenant
@@ -216,6 +219,60 @@ def test_it_attributes_orders_of_the_bulk_api(api, tenant, campaign, placed):
     assert list(OrderAttribution.objects.values_list("order__external_id", "campaign_id", "touch")) == [
         ("b-1", campaign.campaign.pk, "click")
     ]
+
+
+def test_it_attributes_a_bulk_in_one_statement_with_one_event_per_credited_order(
+    api, tenant, campaign, placed
+):
+    click(tenant, campaign, placed - timedelta(hours=3), who=0)
+    open_(tenant, campaign, placed - timedelta(hours=2), who=1)
+    items = [
+        {"external_id": f"b-{n}", "customer_email": email, "total": "10.00", "placed_at": PLACED}
+        for n, email in enumerate(["ann@example.com", "bob@example.com", "cy@example.com", "ann@example.com"])
+    ]
+    with CaptureQueriesContext(connection) as queries:
+        response = api.post("/api/orders/bulk", items, format="json")
+    assert response.status_code == 200, response.content
+
+    inserts = [
+        q["sql"] for q in queries.captured_queries if "INSERT INTO customers_order_attribution" in q["sql"]
+    ]
+    assert len(inserts) == 1
+    credited = dict(OrderAttribution.objects.values_list("order__external_id", "touch"))
+    assert credited == {"b-0": "click", "b-1": "open", "b-3": "click"}
+    events = attributed_events()
+    assert sorted(event.data["external_id"] for event in events) == ["b-0", "b-1", "b-3"]
+    assert all(event_errors(event.envelope()) == [] for event in events)
+    assert {event.data["placed_at"] for event in events} == {"2026-03-10T12:00:00Z"}
+
+
+def test_it_attributes_a_redelivered_order_whose_first_push_stopped_before_attribution(
+    api, tenant, campaign, placed
+):
+    click(tenant, campaign, placed - timedelta(hours=3))
+    # A bulk request whose process died after recording its orders and before attributing them.
+    serializer = OrderInputSerializer(
+        data={
+            "external_id": "o-1",
+            "customer_email": "ann@example.com",
+            "total": "100.00",
+            "placed_at": PLACED,
+        }
+    )
+    serializer.is_valid(raise_exception=True)
+    order_upsert(data=serializer.validated_data, attribute=False)
+    assert not OrderAttribution.objects.exists()
+
+    response = api.post(
+        "/api/orders/bulk",
+        [{"external_id": "o-1", "customer_email": "ann@example.com", "total": "100.00", "placed_at": PLACED}],
+        format="json",
+    )  # the webshop's retry
+    assert response.json()["results"][0]["status"] == "updated"
+    assert OrderAttribution.objects.get().touch == "click"
+    post_order(api)  # and again: nothing more
+    assert OrderAttribution.objects.count() == 1
+    assert len(attributed_events()) == 1
 
 
 def test_it_attributes_orders_from_the_webshop_bus(tenant, campaign, placed):

@@ -131,13 +131,16 @@ def _is_int(value):
 
 
 def variant_content(*, campaign, key, content, sender):
-    """The content and sender of one variant: what it sets over the campaign's own."""
+    """The content and sender of one variant: what it sets over the campaign's own. A variant with an
+    HTML body of its own and no text gets its text part from that HTML (as a campaign without text
+    does), not the campaign's text, which says what the campaign's HTML says."""
     variant = next((v for v in campaign.variants if v["key"] == key), None) or {}
+    own_html = variant.get("html_body")
     return (
         {
             "subject": variant.get("subject") or content["subject"],
-            "html": variant.get("html_body") or content["html"],
-            "text": variant.get("text_body") or content["text"],
+            "html": own_html or content["html"],
+            "text": variant.get("text_body") or ("" if own_html else content["text"]),
         },
         {**sender, "from_name": variant.get("from_name") or sender["from_name"]},
     )

@@ -182,6 +182,22 @@ def test_it_sends_the_sample_with_its_variants_and_holds_the_rest(tenant):
     assert froms == {"Shop <news@shop.example>", "Anna from Shop <news@shop.example>"}
 
 
+def test_it_gives_a_variant_with_its_own_html_a_text_part_of_that_html(tenant):
+    variants = [
+        {"key": "A", "subject": "A"},
+        {"key": "B", "subject": "B", "html_body": "<p>Only variant B says pineapple.</p>"},
+    ]
+    campaign = started(50, variants=variants, text_body="The campaign's own text says apple.")
+    send_all(campaign)
+
+    texts = {}
+    for sent in mail.outbox:
+        parsed = email.message_from_bytes(sent.message().as_bytes(), policy=email.policy.default)
+        texts[str(parsed["Subject"])] = parsed.get_body(preferencelist=("plain",)).get_content()
+    assert "apple" in texts["A"] and "pineapple" not in texts["A"]
+    assert "pineapple" in texts["B"] and "The campaign's own text" not in texts["B"]
+
+
 # --- the model ------------------------------------------------------------------------------------
 
 

@@ -58,8 +58,8 @@ def customers_bulk_upsert(*, items):
 
 def orders_bulk_upsert(*, items):
     """Upsert up to 1000 orders, each on its own: one bad item does not sink the rest. The request's
-    orders are attributed together after the last item: one statement instead of one per order (a
-    bulk interrupted before it is attributed when the webshop delivers it again)."""
+    orders are attributed together after the last item: one statement instead of one per order (the
+    orders of a request interrupted before that are attributed when the webshop delivers them again)."""
 
     def handle(item):
         serializer = OrderInputSerializer(data=item)

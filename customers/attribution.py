@@ -10,9 +10,9 @@ after them; `attribution_rebuild` recomputes a tenant after its windows changed.
 Touches live in the apps above this one (STYLE 13: the arrows never loop), so each of them plugs a
 *touch source* in at start-up (`touch_source_register`): one SELECT over its own tables giving the
 columns of TOUCH_COLUMNS, human touches only. The campaign source is tracking's raw hits; a flow app
-adds its step emails the same way. The live lookup and the rebuild wrap the same SQL (`_last_touch_sql`)
-around the UNION ALL of the sources, LATERAL over the orders given or over every order, so the two
-cannot disagree. PostgreSQL pushes the customer and time predicates into each
+adds its step emails the same way. Live attribution and the rebuild write the rows of the same SQL
+(`_credits_sql`: the orders LATERAL-joined to `_last_touch_sql` over the UNION ALL of the sources),
+over the orders given or over every order, so the two cannot disagree. PostgreSQL pushes the customer and time predicates into each
 branch of the UNION ALL, so each source must be readable through an index on (customer_id, touched_at).
 """
 
@@ -61,6 +61,25 @@ def _last_touch_sql(*, customer, placed):
                 AND t.touched_at >= {placed} - %(open_days)s * interval '1 day'))
         ORDER BY (t.touch = 'click') DESC, t.touched_at DESC, t.touch_id DESC
         LIMIT 1
+    """
+
+
+# The attribution row's columns, in the order `_credits_sql` gives them.
+CREDIT_COLUMNS = (
+    "order_id, customer_id, touch, touched_at, campaign_id, flow_id, step, placed_at, total, counts, "
+    "attributed_at"
+)
+
+
+def _credits_sql(orders):
+    """SELECT of the attribution rows (CREDIT_COLUMNS) earned by the orders of `orders`, a FROM item
+    aliased `o` with the order's columns: live attribution and the rebuild both write these rows."""
+    return f"""
+        SELECT o.id AS order_id, o.customer_id, lt.touch, lt.touched_at, lt.campaign_id, lt.flow_id,
+               lt.step, o.placed_at, o.total, NOT (o.status = ANY(%(non_counting)s)) AS counts,
+               now() AS attributed_at
+        FROM {orders}
+        CROSS JOIN LATERAL ({_last_touch_sql(customer="o.customer_id", placed="o.placed_at")}) AS lt
     """
 
 
@@ -127,12 +146,8 @@ def orders_attribute(*, order_ids):
               AND NOT EXISTS (SELECT 1 FROM {table} AS done WHERE done.order_id = o.id)
         ),
         credited AS (
-            INSERT INTO {table} (order_id, customer_id, touch, touched_at, campaign_id, flow_id, step,
-                                 placed_at, total, counts, attributed_at)
-            SELECT o.id, o.customer_id, lt.touch, lt.touched_at, lt.campaign_id, lt.flow_id, lt.step,
-                   o.placed_at, o.total, NOT (o.status = ANY(%(non_counting)s)), now()
-            FROM pending AS o
-            CROSS JOIN LATERAL ({_last_touch_sql(customer="o.customer_id", placed="o.placed_at")}) AS lt
+            INSERT INTO {table} ({CREDIT_COLUMNS})
+            {_credits_sql("pending AS o")}
             ON CONFLICT (order_id) DO NOTHING
             RETURNING order_id, touch, touched_at, campaign_id, flow_id, step
         ),
@@ -179,13 +194,7 @@ def attribution_rebuild(*, click_days=None, open_days=None):
     if not TOUCH_SOURCES or (not click_days and not open_days):
         fresh = f"SELECT * FROM {table} WHERE false"
     else:
-        fresh = f"""
-            SELECT o.id AS order_id, o.customer_id, lt.touch, lt.touched_at, lt.campaign_id, lt.flow_id,
-                   lt.step, o.placed_at, o.total, NOT (o.status = ANY(%(non_counting)s)) AS counts,
-                   now() AS attributed_at
-            FROM {orders} o
-            CROSS JOIN LATERAL ({_last_touch_sql(customer="o.customer_id", placed="o.placed_at")}) AS lt
-        """
+        fresh = _credits_sql(f"{orders} AS o")
     sql = f"""
         WITH fresh AS MATERIALIZED ({fresh}),
         gone AS (
@@ -194,11 +203,8 @@ def attribution_rebuild(*, click_days=None, open_days=None):
             RETURNING 1
         ),
         written AS (
-            INSERT INTO {table} (order_id, customer_id, touch, touched_at, campaign_id, flow_id, step,
-                                 placed_at, total, counts, attributed_at)
-            SELECT order_id, customer_id, touch, touched_at, campaign_id, flow_id, step,
-                   placed_at, total, counts, attributed_at
-            FROM fresh
+            INSERT INTO {table} ({CREDIT_COLUMNS})
+            SELECT {CREDIT_COLUMNS} FROM fresh
             ON CONFLICT (order_id) DO UPDATE
                SET customer_id = excluded.customer_id, touch = excluded.touch,
                    touched_at = excluded.touched_at, campaign_id = excluded.campaign_id,

@@ -23,6 +23,7 @@ from core.net import reachable
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR = BASE_DIR / "var"
 PY = sys.executable
+NO_TESTS_COLLECTED = 5  # pytest's exit code when a phase selects nothing (a path with no serial tests)
 DEMO = {
     "slug": "demo",
     "domain": "demo.localhost",
@@ -203,8 +204,20 @@ def test(args):
     os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
     os.environ.setdefault("MAIL_MAILER", "locmem")
     os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    command = [PY, "-m", "pytest", *args]
-    return subprocess.run(command, cwd=BASE_DIR).returncode
+    pytest = [PY, "-m", "pytest"]
+    workers = os.environ.get("TEST_WORKERS", "3")
+    if workers in {"0", "1"} or any(arg == "-m" or arg.startswith("-n") for arg in args):
+        return subprocess.run([*pytest, *args], cwd=BASE_DIR).returncode
+    # Two phases: the tests in parallel processes, each with its own test database, Redis database,
+    # queue and exchanges (tests/parallel.py), files kept together for their module fixtures; then,
+    # alone, the tests that stop a server all the processes share. Most tests wait on a worker, a
+    # browser or a socket, so three processes beat two on two cores.
+    parallel = subprocess.run(
+        [*pytest, "-n", workers, "--dist", "loadfile", "-m", "not serial", *args], cwd=BASE_DIR
+    ).returncode
+    serial = subprocess.run([*pytest, "-m", "serial", *args], cwd=BASE_DIR).returncode
+    codes = [code for code in (parallel, serial) if code != NO_TESTS_COLLECTED]
+    return max(codes, default=NO_TESTS_COLLECTED)
 
 
 def bench(args):

@@ -67,6 +67,7 @@ def wait_until(predicate, process, timeout=30):
         time.sleep(0.2)
 
 
+@pytest.mark.serial  # stops the shared broker: never beside another test process
 def test_the_consumer_process_survives_a_rabbitmq_restart_and_stops_cleanly(fresh_tenant, topology):
     require_rabbitmqctl()
     exchange, queue = topology

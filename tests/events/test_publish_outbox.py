@@ -169,6 +169,7 @@ def test_only_one_publisher_runs_at_a_time(tenant, events_queue):
     assert OutboxEvent.objects.get(pk=event.pk).published_at is None
 
 
+@pytest.mark.serial  # stops the shared broker: never beside another test process
 def test_nothing_is_lost_while_rabbitmq_is_down(
     tenant, other_tenant, events_queue, stopped_rabbitmq, settings
 ):

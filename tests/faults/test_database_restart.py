@@ -5,12 +5,16 @@ import threading
 import time
 from decimal import Decimal
 
+import pytest
 import requests
 from django.db import connection
 from django_tenants.utils import schema_context
 
 from customers.models import Customer, Order
 from tests.faults.conftest import require_root_control
+
+# Each test stops a server every test process shares: they run alone, after the parallel phase.
+pytestmark = pytest.mark.serial
 
 
 def _port():

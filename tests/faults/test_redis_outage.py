@@ -28,6 +28,9 @@ from tests.conftest import verified_sender_domain
 from tests.faults.conftest import require_root_control
 from tracking.models import Hit
 
+# Each test stops a server every test process shares: they run alone, after the parallel phase.
+pytestmark = pytest.mark.serial
+
 
 def _port():
     return urlsplit(settings.REDIS_URL).port or 6379

@@ -95,6 +95,17 @@ def test_it_refuses_to_start_with_nothing_set_and_says_everything_that_is_missin
         ("0123456789" * 6, "low in entropy: it repeats a short pattern"),
         ("a" * 45 + "bcdefghijk", "low in entropy: about"),
     ],
+    # Named, not by their random keys: parallel test processes must collect the same tests.
+    ids=[
+        "missing",
+        "short",
+        "changeme",
+        "django-insecure",
+        "dev-insecure",
+        "two-characters",
+        "pattern",
+        "low-entropy",
+    ],
 )
 def test_it_refuses_a_missing_short_placeholder_or_low_entropy_secret_key(secret_key, said):
     message = _refusal(**{**GOOD, "SECRET_KEY": secret_key})
@@ -115,6 +126,16 @@ def test_it_refuses_a_missing_short_placeholder_or_low_entropy_secret_key(secret
         "abc" * 20,
         "qwertyuiop" * 6,
     ],
+    ids=[
+        "changeme-long",
+        "changeme",
+        "CHANGE_ME",
+        "django-insecure",
+        "your-secret-key",
+        "x",
+        "abc",
+        "qwerty",
+    ],
 )
 def test_it_names_known_placeholders_and_weak_keys(secret_key):
     assert secret_key_problem(secret_key) is not None
@@ -123,6 +144,7 @@ def test_it_names_known_placeholders_and_weak_keys(secret_key):
 @pytest.mark.parametrize(
     "secret_key",
     [secrets.token_urlsafe(50), get_random_secret_key(), secrets.token_hex(32), secrets.token_hex(25)],
+    ids=["token_urlsafe(50)", "get_random_secret_key()", "token_hex(32)", "token_hex(25)"],
 )
 def test_it_accepts_keys_made_the_usual_ways(secret_key):
     assert secret_key_problem(secret_key) is None

@@ -205,19 +205,34 @@ def test(args):
     os.environ.setdefault("MAIL_MAILER", "locmem")
     os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     pytest = [PY, "-m", "pytest"]
-    workers = os.environ.get("TEST_WORKERS", "3")
-    if workers in {"0", "1"} or any(arg == "-m" or arg.startswith("-n") for arg in args):
-        return subprocess.run([*pytest, *args], cwd=BASE_DIR).returncode
+    args, marks, workers = _phase_options(args)
+    workers = workers or os.environ.get("TEST_WORKERS", "3")
+    if workers in {"0", "1"}:
+        return subprocess.run([*pytest, *(["-m", marks] if marks else []), *args], cwd=BASE_DIR).returncode
     # Two phases: the tests in parallel processes, each with its own test database, Redis database,
     # queue and exchanges (tests/parallel.py), files kept together for their module fixtures; then,
     # alone, the tests that stop a server all the processes share. Most tests wait on a worker, a
-    # browser or a socket, so three processes beat two on two cores.
+    # browser or a socket, so three processes beat two on two cores. `-n N` in ARGS sets the number.
+    within = f"({marks}) and " if marks else ""
     parallel = subprocess.run(
-        [*pytest, "-n", workers, "--dist", "loadfile", "-m", "not serial", *args], cwd=BASE_DIR
+        [*pytest, "-n", workers, "--dist", "loadfile", "-m", f"{within}not serial", *args], cwd=BASE_DIR
     ).returncode
-    serial = subprocess.run([*pytest, "-m", "serial", *args], cwd=BASE_DIR).returncode
+    serial = subprocess.run([*pytest, "-m", f"{within}serial", *args], cwd=BASE_DIR).returncode
     codes = [code for code in (parallel, serial) if code != NO_TESTS_COLLECTED]
     return max(codes, default=NO_TESTS_COLLECTED)
+
+
+def _phase_options(args):
+    """(the arguments without `-m EXPR` and `-n N`, EXPR or "", N or ""): each phase adds its own
+    condition to the caller's marks, and only the parallel phase runs in N processes."""
+    rest, taken = [], {"-m": "", "-n": ""}
+    arguments = iter(args)
+    for arg in arguments:
+        if arg in taken:
+            taken[arg] = next(arguments, "")
+        else:
+            rest.append(arg)
+    return rest, taken["-m"], taken["-n"]
 
 
 def bench(args):

@@ -341,6 +341,8 @@ EVENTS_BROKER_HEARTBEAT = int(env("EVENTS_BROKER_HEARTBEAT", "30"))
 EVENTS_PUBLISH_CONFIRM_TIMEOUT = float(env("EVENTS_PUBLISH_CONFIRM_TIMEOUT", "10"))
 EVENTS_PUBLISH_BATCH_SIZE = int(env("EVENTS_PUBLISH_BATCH_SIZE", "200"))
 EVENTS_PUBLISH_MAX_BATCHES = int(env("EVENTS_PUBLISH_MAX_BATCHES", "50"))
+# How long one publisher run goes on while new events keep arriving before a fresh run takes over.
+EVENTS_PUBLISH_SECONDS = float(env("EVENTS_PUBLISH_SECONDS", "2"))
 # While the broker is down the waiting event is retried after 2, 4, 8 ... s, at most this often.
 EVENTS_PUBLISH_BACKOFF_BASE = float(env("EVENTS_PUBLISH_BACKOFF_BASE", "2"))
 EVENTS_PUBLISH_BACKOFF_MAX = float(env("EVENTS_PUBLISH_BACKOFF_MAX", "60"))

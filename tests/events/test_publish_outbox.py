@@ -156,6 +156,30 @@ def test_it_stops_at_the_first_failed_publish_so_nothing_overtakes_it(tenant, ev
     assert [body["data"]["id"] for body in received] == [1, 2]
 
 
+def test_it_hands_over_to_a_fresh_run_while_events_keep_arriving(tenant, events_queue, settings, monkeypatch):
+    """A steady stream of events (a bulk entry writes them for seconds) must not keep one run, and the
+    worker slot under it, publishing: past EVENTS_PUBLISH_SECONDS it returns `more` (its task enqueues
+    the next run, behind what else is queued) instead of looking again."""
+    settings.EVENTS_PUBLISH_SECONDS = 0.3
+    real_publish_pending = publisher.publish_pending
+    arrived = []
+
+    def publish_while_another_arrives(result, **kwargs):
+        real_publish_pending(result, **kwargs)
+        arrived.append(event_emit(type="customer.created", data={"id": len(arrived)}))
+
+    monkeypatch.setattr(publisher, "publish_pending", publish_while_another_arrives)
+    started = time.monotonic()
+
+    result = outbox_publish()
+
+    assert result.more is True and result.error == ""
+    assert time.monotonic() - started < 5
+    assert len(arrived) >= 2  # within its time it looked again and published what came
+    assert OutboxEvent.objects.get(pk=arrived[0].pk).published_at is not None
+    assert OutboxEvent.objects.get(pk=arrived[-1].pk).published_at is None  # the next run's
+
+
 def test_only_one_publisher_runs_at_a_time(tenant, events_queue):
     event = event_emit(type="customer.created", data={"id": 1})
     other = psycopg.connect(database_url(), autocommit=True)

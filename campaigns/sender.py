@@ -202,6 +202,13 @@ class Store:
         """Where a claimed but unsent recipient goes: back to pending, or cancelled with its campaign."""
         return "cancelled" if self._locked_status(cursor) == "cancelled" else "pending"
 
+    # The periodic work that reclaims the leases of senders that died (campaigns.lifecycle).
+    LEASES_WORK = lifecycle.LEASES_WORK
+
+    def _skip_reason_sql(self):
+        """SQL over a claimed recipient row `u`: why it may not be mailed now, or NULL."""
+        return selectors.marketing_skip_reason_sql(customer_id="u.customer_id", email="u.email")
+
     def claim(self, *, limit, lease_seconds):
         """Take up to `limit` due pending recipients under a new token and a lease of `lease_seconds`;
         committed before returning. Those who may no longer be mailed are skipped in the same
@@ -219,12 +226,12 @@ class Store:
                 limit=limit,
                 lease_seconds=lease_seconds,
                 columns=("u.id", "u.customer_id", "u.email", "u.attempts", "u.variant"),
-                skip=selectors.marketing_skip_reason_sql(customer_id="u.customer_id", email="u.email"),
+                skip=self._skip_reason_sql(),
             )
             if rows:
-                # The reclaimer visits this tenant once this lease could have run out (tenancy/work.py);
-                # in the claim's transaction, so no lease exists without its marker.
-                work_mark(lifecycle.LEASES_WORK, due_at=timezone.now() + timedelta(seconds=lease_seconds + 1))
+                # What reclaims a dead sender's lease visits this tenant once it could have run out
+                # (tenancy/work.py); in the claim's transaction, so no lease exists without its marker.
+                work_mark(self.LEASES_WORK, due_at=timezone.now() + timedelta(seconds=lease_seconds + 1))
         claims = [Claim(*row) for row in rows]
         lease = Lease(
             token=token,

@@ -26,19 +26,19 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 from campaigns import selectors
-from campaigns.leases import RECIPIENT_LEASES, Lease
+from campaigns.leases import RECIPIENT_LEASES
 from campaigns.messages import CampaignComposer
 from campaigns.models import CampaignRecipient
 from campaigns.ratelimit import RateLimiter, RateUnavailable
 from campaigns.rendering import order_context
-from campaigns.sender import Batch, Claim, Messenger, Store, send_batch
+from campaigns.sender import Messenger, Store, send_batch
 from campaigns.tokens import tenant_base_url
 from core.sql import id_array
 from customers.models import Order
 from tenancy.models import Tenant
 
 from .models import Flow, FlowCarrier, FlowRun, FlowStepLog
-from .work import flows_leases_mark
+from .work import DISPATCH_WORK
 
 logger = logging.getLogger(__name__)
 
@@ -136,6 +136,9 @@ def message_extras(recipient_ids):
 class FlowStore(Store):
     """The campaign sender's store for one carrier campaign of a flow."""
 
+    # A dead flow sender's lease is reclaimed by the tenant's dispatch (flows.tasks).
+    LEASES_WORK = DISPATCH_WORK
+
     def __init__(self, campaign_id, *, flow_id, cap_hours):
         super().__init__(campaign_id)
         self.flow_id = flow_id
@@ -167,32 +170,8 @@ class FlowStore(Store):
             base_url=tenant_base_url(),
         )
 
-    def claim(self, *, limit, lease_seconds):
-        taken_at = time.monotonic()
-        skip = (
-            f"coalesce({selectors.marketing_skip_reason_sql(customer_id='u.customer_id', email='u.email')}, "
-            f"{frequency_cap_skip_sql(cap_hours=self.cap_hours)})"
-        )
-        with transaction.atomic(), connection.cursor() as cursor:
-            token, rows, skipped = RECIPIENT_LEASES.claim(
-                cursor,
-                group_id=self.campaign_id,
-                limit=limit,
-                lease_seconds=lease_seconds,
-                columns=("u.id", "u.customer_id", "u.email", "u.attempts"),
-                skip=skip,
-            )
-            if rows:  # no lease without its reclaimer's visit, as campaigns' Store.claim
-                flows_leases_mark(lease_seconds=lease_seconds)
-        claims = [Claim(*row) for row in rows]
-        lease = Lease(
-            token=token,
-            ids=[c.id for c in claims],
-            seconds=lease_seconds,
-            renew=self._renew,
-            taken_at=taken_at,
-        )
-        return Batch(claims=claims, skipped=skipped, token=token, lease=lease)
+    def _skip_reason_sql(self):
+        return f"coalesce({super()._skip_reason_sql()}, {frequency_cap_skip_sql(cap_hours=self.cap_hours)})"
 
 
 @dataclass

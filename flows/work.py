@@ -61,12 +61,6 @@ def flows_next_due():
     return sending or min((moment for moment in (due, lease_ends) if moment is not None), default=None)
 
 
-def flows_leases_mark(*, lease_seconds):
-    """In the transaction that takes a flow sender's lease: the dispatch (which reclaims what a dead
-    sender held) is due when the lease could have run out."""
-    work_mark(DISPATCH_WORK, due_at=timezone.now() + timedelta(seconds=lease_seconds + 1))
-
-
 def flows_sweep_due():
     """Now when the tenant has an active flow with a periodic trigger, else None."""
     if Flow.objects.filter(status="active", trigger__type__in=SWEEP_TRIGGERS).exists():

@@ -9,7 +9,7 @@ id not in "updated" was created.
 from django.db import connection
 
 from events.batches import BATCH_EVENTS, batch_envelope, batch_renderer_register
-from events.models import OutboxEvent
+from events.services import outbox_insert_sql
 
 from .selectors import customer_list
 from .services import customer_representation
@@ -20,18 +20,18 @@ BATCH_TYPE = "customers.batch"
 def batch_rows_insert(cursor, *, touched_table):
     """Write the batch rows for the customers in `touched_table` (id, created, changed); one statement."""
     cursor.execute(
-        f"""
-        INSERT INTO {OutboxEvent._meta.db_table} (event_id, tenant, type, occurred_at, data, attempts, last_error)
-        SELECT gen_random_uuid(), %s, %s, now(),
-               jsonb_build_object('ids', to_jsonb(array_agg(id ORDER BY id)),
-                                  'updated', COALESCE(jsonb_object_agg(id, changed) FILTER (WHERE NOT created), '{{}}')),
-               0, ''
-          FROM (SELECT id, created, changed, (row_number() OVER (ORDER BY id) - 1) / %s AS part
-                  FROM {touched_table}) touched
-         GROUP BY part
-         ORDER BY part
-        """,
-        [connection.schema_name, BATCH_TYPE, BATCH_EVENTS],
+        outbox_insert_sql(
+            event_type=BATCH_TYPE,
+            data="""jsonb_build_object(
+                        'ids', to_jsonb(array_agg(id ORDER BY id)),
+                        'updated', COALESCE(jsonb_object_agg(id, changed) FILTER (WHERE NOT created), '{}')
+                    )""",
+            source=f"""(SELECT id, created, changed, (row_number() OVER (ORDER BY id) - 1) / {BATCH_EVENTS} AS part
+                        FROM {touched_table}) AS touched""",
+            group_by="part",
+            order_by="part",
+        ),
+        {"schema": connection.schema_name},
     )
     return cursor.rowcount
 

@@ -148,6 +148,9 @@ class Store:
     tenant schema): the campaign and its content, whether it may send, claims and their leases, the
     customers, the outcomes, and finishing the campaign."""
 
+    # The periodic work that reclaims the leases of senders that died (campaigns.lifecycle).
+    LEASES_WORK = lifecycle.LEASES_WORK
+
     def __init__(self, campaign_id, *, campaign=None):
         self.campaign_id = campaign_id
         self._campaign = campaign
@@ -201,9 +204,6 @@ class Store:
     def _unsent_status(self, cursor):
         """Where a claimed but unsent recipient goes: back to pending, or cancelled with its campaign."""
         return "cancelled" if self._locked_status(cursor) == "cancelled" else "pending"
-
-    # The periodic work that reclaims the leases of senders that died (campaigns.lifecycle).
-    LEASES_WORK = lifecycle.LEASES_WORK
 
     def _skip_reason_sql(self):
         """SQL over a claimed recipient row `u`: why it may not be mailed now, or NULL."""

@@ -3,6 +3,7 @@
 import pytest
 
 from campaigns import editing
+from campaigns.models import CampaignRecipient
 from customers.models import Customer
 from segments.models import Segment, SegmentMember
 from tests.conftest import verified_sender_domain
@@ -50,6 +51,14 @@ def make_campaign(segment, **fields):
     }
     values.update(fields)
     return editing.campaign_create(**values)
+
+
+def claim_order(campaign):
+    """The recipients' addresses in the order the sender claims them (by recipient id). The freeze
+    inserts the audience in whatever order the planner reads it, not necessarily the customers'."""
+    return list(
+        CampaignRecipient.objects.filter(campaign=campaign).order_by("id").values_list("email", flat=True)
+    )
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from campaigns.ratelimit import RateLimiter
 from events.models import OutboxEvent
 from tests import processes
 
-from .conftest import make_campaign, make_customers, static_segment
+from .conftest import claim_order, make_campaign, make_customers, static_segment
 
 FAST = RateLimiter(rate_per_second=100000)
 
@@ -53,14 +53,6 @@ def _statuses(campaign):
     )
 
 
-def _claim_order(campaign):
-    """The recipients' addresses in the order the sender claims them (by recipient id). The freeze
-    inserts the audience in whatever order the planner reads it, not necessarily the customers'."""
-    return list(
-        CampaignRecipient.objects.filter(campaign=campaign).order_by("id").values_list("email", flat=True)
-    )
-
-
 def _cancelled_events(campaign):
     return [
         event.data
@@ -92,7 +84,7 @@ def test_it_cancels_mid_send_recording_the_batch_in_flight_and_sending_nothing_m
     in_flight.close()
 
     assert (outcome.sent, outcome.batches, outcome.finished) == (2, 1, False)
-    order = _claim_order(campaign)
+    order = claim_order(campaign)
     assert sorted(sink.by_address()) == sorted(order[:4])
     assert _statuses(campaign) == {
         **{email: "sent" for email in order[:4]},
@@ -157,7 +149,7 @@ def test_it_cancels_what_a_batch_in_flight_could_not_send_instead_of_retrying_it
     messenger = Refusing()
     sender.campaign_batches_send(campaign_id=campaign.pk, limiter=FAST, messenger=messenger)
 
-    assert messenger.sent == [email for email in _claim_order(campaign) if email != "c1@example.com"]
+    assert messenger.sent == [email for email in claim_order(campaign) if email != "c1@example.com"]
     rows = CampaignRecipient.objects.filter(campaign=campaign).order_by("email")
     assert [(r.email, r.status, r.error, r.lease_until) for r in rows] == [
         ("c0@example.com", "sent", "", None),

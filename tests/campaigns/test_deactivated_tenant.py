@@ -14,7 +14,7 @@ from campaigns.ratelimit import RateLimiter
 from tenancy.services import tenant_activate, tenant_deactivate
 from tenancy.work import work_mark
 
-from .conftest import make_campaign, make_customers, static_segment
+from .conftest import claim_order, make_campaign, make_customers, static_segment
 
 FAST = RateLimiter(rate_per_second=100000)
 
@@ -77,11 +77,7 @@ def test_it_stops_between_batches_when_the_tenant_is_deactivated_and_goes_on_onc
         campaign_id=campaign.pk, batch_size=2, limiter=FAST, messenger=messenger
     )
 
-    # In the order the sender claims them (by recipient id): the freeze inserts the audience in
-    # whatever order the planner reads it, not necessarily the customers'.
-    order = list(
-        CampaignRecipient.objects.filter(campaign=campaign).order_by("id").values_list("email", flat=True)
-    )
+    order = claim_order(campaign)
     assert (outcome.sent, outcome.batches, outcome.more) == (2, 1, False)
     assert messenger.sent == order[:2]  # the batch in flight, nothing more
     assert _statuses(campaign) == ["sent", "sent", "pending", "pending"]

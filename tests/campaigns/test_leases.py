@@ -15,7 +15,7 @@ from campaigns.leases import Lease, LeaseLost
 from campaigns.models import CampaignRecipient
 from campaigns.ratelimit import Pacer, RateLimiter
 
-from .conftest import make_campaign, make_customers, static_segment
+from .conftest import claim_order, make_campaign, make_customers, static_segment
 
 FAST = RateLimiter(rate_per_second=100000)
 
@@ -137,11 +137,7 @@ def test_it_stops_a_batch_whose_lease_was_reclaimed_and_its_late_outcome_changes
     relay = Relay(after_each=frozen)
     result = _send(store, first, relay)
 
-    # The claim's order (by recipient id): the freeze inserts the audience in whatever order the
-    # planner reads it, not necessarily the customers'.
-    order = list(
-        CampaignRecipient.objects.filter(campaign=campaign).order_by("id").values_list("email", flat=True)
-    )
+    order = claim_order(campaign)
     assert relay.sent == order[:1]  # nothing more once it knew it had lost the rows
     assert result.stopped == "the lease ran out after 61.0 s and 3 of 3 rows were reclaimed"
     assert (len(result.sent), len(result.released)) == (1, 2)

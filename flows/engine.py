@@ -7,7 +7,9 @@ one index probe per active flow), performs each run's steps until it must wait (
 the send window) or ends, and writes everything the batch did set-based in the same transaction: the
 step logs (unique on run + step: a step is performed at most once, and a crash rolls the whole batch
 back so nothing is half done), the email steps' recipient rows, tags, the runs' new positions,
-finished runs and their events (batch rows of the outbox: flows.outbox).
+finished runs and their events (batch rows of the outbox: flows.outbox). Runs entering a flow have
+their first steps performed by the same code (`runs_advance`, `effects_write`) as they enter
+(flows.entry), so the dispatcher's runs are those whose time came later.
 
 Rules are evaluated set-based too: exit rules once per flow and round, a branch once per step and
 round, a wait_for's "did it happen" once per step and round (one query each, over the batch's
@@ -23,6 +25,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
@@ -57,6 +60,7 @@ class Run:
     due_at: object = None
     moved: bool = False
     finished: tuple | None = None  # (status, reason, step id)
+    entry_key: str = ""  # an entering run's (flows.entry); the dispatcher's runs have theirs written
 
 
 @dataclass
@@ -171,24 +175,10 @@ def dispatch_batch(*, limit):
             return 0, 0, 0
         flows = Flow.objects.in_bulk({run.flow_id for run in runs})
         now = timezone.now()
-        time_zone = getattr(connection.tenant, "time_zone", "UTC")
         batch = Batch()
-        active = runs
-        for _ in range(definitions.MAX_STEPS + 2):
-            active = [run for run in active if run.finished is None]
-            if not active:
-                break
-            _versions(active, flows)
-            active = [run for run in active if run.finished is None]
-            _exit_rules(active, flows)
-            active = [run for run in active if run.finished is None]
-            facts = _facts(active, flows)
-            active = [
-                run for run in active if _perform(run, flows[run.flow_id], done, facts, batch, now, time_zone)
-            ]
-        for run in active:  # still moving after every step: due again at once
-            run.due_at = now
-        batch.emails = _write(cursor, runs, flows, batch, now)
+        runs_advance(runs, flows, done=done, batch=batch, now=now)
+        batch.emails = effects_write(cursor, flows, batch, now)
+        _moved_write(cursor, runs, now)
         finished = (
             runs_finish(
                 cursor=cursor,
@@ -198,18 +188,51 @@ def dispatch_batch(*, limit):
             if any(run.finished for run in runs)
             else []
         )
-    if batch.emails:
-        from .tasks import send_flow_messages  # noqa: PLC0415  (flows.tasks imports this module)
-
-        schema = connection.schema_name
-        transaction.on_commit(lambda: _enqueue_sender(send_flow_messages, schema))
+        if batch.emails:
+            senders_kick()
     return len(runs), batch.emails, len(finished)
 
 
-def _enqueue_sender(task, schema):
+def runs_advance(runs, flows, *, done, batch, now):
+    """Perform each run's steps until it must wait (a delay, a wait_for, the send window) or ends:
+    the one place steps are performed, for the dispatcher's claimed runs and for runs entering a
+    flow (flows.entry). `done` is {run id: {step id: status}} of steps already logged; what the
+    steps did is gathered in `batch`. A run still moving after every step is due again at once."""
+    time_zone = getattr(connection.tenant, "time_zone", "UTC")
+    active = runs
+    for _ in range(definitions.MAX_STEPS + 2):
+        active = [run for run in active if run.finished is None]
+        if not active:
+            break
+        _versions(active, flows)
+        active = [run for run in active if run.finished is None]
+        _exit_rules(active, flows)
+        active = [run for run in active if run.finished is None]
+        facts = _facts(active, flows)
+        active = [
+            run for run in active if _perform(run, flows[run.flow_id], done, facts, batch, now, time_zone)
+        ]
+    for run in active:
+        run.due_at = now
+
+
+def senders_kick():
+    """Start the tenant's flow senders once this transaction commits; once however many of its
+    statements queued messages (the beat sends what a lost kick leaves: the tenant's dispatch work
+    is due while a flow message is pending)."""
+    if connection.in_atomic_block and any(
+        getattr(func, "func", None) is _enqueue_sender for _, func, _ in connection.run_on_commit
+    ):
+        return
+    transaction.on_commit(partial(_enqueue_sender, connection.schema_name))
+
+
+def _enqueue_sender(schema):
+    from .tasks import send_flow_messages  # noqa: PLC0415  (flows.tasks imports this module)
+
     try:
         for _ in range(max(1, settings.FLOW_SEND_CONCURRENCY)):
-            task.apply_async(headers={"_schema_name": schema}, retry=False)
+            send_flow_messages.apply_async(headers={"_schema_name": schema}, retry=False)
     except Exception:  # the beat's sweep sends what a lost kick leaves
         logger.warning("could not enqueue the flow sender; beat will send", exc_info=True)
 
@@ -366,8 +389,9 @@ def _log(batch, run, step, status, detail, email=None):
     batch.logs.append((run, step, status, detail, email))
 
 
-def _write(cursor, runs, flows, batch, now):
-    """Write the batch's effects set-based. Returns how many messages were queued.
+def effects_write(cursor, flows, batch, now):
+    """Write what the batch's steps did, set-based: the email steps' recipient rows, the step logs,
+    the tags. Returns how many messages were queued.
 
     Each statement takes its rows as one JSON document, not as arrays: the driver quotes every
     element of a Python list through a regular expression (a fifth of the dispatcher's time at 500
@@ -445,8 +469,13 @@ def _write(cursor, runs, flows, batch, now):
             ],
         )
     _tags(cursor, batch)
-    # The finished ones are written once, by runs_finish (with the version they finished on): a
-    # second UPDATE of the same rows here cost as much as the first (every index of flow_runs again).
+    return queued
+
+
+def _moved_write(cursor, runs, now):
+    """The claimed runs' new positions. The finished ones are written once, by runs_finish (with the
+    version they finished on): a second UPDATE of the same rows here cost as much as the first (every
+    index of flow_runs again)."""
     moved = [run for run in runs if run.finished is None]
     if moved:
         cursor.execute(
@@ -475,7 +504,6 @@ def _write(cursor, runs, flows, batch, now):
                 )
             ],
         )
-    return queued
 
 
 def _tags(cursor, batch):

@@ -108,6 +108,12 @@ class FlowRun(models.Model):
             # Customer first: it is also the index of a customer's runs (the re-entry policy's
             # lookup, waking waiting runs, "never entered" for segment triggers), so no second one.
             models.UniqueConstraint(fields=["customer", "flow", "entry_key"], name="flow_run_entry_unique"),
+            # A customer's n-th run of a flow is one run: two entries that read the same earlier runs
+            # (two transactions at once) cannot both be written, even when the first one's run ended
+            # as it entered (flows.entry), which flow_run_one_active below does not see.
+            models.UniqueConstraint(
+                fields=["customer", "flow", "entry_number"], name="flow_run_number_unique"
+            ),
             # At most one active run per customer and flow, whatever the re-entry policy: two triggers
             # at once (two transactions) cannot both enter, as the NOT EXISTS of runs_enter alone allowed.
             models.UniqueConstraint(

@@ -1,6 +1,6 @@
 """flow.entered / flow.exited / flow.completed as batch rows of the outbox (events.batches): one compact
-row per flow and BATCH_EVENTS runs, written in the statement that moves the runs, rendered into one
-event per run when the row is published.
+row per flow and BATCH_EVENTS events, written in the statement that moves the runs, rendered into
+its events when the row is published.
 
 Why: a flow that 100,000 customers enter emits 200,000 events. As one outbox row each, their rows
 (six indexes, the customer's email joined in) cost as much as the runs themselves, and the publisher
@@ -9,7 +9,8 @@ the email is looked up when the row is published, so a customer erased before th
 (as `customers.services._outbox_scrub` drops an erased customer's unpublished rows).
 
 A batch row's data: {"flow_id", "flow_name", "version", "runs": [[type, run id, customer id, reason,
-step], ...]} in run order; reason and step are those of flow.exited (empty for the others).
+step], ...]} in run order (a run that entered and ended in one statement: entered first); reason and
+step are those of flow.exited (empty for the others).
 """
 
 from django.db import connection
@@ -24,18 +25,23 @@ from .models import Flow
 BATCH_TYPE = "flows.batch"
 
 
+# A run's events in the order they happened: entered first (a run that enters and ends in one
+# statement has both), then how it ended.
+EVENT_ORDER = "s.run_id, s.type <> 'flow.entered'"
+
+
 def batch_rows_sql(source):
     """INSERT of the batch rows for `source` (a FROM item with run_id, flow_id, customer_id, type,
-    reason, step): one row per flow and BATCH_EVENTS runs, in run order. The tenant is the parameter
+    reason, step): one row per flow and BATCH_EVENTS events, in run order. The tenant is the parameter
     `%(schema)s`; the caller kicks the publisher (outbox_kick) when it wrote any."""
     return outbox_insert_sql(
         event_type=BATCH_TYPE,
-        data="""jsonb_build_object(
+        data=f"""jsonb_build_object(
                     'flow_id', f.id, 'flow_name', f.name, 'version', f.version,
                     'runs', jsonb_agg(jsonb_build_array(s.type, s.run_id, s.customer_id, s.reason, s.step)
-                                      ORDER BY s.run_id)
+                                      ORDER BY {EVENT_ORDER})
                 )""",
-        source=f"""(SELECT *, (row_number() OVER (PARTITION BY flow_id ORDER BY run_id) - 1) / {BATCH_EVENTS} AS part
+        source=f"""(SELECT *, (row_number() OVER (PARTITION BY flow_id ORDER BY {EVENT_ORDER}) - 1) / {BATCH_EVENTS} AS part
                     FROM {source} AS s) AS s
                    JOIN {Flow._meta.db_table} AS f ON f.id = s.flow_id""",
         group_by="f.id, s.part",
@@ -55,8 +61,12 @@ def batch_render(row):
             [id_array({run[2] for run in runs})],
         )
         emails = dict(cursor.fetchall())
-    envelopes = []
+    envelopes, seen = [], set()
     for kind, run_id, customer_id, reason, step in runs:
+        # An event's id comes from the row's and the run's: a run that entered and ended in one
+        # statement has two events in the row, and the second one's key adds its type.
+        key = run_id if run_id not in seen else f"{run_id}:{kind}"
+        seen.add(run_id)
         if customer_id not in emails:
             continue
         event = {
@@ -69,7 +79,7 @@ def batch_render(row):
         }
         if kind == "flow.exited":
             event.update(reason=reason, step=step or None)
-        envelopes.append(batch_envelope(row, key=run_id, type=kind, data=event))
+        envelopes.append(batch_envelope(row, key=key, type=kind, data=event))
     return envelopes
 
 

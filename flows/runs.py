@@ -1,13 +1,15 @@
-"""Runs: entering them (set-based, the re-entry policy as the unique entry key) and the one place a
-run's status changes (`RUN_TRANSITIONS`, one conditional UPDATE per batch), each change reported to
-the outbox in the same statement (`flow.entered`, `flow.exited`, `flow.completed`, as batch rows:
-flows.outbox)."""
+"""Runs: the re-entry policy, writing entering runs (set-based; flows.entry performs their first
+steps before), and the one place a run's status changes (`RUN_TRANSITIONS`: an entering run is
+written in a state an active run may take; an active one finishes by one conditional UPDATE per
+batch), each reported to the outbox in the same statement (`flow.entered`, `flow.exited`,
+`flow.completed`, as batch rows: flows.outbox)."""
 
 import json
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection
 
+from core.sql import id_array
 from customers.models import Customer
 from events.services import outbox_kick
 
@@ -19,88 +21,110 @@ from .outbox import batch_rows_sql
 RUN_TRANSITIONS = {"active": {"completed", "exited"}}
 
 
-def runs_enter(*, flow, entries):
-    """Enter customers into an active flow: `entries` are (customer_id, trigger key, context dict).
-
-    One statement whatever the number: the unique (flow, customer, entry key) makes it idempotent and
-    is the re-entry policy (`never`: the key is "once"; otherwise the trigger's own key, and not while
-    the customer has an active run of the flow, nor within `after_days` of the last entry). The
-    "not while active" part holds under concurrency too: the partial unique index
-    `flow_run_one_active` makes a second transaction's entry wait for the first and then do nothing. Each run
-    is due at once; `flow.entered` goes to the outbox in the same statement. Returns the new run ids."""
-    if not entries or flow.status != "active":
-        return []
+def runs_fresh(cursor, *, flow, customer_ids):
+    """The re-entry policy: of `customer_ids`, those who may enter `flow` now, each with the number
+    of their entry (one more than their last run's): {customer id: entry number}. Not while the
+    customer has an active run of the flow, nor within `after_days` of the last entry (`never` is
+    the entry key "once", which runs_insert's unique index holds)."""
     reentry = flow.reentry
     after_days = reentry.get("after_days") if isinstance(reentry, dict) else None
-    first_step = flow.steps[0]["id"] if flow.steps else ""
-    runs = FlowRun._meta.db_table
-    # One JSON document rather than three arrays: the driver quotes a string at C speed, while
-    # arrays of a thousand items cost more to quote (client-side binding) than the statement to run.
+    cursor.execute(
+        f"""
+        SELECT c.id, 1 + p.last_number
+        FROM {Customer._meta.db_table} AS c
+        -- What the policy needs of each customer's earlier runs of the flow, in one lookup per
+        -- customer through (customer_id, flow_id): an aggregate LATERAL stays a per-row probe.
+        -- As a NOT EXISTS it became an anti join, which the planner, underestimating a flow's
+        -- runs (a new flow has no statistics until the next ANALYZE), ran against all the
+        -- flow's active runs materialised, for every entering customer: quadratic (100,000
+        -- customers entering a flow took minutes). `flow_id + 0` keeps it off the flow's
+        -- indexes, which it would scan for the same reason.
+        CROSS JOIN LATERAL (
+            SELECT coalesce(max(p.entry_number), 0) AS last_number,
+                   count(*) FILTER (WHERE p.status = 'active') AS active,
+                   max(p.entered_at) AS last_entered
+            FROM {FlowRun._meta.db_table} AS p WHERE p.customer_id = c.id AND p.flow_id + 0 = %(flow)s
+        ) AS p
+        WHERE c.id = ANY(%(ids)s::bigint[]) AND c.erased_at IS NULL AND p.active = 0
+          AND (%(after_days)s::int IS NULL OR p.last_entered IS NULL
+               OR p.last_entered <= clock_timestamp() - make_interval(days => %(after_days)s::int))
+        """,
+        {"ids": id_array(customer_ids), "flow": flow.pk, "after_days": after_days},
+    )
+    return dict(cursor.fetchall())
+
+
+def runs_insert(cursor, *, flow, runs):
+    """Write entering runs (engine.Run, each with its `entry_key`) in the state their first steps
+    left them in: active at their next step, or already completed / exited (RUN_TRANSITIONS: the
+    state an active run may take). Their events go to the outbox in the same statement:
+    `flow.entered`, and `flow.completed` / `flow.exited` for those that ended.
+
+    Idempotent and safe under concurrency through the unique indexes, with no conflict target: the
+    entry key (the policy), the customer's entry number (two entries read the same earlier runs:
+    the second does nothing, even when the first ended at once) and one active run per customer
+    (flow_run_one_active). Returns {customer id: run id} of the runs written."""
+    for run in runs:
+        if run.finished is not None and run.finished[0] not in RUN_TRANSITIONS["active"]:
+            raise ValueError(f"a run cannot become {run.finished[0]!r}")
+    # One JSON document rather than arrays: the driver quotes a string at C speed, while arrays of a
+    # thousand items cost more to quote (client-side binding) than the statement to run.
     rows = json.dumps(
-        [{"customer_id": pk, "key": key, "context": context or {}} for pk, key, context in entries],
+        [
+            {
+                "customer": run.customer_id,
+                "key": run.entry_key,
+                "number": run.entry_number,
+                "version": run.version,
+                "context": run.context,
+                "status": run.finished[0] if run.finished else "active",
+                "step": "" if run.finished else run.step_id,
+                # isoformat: DjangoJSONEncoder would cut the moments to milliseconds.
+                "due_at": None if run.finished or run.due_at is None else run.due_at.isoformat(),
+                "since": None if run.finished or run.waiting_since is None else run.waiting_since.isoformat(),
+                "reason": run.finished[1] if run.finished else "",
+                "at_step": run.finished[2] if run.finished else "",
+            }
+            for run in runs
+        ],
         cls=DjangoJSONEncoder,
     )
-    key = "'once'" if reentry == "never" else "v.key"
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            WITH v AS (
-                SELECT DISTINCT ON (customer_id) customer_id, key, context
-                FROM jsonb_to_recordset(%(rows)s::jsonb) AS v (customer_id bigint, key text, context jsonb)
-                ORDER BY customer_id
-            ),
-            fresh AS (
-                SELECT v.customer_id, {key} AS entry_key, v.context, p.runs
-                FROM v JOIN {Customer._meta.db_table} AS c ON c.id = v.customer_id AND c.erased_at IS NULL
-                -- What the policy needs of each customer's earlier runs of the flow, in one lookup per
-                -- customer through (customer_id, flow_id): an aggregate LATERAL stays a per-row probe.
-                -- As a NOT EXISTS it became an anti join, which the planner, underestimating a flow's
-                -- runs (a new flow has no statistics until the next ANALYZE), ran against all the
-                -- flow's active runs materialised, for every entering customer: quadratic (100,000
-                -- customers entering a flow took minutes). `flow_id + 0` keeps it off the flow's
-                -- indexes, which it would scan for the same reason.
-                CROSS JOIN LATERAL (
-                    SELECT count(*) AS runs, count(*) FILTER (WHERE p.status = 'active') AS active,
-                           max(p.entered_at) AS last_entered
-                    FROM {runs} AS p WHERE p.customer_id = v.customer_id AND p.flow_id + 0 = %(flow)s
-                ) AS p
-                WHERE p.active = 0
-                  AND (%(after_days)s::int IS NULL OR p.last_entered IS NULL
-                       OR p.last_entered <= clock_timestamp() - make_interval(days => %(after_days)s::int))
-            ),
-            entered AS (
-                INSERT INTO {runs} (flow_id, customer_id, entry_key, entry_number, version, status, step_id,
-                                    due_at, context, exit_reason, entered_at, updated_at)
-                SELECT %(flow)s, fresh.customer_id, fresh.entry_key, 1 + fresh.runs,
-                       %(version)s, 'active', %(step)s, clock_timestamp(), fresh.context, '',
-                       clock_timestamp(), clock_timestamp()
-                FROM fresh
-                -- No conflict target: the entry key (the policy) and the one active run per customer
-                -- (flow_run_one_active) both turn a concurrent second entry into nothing, not an error.
-                ON CONFLICT DO NOTHING
-                RETURNING id AS run_id, flow_id, customer_id
-            ),
-            reported AS ({
-                batch_rows_sql(
-                    "(SELECT run_id, flow_id, customer_id, 'flow.entered' AS type, '' AS reason, '' AS step "
-                    "FROM entered)"
-                )
-            })
-            SELECT run_id FROM entered ORDER BY run_id
-            """,
-            {
-                "rows": rows,
-                "flow": flow.pk,
-                "version": flow.version,
-                "step": first_step,
-                "after_days": after_days,
-                "schema": connection.schema_name,
-            },
-        )
-        ids = [row[0] for row in cursor.fetchall()]
-    if ids:
+    cursor.execute(
+        f"""
+        WITH v AS (
+            SELECT * FROM jsonb_to_recordset(%(rows)s::jsonb)
+                AS v (customer bigint, key text, number int, version int, context jsonb, status text, step text,
+                      due_at timestamptz, since timestamptz, reason text, at_step text)
+        ),
+        entered AS (
+            INSERT INTO {
+            FlowRun._meta.db_table
+        } (flow_id, customer_id, entry_key, entry_number, version, status,
+                step_id, due_at, waiting_since, context, exit_reason, entered_at, finished_at, updated_at)
+            SELECT %(flow)s, v.customer, v.key, v.number, v.version, v.status, v.step, v.due_at, v.since,
+                   v.context, v.reason, clock_timestamp(),
+                   CASE WHEN v.status <> 'active' THEN clock_timestamp() END, clock_timestamp()
+            FROM v
+            ON CONFLICT DO NOTHING
+            RETURNING id AS run_id, flow_id, customer_id, status
+        ),
+        reported AS ({
+            batch_rows_sql(
+                "(SELECT run_id, flow_id, customer_id, 'flow.entered' AS type, '' AS reason, '' AS step "
+                "FROM entered "
+                "UNION ALL "
+                "SELECT e.run_id, e.flow_id, e.customer_id, 'flow.' || e.status, v.reason, v.at_step "
+                "FROM entered AS e JOIN v ON v.customer = e.customer_id WHERE e.status <> 'active')"
+            )
+        })
+        SELECT customer_id, run_id FROM entered
+        """,
+        {"rows": rows, "flow": flow.pk, "schema": connection.schema_name},
+    )
+    written = dict(cursor.fetchall())
+    if written:
         outbox_kick()
-    return ids
+    return written
 
 
 def runs_finish(*, cursor, finished, versions=None):

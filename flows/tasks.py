@@ -46,7 +46,8 @@ def flows_tenant_work():
 
 
 def _dispatch():
-    _, segments_left = triggers.segment_changes_check()  # runs it enters are due now: dispatched below
+    # Runs it enters perform their first steps as they enter; any still due are dispatched below.
+    _, segments_left = triggers.segment_changes_check()
     outcome = engine.flows_dispatch()
     if segments_left:
         outcome.more = True

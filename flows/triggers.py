@@ -29,30 +29,15 @@ from segments.services import segment_delete_refuse_while_used
 from tenancy.work import work_mark_soon
 
 from .definitions import ORDER_PLACED
+from .entry import dispatcher_kick, runs_enter
 from .models import Flow, FlowRun, FlowSegmentChange
-from .runs import runs_enter
-from .work import DISPATCH_WORK, SEGMENT_TRIGGER, flows_dispatch_mark
+from .work import DISPATCH_WORK, SEGMENT_TRIGGER
 
 logger = logging.getLogger(__name__)
 
 SWEEP_OVERLAP = timedelta(minutes=5)
 # Customers a tick checks against the segment flows at most (the rest wait for the next tick).
 SEGMENT_CHECK_BATCH = 10_000
-
-
-def _kick_dispatcher():
-    from .tasks import dispatch_flows_tenant  # noqa: PLC0415  (flows.tasks imports the engine and this module)
-
-    schema = connection.schema_name
-    flows_dispatch_mark()  # with the runs it announces: a lost kick is only late by one tick
-
-    def kick():
-        try:
-            dispatch_flows_tenant.apply_async(headers={"_schema_name": schema}, retry=False)
-        except Exception:  # beat dispatches within its tick anyway
-            logger.warning("could not enqueue the flow dispatcher; beat will dispatch", exc_info=True)
-
-    transaction.on_commit(kick)
 
 
 def awaited_events(flows):
@@ -112,8 +97,8 @@ def events_arrived(*, events):
         woken += runs_wake(
             customer_ids=[e[0] for e in events if e[2] == name], event=name, active_flows=active_flows
         )
-    if entered or woken:
-        _kick_dispatcher()
+    if woken:  # runs_enter kicks what the runs it entered need
+        dispatcher_kick()
     return entered
 
 
@@ -137,20 +122,15 @@ def order_recorded(*, order_id, created):
         return
     with transaction.atomic():
         active_flows = list(Flow.objects.filter(status="active"))
-        entered = 0
         for flow in flows_triggered("order_placed", active_flows):
             if _order_matches(flow, order):
-                entered += len(
-                    runs_enter(
-                        flow=flow, entries=[(order.customer_id, f"order:{order.pk}", {"order": order.pk})]
-                    )
-                )
+                runs_enter(flow=flow, entries=[(order.customer_id, f"order:{order.pk}", {"order": order.pk})])
         woken = runs_wake(customer_ids=[order.customer_id], event=ORDER_PLACED, active_flows=active_flows)
         # Its totals moved: segments may match now (through customers' note, so a bulk request's
         # orders are noted in one statement).
         hooks.customers_changed_note(customer_ids=[order.customer_id])
-        if entered or woken:
-            _kick_dispatcher()
+        if woken:
+            dispatcher_kick()
 
 
 def order_status_changed(*, order_id, old, new):
@@ -159,18 +139,12 @@ def order_status_changed(*, order_id, old, new):
     if order is None:
         return
     with transaction.atomic():
-        entered = 0
         for flow in flows_triggered("order_status"):
             if flow.trigger.get("status") == new:
-                entered += len(
-                    runs_enter(
-                        flow=flow,
-                        entries=[(order.customer_id, f"order:{order.pk}:{new}", {"order": order.pk})],
-                    )
+                runs_enter(
+                    flow=flow, entries=[(order.customer_id, f"order:{order.pk}:{new}", {"order": order.pk})]
                 )
         hooks.customers_changed_note(customer_ids=[order.customer_id])  # a cancelled order changes its totals
-        if entered:
-            _kick_dispatcher()
 
 
 def _enter_from_queryset(flow, customers, key):
@@ -207,8 +181,6 @@ def flow_triggers_sweep(*, now=None):
             elif kind == "date":
                 entered += _enter_dates(flow, now)
             Flow.objects.filter(pk=flow.pk).update(swept_at=now)
-    if entered:
-        _kick_dispatcher()
     return entered
 
 

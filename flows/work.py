@@ -68,9 +68,10 @@ def flows_sweep_due():
     return None
 
 
-def flows_dispatch_mark():
-    """In the transaction that makes runs due: the tenant's dispatcher is due now."""
-    work_mark(DISPATCH_WORK)
+def flows_dispatch_mark(*, due_at=None):
+    """In the transaction that makes runs due (or queues a flow message): the tenant's dispatcher is
+    due at `due_at` (default now; the marker keeps the earliest)."""
+    work_mark(DISPATCH_WORK, due_at=due_at)
 
 
 def flows_sweep_mark():

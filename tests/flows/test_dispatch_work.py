@@ -19,12 +19,14 @@ from tenancy.work import work_claim_due, work_mark, work_pending
 from tests.conftest import verified_sender_domain
 from tests.processes import database_url
 
-from .conftest import customer, make_active_flow, make_template, post_event
+from .conftest import customer, make_active_flow, make_template, post_event, time_passes
 
 LEASE = 30
 
 
 def _welcome_flow(api):
+    """An hour after signing up, a welcome email. Entering performs the delay: the run waits at the
+    email step (the dispatcher's work)."""
     verified_sender_domain("shop.example")
     template = make_template(name="Welcome", subject="Welcome", html="<p>Hi</p>")
     return make_active_flow(
@@ -32,7 +34,10 @@ def _welcome_flow(api):
         {
             "name": "Welcome",
             "trigger": {"type": "event", "name": "signed.up"},
-            "steps": [{"id": "mail", "type": "email", "template": template.pk}],
+            "steps": [
+                {"id": "wait", "type": "delay", "hours": 1},
+                {"id": "mail", "type": "email", "template": template.pk},
+            ],
             "frequency_cap_hours": 0,
             "from_email": "news@shop.example",
         },
@@ -43,7 +48,8 @@ def test_it_keeps_the_dispatch_due_until_a_flow_senders_lease_runs_out(tenant, a
     _welcome_flow(api)
     anna = customer("anna@example.com")
     assert post_event(api, "e-1", anna, name="signed.up").status_code == 202
-    engine.flows_dispatch()  # the run ends at once; its email waits in the carrier
+    time_passes()
+    engine.flows_dispatch()  # the run ends; its email waits in the carrier
     (campaign_id, flow_id, cap), *_ = sender.carriers_with_work()
     TenantWork.objects.filter(kind=DISPATCH_WORK).delete()
 
@@ -63,6 +69,7 @@ def test_it_reclaims_a_dead_senders_messages_when_the_dispatch_comes(tenant, api
     _welcome_flow(api)
     anna = customer("anna@example.com")
     post_event(api, "e-1", anna, name="signed.up")
+    time_passes()
     engine.flows_dispatch()
     (campaign_id, flow_id, cap), *_ = sender.carriers_with_work()
     batch = sender.FlowStore(campaign_id, flow_id=flow_id, cap_hours=cap).claim(limit=10, lease_seconds=LEASE)
@@ -90,6 +97,7 @@ def test_it_neither_claims_nor_waits_for_the_due_runs_of_a_paused_flow(tenant, a
 
     active_id = _welcome_flow(api)
     post_event(api, "e-2", bela, name="signed.up")
+    time_passes()
 
     assert engine.flows_dispatch().runs == 1  # only the active flow's run
     assert FlowRun.objects.get(flow_id=active_id).status == "completed"
@@ -120,6 +128,7 @@ def test_it_runs_one_dispatcher_per_tenant_and_the_second_steps_aside(tenant, ap
     _welcome_flow(api)
     anna = customer("anna@example.com")
     assert post_event(api, "e-1", anna, name="signed.up").status_code == 202
+    time_passes()
     other = psycopg.connect(database_url(), autocommit=True)
     try:
         # Another worker's dispatcher of this tenant is at work: this one returns at once, its worker
@@ -140,18 +149,20 @@ def test_it_runs_one_dispatcher_per_tenant_and_the_second_steps_aside(tenant, ap
 def test_it_looks_again_after_letting_go_so_runs_entered_meanwhile_do_not_wait_for_a_tick(
     tenant, api, monkeypatch
 ):
-    """A run entered while the dispatcher works, whose kick found it busy, is dispatched by the same
-    task once it let go of the lock."""
+    """A run that falls due while the dispatcher works, whose kick found it busy, is dispatched by the
+    same task once it let go of the lock."""
     _welcome_flow(api)
     anna, bela = customer("anna@example.com"), customer("bela@example.com")
     assert post_event(api, "e-1", anna, name="signed.up").status_code == 202
+    time_passes()
     real = engine.flows_dispatch
     calls = []
 
     def dispatch_while_bela_enters():
         outcome = real()
-        if not calls:  # after this pass claimed the due runs, Béla's event comes in
+        if not calls:  # after this pass claimed the due runs, Béla's run falls due
             assert post_event(api, "e-2", bela, name="signed.up").status_code == 202
+            time_passes()
         calls.append(outcome.runs)
         return outcome
 

@@ -318,7 +318,9 @@ def test_every_due_step_runs_once_and_every_email_goes_out_once_when_the_worker_
         flow = services.flow_create(
             name=f"Crash {tag}",
             trigger={"type": "event", "name": "crash.test"},
+            # Entering performs the delay; a second later the thousand runs are the dispatcher's.
             steps=[
+                {"id": "pause", "type": "delay", "seconds": 1},
                 {"id": "mail", "type": "email", "template": template.pk},
                 {"id": "tag", "type": "tag", "add": ["crashed"]},
             ],

@@ -9,8 +9,8 @@ from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from customers.models import Customer
-from flows.models import Flow, FlowRun
-from flows.runs import runs_enter
+from flows.entry import runs_enter
+from flows.models import Flow, FlowRun, FlowStepLog
 from tests.conftest import throwaway_tenant_create, throwaway_tenant_drop
 
 
@@ -83,3 +83,29 @@ def test_it_enters_one_run_when_two_triggers_race_with_reentry_always(race_tenan
         # `always` still lets her in again once that run is over.
         FlowRun.objects.filter(flow=flow).update(status="completed", due_at=None)
         assert len(runs_enter(flow=flow, entries=[(anna.pk, "event:e-3", {})])) == 1
+
+
+def test_it_enters_one_run_when_two_triggers_race_and_the_first_run_ends_as_it_enters(
+    race_tenant, django_db_blocker
+):
+    """The first run is written completed (its one step performed as it entered), so no active run
+    holds the second back; both read the same earlier runs, and the customer's entry number lets
+    only one of them in (the other would be a second message of the same round)."""
+    with django_db_blocker.unblock(), schema_context(race_tenant):
+        flow = Flow.objects.create(
+            name="Race",
+            status="active",
+            trigger={"type": "event", "name": "cart.abandoned"},
+            steps=[{"id": "mark", "type": "tag", "add": ["raced"]}],
+            reentry={"after_days": 30},
+            activated_at=timezone.now(),
+        )
+        anna = Customer.objects.create(email="anna@example.com", email_marketing=True)
+
+        results = _enter_in_threads(race_tenant, flow.pk, anna.pk, ["event:e-1", "event:e-2"])
+
+    with django_db_blocker.unblock(), schema_context(race_tenant):
+        (run,) = FlowRun.objects.filter(flow=flow, customer=anna)
+        assert (run.status, run.entry_number) == ("completed", 1)
+        assert sorted(len(ids) for ids in results) == [0, 1]
+        assert list(FlowStepLog.objects.filter(flow=flow).values_list("run_id", flat=True)) == [run.pk]

@@ -81,7 +81,7 @@ def test_it_enters_customers_of_a_bulk_upsert_noted_in_one_statement(tenant, api
     assert entered_customers(flow_id) == sorted([anna.pk, Customer.objects.get(email="cili@example.com").pk])
 
 
-def test_it_enters_customers_another_flows_tag_step_tags_or_untags_on_the_tick_after(tenant, api):
+def test_it_enters_customers_another_flows_tag_step_tags_or_untags_on_the_next_tick(tenant, api):
     vip_flow = make_segment_flow(api, [{"field": "tags", "operator": "contains", "value": "vip"}], "VIP")
     no_longer_new = make_segment_flow(
         api, [{"field": "tags", "operator": "doesNotContain", "value": "new"}], "Not new"
@@ -99,7 +99,7 @@ def test_it_enters_customers_another_flows_tag_step_tags_or_untags_on_the_tick_a
     )
     assert post_event(api, "e-1", anna, name="quiz.done").status_code == 202
 
-    flows_tenant_work()  # the quiz flow's tag step: vip on, new off
+    # The quiz flow's tag step, performed as she entered: vip on, new off.
     assert sorted(anna.tags.values_list("name", flat=True)) == ["vip"]
     assert (entered_customers(vip_flow), entered_customers(no_longer_new)) == ([], [])
     flows_tenant_work()  # the next tick, without any sweep

@@ -28,9 +28,11 @@ from datetime import timedelta
 from functools import partial
 
 from django.conf import settings
+from django.core.cache import cache
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.utils import timezone
+from django_tenants.utils import schema_context
 
 from campaigns.models import CampaignRecipient
 from core.locks import advisory_lock
@@ -216,20 +218,47 @@ def runs_advance(runs, flows, *, done, batch, now):
         run.due_at = now
 
 
+def sender_kick_taken():
+    """In a starting sender task: kicks from here on enqueue senders again."""
+    try:
+        cache.delete(SENDER_KICK_KEY)
+    except Exception:  # the key runs out by itself
+        logger.warning("could not clear the flow sender kick", exc_info=True)
+
+
 def senders_kick():
     """Start the tenant's flow senders once this transaction commits; once however many of its
     statements queued messages (the beat sends what a lost kick leaves: the tenant's dispatch work
     is due while a flow message is pending)."""
     if connection.in_atomic_block and any(
-        getattr(func, "func", None) is _enqueue_sender for _, func, _ in connection.run_on_commit
+        getattr(func, "func", None) is senders_enqueue for _, func, _ in connection.run_on_commit
     ):
         return
-    transaction.on_commit(partial(_enqueue_sender, connection.schema_name))
+    transaction.on_commit(partial(senders_enqueue, connection.schema_name))
 
 
-def _enqueue_sender(schema):
+# Set while a kick's sender tasks wait in the queue; the first of them to start clears it.
+SENDER_KICK_KEY = "flows:sender-kick"
+SENDER_KICK_SECONDS = 60
+
+
+def senders_enqueue(schema):
+    """Enqueue FLOW_SEND_CONCURRENCY sender tasks, unless an earlier kick's tasks have not started
+    yet: they will see this transaction's messages when they do (it committed before this runs).
+
+    Why: every entering request and every dispatcher batch kicks the senders. Without the check a
+    100,000-customer entry queued two hundred sender tasks, each building its composer and SMTP
+    connection for a slice of the sending, and the events publisher's task waited behind all of
+    them. A lost key (Redis down, a sender that never starts) costs at most the tick: the tenant's
+    dispatch work is due while a message is pending, and the tick's dispatch starts a sender."""
     from .tasks import send_flow_messages  # noqa: PLC0415  (flows.tasks imports this module)
 
+    try:
+        with schema_context(schema):  # the key is the tenant's (the cache's key function)
+            if not cache.add(SENDER_KICK_KEY, 1, SENDER_KICK_SECONDS):
+                return
+    except Exception:  # no cache to ask: kick anyway
+        logger.warning("could not check for a pending flow sender kick", exc_info=True)
     try:
         for _ in range(max(1, settings.FLOW_SEND_CONCURRENCY)):
             send_flow_messages.apply_async(headers={"_schema_name": schema}, retry=False)

@@ -89,6 +89,7 @@ def dispatch_flows_tenant(claim=None):
 @shared_task(ignore_result=True, acks_late=True)
 def send_flow_messages():
     """Send the tenant's queued flow emails for a while; re-enqueue while work is left."""
+    engine.sender_kick_taken()
     outcome = sender.flow_messages_send()
     if outcome.more:
         send_flow_messages.apply_async(

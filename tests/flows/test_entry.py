@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from campaigns.models import CampaignRecipient
 from events.models import OutboxEvent
-from flows import engine, services
+from flows import engine, services, tasks
 from flows.entry import runs_enter
 from flows.models import Flow, FlowRun, FlowStepLog
 from flows.outbox import BATCH_TYPE
@@ -172,3 +172,21 @@ def test_it_enters_a_customer_once_when_one_request_names_her_twice(tenant, api)
     assert len(runs_enter(flow=flow, entries=[(anna.pk, "event:e-3", {})])) == 1
     assert sorted(FlowRun.objects.filter(customer=anna).values_list("entry_number", flat=True)) == [1, 2]
     assert CampaignRecipient.objects.filter(customer=anna, status="pending").count() == 2
+
+
+def test_it_queues_the_senders_once_while_an_earlier_kicks_senders_wait(tenant, monkeypatch, settings):
+    """Every entering request and dispatcher batch kicks the senders after its commit; while the tasks
+    of an earlier kick have not started (they will see the new messages when they do), a kick queues
+    nothing more."""
+    settings.FLOW_SEND_CONCURRENCY = 2
+    queued = []
+    monkeypatch.setattr(tasks.send_flow_messages, "apply_async", lambda **options: queued.append(options))
+    engine.sender_kick_taken()  # no kick of an earlier test waits
+
+    engine.senders_enqueue(tenant.schema_name)
+    engine.senders_enqueue(tenant.schema_name)
+    assert [options["headers"] for options in queued] == [{"_schema_name": tenant.schema_name}] * 2
+
+    engine.sender_kick_taken()  # the first of them starts
+    engine.senders_enqueue(tenant.schema_name)
+    assert len(queued) == 4

@@ -24,8 +24,8 @@ RUN_TRANSITIONS = {"active": {"completed", "exited"}}
 def runs_fresh(cursor, *, flow, customer_ids):
     """The re-entry policy: of `customer_ids`, those who may enter `flow` now, each with the number
     of their entry (one more than their last run's): {customer id: entry number}. Not while the
-    customer has an active run of the flow, nor within `after_days` of the last entry (`never` is
-    the entry key "once", which runs_insert's unique index holds)."""
+    customer has an active run of the flow, nor within `after_days` of the last entry, nor ever
+    again with `never` (whose entry key "once" runs_insert's unique index holds under concurrency)."""
     reentry = flow.reentry
     after_days = reentry.get("after_days") if isinstance(reentry, dict) else None
     cursor.execute(
@@ -46,10 +46,16 @@ def runs_fresh(cursor, *, flow, customer_ids):
             FROM {FlowRun._meta.db_table} AS p WHERE p.customer_id = c.id AND p.flow_id + 0 = %(flow)s
         ) AS p
         WHERE c.id = ANY(%(ids)s::bigint[]) AND c.erased_at IS NULL AND p.active = 0
+          AND (NOT %(never)s OR p.last_number = 0)
           AND (%(after_days)s::int IS NULL OR p.last_entered IS NULL
                OR p.last_entered <= clock_timestamp() - make_interval(days => %(after_days)s::int))
         """,
-        {"ids": id_array(customer_ids), "flow": flow.pk, "after_days": after_days},
+        {
+            "ids": id_array(customer_ids),
+            "flow": flow.pk,
+            "after_days": after_days,
+            "never": reentry == "never",
+        },
     )
     return dict(cursor.fetchall())
 

@@ -86,6 +86,9 @@ class DispatchOutcome:
 
 # pg advisory lock key: (namespace, hash of the schema), as tracking's roll-up.
 DISPATCHER_LOCK_NAMESPACE = 7_100_002
+# Set (per tenant) while a kick's sender tasks wait in the queue; the first of them to start clears it.
+SENDER_KICK_KEY = "flows:sender-kick"
+SENDER_KICK_SECONDS = 60
 
 
 def dispatcher_lock():
@@ -235,11 +238,6 @@ def senders_kick():
     ):
         return
     transaction.on_commit(partial(senders_enqueue, connection.schema_name))
-
-
-# Set while a kick's sender tasks wait in the queue; the first of them to start clears it.
-SENDER_KICK_KEY = "flows:sender-kick"
-SENDER_KICK_SECONDS = 60
 
 
 def senders_enqueue(schema):

@@ -4,11 +4,11 @@ send window, versions decided in one place), and the run written once, in the st
 leave it in.
 
 Why: a run written `active` and due at once cost a second transaction for every entrant: the
-dispatcher claimed it, performed its first steps, and wrote it a second time (every index of
-flow_runs again) with a second event row. For a flow that starts with an email, 100,000 entrants
-spent about a third of their database time on that round (BENCHMARKS row 9). Now a one-email flow's
-run is written completed, with its message queued, its step log and both events, in the statement
-that enters it; a flow that starts with a delay writes its runs waiting at the next step.
+dispatcher claimed it, performed its first steps in its own Python, and wrote it a second time
+(every index of flow_runs again) with a second event row (BENCHMARKS row 9: 100,000 customers
+entering a one-email flow). Now a one-email flow's run is written completed, with its message
+queued, its step log and both events, in the transaction that enters it; a flow that starts with a
+delay writes its runs waiting at the next step.
 
 What entry does not perform stays for the dispatcher as before: a run still moving after every
 step (a flow longer than MAX_STEPS) is written active and due now, and the dispatcher is kicked."""

@@ -11,11 +11,12 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import F
 from django.utils import timezone
 
 from core.backoff import exponential_backoff
+from core.commits import on_commit_once
 from core.locks import advisory_lock
 
 from .batches import batch_renderer
@@ -92,12 +93,7 @@ def outbox_kick():
 
 
 def _kick_publisher_on_commit():
-    # A bulk import emits thousands of events in one transaction: one kick is enough. Looking into
-    # Django's pending callbacks (rather than keeping a flag) stays right after a rollback, which
-    # discards the callback together with the rows.
-    if connection.in_atomic_block and any(func is _kick_publisher for _, func, _ in connection.run_on_commit):
-        return
-    transaction.on_commit(_kick_publisher)
+    on_commit_once(_kick_publisher)  # a bulk import emits thousands of events: one kick
 
 
 # Inside publisher_kicks_gathered(): committed transactions' kicks wait for the end of the block.

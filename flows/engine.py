@@ -25,7 +25,6 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import timedelta
-from functools import partial
 
 from django.conf import settings
 from django.core.cache import cache
@@ -35,6 +34,7 @@ from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from campaigns.models import CampaignRecipient
+from core.commits import on_commit_once
 from core.locks import advisory_lock
 from customers import hooks
 from customers.models import Customer, CustomerTag, Order, Tag
@@ -233,11 +233,7 @@ def senders_kick():
     """Start the tenant's flow senders once this transaction commits; once however many of its
     statements queued messages (the beat sends what a lost kick leaves: the tenant's dispatch work
     is due while a flow message is pending)."""
-    if connection.in_atomic_block and any(
-        getattr(func, "func", None) is senders_enqueue for _, func, _ in connection.run_on_commit
-    ):
-        return
-    transaction.on_commit(partial(senders_enqueue, connection.schema_name))
+    on_commit_once(senders_enqueue, connection.schema_name)
 
 
 def senders_enqueue(schema):

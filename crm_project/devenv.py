@@ -230,6 +230,8 @@ def _phase_options(args):
     for arg in arguments:
         if arg in taken:
             taken[arg] = next(arguments, "")
+        elif arg[:2] in taken and len(arg) > 2:  # `-n4`, `-mslow`: pytest's short options take both forms
+            taken[arg[:2]] = arg[2:]
         else:
             rest.append(arg)
     return rest, taken["-m"], taken["-n"]

@@ -56,8 +56,8 @@ def runs_enter(*, flow, entries):
             )
             for customer_id, number in sorted(fresh.items())
         ]
-        batch = engine.Batch()
-        engine.runs_advance(runs, {flow.pk: flow}, done=defaultdict(dict), batch=batch, now=now)
+        flows, batch = {flow.pk: flow}, engine.Batch()
+        engine.runs_advance(runs, flows, done=defaultdict(dict), batch=batch, now=now)
         written = runs_insert(cursor, flow=flow, runs=runs)
         for run in runs:
             run.id = written.get(run.customer_id)
@@ -65,7 +65,7 @@ def runs_enter(*, flow, entries):
         batch.logs = [log for log in batch.logs if log[0].id is not None]
         batch.tags_add = [tag for tag in batch.tags_add if tag[0] in written]
         batch.tags_remove = [tag for tag in batch.tags_remove if tag[0] in written]
-        queued = engine.effects_write(cursor, {flow.pk: flow}, batch, now)
+        queued = engine.effects_write(cursor, flows, batch, now)
         waiting = [run.due_at for run in runs if run.id is not None and run.finished is None]
         if queued:
             engine.senders_kick()

@@ -186,6 +186,10 @@ def test_it_queues_the_senders_once_while_an_earlier_kicks_senders_wait(tenant, 
     engine.senders_enqueue(tenant.schema_name)
     engine.senders_enqueue(tenant.schema_name)
     assert [options["headers"] for options in queued] == [{"_schema_name": tenant.schema_name}] * 2
+    # Another tenant's pending kick is its own: this one's does not hold it back.
+    engine.senders_enqueue("another_shop")
+    assert [options["headers"] for options in queued[2:]] == [{"_schema_name": "another_shop"}] * 2
+    del queued[2:]
 
     engine.sender_kick_taken()  # the first of them starts
     engine.senders_enqueue(tenant.schema_name)
